@@ -1,0 +1,30 @@
+"""pytensor-onnx: export PyTensor and PyMC graphs to ONNX, and run PyTensor graphs with ONNX Runtime."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("pytensor-onnx")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0.0.0+unknown"
+
+from pytensor_onnx.builder import ONNXBuilder
+from pytensor_onnx.dispatch import UnsupportedOpError, onnx_funcify
+from pytensor_onnx.export import (
+    DEFAULT_OPSET,
+    export_onnx,
+    newest_ir_version,
+    newest_runtime_opset,
+    supported_opsets,
+)
+
+__all__ = [
+    "DEFAULT_OPSET",
+    "ONNXBuilder",
+    "UnsupportedOpError",
+    "__version__",
+    "export_onnx",
+    "newest_ir_version",
+    "newest_runtime_opset",
+    "onnx_funcify",
+    "supported_opsets",
+]

@@ -1,0 +1,343 @@
+"""The object that owns the onnx-ir graph while a PyTensor graph is converted.
+
+Converters never touch protobuf: they ask the :class:`ONNXBuilder` for the value of a
+PyTensor variable, add nodes with :meth:`ONNXBuilder.op`, and make constants with
+:meth:`ONNXBuilder.const`.  The builder records one :class:`onnx_ir.Value` per PyTensor
+variable, keeps value names unique and knows the target opset.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import onnx_ir as ir
+from pytensor.graph.basic import Constant, Variable
+from pytensor.tensor.type import TensorType
+
+#: ONNX Runtime CPU kernels missing for some dtypes (probed with onnxruntime 1.32 at opsets
+#: 18 and 28; ``tests/test_builder.py`` pins these down).  Such ops are computed in the
+#: dtype given by ``_KERNEL_COMPUTE_DTYPE`` and cast back, which is exact for integers
+#: (wrap-around arithmetic commutes with narrowing casts) except for the order of uint64
+#: values at or above 2**63.
+_SMALL_INTS = frozenset({"int8", "int16", "uint8", "uint16"})
+_KERNEL_GAPS: dict[str, frozenset[str]] = {
+    "Pow": _SMALL_INTS | {"uint32", "uint64"},
+    "Neg": frozenset({"uint8", "uint16", "uint32", "uint64"}),
+    "Abs": frozenset({"bool"}),
+    "Sign": frozenset({"bool"}),
+    "Max": frozenset({"int16", "uint16", "bool"}),
+    "Min": frozenset({"int16", "uint16", "bool"}),
+    "Where": frozenset({"int16", "uint16", "uint32", "uint64", "bool"}),
+    "MatMul": _SMALL_INTS | {"bool"},
+    "ReduceSum": _SMALL_INTS | {"uint32", "uint64", "bool"},
+    "ReduceProd": _SMALL_INTS | {"uint32", "uint64", "bool"},
+    "CumSum": _SMALL_INTS | {"uint32", "uint64", "bool"},
+    "ReduceMax": frozenset({"int16", "uint16", "uint32", "uint64", "bool"}),
+    "ReduceMin": frozenset({"int16", "uint16", "uint32", "uint64", "bool"}),
+    "ArgMax": frozenset({"int16", "uint16", "uint32", "uint64", "bool"}),
+    "ArgMin": frozenset({"int16", "uint16", "uint32", "uint64", "bool"}),
+    "Less": frozenset({"bool"}),
+    "LessOrEqual": frozenset({"bool"}),
+    "Greater": frozenset({"bool"}),
+    "GreaterOrEqual": frozenset({"bool"}),
+}
+_KERNEL_COMPUTE_DTYPE = {
+    "bool": "int32",
+    "int8": "int32",
+    "int16": "int32",
+    "uint8": "int32",
+    "uint16": "int32",
+    "uint32": "int64",
+    "uint64": "int64",
+}
+
+#: Constants with more elements than this become initializers instead of ``Constant`` nodes.
+CONSTANT_NODE_MAX_SIZE = 64
+
+_INVALID_NAME_CHARS = re.compile(r"[^0-9A-Za-z_.]")
+
+
+def onnx_dtype(dtype: str | np.dtype[Any]) -> ir.DataType:
+    """Return the ONNX element type for a NumPy/PyTensor dtype.
+
+    Raises
+    ------
+    TypeError
+        For dtypes ONNX cannot hold (e.g. complex, object).
+    """
+    np_dtype = np.dtype(dtype)
+    if np_dtype.kind == "c":
+        raise TypeError(
+            f"dtype {np_dtype} is complex; ONNX Runtime has no complex tensors. "
+            "Split the computation into real and imaginary parts."
+        )
+    try:
+        return ir.DataType.from_numpy(np_dtype)
+    except TypeError as err:
+        raise TypeError(f"dtype {np_dtype} has no ONNX equivalent") from err
+
+
+def variable_dtype(var: Variable) -> str:
+    """The dtype string of a tensor or scalar PyTensor variable."""
+    return str(var.type.dtype)  # type: ignore[attr-defined]
+
+
+def variable_shape(var: Variable) -> tuple[int | None, ...]:
+    """The static shape of a tensor variable (``()`` for scalars), ``None`` for unknown dims."""
+    return tuple(getattr(var.type, "shape", ()))
+
+
+def sanitize_name(name: str) -> str:
+    """Make ``name`` a plain identifier-like ONNX name (letters, digits, ``_`` and ``.``)."""
+    cleaned = _INVALID_NAME_CHARS.sub("_", name)
+    if not cleaned or cleaned[0].isdigit():
+        cleaned = "_" + cleaned
+    return cleaned
+
+
+class NameRegistry:
+    """Hands out unique names, deterministically, in request order."""
+
+    def __init__(self) -> None:
+        self._used: set[str] = set()
+
+    def claim(self, name: str) -> str:
+        """Return ``name`` (sanitized) or ``name_1``, ``name_2``... if it is already taken."""
+        base = sanitize_name(name)
+        candidate = base
+        counter = 0
+        while candidate in self._used:
+            counter += 1
+            candidate = f"{base}_{counter}"
+        self._used.add(candidate)
+        return candidate
+
+
+class ONNXBuilder:
+    """Builds one ONNX graph (the main graph or a subgraph) from PyTensor variables.
+
+    Parameters
+    ----------
+    opset
+        The default-domain opset the graph targets; converters may branch on it.
+    name
+        The graph name.
+    parent
+        The builder of the enclosing graph, for subgraphs (loop bodies, branches):
+        values of the parent are visible in the subgraph by ONNX's scoping rules.
+    names
+        The name registry, shared by a graph and its subgraphs (ONNX requires names to be
+        unique across nested graphs).
+    """
+
+    def __init__(
+        self,
+        opset: int,
+        name: str = "pytensor_graph",
+        *,
+        parent: ONNXBuilder | None = None,
+        names: NameRegistry | None = None,
+    ) -> None:
+        self.opset = opset
+        self.parent = parent
+        self.names = names if names is not None else NameRegistry()
+        self.graph = ir.Graph(
+            inputs=[], outputs=[], nodes=[], opset_imports={"": opset}, name=name
+        )
+        self._tape = ir.tape.Tape(self.graph)
+        self._values: dict[Variable, ir.Value] = {}
+        self._constants: dict[tuple[str, tuple[int, ...], bytes], ir.Value] = {}
+        self.opset_imports: dict[str, int] = {"": opset} if parent is None else parent.opset_imports
+
+    # ------------------------------------------------------------------ values
+    def bind(self, var: Variable, value: ir.Value) -> ir.Value:
+        """Record ``value`` as the ONNX value of ``var`` and annotate its type from PyTensor."""
+        expected = onnx_dtype(variable_dtype(var))
+        if value.type is None:
+            value.dtype = expected
+        elif value.dtype != expected:
+            raise TypeError(
+                f"converter bug: ONNX value {value.name!r} is {value.dtype}, "
+                f"but PyTensor variable {var} is {expected}"
+            )
+        self._values[var] = value
+        # Scalar-typed variables inside Composite graphs stand for whole broadcast tensors,
+        # so only tensor types carry a reliable shape.
+        if value.shape is None and isinstance(var.type, TensorType):
+            value.shape = ir.Shape(variable_shape(var))
+        return value
+
+    def lookup(self, var: Variable) -> ir.Value | None:
+        """The value bound to ``var`` in this graph or an enclosing one, if any."""
+        builder: ONNXBuilder | None = self
+        while builder is not None:
+            value = builder._values.get(var)
+            if value is not None:
+                return value
+            builder = builder.parent
+        return None
+
+    def value(self, var: Variable) -> ir.Value:
+        """The ONNX value of ``var``; constants are materialized on first use."""
+        found = self.lookup(var)
+        if found is not None:
+            return found
+        if isinstance(var, Constant):
+            return self.bind(var, self.const(np.asarray(var.data), variable_dtype(var)))
+        raise KeyError(f"variable {var} has no ONNX value yet (converted out of order?)")
+
+    def inputs(self, node: Any, dtype: str | None = None) -> list[ir.Value]:
+        """The values of all inputs of ``node``, optionally cast to ``dtype``."""
+        return [self.input(node, i, dtype) for i in range(len(node.inputs))]
+
+    def input(self, node: Any, index: int, dtype: str | None = None) -> ir.Value:
+        """The value of ``node.inputs[index]``, cast to ``dtype`` if given and different."""
+        var = node.inputs[index]
+        value = self.value(var)
+        if dtype is None:
+            return value
+        return self.cast(value, dtype, variable_dtype(var))
+
+    # ------------------------------------------------------------------- nodes
+    def op(
+        self,
+        op_type: str,
+        inputs: Sequence[ir.Value | None],
+        attributes: Mapping[str, Any] | None = None,
+        *,
+        domain: str = "",
+    ) -> ir.Value:
+        """Append a one-output node and return its output value."""
+        return self._tape.op(op_type, inputs, attributes, domain=domain)
+
+    def op_multi(
+        self,
+        op_type: str,
+        inputs: Sequence[ir.Value | None],
+        attributes: Mapping[str, Any] | None = None,
+        *,
+        num_outputs: int,
+        domain: str = "",
+    ) -> Sequence[ir.Value]:
+        """Append a node with ``num_outputs`` outputs and return them."""
+        return self._tape.op_multi_out(
+            op_type, inputs, attributes, num_outputs=num_outputs, domain=domain
+        )
+
+    def typed_op(
+        self,
+        op_type: str,
+        inputs: Sequence[ir.Value | None],
+        dtype: str,
+        attributes: Mapping[str, Any] | None = None,
+        *,
+        data: Sequence[int] | None = None,
+        cast_back: bool = True,
+    ) -> ir.Value:
+        """Append ``op_type`` whose data inputs hold ``dtype``, working around missing kernels.
+
+        Parameters
+        ----------
+        op_type, inputs, attributes
+            As for :meth:`op`; the data inputs must already be of ``dtype``.
+        dtype
+            The dtype of the data inputs (and of the output when ``cast_back``).
+        data
+            Indices of the inputs that hold data of ``dtype`` (default: all).  Other inputs
+            (conditions, axes) are passed unchanged.
+        cast_back
+            Whether the output has ``dtype`` too (False for comparisons, ArgMax...).
+        """
+        if dtype not in _KERNEL_GAPS.get(op_type, ()):
+            return self.op(op_type, inputs, attributes)
+        compute = _KERNEL_COMPUTE_DTYPE[dtype]
+        indices = range(len(inputs)) if data is None else data
+        widened = list(inputs)
+        for i in indices:
+            value = widened[i]
+            if value is not None:
+                widened[i] = self.cast(value, compute, dtype)
+        result = self.op(op_type, widened, attributes)
+        return self.cast(result, dtype, compute) if cast_back else result
+
+    def add_node(self, node: ir.Node) -> None:
+        """Append a node built elsewhere (e.g. one holding subgraph attributes)."""
+        self.graph.append(node)
+
+    # --------------------------------------------------------------- constants
+    def const(self, data: Any, dtype: str | np.dtype[Any] | None = None) -> ir.Value:
+        """A constant value holding ``data`` (cast to ``dtype``), shared when repeated.
+
+        Small constants become ``Constant`` nodes (usable in subgraphs and functions);
+        large ones become initializers of the main graph.
+        """
+        array = np.asarray(data, dtype=dtype)
+        if not array.flags.c_contiguous:
+            array = np.ascontiguousarray(array)
+        key = (array.dtype.str, array.shape, array.tobytes())
+        root = self.root
+        cached = root._constants.get(key)
+        if cached is not None:
+            return cached
+        tensor = ir.Tensor(array)
+        if array.size > CONSTANT_NODE_MAX_SIZE:
+            value = ir.Value(
+                name=root.names.claim("const"),
+                type=ir.TensorType(tensor.dtype),
+                shape=ir.Shape(array.shape),
+                const_value=tensor,
+            )
+            root.graph.register_initializer(value)
+        else:
+            node = ir.Node(
+                "",
+                "Constant",
+                [],
+                attributes=[ir.AttrTensor("value", tensor)],
+                graph=None,
+            )
+            root.graph.append(node)
+            value = node.outputs[0]
+            value.dtype = tensor.dtype
+            value.shape = ir.Shape(array.shape)
+        root._constants[key] = value
+        return value
+
+    def int64s(self, values: Iterable[int]) -> ir.Value:
+        """A 1-D int64 constant, the form ONNX takes for axes, shapes and pads."""
+        return self.const(np.array(list(values), dtype=np.int64))
+
+    def scalar(self, value: Any, dtype: str) -> ir.Value:
+        """A 0-d constant of ``dtype``."""
+        return self.const(np.array(value, dtype=dtype))
+
+    @property
+    def root(self) -> ONNXBuilder:
+        """The builder of the main graph."""
+        builder = self
+        while builder.parent is not None:
+            builder = builder.parent
+        return builder
+
+    # ----------------------------------------------------------------- helpers
+    def cast(self, value: ir.Value, to: str, from_: str | None = None) -> ir.Value:
+        """Cast ``value`` to dtype ``to``; a no-op when the source dtype is known to match."""
+        target = onnx_dtype(to)
+        source = onnx_dtype(from_) if from_ is not None else value.dtype
+        if source == target:
+            return value
+        return self.op("Cast", [value], {"to": target})
+
+    def shape(self, value: ir.Value) -> ir.Value:
+        """The 1-D int64 shape of ``value``."""
+        return self.op("Shape", [value])
+
+    def dim(self, value: ir.Value, axis: int) -> ir.Value:
+        """The length of ``value`` along ``axis`` as a 1-element int64 tensor."""
+        attributes = {"start": axis}
+        if axis != -1:
+            attributes["end"] = axis + 1
+        return self.op("Shape", [value], attributes)

@@ -1,0 +1,164 @@
+"""The ``onnx_funcify`` registry, the conversion loop and converters for basic compile ops."""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import singledispatch
+from types import ModuleType
+
+import onnx_ir as ir
+from pytensor.compile.ops import DeepCopyOp, ViewOp
+from pytensor.graph.basic import Apply
+from pytensor.graph.fg import FunctionGraph
+from pytensor.graph.op import Op
+
+from pytensor_onnx.builder import ONNXBuilder
+
+_REGISTER_HINT = """\
+To add a converter, register a function for the Op class before exporting:
+
+    from pytensor_onnx import onnx_funcify
+
+    @onnx_funcify.register(MyOp)
+    def _(op, node, builder):
+        x = builder.input(node, 0)
+        return [builder.op("Relu", [x])]  # one onnx_ir.Value per node output
+"""
+
+
+@dataclass(frozen=True)
+class UnsupportedEntry:
+    """One node that could not be converted, and why."""
+
+    op: Op
+    node: Apply
+    reason: str
+
+    def describe(self) -> str:
+        """A one-paragraph description: Op class, node, reason and where the node was made."""
+        cls = type(self.op)
+        text = f"- {cls.__module__}.{cls.__qualname__}: node `{self.node}`"
+        if self.reason:
+            text += f"\n    reason: {self.reason}"
+        origin = _node_origin(self.node)
+        if origin:
+            text += f"\n    created at: {origin}"
+        return text
+
+
+def _node_origin(node: Apply) -> str:
+    """The user code line that created ``node``, from PyTensor's creation trace."""
+    for out in node.outputs:
+        trace = getattr(out.tag, "trace", None)
+        if not trace:
+            continue
+        frames = trace[-1] if isinstance(trace[0], (list, traceback.StackSummary)) else trace
+        if frames:
+            filename, lineno, name, line = tuple(frames[-1])[:4]
+            return f"{filename}:{lineno} in {name}: {line}"
+    return ""
+
+
+class UnsupportedOpError(NotImplementedError):
+    """Raised when a graph holds Ops (or Op parameters) that have no ONNX conversion.
+
+    One exception lists every offending node of the graph at once.
+
+    Attributes
+    ----------
+    entries
+        One :class:`UnsupportedEntry` per unconvertible node.
+    """
+
+    def __init__(self, entries: Sequence[UnsupportedEntry]) -> None:
+        self.entries = list(entries)
+        super().__init__(self._message())
+
+    @classmethod
+    def for_node(cls, node: Apply, reason: str = "", op: Op | None = None) -> UnsupportedOpError:
+        """An error for a single node (``op`` defaults to ``node.op``)."""
+        return cls([UnsupportedEntry(op if op is not None else node.op, node, reason)])
+
+    def _message(self) -> str:
+        classes = {type(e.op) for e in self.entries}
+        lines = [
+            f"{len(self.entries)} node(s) of {len(classes)} Op class(es) cannot be "
+            "converted to ONNX:"
+        ]
+        lines.extend(entry.describe() for entry in self.entries)
+        lines.append("")
+        lines.append(_REGISTER_HINT)
+        return "\n".join(lines)
+
+
+@singledispatch
+def onnx_funcify(op: Op, node: Apply, builder: ONNXBuilder) -> Sequence[ir.Value]:
+    """Convert one PyTensor ``Apply`` node into ONNX nodes.
+
+    Parameters
+    ----------
+    op
+        The node's Op; the converter is chosen by its class.
+    node
+        The PyTensor ``Apply`` node.
+    builder
+        The :class:`~pytensor_onnx.builder.ONNXBuilder` owning the ONNX graph. Use
+        ``builder.input(node, i)`` for input values and ``builder.op(...)`` to add nodes.
+
+    Returns
+    -------
+    list of onnx_ir.Value
+        One value per output of ``node``, in order.
+    """
+    raise UnsupportedOpError.for_node(node, "no converter is registered for this Op class")
+
+
+def optional_classes(module: ModuleType, *names: str) -> list[type]:
+    """The classes among ``names`` that ``module`` defines in the installed PyTensor.
+
+    Converters for Ops that exist only in some PyTensor versions register through this.
+    """
+    return [getattr(module, name) for name in names if hasattr(module, name)]
+
+
+def convert_nodes(nodes: Iterable[Apply], builder: ONNXBuilder) -> None:
+    """Convert ``nodes`` (in topological order), binding every output in ``builder``.
+
+    All nodes are attempted; if any fail, one :class:`UnsupportedOpError` listing all of
+    them is raised at the end.
+    """
+    failures: list[UnsupportedEntry] = []
+    for node in nodes:
+        try:
+            outputs = onnx_funcify(node.op, node, builder)
+        except UnsupportedOpError as err:
+            failures.extend(err.entries)
+            # Placeholders let the remaining nodes be visited so that every failure is found.
+            outputs = [ir.Value(name=f"unconverted_{i}") for i in range(len(node.outputs))]
+        if len(outputs) != len(node.outputs):
+            raise RuntimeError(
+                f"converter for {type(node.op).__name__} returned {len(outputs)} values for "
+                f"{len(node.outputs)} outputs"
+            )
+        for var, value in zip(node.outputs, outputs, strict=True):
+            builder.bind(var, value)
+    if failures:
+        raise UnsupportedOpError(failures)
+
+
+def inline_inner_graph(fgraph: FunctionGraph, node: Apply, builder: ONNXBuilder) -> list[ir.Value]:
+    """Convert the inner graph of ``node`` (Composite, OpFromGraph...) into ``builder``'s graph,
+    its inputs taking the values of ``node``'s inputs."""
+    for inner_input, outer_input in zip(fgraph.inputs, node.inputs, strict=True):
+        builder.bind(inner_input, builder.value(outer_input))
+    convert_nodes(fgraph.toposort(), builder)
+    return [builder.value(out) for out in fgraph.outputs]
+
+
+@onnx_funcify.register(DeepCopyOp)
+@onnx_funcify.register(ViewOp)
+def _identity(op: Op, node: Apply, builder: ONNXBuilder) -> Sequence[ir.Value]:
+    # ONNX values are immutable: a copy or a view is the value itself.
+    return [builder.input(node, 0)]

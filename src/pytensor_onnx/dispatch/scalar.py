@@ -1,0 +1,465 @@
+"""Converters for ``pytensor.scalar.basic`` ops and ``Composite``.
+
+A scalar converter sees either an ``Elemwise`` node (tensor inputs) or a node of a
+``Composite`` inner graph (scalar inputs standing for broadcast tensors); it only relies
+on the dtypes of ``node.inputs`` / ``node.outputs``, so the same code serves both and ONNX's
+NumPy-style broadcasting does the rest.
+
+Functions that ONNX lacks (``log1p``, ``expm1``, ``round`` half away from zero, floor
+division with NumPy semantics...) or that ONNX Runtime lacks float64 kernels for
+(``tan``, ``sinh``, ``cosh``, ``asinh``, ``acosh``, ``atanh``) are built from accurate
+decompositions here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import onnx_ir as ir
+import pytensor.scalar.basic as ps
+from pytensor.graph.basic import Apply
+from pytensor.scalar import upcast
+
+from pytensor_onnx.builder import ONNXBuilder, variable_dtype
+from pytensor_onnx.dispatch.basic import UnsupportedOpError, inline_inner_graph, onnx_funcify
+
+Values = Sequence[ir.Value]
+#: A function computing an elementwise result from input values already of ``dtype``.
+Kernel = Callable[[ONNXBuilder, list[ir.Value], str], ir.Value]
+
+
+def _out_dtype(node: Apply) -> str:
+    return variable_dtype(node.outputs[0])
+
+
+def _is_float(dtype: str) -> bool:
+    return np.dtype(dtype).kind == "f"
+
+
+def _is_int(dtype: str) -> bool:
+    return np.dtype(dtype).kind in "iu"
+
+
+def register_kernel(*op_classes: type, inputs_dtype: str = "output") -> Callable[[Kernel], Kernel]:
+    """Register ``kernel`` for scalar op classes whose inputs are cast to one common dtype.
+
+    ``inputs_dtype`` is ``"output"`` (cast inputs to the output dtype, for arithmetic) or
+    ``"upcast"`` (cast inputs to their common upcast dtype, for comparisons).
+    The kernel gets the builder, the cast input values and that dtype, and returns the
+    result, which is then cast to the node's output dtype if needed.
+    """
+
+    def decorator(kernel: Kernel) -> Kernel:
+        def convert(op: ps.ScalarOp, node: Apply, builder: ONNXBuilder) -> Values:
+            out_dtype = _out_dtype(node)
+            if inputs_dtype == "output":
+                dtype = out_dtype
+            else:
+                dtype = upcast(*(variable_dtype(i) for i in node.inputs))
+            values = builder.inputs(node, dtype)
+            result = kernel(builder, values, dtype)
+            return [builder.cast(result, out_dtype, "bool" if inputs_dtype != "output" else dtype)]
+
+        for cls in op_classes:
+            onnx_funcify.register(cls)(convert)
+        return kernel
+
+    return decorator
+
+
+def _fold(op_type: str) -> Kernel:
+    def kernel(builder: ONNXBuilder, xs: list[ir.Value], dtype: str) -> ir.Value:
+        result = xs[0]
+        for x in xs[1:]:
+            result = builder.typed_op(op_type, [result, x], dtype)
+        return result
+
+    return kernel
+
+
+def _direct(op_type: str) -> Kernel:
+    def kernel(builder: ONNXBuilder, xs: list[ir.Value], dtype: str) -> ir.Value:
+        return builder.typed_op(op_type, xs, dtype)
+
+    return kernel
+
+
+for _cls, _onnx in [(ps.Add, "Add"), (ps.Mul, "Mul")]:
+    register_kernel(_cls)(_fold(_onnx))
+
+for _cls, _onnx in [
+    (ps.Sub, "Sub"),
+    (ps.TrueDiv, "Div"),
+    (ps.Neg, "Neg"),
+    (ps.Abs, "Abs"),
+    (ps.Sign, "Sign"),
+    (ps.Exp, "Exp"),
+    (ps.Log, "Log"),
+    (ps.Sqrt, "Sqrt"),
+    (ps.Sin, "Sin"),
+    (ps.Cos, "Cos"),
+    (ps.Tanh, "Tanh"),
+    (ps.Reciprocal, "Reciprocal"),
+    (ps.Maximum, "Max"),
+    (ps.Minimum, "Min"),
+    (ps.Pow, "Pow"),
+]:
+    register_kernel(_cls)(_direct(_onnx))
+
+
+def _float_or_ints(float_kernel: Kernel, int_kernel: Kernel) -> Kernel:
+    def kernel(builder: ONNXBuilder, xs: list[ir.Value], dtype: str) -> ir.Value:
+        return (float_kernel if _is_float(dtype) else int_kernel)(builder, xs, dtype)
+
+    return kernel
+
+
+def _identity_kernel(builder: ONNXBuilder, xs: list[ir.Value], dtype: str) -> ir.Value:
+    return xs[0]
+
+
+# Integer inputs of floor/ceil/trunc/round keep their dtype in PyTensor: nothing to do.
+for _cls, _onnx in [(ps.Floor, "Floor"), (ps.Ceil, "Ceil"), (ps.RoundHalfToEven, "Round")]:
+    register_kernel(_cls)(_float_or_ints(_direct(_onnx), _identity_kernel))
+
+
+@register_kernel(ps.Trunc)
+def _trunc(builder: ONNXBuilder, xs: list[ir.Value], dtype: str) -> ir.Value:
+    if not _is_float(dtype):
+        return xs[0]
+    (x,) = xs
+    floor = builder.op("Floor", [x])
+    ceil = builder.op("Ceil", [x])
+    return builder.op("Where", [builder.op("Less", [x, builder.scalar(0, dtype)]), ceil, floor])
+
+
+@register_kernel(ps.RoundHalfAwayFromZero)
+def _round_half_away(builder: ONNXBuilder, xs: list[ir.Value], dtype: str) -> ir.Value:
+    if not _is_float(dtype):
+        return xs[0]
+    (x,) = xs
+    magnitude = builder.op("Abs", [x])
+    floor = builder.op("Floor", [magnitude])
+    # ``magnitude - floor`` is exact in floating point, so the tie test is exact too.
+    frac = builder.op("Sub", [magnitude, floor])
+    up = builder.op("GreaterOrEqual", [frac, builder.scalar(0.5, dtype)])
+    rounded = builder.op("Where", [up, builder.op("Add", [floor, builder.scalar(1, dtype)]), floor])
+    negative = builder.op("Less", [x, builder.scalar(0, dtype)])
+    return builder.op("Where", [negative, builder.op("Neg", [rounded]), rounded])
+
+
+@register_kernel(ps.Sqr)
+def _sqr(builder: ONNXBuilder, xs: list[ir.Value], dtype: str) -> ir.Value:
+    return builder.op("Mul", [xs[0], xs[0]])
+
+
+@register_kernel(ps.Exp2)
+def _exp2(builder: ONNXBuilder, xs: list[ir.Value], dtype: str) -> ir.Value:
+    return builder.op("Pow", [builder.scalar(2, dtype), xs[0]])
+
+
+def _log_base(base: float) -> Kernel:
+    inverse_log = 1.0 / math.log(base)
+
+    def kernel(builder: ONNXBuilder, xs: list[ir.Value], dtype: str) -> ir.Value:
+        return builder.op("Mul", [builder.op("Log", [xs[0]]), builder.scalar(inverse_log, dtype)])
+
+    return kernel
+
+
+register_kernel(ps.Log2)(_log_base(2.0))
+register_kernel(ps.Log10)(_log_base(10.0))
+
+
+# ------------------------------------------------------------------ log1p / expm1
+def log1p(builder: ONNXBuilder, x: ir.Value, dtype: str) -> ir.Value:
+    """``log(1 + x)`` accurate for small ``x`` (Kahan's trick: ``log(u) * x / (u - 1)``)."""
+    u = builder.op("Add", [x, builder.scalar(1, dtype)])
+    d = builder.op("Sub", [u, builder.scalar(1, dtype)])
+    corrected = builder.op("Mul", [builder.op("Log", [u]), builder.op("Div", [x, d])])
+    exact = builder.op("Equal", [d, builder.scalar(0, dtype)])
+    result = builder.op("Where", [exact, x, corrected])
+    # For x = +inf the ratio x / d is inf / inf.
+    is_inf = builder.op("IsInf", [x], {"detect_negative": 0})
+    return builder.op("Where", [is_inf, x, result])
+
+
+def expm1(builder: ONNXBuilder, x: ir.Value, dtype: str) -> ir.Value:
+    """``exp(x) - 1`` accurate for small ``x`` (Kahan's trick for ``|x| < 0.5``)."""
+    u = builder.op("Exp", [x])
+    d = builder.op("Sub", [u, builder.scalar(1, dtype)])
+    log_u = builder.op("Log", [u])
+    ratio = builder.op("Div", [builder.op("Mul", [d, x]), log_u])
+    kahan = builder.op("Where", [builder.op("Equal", [u, builder.scalar(1, dtype)]), x, ratio])
+    small = builder.op("Less", [builder.op("Abs", [x]), builder.scalar(0.5, dtype)])
+    return builder.op("Where", [small, kahan, d])
+
+
+register_kernel(ps.Log1p)(lambda b, xs, dtype: log1p(b, xs[0], dtype))
+register_kernel(ps.Expm1)(lambda b, xs, dtype: expm1(b, xs[0], dtype))
+
+
+# --------------------------------------------- hyperbolic and tan (no float64 kernel in ORT)
+def _native_float32(op_type: str, float64_kernel: Kernel) -> Kernel:
+    """Use the ONNX op where ONNX Runtime has a kernel, the decomposition for float64."""
+
+    def kernel(builder: ONNXBuilder, xs: list[ir.Value], dtype: str) -> ir.Value:
+        if dtype == "float64":
+            return float64_kernel(builder, xs, dtype)
+        return builder.op(op_type, xs)
+
+    return kernel
+
+
+def _tan64(builder: ONNXBuilder, xs: list[ir.Value], dtype: str) -> ir.Value:
+    return builder.op("Div", [builder.op("Sin", xs), builder.op("Cos", xs)])
+
+
+def _with_sign_of(builder: ONNXBuilder, x: ir.Value, magnitude: ir.Value, dtype: str) -> ir.Value:
+    negative = builder.op("Less", [x, builder.scalar(0, dtype)])
+    return builder.op("Where", [negative, builder.op("Neg", [magnitude]), magnitude])
+
+
+def _sinh64(builder: ONNXBuilder, xs: list[ir.Value], dtype: str) -> ir.Value:
+    (x,) = xs
+    a = builder.op("Abs", [x])
+    # Small |x|: sinh = (u + u / (u + 1)) / 2 with u = expm1(|x|), free of cancellation.
+    u = expm1(builder, a, dtype)
+    small = builder.op(
+        "Mul",
+        [
+            builder.op("Add", [u, builder.op("Div", [u, builder.op("Add", [u, builder.scalar(1, dtype)])])]),
+            builder.scalar(0.5, dtype),
+        ],
+    )
+    # Large |x|: exp(|x|/2) * (exp(|x|/2) / 2) does not overflow before sinh does.
+    half = builder.op("Exp", [builder.op("Mul", [a, builder.scalar(0.5, dtype)])])
+    large = builder.op("Mul", [half, builder.op("Mul", [half, builder.scalar(0.5, dtype)])])
+    magnitude = builder.op("Where", [builder.op("Less", [a, builder.scalar(20, dtype)]), small, large])
+    return _with_sign_of(builder, x, magnitude, dtype)
+
+
+def _cosh64(builder: ONNXBuilder, xs: list[ir.Value], dtype: str) -> ir.Value:
+    (x,) = xs
+    a = builder.op("Abs", [x])
+    half = builder.op("Exp", [builder.op("Mul", [a, builder.scalar(0.5, dtype)])])
+    big = builder.op("Mul", [half, builder.op("Mul", [half, builder.scalar(0.5, dtype)])])
+    small = builder.op("Mul", [builder.op("Exp", [builder.op("Neg", [a])]), builder.scalar(0.5, dtype)])
+    return builder.op("Add", [big, small])
+
+
+_LN2 = math.log(2.0)
+
+
+def _asinh64(builder: ONNXBuilder, xs: list[ir.Value], dtype: str) -> ir.Value:
+    (x,) = xs
+    a = builder.op("Abs", [x])
+    a2 = builder.op("Mul", [a, a])
+    one = builder.scalar(1, dtype)
+    root = builder.op("Sqrt", [builder.op("Add", [a2, one])])
+    # asinh(a) = log1p(a + a^2 / (1 + sqrt(1 + a^2))), no cancellation for small a.
+    moderate = log1p(builder, builder.op("Add", [a, builder.op("Div", [a2, builder.op("Add", [one, root])])]), dtype)
+    # a^2 overflows for huge a; there asinh(a) = log(2a) to double precision.
+    huge = builder.op("Add", [builder.op("Log", [a]), builder.scalar(_LN2, dtype)])
+    magnitude = builder.op("Where", [builder.op("Less", [a, builder.scalar(1e8, dtype)]), moderate, huge])
+    return _with_sign_of(builder, x, magnitude, dtype)
+
+
+def _acosh64(builder: ONNXBuilder, xs: list[ir.Value], dtype: str) -> ir.Value:
+    (x,) = xs
+    t = builder.op("Sub", [x, builder.scalar(1, dtype)])
+    # acosh(1 + t) = log1p(t + sqrt(2t + t^2)), accurate near x = 1; NaN for x < 1.
+    inner = builder.op("Add", [builder.op("Add", [t, t]), builder.op("Mul", [t, t])])
+    moderate = log1p(builder, builder.op("Add", [t, builder.op("Sqrt", [inner])]), dtype)
+    huge = builder.op("Add", [builder.op("Log", [x]), builder.scalar(_LN2, dtype)])
+    return builder.op("Where", [builder.op("Less", [x, builder.scalar(1e8, dtype)]), moderate, huge])
+
+
+def _atanh64(builder: ONNXBuilder, xs: list[ir.Value], dtype: str) -> ir.Value:
+    (x,) = xs
+    a = builder.op("Abs", [x])
+    one = builder.scalar(1, dtype)
+    # atanh(a) = log1p(2a / (1 - a)) / 2
+    ratio = builder.op("Div", [builder.op("Add", [a, a]), builder.op("Sub", [one, a])])
+    magnitude = builder.op("Mul", [log1p(builder, ratio, dtype), builder.scalar(0.5, dtype)])
+    return _with_sign_of(builder, x, magnitude, dtype)
+
+
+for _cls, _onnx, _kernel in [
+    (ps.Tan, "Tan", _tan64),
+    (ps.Sinh, "Sinh", _sinh64),
+    (ps.Cosh, "Cosh", _cosh64),
+    (ps.ArcSinh, "Asinh", _asinh64),
+    (ps.ArcCosh, "Acosh", _acosh64),
+    (ps.ArcTanh, "Atanh", _atanh64),
+]:
+    register_kernel(_cls)(_native_float32(_onnx, _kernel))
+
+
+# ------------------------------------------------------------ integer division and modulo
+def _nonzero_divisor(builder: ONNXBuilder, b: ir.Value, dtype: str) -> tuple[ir.Value, ir.Value]:
+    """A divisor safe for ONNX Runtime's integer kernels (which fail on 0 and trap on
+    ``INT_MIN / -1``) and the mask of the entries that were replaced."""
+    special = builder.op("Equal", [b, builder.scalar(0, dtype)])
+    if np.dtype(dtype).kind == "i":
+        special = builder.op("Or", [special, builder.op("Equal", [b, builder.scalar(-1, dtype)])])
+    safe = builder.typed_op("Where", [special, builder.scalar(1, dtype), b], dtype, data=[1, 2])
+    return safe, special
+
+
+def _sign_differs(builder: ONNXBuilder, r: ir.Value, b: ir.Value, dtype: str) -> ir.Value:
+    """``r != 0 and sign(r) != sign(b)``: where truncated results need a floor correction."""
+    zero = builder.scalar(0, dtype)
+    nonzero = builder.op("Not", [builder.op("Equal", [r, zero])])
+    differ = builder.op("Xor", [builder.op("Less", [r, zero]), builder.op("Less", [b, zero])])
+    return builder.op("And", [nonzero, differ])
+
+
+def _int_div(builder: ONNXBuilder, xs: list[ir.Value], dtype: str) -> ir.Value:
+    a, b = xs
+    safe, special = _nonzero_divisor(builder, b, dtype)
+    q = builder.typed_op("Div", [a, safe], dtype)
+    r = builder.op("Sub", [a, builder.op("Mul", [q, safe])])
+    if np.dtype(dtype).kind == "i":
+        correction = builder.cast(_sign_differs(builder, r, safe, dtype), dtype, "bool")
+        q = builder.op("Sub", [q, correction])
+        # NumPy: x // 0 == 0 and x // -1 == -x (wrapping for INT_MIN).
+        minus_one = builder.op("Equal", [b, builder.scalar(-1, dtype)])
+        q = builder.op("Where", [minus_one, builder.typed_op("Neg", [a], dtype), q])
+        zero_div = builder.op("Equal", [b, builder.scalar(0, dtype)])
+        return builder.op("Where", [zero_div, builder.scalar(0, dtype), q])
+    return builder.typed_op("Where", [special, builder.scalar(0, dtype), q], dtype, data=[1, 2])
+
+
+def _float_floor_div(builder: ONNXBuilder, xs: list[ir.Value], dtype: str) -> ir.Value:
+    a, b = xs
+    # NumPy's npy_divmod: based on fmod so that a == b * (a // b) + a % b holds closely.
+    mod = builder.op("Mod", [a, b], {"fmod": 1})
+    div = builder.op("Div", [builder.op("Sub", [a, mod]), b])
+    adjust = _sign_differs(builder, mod, b, dtype)
+    div = builder.op("Where", [adjust, builder.op("Sub", [div, builder.scalar(1, dtype)]), div])
+    floor = builder.op("Floor", [div])
+    round_up = builder.op("Greater", [builder.op("Sub", [div, floor]), builder.scalar(0.5, dtype)])
+    result = builder.op("Where", [round_up, builder.op("Add", [floor, builder.scalar(1, dtype)]), floor])
+    by_zero = builder.op("Equal", [b, builder.scalar(0, dtype)])
+    return builder.op("Where", [by_zero, builder.op("Div", [a, b]), result])
+
+
+register_kernel(ps.IntDiv)(_float_or_ints(_float_floor_div, _int_div))
+
+
+def _float_mod(builder: ONNXBuilder, xs: list[ir.Value], dtype: str) -> ir.Value:
+    a, b = xs
+    r = builder.op("Mod", [a, b], {"fmod": 1})
+    return builder.op("Where", [_sign_differs(builder, r, b, dtype), builder.op("Add", [r, b]), r])
+
+
+def _int_mod(builder: ONNXBuilder, xs: list[ir.Value], dtype: str) -> ir.Value:
+    a, b = xs
+    safe, special = _nonzero_divisor(builder, b, dtype)
+    # ONNX integer Mod with fmod=0 takes the sign of the divisor, as NumPy does.
+    r = builder.op("Mod", [a, safe], {"fmod": 0})
+    return builder.typed_op("Where", [special, builder.scalar(0, dtype), r], dtype, data=[1, 2])
+
+
+register_kernel(ps.Mod)(_float_or_ints(_float_mod, _int_mod))
+
+
+# ------------------------------------------------------------------ comparisons and logic
+for _cls, _onnx in [
+    (ps.EQ, "Equal"),
+    (ps.LT, "Less"),
+    (ps.LE, "LessOrEqual"),
+    (ps.GT, "Greater"),
+    (ps.GE, "GreaterOrEqual"),
+]:
+    register_kernel(_cls, inputs_dtype="upcast")(
+        lambda b, xs, dtype, _onnx=_onnx: b.typed_op(_onnx, xs, dtype, cast_back=False)
+    )
+
+
+@register_kernel(ps.NEQ, inputs_dtype="upcast")
+def _neq(builder: ONNXBuilder, xs: list[ir.Value], dtype: str) -> ir.Value:
+    return builder.op("Not", [builder.op("Equal", xs)])
+
+
+def _float_check(onnx_op: str, attributes: dict[str, int] | None = None) -> Kernel:
+    def kernel(builder: ONNXBuilder, xs: list[ir.Value], dtype: str) -> ir.Value:
+        if _is_float(dtype):
+            return builder.op(onnx_op, xs, attributes)
+        # Integers are never NaN or infinite.
+        return builder.op("Not", [builder.op("Equal", [xs[0], xs[0]])])
+
+    return kernel
+
+
+register_kernel(ps.IsNan, inputs_dtype="upcast")(_float_check("IsNaN"))
+register_kernel(ps.IsInf, inputs_dtype="upcast")(_float_check("IsInf"))
+
+
+def _logical(bool_op: str, int_op: str) -> Kernel:
+    def kernel(builder: ONNXBuilder, xs: list[ir.Value], dtype: str) -> ir.Value:
+        return _fold(bool_op if dtype == "bool" else int_op)(builder, xs, dtype)
+
+    return kernel
+
+
+register_kernel(ps.AND)(_logical("And", "BitwiseAnd"))
+register_kernel(ps.OR)(_logical("Or", "BitwiseOr"))
+register_kernel(ps.XOR)(_logical("Xor", "BitwiseXor"))
+
+
+@register_kernel(ps.Invert)
+def _invert(builder: ONNXBuilder, xs: list[ir.Value], dtype: str) -> ir.Value:
+    return builder.op("Not" if dtype == "bool" else "BitwiseNot", xs)
+
+
+# ------------------------------------------------------------------------ selection
+@onnx_funcify.register(ps.Switch)
+def _switch(op: ps.Switch, node: Apply, builder: ONNXBuilder) -> Values:
+    dtype = _out_dtype(node)
+    cond = builder.input(node, 0, "bool")
+    a = builder.input(node, 1, dtype)
+    b = builder.input(node, 2, dtype)
+    return [builder.typed_op("Where", [cond, a, b], dtype, data=[1, 2])]
+
+
+@register_kernel(ps.Clip)
+def _clip(builder: ONNXBuilder, xs: list[ir.Value], dtype: str) -> ir.Value:
+    # PyTensor: x < lo ? lo : (x > hi ? hi : x); NaN in x passes through.  ONNX Clip needs
+    # scalar bounds, PyTensor broadcasts them, so use Where.
+    x, lo, hi = xs
+    upper = builder.typed_op("Where", [builder.op("Greater", [x, hi]), hi, x], dtype, data=[1, 2])
+    return builder.typed_op("Where", [builder.op("Less", [x, lo]), lo, upper], dtype, data=[1, 2])
+
+
+@onnx_funcify.register(ps.Second)
+def _second(op: ps.Second, node: Apply, builder: ONNXBuilder) -> Values:
+    dtype = _out_dtype(node)
+    template = builder.input(node, 0)
+    fill = builder.input(node, 1, dtype)
+    return [builder.op("Expand", [fill, builder.shape(template)])]
+
+
+@onnx_funcify.register(ps.Identity)
+@onnx_funcify.register(ps.Cast)
+def _cast(op: ps.ScalarOp, node: Apply, builder: ONNXBuilder) -> Values:
+    return [builder.input(node, 0, _out_dtype(node))]
+
+
+# ----------------------------------------------------------------------------- Composite
+@onnx_funcify.register(ps.Composite)
+def _composite(op: ps.Composite, node: Apply, builder: ONNXBuilder) -> Values:
+    return inline_inner_graph(op.fgraph, node, builder)
+
+
+def _complex_error(op: ps.ScalarOp, node: Apply, builder: ONNXBuilder) -> Values:
+    raise UnsupportedOpError.for_node(
+        node, "complex numbers have no ONNX Runtime support; split real and imaginary parts"
+    )
+
+
+for _cls in (ps.Real, ps.Imag, ps.Complex, ps.Conj):
+    onnx_funcify.register(_cls)(_complex_error)

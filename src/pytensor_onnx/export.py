@@ -1,0 +1,444 @@
+"""The public export API: PyTensor function or symbolic graph in, checked ONNX model out."""
+
+from __future__ import annotations
+
+import functools
+import os
+import tempfile
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnx_ir as ir
+import onnx_ir.passes.common as ir_passes
+import pytensor
+from pytensor.compile import Function
+from pytensor.compile.sharedvalue import SharedVariable
+from pytensor.graph.basic import Constant, Variable
+from pytensor.graph.fg import FunctionGraph
+from pytensor.graph.traversal import graph_inputs
+from pytensor.scalar import ScalarType
+from pytensor.tensor.shape import Shape_i
+from pytensor.tensor.type import TensorType
+
+from pytensor_onnx import __version__
+from pytensor_onnx.builder import NameRegistry, ONNXBuilder, onnx_dtype, variable_dtype
+from pytensor_onnx.dispatch import convert_nodes
+from pytensor_onnx.rewrite import rewrite_for_onnx
+
+#: The opset used when none is given.
+DEFAULT_OPSET = 18
+#: The oldest opset the converters target (Reduce* take axes as inputs from 18 on).
+MIN_OPSET = 18
+
+PathLike = str | os.PathLike[str]
+
+
+def supported_opsets() -> range:
+    """The default-domain opsets :func:`export_onnx` accepts (18 up to the installed ONNX's)."""
+    return range(MIN_OPSET, onnx.defs.onnx_opset_version() + 1)
+
+
+def _ort_loads(ir_version: int, opset: int) -> bool:
+    import onnxruntime as ort
+
+    x = ir.Value(name="x", type=ir.TensorType(ir.DataType.FLOAT), shape=ir.Shape([1]))
+    node = ir.Node("", "Neg", [x])
+    node.outputs[0].name = "y"
+    graph = ir.Graph([x], node.outputs, nodes=[node], opset_imports={"": opset})
+    proto = ir.serde.serialize_model(ir.Model(graph, ir_version=ir_version))
+    try:
+        ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    except Exception:
+        return False
+    return True
+
+
+@functools.cache
+def newest_ir_version() -> int:
+    """The newest ONNX IR version that both the installed ONNX and ONNX Runtime accept."""
+    for version in range(onnx.IR_VERSION, 7, -1):
+        if _ort_loads(version, MIN_OPSET):
+            return version
+    return 8
+
+
+@functools.cache
+def newest_runtime_opset() -> int:
+    """The newest default-domain opset that the installed ONNX Runtime can run."""
+    for opset in reversed(supported_opsets()):
+        if _ort_loads(newest_ir_version(), opset):
+            return opset
+    return MIN_OPSET
+
+
+@dataclass
+class CapturedGraph:
+    """A PyTensor graph ready for conversion.
+
+    ``fgraph.inputs`` are the ONNX graph inputs (``input_names``) followed by the shared
+    variables that become initializers (``initializers``, in the same order).
+    """
+
+    fgraph: FunctionGraph
+    input_names: list[str]
+    initializers: list[tuple[str, np.ndarray]]
+    output_names: list[str]
+    input_dims: dict[Variable, list[str | int]] = field(default_factory=dict)
+
+
+def _check_representable(var: Variable, role: str) -> None:
+    if isinstance(var.type, (TensorType, ScalarType)):
+        onnx_dtype(variable_dtype(var))
+        return
+    type_name = type(var.type).__name__
+    if "Sparse" in type_name:
+        advice = "densify it first (pytensor.sparse.dense_from_sparse) or export a dense graph"
+    elif "Random" in type_name:
+        advice = (
+            "ONNX has no random-generator state; export the deterministic part of the graph "
+            "(e.g. pass random draws in as inputs)"
+        )
+    else:
+        advice = "ONNX graphs hold tensors only"
+    raise TypeError(f"{role} {var} has type {var.type} ({type_name}), which ONNX cannot represent: {advice}")
+
+
+def _shared_name(var: SharedVariable, index: int) -> str:
+    return var.name or f"shared_{index}"
+
+
+def _resolve_shared_inputs(
+    shared: list[SharedVariable], requested: Sequence[SharedVariable | str]
+) -> list[SharedVariable]:
+    chosen: list[SharedVariable] = []
+    for item in requested:
+        if isinstance(item, str):
+            matches = [s for s in shared if s.name == item]
+            if not matches:
+                raise ValueError(f"shared_inputs names {item!r}, but no shared variable of that name is used")
+            chosen.extend(m for m in matches if m not in chosen)
+        elif isinstance(item, SharedVariable):
+            if item not in shared:
+                raise ValueError(f"shared_inputs names {item}, which the exported outputs do not use")
+            if item not in chosen:
+                chosen.append(item)
+        else:
+            raise TypeError(f"shared_inputs items must be shared variables or names, got {item!r}")
+    return chosen
+
+
+def capture(
+    fn_or_inputs: Function | Sequence[Variable],
+    outputs: Variable | Sequence[Variable] | None = None,
+    *,
+    shared_inputs: Sequence[SharedVariable | str] = (),
+    include_updates: bool = False,
+) -> CapturedGraph:
+    """Collect the graph to export, clone it into a ``FunctionGraph`` and rewrite it for ONNX.
+
+    Parameters
+    ----------
+    fn_or_inputs
+        A compiled :class:`pytensor.compile.function.types.Function`, or the symbolic inputs.
+    outputs
+        The symbolic outputs (only with symbolic inputs).
+    shared_inputs
+        Shared variables (or their names) that stay graph inputs instead of initializers.
+    include_updates
+        Export a compiled function's shared-variable updates as extra outputs named
+        ``<shared>_updated``; the updated shared variables become graph inputs.
+    """
+    updates: list[tuple[SharedVariable, Variable]] = []
+    if isinstance(fn_or_inputs, Function):
+        if outputs is not None:
+            raise TypeError("pass either a compiled function or (inputs, outputs), not both")
+        maker = fn_or_inputs.maker
+        user_inputs = [i.variable for i in maker.inputs if not isinstance(i.variable, SharedVariable)]
+        out_vars = [o.variable for o in maker.outputs]
+        updates = [(i.variable, i.update) for i in maker.inputs if i.update is not None]
+    elif isinstance(fn_or_inputs, Variable) or not isinstance(fn_or_inputs, Sequence):
+        raise TypeError(
+            "export_onnx takes a compiled pytensor.function or a list of symbolic input "
+            f"variables (with outputs), got {type(fn_or_inputs).__name__}"
+        )
+    else:
+        if outputs is None:
+            raise TypeError("symbolic export needs outputs: export_onnx(inputs, outputs, path)")
+        user_inputs = list(fn_or_inputs)
+        out_vars = [outputs] if isinstance(outputs, Variable) else list(outputs)
+        for var in [*user_inputs, *out_vars]:
+            if not isinstance(var, Variable):
+                raise TypeError(f"expected PyTensor variables, got {var!r}")
+        for var in user_inputs:
+            if isinstance(var, (SharedVariable, Constant)):
+                raise TypeError(f"input {var} is a {type(var).__name__}; inputs must be free variables")
+
+    if updates and not include_updates:
+        warnings.warn(
+            f"the function updates {len(updates)} shared variable(s); updates are not exported "
+            "(pass include_updates=True to export them as outputs)",
+            UserWarning,
+            stacklevel=3,
+        )
+        updates = []
+
+    roots = [*out_vars, *(u for _, u in updates)]
+    shared: list[SharedVariable] = []
+    for var in graph_inputs(roots):
+        if isinstance(var, SharedVariable):
+            if var not in shared:
+                shared.append(var)
+        elif not isinstance(var, Constant) and var not in user_inputs:
+            raise ValueError(f"the outputs depend on {var}, which is not among the inputs")
+    for var, _ in updates:
+        if var not in shared:
+            shared.append(var)
+    as_inputs = _resolve_shared_inputs(shared, shared_inputs)
+    as_inputs.extend(var for var, _ in updates if var not in as_inputs)
+    as_initializers = [s for s in shared if s not in as_inputs]
+
+    for var in user_inputs:
+        _check_representable(var, "input")
+    for var in shared:
+        _check_representable(var, "shared variable")
+
+    input_names = [v.name or f"input_{i}" for i, v in enumerate(user_inputs)]
+    input_names += [_shared_name(v, i) for i, v in enumerate(as_inputs)]
+    initializers = [
+        (_shared_name(v, i), np.asarray(v.get_value(borrow=True)))
+        for i, v in enumerate(as_initializers, start=len(as_inputs))
+    ]
+    output_names = [v.name or f"output_{i}" for i, v in enumerate(out_vars)]
+    output_names += [f"{_shared_name(v, i)}_updated" for i, (v, _) in enumerate(updates)]
+
+    fgraph = FunctionGraph(
+        [*user_inputs, *as_inputs, *as_initializers], roots, clone=True
+    )
+    rewrite_for_onnx(fgraph)
+    return CapturedGraph(fgraph, input_names, initializers, output_names)
+
+
+def _output_dims(
+    fgraph: FunctionGraph, var: Variable, input_dims: dict[Variable, list[str | int]]
+) -> list[str | int | None]:
+    """Static dims of ``var``, with unknown dims named after the input dim they equal."""
+    shape_feature = getattr(fgraph, "shape_feature", None)
+    shape_of = shape_feature.shape_of if shape_feature is not None else {}
+    symbolic_shape = shape_of[var] if var in shape_of else None
+    dims: list[str | int | None] = []
+    for i, static in enumerate(getattr(var.type, "shape", ())):
+        dim: str | int | None = static
+        symbolic = symbolic_shape[i] if symbolic_shape is not None else None
+        if dim is None and symbolic is not None and symbolic.owner is not None:
+            owner = symbolic.owner
+            if isinstance(owner.op, Shape_i) and owner.inputs[0] in input_dims:
+                dim = input_dims[owner.inputs[0]][owner.op.i]
+        dims.append(dim)
+    return dims
+
+
+def build_model(
+    captured: CapturedGraph,
+    *,
+    opset: int = DEFAULT_OPSET,
+    graph_name: str = "pytensor_graph",
+    producer_name: str = "pytensor-onnx",
+    producer_version: str = __version__,
+    doc_string: str | None = None,
+) -> ir.Model:
+    """Convert a captured graph into an :class:`onnx_ir.Model` (no checks, nothing written)."""
+    fgraph = captured.fgraph
+    builder = ONNXBuilder(opset, graph_name)
+    names = NameRegistry()
+    n_inputs = len(captured.input_names)
+    input_dims: dict[Variable, list[str | int]] = {}
+    for var, name in zip(fgraph.inputs[:n_inputs], captured.input_names, strict=True):
+        claimed = names.claim(name)
+        dims: list[str | int] = [
+            d if d is not None else f"{claimed}_dim{i}"
+            for i, d in enumerate(getattr(var.type, "shape", ()))
+        ]
+        input_dims[var] = dims
+        value = ir.Value(
+            name=claimed, type=ir.TensorType(onnx_dtype(variable_dtype(var))), shape=ir.Shape(dims)
+        )
+        builder.graph.inputs.append(value)
+        builder.bind(var, value)
+    for var, (name, array) in zip(fgraph.inputs[n_inputs:], captured.initializers, strict=True):
+        array = np.asarray(array, dtype=variable_dtype(var))
+        tensor = ir.Tensor(np.ascontiguousarray(array))
+        value = ir.Value(
+            name=names.claim(name),
+            type=ir.TensorType(tensor.dtype),
+            shape=ir.Shape(array.shape),
+            const_value=tensor,
+        )
+        builder.graph.register_initializer(value)
+        builder.bind(var, value)
+
+    convert_nodes(fgraph.toposort(), builder)
+
+    claimed_outputs: set[int] = set()
+    for var, name in zip(fgraph.outputs, captured.output_names, strict=True):
+        value = builder.value(var)
+        # A graph output must be produced by a node of the graph, once.
+        if value.producer() is None or id(value) in claimed_outputs or value.is_graph_output():
+            value = builder.op("Identity", [value])
+        claimed_outputs.add(id(value))
+        value.name = names.claim(name)
+        value.dtype = onnx_dtype(variable_dtype(var))
+        value.shape = ir.Shape(_output_dims(fgraph, var, input_dims))
+        builder.graph.outputs.append(value)
+
+    model = ir.Model(
+        builder.graph,
+        ir_version=newest_ir_version(),
+        producer_name=producer_name,
+        producer_version=producer_version,
+        doc_string=doc_string,
+    )
+    model.metadata_props["pytensor_version"] = pytensor.__version__
+    model.metadata_props["pytensor_onnx_version"] = __version__
+    ir_passes.RemoveUnusedNodesPass()(model)
+    ir_passes.NameFixPass()(model)
+    return model
+
+
+def check_model(proto: onnx.ModelProto) -> None:
+    """Run the ONNX checker (full check) and strict shape inference with data propagation."""
+    onnx.checker.check_model(proto, full_check=True)
+    onnx.shape_inference.infer_shapes(proto, check_type=True, strict_mode=True, data_prop=True)
+
+
+def write_atomically(data: bytes, path: PathLike) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename."""
+    target = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _check_writable(path: PathLike) -> None:
+    target = Path(path)
+    if target.is_dir():
+        raise IsADirectoryError(f"cannot write the ONNX model to {target}: it is a directory")
+    parent = target.parent
+    if not parent.is_dir():
+        raise FileNotFoundError(f"cannot write the ONNX model to {target}: {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise PermissionError(f"cannot write the ONNX model to {target}: {parent} is not writable")
+
+
+def export_onnx(
+    fn_or_inputs: Function | Sequence[Variable],
+    outputs_or_path: Variable | Sequence[Variable] | PathLike | None = None,
+    path: PathLike | None = None,
+    *,
+    opset: int = DEFAULT_OPSET,
+    shared_inputs: Sequence[SharedVariable | str] = (),
+    include_updates: bool = False,
+    graph_name: str = "pytensor_graph",
+    producer_name: str = "pytensor-onnx",
+    producer_version: str = __version__,
+    doc_string: str | None = None,
+    check: bool = True,
+) -> onnx.ModelProto:
+    """Export a PyTensor graph to ONNX.
+
+    Call it as ``export_onnx(fn, path)`` with a compiled function, or as
+    ``export_onnx(inputs, outputs, path)`` with symbolic variables.  The path is optional.
+
+    Parameters
+    ----------
+    fn_or_inputs
+        A compiled ``pytensor.function``, or the list of symbolic input variables.
+    outputs_or_path
+        With a function: the path. With symbolic inputs: the output variable(s).
+    path
+        With symbolic inputs: where to write the model (``.onnx``). Written atomically.
+    opset
+        The default-domain opset, from 18 up to the newest the installed ONNX knows.
+    shared_inputs
+        Shared variables, or their names, that become graph inputs instead of initializers
+        (e.g. PyMC ``pm.Data`` containers).
+    include_updates
+        For a compiled function with updates: export the updated shared values as extra
+        outputs ``<name>_updated``, the updated shared variables becoming inputs.
+        Without it, updates are left out with a warning.
+    graph_name, producer_name, producer_version, doc_string
+        Recorded in the model.
+    check
+        Run the ONNX checker (``full_check``) and strict shape inference before returning.
+
+    Returns
+    -------
+    onnx.ModelProto
+        The exported model; also written to ``path`` when given.
+
+    Raises
+    ------
+    UnsupportedOpError
+        If any Op in the graph has no converter; it lists all of them at once.
+    TypeError, ValueError
+        For arguments that cannot be exported (see the message).
+    """
+    if isinstance(fn_or_inputs, Function):
+        if path is not None:
+            raise TypeError("with a compiled function, call export_onnx(fn, path)")
+        outputs, target = None, outputs_or_path
+    else:
+        outputs, target = outputs_or_path, path
+    if target is not None and not isinstance(target, (str, os.PathLike)):
+        raise TypeError(f"path must be a str or os.PathLike, got {type(target).__name__}")
+    if isinstance(opset, bool) or not isinstance(opset, int) or opset not in supported_opsets():
+        raise ValueError(
+            f"opset {opset!r} is not supported: choose {supported_opsets().start}.."
+            f"{supported_opsets().stop - 1} (the installed onnx {onnx.__version__} knows up to "
+            f"{onnx.defs.onnx_opset_version()})"
+        )
+    if target is not None:
+        _check_writable(target)
+
+    captured = capture(
+        fn_or_inputs,
+        outputs,  # type: ignore[arg-type]
+        shared_inputs=shared_inputs,
+        include_updates=include_updates,
+    )
+    model = build_model(
+        captured,
+        opset=opset,
+        graph_name=graph_name,
+        producer_name=producer_name,
+        producer_version=producer_version,
+        doc_string=doc_string,
+    )
+    proto = ir.serde.serialize_model(model)
+    if check:
+        check_model(proto)
+    if target is not None:
+        write_atomically(proto.SerializeToString(), target)
+    return proto
+
+
+__all__ = [
+    "DEFAULT_OPSET",
+    "CapturedGraph",
+    "build_model",
+    "capture",
+    "check_model",
+    "export_onnx",
+    "newest_ir_version",
+    "newest_runtime_opset",
+    "supported_opsets",
+]
+
