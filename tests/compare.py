@@ -25,7 +25,11 @@ from pytensor_onnx import DEFAULT_OPSET, export_onnx, newest_runtime_opset
 #: Opsets every comparison runs at: the default and the newest ONNX Runtime supports.
 OPSETS = tuple(sorted({DEFAULT_OPSET, newest_runtime_opset()}))
 
-REFERENCE_MODE = Mode(linker="py", optimizer="fast_run")
+#: PyTensor's own evaluation: Python implementations (``perform``) after the usual rewrites,
+#: without inplace and fusion rewrites (as the export).  A fused ``Composite`` evaluates
+#: scalar ops on Python scalars, where PyTensor's ``Invert`` of a bool gives ``~True == -2``,
+#: i.e. True (seen in PyTensor 2.38 and 3.3).
+REFERENCE_MODE = Mode(linker="py", optimizer="fast_run").excluding("inplace", "fusion")
 
 _TOLERANCES = {
     "float64": (1e-12, 1e-14),
@@ -40,9 +44,13 @@ def tolerances(dtype: np.dtype[Any]) -> tuple[float, float]:
 
 
 def input_like(value: Any, name: str, symbolic: bool = False) -> Variable:
-    """A PyTensor input matching ``value``: static shape, or all-unknown dims if ``symbolic``."""
+    """A PyTensor input matching ``value``: static shape, or unknown dims if ``symbolic``.
+
+    Length-1 dims stay static with ``symbolic`` too: PyTensor only broadcasts dims it knows
+    to be 1.
+    """
     value = np.asarray(value)
-    shape = (None,) * value.ndim if symbolic else value.shape
+    shape = tuple(1 if d == 1 else None for d in value.shape) if symbolic else value.shape
     return pt.tensor(name=name, dtype=str(value.dtype), shape=shape)
 
 

@@ -16,10 +16,13 @@ from pytensor_onnx.export import (
     newest_runtime_opset,
     supported_opsets,
 )
+from pytensor_onnx.linker import ONNXLinker, ONNXMode
 
 __all__ = [
     "DEFAULT_OPSET",
     "ONNXBuilder",
+    "ONNXLinker",
+    "ONNXMode",
     "UnsupportedOpError",
     "__version__",
     "export_onnx",

@@ -155,6 +155,11 @@ class ONNXBuilder:
     # ------------------------------------------------------------------ values
     def bind(self, var: Variable, value: ir.Value) -> ir.Value:
         """Record ``value`` as the ONNX value of ``var`` and annotate its type from PyTensor."""
+        if not hasattr(var.type, "dtype"):
+            # Slice and None variables (index helpers of PyTensor 2.x) have no ONNX type: their
+            # consumers read the producing node, and the placeholder value is never used.
+            self._values[var] = value
+            return value
         expected = onnx_dtype(variable_dtype(var))
         if value.type is None:
             value.dtype = expected

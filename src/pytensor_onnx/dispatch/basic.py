@@ -6,14 +6,17 @@ import traceback
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import singledispatch
+from pathlib import Path
 from types import ModuleType
 
 import onnx_ir as ir
+import pytensor
 from pytensor.compile.ops import DeepCopyOp, ViewOp
 from pytensor.graph.basic import Apply
 from pytensor.graph.fg import FunctionGraph
 from pytensor.graph.op import Op
 
+import pytensor_onnx
 from pytensor_onnx.builder import ONNXBuilder
 
 _REGISTER_HINT = """\
@@ -48,16 +51,26 @@ class UnsupportedEntry:
         return text
 
 
+_LIBRARY_DIRS = tuple(
+    str(Path(module.__file__).parent) for module in (pytensor, pytensor_onnx) if module.__file__
+)
+
+
 def _node_origin(node: Apply) -> str:
-    """The user code line that created ``node``, from PyTensor's creation trace."""
+    """The user code line that created ``node``, from PyTensor's creation trace.
+
+    Frames inside PyTensor and this package are skipped; nodes made by rewrites have no
+    user frame and get an empty string.
+    """
     for out in node.outputs:
         trace = getattr(out.tag, "trace", None)
         if not trace:
             continue
         frames = trace[-1] if isinstance(trace[0], (list, traceback.StackSummary)) else trace
-        if frames:
-            filename, lineno, name, line = tuple(frames[-1])[:4]
-            return f"{filename}:{lineno} in {name}: {line}"
+        for frame in reversed(list(frames)):
+            filename, lineno, name, line = tuple(frame)[:4]
+            if not str(filename).startswith(_LIBRARY_DIRS):
+                return f"{filename}:{lineno} in {name}: {line}"
     return ""
 
 
@@ -112,7 +125,7 @@ def onnx_funcify(op: Op, node: Apply, builder: ONNXBuilder) -> Sequence[ir.Value
     list of onnx_ir.Value
         One value per output of ``node``, in order.
     """
-    raise UnsupportedOpError.for_node(node, "no converter is registered for this Op class")
+    raise UnsupportedOpError.for_node(node, "no converter is registered for this Op class", op=op)
 
 
 def optional_classes(module: ModuleType, *names: str) -> list[type]:

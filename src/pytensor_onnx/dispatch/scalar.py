@@ -327,9 +327,9 @@ def _int_div(builder: ONNXBuilder, xs: list[ir.Value], dtype: str) -> ir.Value:
         q = builder.op("Sub", [q, correction])
         # NumPy: x // 0 == 0 and x // -1 == -x (wrapping for INT_MIN).
         minus_one = builder.op("Equal", [b, builder.scalar(-1, dtype)])
-        q = builder.op("Where", [minus_one, builder.typed_op("Neg", [a], dtype), q])
+        q = builder.typed_op("Where", [minus_one, builder.typed_op("Neg", [a], dtype), q], dtype, data=[1, 2])
         zero_div = builder.op("Equal", [b, builder.scalar(0, dtype)])
-        return builder.op("Where", [zero_div, builder.scalar(0, dtype), q])
+        return builder.typed_op("Where", [zero_div, builder.scalar(0, dtype), q], dtype, data=[1, 2])
     return builder.typed_op("Where", [special, builder.scalar(0, dtype), q], dtype, data=[1, 2])
 
 

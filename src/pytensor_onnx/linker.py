@@ -1,0 +1,290 @@
+"""ONNX Runtime as a PyTensor backend: the :class:`ONNXLinker` and the ``"ONNX"`` mode.
+
+The linker follows PyTensor's ``JITLinker`` pattern (as its JAX and Numba backends do):
+``fgraph_convert`` exports the rewritten ``FunctionGraph`` to an in-memory ONNX model with the
+same converters as :func:`pytensor_onnx.export_onnx`, ``jit_compile`` creates one
+``onnxruntime.InferenceSession`` for it, and the thunk feeds the function's input storage to
+that session on every call.
+
+Every ``FunctionGraph`` input becomes an ONNX graph input, shared variables included, so that
+``set_value`` between calls is seen by the next call; shared-variable updates are extra
+outputs of the ``FunctionGraph`` (``FunctionMaker`` appends them) and PyTensor's ``Function``
+writes them back after each call.  After ``import pytensor_onnx``,
+``pytensor.function(..., mode="ONNX")`` uses this linker with the CPU execution provider.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from copy import copy
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import onnx
+import onnx_ir as ir
+from pytensor.compile.mode import Mode, predefined_linkers, predefined_modes, register_linker
+from pytensor.compile.mode import register_mode
+from pytensor.graph.basic import Variable
+from pytensor.graph.fg import FunctionGraph
+from pytensor.link.basic import JITLinker
+from pytensor.scalar import ScalarType
+
+from pytensor_onnx.export import (
+    DEFAULT_OPSET,
+    CapturedGraph,
+    _check_representable,
+    build_model,
+    check_model,
+    supported_opsets,
+)
+from pytensor_onnx.rewrite import INCOMPATIBLE_REWRITES, REQUIRED_REWRITES, onnx_rewrite_query
+
+#: Execution providers used when none are given.
+DEFAULT_PROVIDERS: tuple[str, ...] = ("CPUExecutionProvider",)
+
+
+@dataclass(frozen=True)
+class ConvertedGraph:
+    """A ``FunctionGraph`` converted to ONNX, before an ONNX Runtime session is made for it.
+
+    Attributes
+    ----------
+    model
+        The serialized model.
+    input_names
+        The ONNX input name of each ``FunctionGraph`` input, in order.
+    output_names
+        The ONNX output name of each ``FunctionGraph`` output, in order.
+    scalar_inputs
+        Positions of inputs of PyTensor ``ScalarType`` (NumPy scalars, which ONNX Runtime
+        only takes as 0-d arrays).
+    scalar_outputs
+        Positions of outputs of ``ScalarType`` (returned as NumPy scalars, as PyTensor does).
+    """
+
+    model: onnx.ModelProto
+    input_names: tuple[str, ...]
+    output_names: tuple[str, ...]
+    scalar_inputs: frozenset[int]
+    scalar_outputs: frozenset[int]
+
+
+def convert_fgraph(fgraph: FunctionGraph, opset: int = DEFAULT_OPSET, check: bool = False) -> ConvertedGraph:
+    """Convert an already rewritten ``FunctionGraph`` into an in-memory ONNX model.
+
+    Parameters
+    ----------
+    fgraph
+        The graph, rewritten with the ONNX rewrite set (the ``"ONNX"`` mode does that).
+        All its inputs, shared variables included, become graph inputs.
+    opset
+        The default-domain opset.
+    check
+        Run the ONNX checker and strict shape inference on the model.
+
+    Raises
+    ------
+    UnsupportedOpError
+        If any Op has no converter (listing all of them).
+    TypeError
+        If an input cannot be represented in ONNX (random generators, sparse...).
+    """
+    for var in fgraph.inputs:
+        _check_representable(var, "input")
+    captured = CapturedGraph(
+        fgraph,
+        input_names=[_input_name(var, i) for i, var in enumerate(fgraph.inputs)],
+        initializers=[],
+        output_names=[f"output_{i}" for i in range(len(fgraph.outputs))],
+    )
+    model = build_model(captured, opset=opset, graph_name=fgraph.name or "pytensor_function")
+    proto = ir.serde.serialize_model(model)
+    if check:
+        check_model(proto)
+    return ConvertedGraph(
+        model=proto,
+        input_names=tuple(value.name or "" for value in model.graph.inputs),
+        output_names=tuple(value.name or "" for value in model.graph.outputs),
+        scalar_inputs=_scalar_positions(fgraph.inputs),
+        scalar_outputs=_scalar_positions(fgraph.outputs),
+    )
+
+
+def _input_name(var: Variable, index: int) -> str:
+    return var.name or f"input_{index}"
+
+
+def _scalar_positions(variables: Sequence[Variable]) -> frozenset[int]:
+    return frozenset(i for i, var in enumerate(variables) if isinstance(var.type, ScalarType))
+
+
+def _make_runner(session: Any, converted: ConvertedGraph) -> Callable[..., list[Any] | None]:
+    """The function called on every call: feeds in, ONNX Runtime, outputs out."""
+    run = session.run
+    input_names = converted.input_names
+    output_names = list(converted.output_names)
+    scalar_in = converted.scalar_inputs
+    scalar_out = converted.scalar_outputs
+    if not output_names:
+        # A function without outputs has nothing to compute (ONNX requires outputs).
+        def run_nothing(*args: Any) -> None:
+            return None
+
+        return run_nothing
+    if not scalar_in and not scalar_out:
+
+        def run_arrays(*args: Any) -> list[Any]:
+            return run(output_names, dict(zip(input_names, args)))
+
+        return run_arrays
+
+    def run_with_scalars(*args: Any) -> list[Any]:
+        feeds = {
+            name: np.asarray(arg) if i in scalar_in else arg
+            for i, (name, arg) in enumerate(zip(input_names, args))
+        }
+        outputs = run(output_names, feeds)
+        for i in scalar_out:
+            outputs[i] = outputs[i][()]
+        return outputs
+
+    return run_with_scalars
+
+
+class ONNXLinker(JITLinker):
+    """A PyTensor ``Linker`` that runs the whole graph as one ONNX Runtime session.
+
+    Parameters
+    ----------
+    providers
+        ONNX Runtime execution providers, in order of preference (default: CPU only).
+        Entries may be provider names or ``(name, options)`` pairs, as ONNX Runtime takes them.
+    session_options
+        An ``onnxruntime.SessionOptions`` (threads, graph optimization level...).
+    opset
+        The default-domain opset of the generated models.
+    check
+        Run the ONNX checker and strict shape inference when compiling (slower; off by default).
+    allow_gc, schedule
+        As for other PyTensor linkers.
+
+    Attributes
+    ----------
+    onnx_model
+        The compiled function's ONNX model (``None`` before compilation).
+    session
+        The compiled function's ``onnxruntime.InferenceSession`` (``None`` before).
+    """
+
+    required_rewrites = REQUIRED_REWRITES
+    incompatible_rewrites = INCOMPATIBLE_REWRITES
+
+    def __init__(
+        self,
+        providers: Sequence[str | tuple[str, dict[str, Any]]] | None = None,
+        session_options: Any = None,
+        opset: int = DEFAULT_OPSET,
+        check: bool = False,
+        *,
+        allow_gc: bool | None = None,
+        schedule: Callable[..., Any] | None = None,
+    ) -> None:
+        if isinstance(opset, bool) or not isinstance(opset, int) or opset not in supported_opsets():
+            raise ValueError(
+                f"opset {opset!r} is not supported: choose {supported_opsets().start}.."
+                f"{supported_opsets().stop - 1}"
+            )
+        super().__init__(allow_gc=allow_gc, schedule=schedule)
+        self.providers = tuple(providers) if providers else DEFAULT_PROVIDERS
+        self.session_options = session_options
+        self.opset = opset
+        self.check = check
+        self.onnx_model: onnx.ModelProto | None = None
+        self.session: Any = None
+
+    def accept(
+        self,
+        fgraph: FunctionGraph,
+        no_recycling: Sequence[Variable] | None = None,
+        profile: Any = None,
+    ) -> ONNXLinker:
+        """Associate ``fgraph`` with this linker (a configured copy if it already has one)."""
+        if self.fgraph is not None and self.fgraph is not fgraph:
+            fresh = copy(self)
+            fresh.fgraph = None
+            fresh.onnx_model = None
+            fresh.session = None
+            return fresh.accept(fgraph, no_recycling, profile)
+        super().accept(fgraph, no_recycling, profile)
+        return self
+
+    def fgraph_convert(self, fgraph: FunctionGraph, **kwargs: Any) -> ConvertedGraph:
+        """Export ``fgraph`` to an in-memory ONNX model (raises ``UnsupportedOpError``)."""
+        converted = convert_fgraph(fgraph, opset=self.opset, check=self.check)
+        self.onnx_model = converted.model
+        return converted
+
+    def jit_compile(self, fn: ConvertedGraph) -> Callable[..., list[Any] | None]:
+        """Create the one ``InferenceSession`` of the function and return the per-call runner."""
+        import onnxruntime as ort
+
+        self.session = ort.InferenceSession(
+            fn.model.SerializeToString(),
+            sess_options=self.session_options,
+            providers=list(self.providers),
+        )
+        return _make_runner(self.session, fn)
+
+    def create_thunk_inputs(self, storage_map: dict[Variable, list[Any]]) -> list[Any]:
+        """The storage cells of all ``FunctionGraph`` inputs, in order (all are fed)."""
+        assert self.fgraph is not None
+        return [storage_map[var] for var in self.fgraph.inputs]
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(providers={list(self.providers)!r}, opset={self.opset})"
+        )
+
+
+def ONNXMode(  # noqa: N802 - named like the class it stands for, as PyTensor's modes are
+    providers: Sequence[str | tuple[str, dict[str, Any]]] | None = None,
+    session_options: Any = None,
+    opset: int = DEFAULT_OPSET,
+    check: bool = False,
+) -> Mode:
+    """A PyTensor ``Mode`` that compiles functions to ONNX and runs them in ONNX Runtime.
+
+    Parameters
+    ----------
+    providers
+        ONNX Runtime execution providers in order of preference; default CPU.  CUDA and other
+        providers need the matching onnxruntime build (untested by this project).
+    session_options
+        An ``onnxruntime.SessionOptions`` for every session the mode creates.
+    opset
+        The default-domain opset of the generated models.
+    check
+        Run the ONNX checker and strict shape inference at compile time.
+
+    Returns
+    -------
+    pytensor.compile.mode.Mode
+        Pass it as ``pytensor.function(..., mode=ONNXMode(...))``.  The rewrites are those of
+        :func:`pytensor_onnx.export_onnx` (``pytensor_onnx.rewrite``).
+    """
+    linker = ONNXLinker(providers, session_options, opset, check)
+    return Mode(linker=linker, optimizer=onnx_rewrite_query())
+
+
+def _register() -> None:
+    """Register the ``"ONNX"`` mode and the ``"onnx"`` linker name with PyTensor (once)."""
+    if "ONNX" not in predefined_modes:
+        register_mode("ONNX", ONNXMode())
+    if "onnx" not in predefined_linkers:
+        register_linker("onnx", ONNXLinker())
+
+
+_register()
+
+__all__ = ["DEFAULT_PROVIDERS", "ConvertedGraph", "ONNXLinker", "ONNXMode", "convert_fgraph"]
