@@ -9,8 +9,10 @@ from pytensor_onnx.dispatch import (
     builders,
     elemwise,
     math,
+    nlinalg,
     scalar,
     scalar_math,
+    slinalg,
     special,
     tensor_basic,
 )

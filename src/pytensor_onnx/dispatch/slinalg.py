@@ -1,0 +1,254 @@
+"""Converters for ``pytensor.tensor.slinalg`` (``pytensor.tensor.linalg`` in PyTensor 3).
+
+Cholesky, triangular and general solves, ``cho_solve``, LU and QR, as single matrices and
+batched through ``Blockwise``; the algorithms are in :mod:`pytensor_onnx.dispatch.linalg`.
+The Op classes live in ``pytensor.tensor.linalg`` in PyTensor 3 and in
+``pytensor.tensor.slinalg``/``nlinalg`` in PyTensor 2.38 (see :func:`linalg_class`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import importlib
+
+import onnx_ir as ir
+import pytensor.tensor.linalg as ptla
+from pytensor.graph.basic import Apply
+from pytensor.graph.op import Op
+
+from pytensor_onnx.builder import ONNXBuilder, variable_dtype
+from pytensor_onnx.dispatch import linalg as la
+from pytensor_onnx.dispatch.basic import UnsupportedOpError, onnx_funcify
+from pytensor_onnx.dispatch.blockwise import onnx_funcify_blockwise
+
+Values = Sequence[ir.Value]
+Converter = Callable[[Op, Apply, ONNXBuilder], Values]
+
+
+def linalg_class(name: str) -> type:
+    """The linear-algebra Op class ``name`` of the installed PyTensor.
+
+    PyTensor 3 exports every class from ``pytensor.tensor.linalg`` (its ``slinalg`` and
+    ``nlinalg`` are deprecation shims); PyTensor 2.38 defines them in those two modules.
+    """
+    if hasattr(ptla, name):
+        return getattr(ptla, name)  # type: ignore[no-any-return]
+    for module in ("pytensor.tensor.slinalg", "pytensor.tensor.nlinalg"):
+        found = getattr(importlib.import_module(module), name, None)
+        if found is not None:
+            return found  # type: ignore[no-any-return]
+    raise AttributeError(f"PyTensor has no linear-algebra Op {name}")
+
+
+def register_core_and_batched(*op_classes: type) -> Callable[[Converter], Converter]:
+    """Register a converter for the Op classes and for ``Blockwise`` nodes around them.
+
+    The constructions of :mod:`pytensor_onnx.dispatch.linalg` broadcast over leading
+    dimensions, so one converter serves both (it receives the core Op either way).
+    """
+
+    def decorator(convert: Converter) -> Converter:
+        for cls in op_classes:
+            onnx_funcify.register(cls)(convert)
+            onnx_funcify_blockwise.register(cls)(convert)
+        return convert
+
+    return decorator
+
+
+def matrix_size(builder: ONNXBuilder, node: Apply, x: ir.Value, index: int = 0) -> la.Size:
+    """The :class:`~pytensor_onnx.dispatch.linalg.Size` of the square matrices ``node.inputs[index]``."""
+    shape = node.inputs[index].type.shape
+    static = shape[-1] if shape[-1] is not None else shape[-2]
+    return la.size_of(builder, x, -1, static)
+
+
+def square_input(builder: ONNXBuilder, node: Apply, index: int = 0) -> tuple[ir.Value, la.Size, str]:
+    """Input ``index`` cast to the output dtype, its size and that dtype."""
+    dtype = variable_dtype(node.outputs[0])
+    x = builder.input(node, index, dtype)
+    return x, matrix_size(builder, node, x, index), dtype
+
+
+def as_matrix_rhs(builder: ONNXBuilder, node: Apply, b_ndim: int, dtype: str) -> ir.Value:
+    """The right-hand side ``node.inputs[1]`` as a stack of (n, m) matrices."""
+    b = builder.input(node, 1, dtype)
+    return la.unsqueeze(builder, b, -1) if b_ndim == 1 else b
+
+
+def from_matrix_rhs(builder: ONNXBuilder, x: ir.Value, b_ndim: int) -> ir.Value:
+    """Undo :func:`as_matrix_rhs` on a solution."""
+    return builder.op("Squeeze", [x, builder.int64s([-1])]) if b_ndim == 1 else x
+
+
+def reading_triangle(builder: ONNXBuilder, node: Apply, a: ir.Value, lower: bool) -> ir.Value:
+    """``a`` if ``lower`` else its transpose, so the referenced triangle is the lower one."""
+    return a if lower else la.transpose_last(builder, a, node.inputs[0].type.ndim)
+
+
+@register_core_and_batched(linalg_class("Cholesky"))
+def _cholesky(op: Op, node: Apply, builder: ONNXBuilder) -> Values:
+    a, n, dtype = square_input(builder, node)
+    factor = la.cholesky(builder, reading_triangle(builder, node, a, op.lower), n, dtype)
+    return [reading_triangle(builder, node, factor, op.lower)]
+
+
+@register_core_and_batched(linalg_class("SolveTriangular"))
+def _solve_triangular(op: Op, node: Apply, builder: ONNXBuilder) -> Values:
+    a, n, dtype = square_input(builder, node)
+    b = as_matrix_rhs(builder, node, op.b_ndim, dtype)
+    x = la.solve_triangular(
+        builder, a, b, n, dtype, lower=op.lower, unit_diagonal=op.unit_diagonal
+    )
+    return [from_matrix_rhs(builder, x, op.b_ndim)]
+
+
+def cholesky_solve(
+    builder: ONNXBuilder, factor: ir.Value, b: ir.Value, n: la.Size, dtype: str, *, lower: bool
+) -> ir.Value:
+    """Solve ``A x = b`` from the Cholesky ``factor`` of ``A`` (lower ``L`` or upper ``U``)."""
+    # A = L L^T: solve L y = b, then L^T x = y;  A = U^T U: solve U^T y = b, then U x = y.
+    y = la.solve_triangular(
+        builder, factor, b, n, dtype, lower=lower, trans=not lower, nan_if_singular=False
+    )
+    return la.solve_triangular(
+        builder, factor, y, n, dtype, lower=lower, trans=lower, nan_if_singular=False
+    )
+
+
+@register_core_and_batched(linalg_class("CholeskySolve"))
+def _cho_solve(op: Op, node: Apply, builder: ONNXBuilder) -> Values:
+    factor, n, dtype = square_input(builder, node)
+    b = as_matrix_rhs(builder, node, op.b_ndim, dtype)
+    x = cholesky_solve(builder, factor, b, n, dtype, lower=op.lower)
+    return [from_matrix_rhs(builder, x, op.b_ndim)]
+
+
+def symmetric_from_triangle(
+    builder: ONNXBuilder, a: ir.Value, n: la.Size, ndim: int, lower: bool
+) -> ir.Value:
+    """The symmetric matrices whose ``lower`` (or upper) triangle is that of ``a``."""
+    mirrored = la.transpose_last(builder, a, ndim)
+    keep = la.compare(builder, "GreaterOrEqual" if lower else "LessOrEqual", n.rows, n.arange)
+    return la.where(builder, keep, a, mirrored)
+
+
+def band(builder: ONNXBuilder, a: ir.Value, n: la.Size, dtype: str) -> ir.Value:
+    """``a`` with everything outside the three central diagonals set to zero."""
+    offset = builder.op("Abs", [builder.op("Sub", [n.rows, n.arange])])
+    inside = la.compare(builder, "LessOrEqual", offset, builder.scalar(1, "int64"))
+    return la.where(builder, inside, a, builder.scalar(0, dtype))
+
+
+@register_core_and_batched(linalg_class("Solve"))
+def _solve(op: Op, node: Apply, builder: ONNXBuilder) -> Values:
+    a, n, dtype = square_input(builder, node)
+    b = as_matrix_rhs(builder, node, op.b_ndim, dtype)
+    ndim = node.inputs[0].type.ndim
+    assume_a = op.assume_a
+    if assume_a == "pos":
+        factor = la.cholesky(builder, reading_triangle(builder, node, a, op.lower), n, dtype)
+        x = cholesky_solve(builder, factor, b, n, dtype, lower=True)
+        return [from_matrix_rhs(builder, x, op.b_ndim)]
+    if assume_a in ("sym", "her"):
+        a = symmetric_from_triangle(builder, a, n, ndim, op.lower)
+    elif assume_a == "tridiagonal":
+        a = band(builder, a, n, dtype)
+    elif assume_a not in ("gen", "banded"):
+        raise UnsupportedOpError.for_node(node, f"Solve with assume_a={assume_a!r}")
+    # "sym" (LAPACK sytrf, Bunch-Kaufman) and "banded" are solved with pivoted LU here:
+    # the same solution up to rounding.
+    lu = la.lu_factor(builder, a, n, dtype)
+    x = la.lu_solve(builder, lu, b, n, dtype, nan_if_singular=True)
+    return [from_matrix_rhs(builder, x, op.b_ndim)]
+
+
+@register_core_and_batched(linalg_class("LUFactor"))
+def _lu_factor(op: Op, node: Apply, builder: ONNXBuilder) -> Values:
+    a, n, dtype = square_input(builder, node)
+    lu = la.lu_factor(builder, a, n, dtype)
+    return [lu.packed, builder.cast(lu.pivots, variable_dtype(node.outputs[1]), "int64")]
+
+
+@register_core_and_batched(linalg_class("LU"))
+def _lu(op: Op, node: Apply, builder: ONNXBuilder) -> Values:
+    a, n, dtype = square_input(builder, node)
+    lu = la.lu_factor(builder, a, n, dtype)
+    lower, upper = la.lu_parts(builder, lu.packed, n, dtype)
+    # A = P L U with P[perm[i], i] = 1, i.e. A[r] = (L U)[inverse[r]].
+    inverse = la.invert_permutation(builder, lu.perm, n)
+    if op.permute_l:
+        return [la.permute_rows(builder, lower, inverse), upper]
+    if op.p_indices:
+        return [builder.cast(inverse, variable_dtype(node.outputs[0]), "int64"), lower, upper]
+    hits = la.compare(builder, "Equal", la.unsqueeze(builder, lu.perm, -2), n.rows)
+    return [builder.cast(hits, variable_dtype(node.outputs[0]), "bool"), lower, upper]
+
+
+@register_core_and_batched(linalg_class("PivotToPermutations"))
+def _pivot_to_permutations(
+    op: Op, node: Apply, builder: ONNXBuilder
+) -> Values:
+    pivots = builder.input(node, 0, "int64")
+    static = node.inputs[0].type.shape[-1]
+    n = la.size_of(builder, pivots, -1, static)
+    perm = la.pivots_to_permutation(builder, pivots, n)
+    if not op.inverse:
+        perm = la.invert_permutation(builder, perm, n)
+    return [builder.cast(perm, variable_dtype(node.outputs[0]), "int64")]
+
+
+def _qr_sizes(
+    builder: ONNXBuilder, node: Apply, a: ir.Value
+) -> tuple[la.Size, la.Size, la.Size]:
+    """Row count, column count and ``min(rows, columns)`` of the input of a QR node."""
+    m_static, n_static = node.inputs[0].type.shape[-2:]
+    m = la.size_of(builder, a, -2, m_static)
+    n = la.size_of(builder, a, -1, n_static)
+    if m_static is not None and n_static is not None:
+        k_static: int | None = min(m_static, n_static)
+        k = la.size_of(builder, a, -1, k_static)
+    else:
+        value = builder.op("Min", [m.value, n.value])
+        arange = builder.op("Range", [builder.scalar(0, "int64"), value, builder.scalar(1, "int64")])
+        k = la.Size(value, None, arange, la.unsqueeze(builder, arange, 1))
+    return m, n, k
+
+
+@register_core_and_batched(linalg_class("QR"))
+def _qr(op: Op, node: Apply, builder: ONNXBuilder) -> Values:
+    if op.pivoting:
+        raise UnsupportedOpError.for_node(node, "QR with column pivoting (geqp3) is not implemented")
+    if op.mode == "raw":
+        raise UnsupportedOpError.for_node(
+            node, "QR mode='raw' (LAPACK's packed reflectors) is not implemented"
+        )
+    dtype = variable_dtype(node.outputs[0])
+    a = builder.input(node, 0, dtype)
+    m, n, k = _qr_sizes(builder, node, a)
+    q, r = la.householder_qr(builder, a, m, n, k, dtype)
+    if op.mode == "r":
+        return [r]
+    if op.mode == "full":
+        return [q, r]
+    # economic: Q[..., :, :k] and R[..., :k, :]
+    start = builder.int64s([0])
+    end = builder.op("Unsqueeze", [k.value, builder.int64s([0])])
+    q = builder.op("Slice", [q, start, end, builder.int64s([-1])])
+    r = builder.op("Slice", [r, start, end, builder.int64s([-2])])
+    return [q, r]
+
+
+def _refuse(reason: str) -> Converter:
+    """A converter that refuses Ops of a class with ``reason``."""
+
+    def convert(op: Op, node: Apply, builder: ONNXBuilder) -> Values:
+        raise UnsupportedOpError.for_node(node, reason)
+
+    return convert
+
+
+register_core_and_batched(linalg_class("Eigvalsh"))(
+    _refuse("generalized symmetric eigenvalues (Eigvalsh) have no ONNX construction yet")
+)
