@@ -1,0 +1,409 @@
+"""Converters for ``pytensor.tensor.subtensor``: basic and advanced indexing, inc/set.
+
+Every indexing Op is first turned into a list of :class:`_Item` (one per indexed axis of
+the data after ``newaxis`` insertion), then :func:`index_tensor` builds the ONNX graph:
+
+* slices become one ``Slice`` node (ONNX clamps out-of-range bounds like Python does, except
+  a backwards slice starting before the first element, which is fixed up explicitly);
+* ``newaxis`` becomes ``Unsqueeze``;
+* boolean masks become integer index arrays through ``NonZero``;
+* a single integer index (scalar or array) is a ``Gather`` on its axis, which is NumPy's rule
+  for where the indexed dims go; several index arrays are broadcast, the indexed axes are
+  transposed to the front and taken with ``GatherND``, and the result dims are moved back to
+  the first indexed axis when the advanced indices are consecutive (NumPy's placement rule).
+
+Increments and assignments index an ``arange`` shaped like ``x`` with the same function to get
+the flat position of every selected element, then scatter into the flattened ``x`` with
+``ScatterND`` (``reduction="add"`` accumulates repeated indices like ``np.add.at``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import onnx_ir as ir
+from pytensor.graph.basic import Apply, Constant, Variable
+from pytensor.graph.op import Op
+from pytensor.tensor import subtensor as pts
+from pytensor.tensor.type_other import MakeSlice, NoneTypeT, SliceType
+
+from pytensor_onnx.builder import ONNXBuilder, variable_dtype
+from pytensor_onnx.dispatch.basic import onnx_funcify, optional_classes
+
+Values = Sequence[ir.Value]
+
+INT64_MAX = int(np.iinfo(np.int64).max)
+INT64_MIN = int(np.iinfo(np.int64).min)
+
+#: A slice bound: absent, a Python int (constant) or a 0-d int64 ONNX value.
+Bound = int | ir.Value | None
+
+
+@dataclass(frozen=True)
+class _Item:
+    """The index of one data axis: a slice, an integer array (0-d for scalars) or a newaxis."""
+
+    kind: str  # "slice", "array" or "newaxis"
+    start: Bound = None
+    stop: Bound = None
+    step: Bound = None
+    array: ir.Value | None = None
+    ndim: int = 0
+
+    @property
+    def is_full_slice(self) -> bool:
+        """Whether this is ``:`` (the axis is taken whole)."""
+        return (
+            self.kind == "slice"
+            and self.start is None
+            and self.stop is None
+            and (self.step is None or self.step == 1)
+        )
+
+
+_FULL = _Item("slice")
+
+
+# ---------------------------------------------------------------------------- parsing
+def _python_index(op: Op, node: Apply, first: int) -> list[object]:
+    """The index tuple of a ``*Subtensor*`` node: slices, ``None`` (newaxis) and variables."""
+    op_indices = list(node.inputs[first:])
+    idx_list = getattr(op, "idx_list", None)
+    if idx_list is None:
+        # PyTensor 2 AdvancedSubtensor(1) / AdvancedIncSubtensor(1): the inputs are the indices.
+        entries: Sequence[object] = op_indices
+    else:
+        entries = pts.indices_from_subtensor(op_indices, idx_list)
+    parsed: list[object] = []
+    for entry in entries:
+        if isinstance(entry, Variable) and isinstance(entry.type, NoneTypeT):
+            parsed.append(None)
+        elif isinstance(entry, Variable) and isinstance(entry.type, SliceType):
+            if isinstance(entry, Constant):
+                parsed.append(entry.data)
+            elif entry.owner is not None and isinstance(entry.owner.op, MakeSlice):
+                parsed.append(slice(*entry.owner.inputs))
+            else:
+                raise TypeError(f"cannot read the slice {entry} of node {node}")
+        else:
+            parsed.append(entry)
+    return parsed
+
+
+def _bound(builder: ONNXBuilder, field: object) -> Bound:
+    """A slice bound as ``None``, a Python int (for constants) or a 0-d int64 value."""
+    if field is None:
+        return None
+    if isinstance(field, Variable):
+        if isinstance(field.type, NoneTypeT):
+            return None
+        if isinstance(field, Constant):
+            return int(np.asarray(field.data))
+        return builder.cast(builder.value(field), "int64", variable_dtype(field))
+    return int(field)  # type: ignore[call-overload]
+
+
+def _items(builder: ONNXBuilder, index: Sequence[object]) -> list[_Item]:
+    """Per-axis items; a k-d boolean mask becomes k integer arrays (its ``NonZero`` rows)."""
+    items: list[_Item] = []
+    for entry in index:
+        if entry is None:
+            items.append(_Item("newaxis"))
+        elif isinstance(entry, slice):
+            items.append(
+                _Item(
+                    "slice",
+                    _bound(builder, entry.start),
+                    _bound(builder, entry.stop),
+                    _bound(builder, entry.step),
+                )
+            )
+        else:
+            assert isinstance(entry, Variable)
+            dtype = variable_dtype(entry)
+            value = builder.value(entry)
+            ndim = entry.type.ndim if hasattr(entry.type, "ndim") else 0
+            if dtype == "bool":
+                nonzero = builder.op("NonZero", [value])
+                for row in range(ndim):
+                    picked = builder.op("Gather", [nonzero, builder.scalar(row, "int64")])
+                    items.append(_Item("array", array=picked, ndim=1))
+            else:
+                items.append(_Item("array", array=builder.cast(value, "int64", dtype), ndim=ndim))
+    return items
+
+
+# --------------------------------------------------------------------------- building
+def _vector(builder: ONNXBuilder, entries: Sequence[int | ir.Value]) -> ir.Value:
+    """A 1-D int64 tensor from Python ints and 0-d int64 values."""
+    if all(isinstance(e, int) for e in entries):
+        return builder.int64s(entries)  # type: ignore[arg-type]
+    parts = [
+        builder.int64s([e])
+        if isinstance(e, int)
+        else builder.op("Reshape", [e, builder.int64s([1])])
+        for e in entries
+    ]
+    return parts[0] if len(parts) == 1 else builder.op("Concat", parts, {"axis": 0})
+
+
+def _by_step_sign(
+    builder: ONNXBuilder, step: int | ir.Value, if_positive: int, if_negative: int
+) -> int | ir.Value:
+    """``if_positive`` or ``if_negative`` depending on the sign of ``step`` (in-graph if needed)."""
+    if isinstance(step, int):
+        return if_positive if step > 0 else if_negative
+    is_negative = builder.op("Less", [step, builder.scalar(0, "int64")])
+    return builder.op(
+        "Where",
+        [is_negative, builder.scalar(if_negative, "int64"), builder.scalar(if_positive, "int64")],
+    )
+
+
+def _slice_bounds(
+    builder: ONNXBuilder, data: ir.Value, axis: int, item: _Item, dim: int | None
+) -> tuple[int | ir.Value, int | ir.Value, int | ir.Value]:
+    """ONNX ``Slice`` start/end/step with Python's meaning of ``item`` on ``axis``."""
+    step: int | ir.Value = 1 if item.step is None else item.step
+    positive = isinstance(step, int) and step > 0
+    negative = isinstance(step, int) and step < 0
+    start = _by_step_sign(builder, step, 0, INT64_MAX) if item.start is None else item.start
+    stop = _by_step_sign(builder, step, INT64_MAX, INT64_MIN) if item.stop is None else item.stop
+    # ONNX clamps a backwards start to [0, dim - 1]; Python gives an empty slice when the
+    # start lies before the first element.  Make start = stop = 0 (empty) in that case.
+    if positive or item.start is None or (isinstance(start, int) and start >= 0):
+        return start, stop, step
+    if isinstance(start, int) and dim is not None:
+        before_first = start + dim < 0
+        if not before_first:
+            return start, stop, step
+        if negative:
+            return 0, 0, step
+    dim_value = builder.op("Squeeze", [builder.dim(data, axis), builder.int64s([0])])
+    start_value = builder.scalar(start, "int64") if isinstance(start, int) else start
+    adjusted = builder.op("Add", [start_value, dim_value])
+    bad = builder.op("Less", [adjusted, builder.scalar(0, "int64")])
+    if not negative:
+        step_value = builder.scalar(step, "int64") if isinstance(step, int) else step
+        backwards = builder.op("Less", [step_value, builder.scalar(0, "int64")])
+        bad = builder.op("And", [bad, backwards])
+    zero = builder.scalar(0, "int64")
+    stop_value = builder.scalar(stop, "int64") if isinstance(stop, int) else stop
+    return (
+        builder.op("Where", [bad, zero, start_value]),
+        builder.op("Where", [bad, zero, stop_value]),
+        step,
+    )
+
+
+def _apply_slices(
+    builder: ONNXBuilder, data: ir.Value, items: Sequence[_Item], shape: Sequence[int | None]
+) -> ir.Value:
+    starts, stops, steps, axes = [], [], [], []
+    for axis, item in enumerate(items):
+        if item.kind != "slice" or item.is_full_slice:
+            continue
+        start, stop, step = _slice_bounds(builder, data, axis, item, shape[axis])
+        starts.append(start)
+        stops.append(stop)
+        steps.append(step)
+        axes.append(axis)
+    if not axes:
+        return data
+    return builder.op(
+        "Slice",
+        [
+            data,
+            _vector(builder, starts),
+            _vector(builder, stops),
+            builder.int64s(axes),
+            _vector(builder, steps),
+        ],
+    )
+
+
+def _gather_arrays(
+    builder: ONNXBuilder, data: ir.Value, arrays: list[tuple[int, _Item]], ndim: int
+) -> ir.Value:
+    """Take the integer index arrays ``(axis, item)`` from ``data`` as NumPy does."""
+    if len(arrays) == 1 or all(item.ndim == 0 for _, item in arrays):
+        # One index array (its dims replace its axis), or only scalars (each removes its
+        # axis): plain Gathers, from the last axis so that earlier axes keep their numbers.
+        for axis, item in sorted(arrays, key=lambda a: -a[0]):
+            data = builder.op("Gather", [data, item.array], {"axis": axis})
+        return data
+    axes = [axis for axis, _ in arrays]
+    rest = [d for d in range(ndim) if d not in axes]
+    if axes != list(range(len(axes))):
+        data = builder.op("Transpose", [data], {"perm": axes + rest})
+    values = [item.array for _, item in arrays if item.array is not None]
+    total = values[0]
+    for value in values[1:]:
+        total = builder.op("Add", [total, value])
+    common = builder.shape(total)
+    last = builder.int64s([-1])
+    stacked = builder.op(
+        "Concat",
+        [builder.op("Unsqueeze", [builder.op("Expand", [v, common]), last]) for v in values],
+        {"axis": -1},
+    )
+    result = builder.op("GatherND", [data, stacked])
+    index_ndim = max(item.ndim for _, item in arrays)
+    consecutive = axes == list(range(axes[0], axes[0] + len(axes)))
+    if consecutive and axes[0] > 0:
+        first = axes[0]
+        n_rest = len(rest)
+        perm = (
+            [index_ndim + i for i in range(first)]
+            + list(range(index_ndim))
+            + [index_ndim + i for i in range(first, n_rest)]
+        )
+        result = builder.op("Transpose", [result], {"perm": perm})
+    return result
+
+
+def index_tensor(
+    builder: ONNXBuilder, x: ir.Value, shape: Sequence[int | None], items: Sequence[_Item]
+) -> ir.Value:
+    """``x[items]`` with NumPy's semantics (``shape`` is the static shape of ``x``)."""
+    new_axes = [i for i, item in enumerate(items) if item.kind == "newaxis"]
+    full_shape = list(shape)
+    if new_axes:
+        x = builder.op("Unsqueeze", [x, builder.int64s(new_axes)])
+        for axis in new_axes:
+            full_shape.insert(axis, 1)
+    padded = [_FULL if item.kind == "newaxis" else item for item in items]
+    padded += [_FULL] * (len(full_shape) - len(padded))
+    x = _apply_slices(builder, x, padded, full_shape)
+    arrays = [(axis, item) for axis, item in enumerate(padded) if item.kind == "array"]
+    if not arrays:
+        return x
+    return _gather_arrays(builder, x, arrays, len(full_shape))
+
+
+def _update(
+    builder: ONNXBuilder,
+    node: Apply,
+    items: Sequence[_Item],
+    *,
+    set_instead_of_inc: bool,
+    may_repeat: bool,
+    accumulate: bool = True,
+) -> ir.Value:
+    """``x[items] = y`` or ``x[items] += y`` for a node with inputs ``(x, y, ...)``.
+
+    Parameters
+    ----------
+    may_repeat
+        Whether the index can select an element more than once (advanced indexing).
+    accumulate
+        For increments: whether repeated indices accumulate (``np.add.at``) or the last one
+        wins (``x[idx] += y``, PyTensor's ``ignore_duplicates``).
+    """
+    dtype = variable_dtype(node.outputs[0])
+    x = builder.input(node, 0)
+    y = builder.input(node, 1, dtype)
+    shape = builder.shape(x)
+    flat_shape = builder.int64s([-1])
+    size = builder.op("Size", [x])
+    arange = builder.op("Range", [builder.scalar(0, "int64"), size, builder.scalar(1, "int64")])
+    x_shape = tuple(getattr(node.inputs[0].type, "shape", ()))
+    positions = index_tensor(builder, builder.op("Reshape", [arange, shape]), x_shape, items)
+    # y broadcasts against x[items]; leading length-1 dims of y beyond its rank are dropped.
+    selected_ndim = _selected_ndim(node.inputs[0].type.ndim, items)
+    extra = node.inputs[1].type.ndim - selected_ndim
+    if extra > 0:
+        y = builder.op("Squeeze", [y, builder.int64s(range(extra))])
+    updates = builder.op(
+        "Reshape", [builder.op("Expand", [y, builder.shape(positions)]), flat_shape]
+    )
+    flat_positions = builder.op("Reshape", [positions, flat_shape])
+    x_flat = builder.op("Reshape", [x, flat_shape])
+    scatter_index = builder.op("Unsqueeze", [flat_positions, builder.int64s([1])])
+    if not set_instead_of_inc:
+        if accumulate or not may_repeat:
+            result = builder.op("ScatterND", [x_flat, scatter_index, updates], {"reduction": "add"})
+            return builder.op("Reshape", [result, shape])
+        selected = builder.op("Gather", [x_flat, flat_positions])
+        updates = builder.op("Add", [selected, updates])
+    if may_repeat:
+        # Repeated positions: the last update wins, as in NumPy.  Find, per position, the
+        # largest update number writing there, and let every writer write that value, so the
+        # (unspecified) order of ScatterND's writes does not matter.
+        n_updates = builder.op("Size", [flat_positions])
+        order = builder.op(
+            "Range", [builder.scalar(0, "int64"), n_updates, builder.scalar(1, "int64")]
+        )
+        none = builder.op("Expand", [builder.scalar(-1, "int64"), builder.op("Shape", [x_flat])])
+        last = builder.op("ScatterND", [none, scatter_index, order], {"reduction": "max"})
+        winner = builder.op("Gather", [last, flat_positions])
+        updates = builder.op("Gather", [updates, winner])
+    result = builder.op("ScatterND", [x_flat, scatter_index, updates])
+    return builder.op("Reshape", [result, shape])
+
+
+def _selected_ndim(ndim: int, items: Sequence[_Item]) -> int:
+    """The rank of ``x[items]`` for ``x`` of rank ``ndim``."""
+    arrays = [item for item in items if item.kind == "array"]
+    consumed = sum(1 for item in items if item.kind != "newaxis")
+    n_new = len(items) - consumed
+    kept = ndim - len(arrays) + n_new
+    return kept + max((item.ndim for item in arrays), default=0)
+
+
+# --------------------------------------------------------------------------- converters
+@onnx_funcify.register(pts.Subtensor)
+@onnx_funcify.register(pts.AdvancedSubtensor)
+def _subtensor(op: Op, node: Apply, builder: ONNXBuilder) -> Values:
+    items = _items(builder, _python_index(op, node, 1))
+    return [index_tensor(builder, builder.input(node, 0), node.inputs[0].type.shape, items)]
+
+
+@onnx_funcify.register(pts.IncSubtensor)
+@onnx_funcify.register(pts.AdvancedIncSubtensor)
+def _inc_subtensor(op: Op, node: Apply, builder: ONNXBuilder) -> Values:
+    items = _items(builder, _python_index(op, node, 2))
+    advanced = not isinstance(op, pts.IncSubtensor)
+    return [
+        _update(
+            builder,
+            node,
+            items,
+            set_instead_of_inc=op.set_instead_of_inc,  # type: ignore[attr-defined]
+            may_repeat=advanced,
+            accumulate=not getattr(op, "ignore_duplicates", False),
+        )
+    ]
+
+
+def _advanced_subtensor1(op: Op, node: Apply, builder: ONNXBuilder) -> Values:
+    items = _items(builder, [node.inputs[1]])
+    return [index_tensor(builder, builder.input(node, 0), node.inputs[0].type.shape, items)]
+
+
+def _advanced_inc_subtensor1(op: Op, node: Apply, builder: ONNXBuilder) -> Values:
+    items = _items(builder, [node.inputs[2]])
+    return [
+        _update(
+            builder,
+            node,
+            items,
+            set_instead_of_inc=op.set_instead_of_inc,  # type: ignore[attr-defined]
+            may_repeat=True,
+        )
+    ]
+
+
+# AdvancedSubtensor1 / AdvancedIncSubtensor1 exist in PyTensor 2 only.
+for _cls in optional_classes(pts, "AdvancedSubtensor1"):
+    onnx_funcify.register(_cls)(_advanced_subtensor1)
+for _cls in optional_classes(pts, "AdvancedIncSubtensor1"):
+    onnx_funcify.register(_cls)(_advanced_inc_subtensor1)
+
+
+@onnx_funcify.register(MakeSlice)
+def _make_slice(op: MakeSlice, node: Apply, builder: ONNXBuilder) -> Values:
+    # Slices are not tensors: the indexing converters read MakeSlice's inputs directly.
+    return [ir.Value(name=builder.names.claim("slice"))]

@@ -1,0 +1,268 @@
+"""Indexing (``pytensor.tensor.subtensor``) against ONNX Runtime and onnx.reference."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pytensor
+import pytensor.tensor as pt
+import pytest
+
+from pytensor_onnx import export_onnx
+from tests.compare import compare_onnx_and_py, input_like, ort_session
+
+RNG = np.random.default_rng(42)
+
+
+def _data(shape: tuple[int, ...], dtype: str) -> np.ndarray:
+    return RNG.normal(size=shape).astype(dtype)
+
+
+BASIC: dict[str, Callable[[pt.TensorVariable], pt.TensorVariable]] = {
+    "int": lambda x: x[1],
+    "negative_int": lambda x: x[-1, -2],
+    "slice": lambda x: x[1:3],
+    "negative_slice": lambda x: x[-3:-1, 1:],
+    "step": lambda x: x[::2, 1::3],
+    "reversed": lambda x: x[::-1],
+    "reversed_bounds": lambda x: x[3:0:-2, ::-3],
+    "reversed_start_before_first": lambda x: x[-10::-1],
+    "reversed_stop_before_first": lambda x: x[2:-10:-1],
+    "clamped": lambda x: x[-100:100, 7:100],
+    "empty": lambda x: x[3:1],
+    "mixed": lambda x: x[1:, -1, ::-1],
+    "ellipsis_like": lambda x: x[:, :, 2],
+}
+
+
+@pytest.mark.parametrize("name", sorted(BASIC))
+def test_basic_subtensor(name: str, floatX: str, symbolic: bool) -> None:
+    value = _data((5, 4, 3), floatX)
+    x = input_like(value, "x", symbolic)
+    compare_onnx_and_py([x], [BASIC[name](x)], [value])
+
+
+@pytest.mark.parametrize(
+    ("start", "stop", "step"),
+    [
+        (1, 4, 1),
+        (-2, None, 1),
+        (None, None, -1),
+        (4, 0, -1),
+        (-1, -7, -2),
+        (-9, None, -1),  # before the first element: empty in Python, not in raw ONNX Slice
+        (-9, 3, 1),
+        (9, None, -2),
+        (2, 2, 3),
+    ],
+)
+def test_symbolic_slice_bounds(start: int | None, stop: int | None, step: int) -> None:
+    value = np.arange(6.0)
+    x = input_like(value, "x", symbolic=True)
+    a, b, c = pt.lscalar("a"), pt.lscalar("b"), pt.lscalar("c")
+    start_v = a if start is not None else None
+    stop_v = b if stop is not None else None
+    inputs = [x, a, b, c]
+    values = [value, np.int64(start or 0), np.int64(stop or 0), np.int64(step)]
+    compare_onnx_and_py(inputs, [x[start_v:stop_v:c]], values)
+
+
+def test_symbolic_bounds_from_shape_run_at_several_sizes() -> None:
+    x = pt.matrix("x", dtype="float64", shape=(None, None))
+    y = x[: x.shape[0] // 2, ::-1]
+    model = export_onnx([x], [y])
+    session = ort_session(model)
+    fn = pytensor.function([x], y)
+    for n in (1, 4, 7):
+        value = _data((n, 3), "float64")
+        np.testing.assert_array_equal(session.run(None, {"x": value})[0], fn(value))
+
+
+def test_integer_index_dtypes() -> None:
+    value = _data((6, 2), "float64")
+    x = input_like(value, "x", symbolic=True)
+    i8 = pt.scalar("i8", dtype="int8")
+    u32 = pt.scalar("u32", dtype="uint32")
+    idx = pt.vector("idx", dtype="int32")
+    compare_onnx_and_py(
+        [x, i8, u32, idx],
+        [x[i8], x[u32:], x[idx]],
+        [value, np.int8(-2), np.uint32(4), np.array([0, -1, 5], dtype="int32")],
+    )
+
+
+ADVANCED: dict[str, tuple[Callable[..., pt.TensorVariable], list[np.ndarray]]] = {
+    "vector": (lambda x, i: x[i], [np.array([0, 4, -1, 2, 2])]),
+    "vector_axis1": (lambda x, i: x[:, i], [np.array([3, -4, 0])]),
+    "vector_axis2": (lambda x, i: x[..., i], [np.array([2, 0])]),
+    "matrix": (lambda x, i: x[i], [np.array([[0, 1], [-1, 3]])]),
+    "matrix_axis1": (lambda x, i: x[1:, i], [np.array([[0, 1, 1], [-1, 3, 2]])]),
+    "two_arrays": (lambda x, i, j: x[i, j], [np.array([0, 4, -1]), np.array([1, 1, -4])]),
+    "broadcast": (
+        lambda x, i, j: x[i, :, j],
+        [np.array([[0], [4], [-1]]), np.array([1, 0, 2, -1])],
+    ),
+    "consecutive_after_slice": (
+        lambda x, i, j: x[1:, i, j],
+        [np.array([[0], [3]]), np.array([1, 2])],
+    ),
+    "separated_by_slice": (
+        lambda x, i, j: x[i, 1:3, j],
+        [np.array([0, 1, -1]), np.array([2, 0, 1])],
+    ),
+    "int_and_array": (lambda x, i: x[2, :, i], [np.array([[0, 1], [2, 0]])]),
+    "int_next_to_array": (lambda x, i: x[:, 1, i], [np.array([0, 2, 1])]),
+    "empty_index": (lambda x, i: x[i], [np.zeros(0, dtype="int64")]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ADVANCED))
+def test_advanced_subtensor(name: str, floatX: str, symbolic: bool) -> None:
+    fn, index_values = ADVANCED[name]
+    value = _data((5, 4, 3), floatX)
+    x = input_like(value, "x", symbolic)
+    indices = [input_like(v, f"i{k}", symbolic) for k, v in enumerate(index_values)]
+    compare_onnx_and_py([x, *indices], [fn(x, *indices)], [value, *index_values])
+
+
+def test_newaxis_with_array() -> None:
+    value = _data((5, 4), "float64")
+    x = input_like(value, "x", symbolic=True)
+    i = pt.lvector("i")
+    compare_onnx_and_py([x, i], [x[None, i], x[i, None, 1:]], [value, np.array([1, -1])])
+
+
+@pytest.mark.parametrize("mask_ndim", [1, 2])
+def test_boolean_mask(floatX: str, symbolic: bool, mask_ndim: int) -> None:
+    value = _data((4, 3, 2), floatX)
+    mask = value[(slice(None),) * mask_ndim + (0,) * (3 - mask_ndim)] > 0
+    x = input_like(value, "x", symbolic)
+    m = input_like(mask, "m", symbolic)
+    compare_onnx_and_py([x, m], [x[m], x[m] * 2], [value, mask])
+
+
+def test_boolean_mask_after_slice_and_all_false() -> None:
+    value = _data((4, 3), "float64")
+    x = input_like(value, "x", symbolic=True)
+    m = pt.vector("m", dtype="bool")
+    compare_onnx_and_py([x, m], [x[:, m]], [value, np.array([True, False, True])])
+    compare_onnx_and_py([x, m], [x[m]], [value, np.zeros(4, dtype=bool)])
+
+
+def test_integer_data() -> None:
+    value = np.arange(24, dtype="int16").reshape(4, 6)
+    x = input_like(value, "x", symbolic=True)
+    i = pt.lvector("i")
+    compare_onnx_and_py([x, i], [x[i, ::-2], x[1]], [value, np.array([3, 0, -1])])
+
+
+INC: dict[str, tuple[Callable[..., pt.TensorVariable], list[np.ndarray], tuple[int, ...]]] = {
+    "basic_slice": (lambda x, y: x[1:3], [], (2, 4, 3)),
+    "basic_reversed": (lambda x, y: x[::-2, 1], [], (3, 3)),
+    "basic_int": (lambda x, y: x[-1, :, 0], [], (4,)),
+    "broadcast_y": (lambda x, y: x[1:3, 2], [], (3,)),
+    "vector_repeated": (lambda x, y, i: x[i], [np.array([0, 2, 2, -3, 4])], (5, 4, 3)),
+    "axis1_repeated": (lambda x, y, i: x[:, i], [np.array([1, 1, -1])], (5, 3, 3)),
+    "two_arrays_repeated": (
+        lambda x, y, i, j: x[i, :, j],
+        [np.array([0, 0, 4]), np.array([2, 2, 1])],
+        (3, 4),
+    ),
+    "separated": (
+        lambda x, y, i, j: x[i, 1:, j],
+        [np.array([1, 1]), np.array([0, 0])],
+        (2, 3),
+    ),
+    "matrix_index": (lambda x, y, i: x[2, i], [np.array([[0, 3], [3, -1]])], (2, 2, 3)),
+}
+
+
+@pytest.mark.parametrize("mode", ["inc", "set"])
+@pytest.mark.parametrize("name", sorted(INC))
+def test_inc_set_subtensor(name: str, mode: str, floatX: str, symbolic: bool) -> None:
+    fn, index_values, y_shape = INC[name]
+    value = _data((5, 4, 3), floatX)
+    y_value = _data(y_shape, floatX)
+    x = input_like(value, "x", symbolic)
+    y = input_like(y_value, "y", symbolic)
+    indices = [input_like(v, f"i{k}", symbolic) for k, v in enumerate(index_values)]
+    target = fn(x, y, *indices)
+    out = pt.inc_subtensor(target, y) if mode == "inc" else pt.set_subtensor(target, y)
+    compare_onnx_and_py([x, y, *indices], [out], [value, y_value, *index_values])
+
+
+def test_set_repeated_last_wins() -> None:
+    value = np.zeros(4)
+    x = input_like(value, "x", symbolic=True)
+    i = pt.lvector("i")
+    y = pt.dvector("y")
+    compare_onnx_and_py(
+        [x, y, i],
+        [pt.set_subtensor(x[i], y)],
+        [value, np.arange(1.0, 7.0), np.array([1, 3, 1, -3, 0, 3])],
+    )
+
+
+def test_inc_repeated_accumulates_like_add_at() -> None:
+    value = np.zeros(3)
+    i_value = np.array([0, 1, 1, 1, -1, 2, 0])
+    x = input_like(value, "x")
+    i = pt.lvector("i")
+    out = pt.inc_subtensor(x[i], 1.0)
+    compare_onnx_and_py([x, i], [out], [value, i_value])
+    expected = np.zeros(3)
+    np.add.at(expected, i_value, 1.0)
+    model = export_onnx([x, i], [out])
+    np.testing.assert_array_equal(
+        ort_session(model).run(None, {"x": value, "i": i_value})[0], expected
+    )
+
+
+def test_inc_ignore_duplicates() -> None:
+    value = np.ones(4)
+    x = input_like(value, "x")
+    i = pt.lvector("i")
+    y = pt.dvector("y")
+    out = pt.inc_subtensor(x[i], y, ignore_duplicates=True)
+    compare_onnx_and_py([x, y, i], [out], [value, np.array([1.0, 2.0, 3.0]), np.array([2, 0, 2])])
+
+
+def test_inc_boolean_mask_and_int_dtype() -> None:
+    value = np.arange(12, dtype="int32").reshape(3, 4)
+    x = input_like(value, "x", symbolic=True)
+    m = pt.matrix("m", dtype="bool")
+    out = pt.inc_subtensor(x[m], np.int32(100))
+    mask = value % 3 == 0
+    compare_onnx_and_py([x, m], [out, pt.set_subtensor(x[m], np.int32(-1))], [value, mask])
+
+
+def test_out_of_range_index_raises() -> None:
+    value = np.arange(4.0)
+    x = input_like(value, "x", symbolic=True)
+    i = pt.lvector("i")
+    session = ort_session(export_onnx([x, i], [x[i], pt.inc_subtensor(x[i], 1.0)]))
+    with pytest.raises(Exception, match=r"out of|invalid"):
+        session.run(None, {"x": value, "i": np.array([4])})
+    with pytest.raises(Exception, match=r"out of|invalid"):
+        session.run(None, {"x": value, "i": np.array([-5])})
+
+
+def test_gradient_through_indexing(floatX: str, symbolic: bool) -> None:
+    value = _data((5, 4), floatX)
+    x = input_like(value, "x", symbolic)
+    i = pt.lvector("i")
+    j = pt.lvector("j")
+    cost = (x[i, j] ** 2).sum() + (x[1:, ::-2] * 3).sum() + x[i].sum() + x[-1, 2]
+    grad = pytensor.grad(cost, x)
+    compare_onnx_and_py(
+        [x, i, j], [grad], [value, np.array([0, 2, 2, -1, 0]), np.array([1, 3, 3, 0, 1])]
+    )
+
+
+def test_gradient_separated_advanced_indices() -> None:
+    value = _data((3, 4, 5), "float64")
+    x = input_like(value, "x", symbolic=True)
+    i = pt.lvector("i")
+    grad = pytensor.grad((x[i, 1:3, i] ** 2).sum(), x)
+    compare_onnx_and_py([x, i], [grad], [value, np.array([0, 2, 0])])
