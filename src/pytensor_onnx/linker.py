@@ -23,8 +23,13 @@ from typing import Any
 import numpy as np
 import onnx
 import onnx_ir as ir
-from pytensor.compile.mode import Mode, predefined_linkers, predefined_modes, register_linker
-from pytensor.compile.mode import register_mode
+from pytensor.compile.mode import (
+    Mode,
+    predefined_linkers,
+    predefined_modes,
+    register_linker,
+    register_mode,
+)
 from pytensor.graph.basic import Variable
 from pytensor.graph.fg import FunctionGraph
 from pytensor.link.basic import JITLinker
@@ -70,7 +75,9 @@ class ConvertedGraph:
     scalar_outputs: frozenset[int]
 
 
-def convert_fgraph(fgraph: FunctionGraph, opset: int = DEFAULT_OPSET, check: bool = False) -> ConvertedGraph:
+def convert_fgraph(
+    fgraph: FunctionGraph, opset: int = DEFAULT_OPSET, check: bool = False
+) -> ConvertedGraph:
     """Convert an already rewritten ``FunctionGraph`` into an in-memory ONNX model.
 
     Parameters
@@ -98,7 +105,9 @@ def convert_fgraph(fgraph: FunctionGraph, opset: int = DEFAULT_OPSET, check: boo
         initializers=[],
         output_names=[f"output_{i}" for i in range(len(fgraph.outputs))],
     )
-    model = build_model(captured, opset=opset, graph_name=fgraph.name or "pytensor_function")
+    model = build_model(
+        captured, opset=opset, graph_name=getattr(fgraph, "name", None) or "pytensor_function"
+    )
     proto = ir.serde.serialize_model(model)
     if check:
         check_model(proto)
@@ -119,30 +128,29 @@ def _scalar_positions(variables: Sequence[Variable]) -> frozenset[int]:
     return frozenset(i for i, var in enumerate(variables) if isinstance(var.type, ScalarType))
 
 
-def _make_runner(session: Any, converted: ConvertedGraph) -> Callable[..., list[Any] | None]:
+def _run_nothing(*args: Any) -> None:
+    """The runner of a function without outputs (an ONNX graph needs at least one)."""
+    return None
+
+
+def _make_runner(session: Any, converted: ConvertedGraph) -> Callable[..., list[Any]]:
     """The function called on every call: feeds in, ONNX Runtime, outputs out."""
     run = session.run
     input_names = converted.input_names
     output_names = list(converted.output_names)
     scalar_in = converted.scalar_inputs
     scalar_out = converted.scalar_outputs
-    if not output_names:
-        # A function without outputs has nothing to compute (ONNX requires outputs).
-        def run_nothing(*args: Any) -> None:
-            return None
-
-        return run_nothing
     if not scalar_in and not scalar_out:
 
         def run_arrays(*args: Any) -> list[Any]:
-            return run(output_names, dict(zip(input_names, args)))
+            return run(output_names, dict(zip(input_names, args, strict=False)))
 
         return run_arrays
 
     def run_with_scalars(*args: Any) -> list[Any]:
         feeds = {
             name: np.asarray(arg) if i in scalar_in else arg
-            for i, (name, arg) in enumerate(zip(input_names, args))
+            for i, (name, arg) in enumerate(zip(input_names, args, strict=False))
         }
         outputs = run(output_names, feeds)
         for i in scalar_out:
@@ -219,16 +227,32 @@ class ONNXLinker(JITLinker):
         super().accept(fgraph, no_recycling, profile)
         return self
 
-    def fgraph_convert(self, fgraph: FunctionGraph, **kwargs: Any) -> ConvertedGraph:
-        """Export ``fgraph`` to an in-memory ONNX model (raises ``UnsupportedOpError``)."""
+    def fgraph_convert(
+        self,
+        fgraph: FunctionGraph,
+        order: Any = None,
+        input_storage: Any = None,
+        output_storage: Any = None,
+        storage_map: Any = None,
+        **kwargs: Any,
+    ) -> ConvertedGraph:
+        """Export ``fgraph`` to an in-memory ONNX model (raises ``UnsupportedOpError``).
+
+        Only the graph is used: the storage arguments of ``JITLinker`` are not needed.
+        """
         converted = convert_fgraph(fgraph, opset=self.opset, check=self.check)
         self.onnx_model = converted.model
         return converted
 
-    def jit_compile(self, fn: ConvertedGraph) -> Callable[..., list[Any] | None]:
-        """Create the one ``InferenceSession`` of the function and return the per-call runner."""
+    def jit_compile(self, fn: Any) -> Callable[..., list[Any] | None]:
+        """Create the one ``InferenceSession`` of the function and return the per-call runner.
+
+        ``fn`` is the :class:`ConvertedGraph` made by :meth:`fgraph_convert`.
+        """
         import onnxruntime as ort
 
+        if not fn.output_names:
+            return _run_nothing
         self.session = ort.InferenceSession(
             fn.model.SerializeToString(),
             sess_options=self.session_options,
@@ -242,12 +266,10 @@ class ONNXLinker(JITLinker):
         return [storage_map[var] for var in self.fgraph.inputs]
 
     def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}(providers={list(self.providers)!r}, opset={self.opset})"
-        )
+        return f"{type(self).__name__}(providers={list(self.providers)!r}, opset={self.opset})"
 
 
-def ONNXMode(  # noqa: N802 - named like the class it stands for, as PyTensor's modes are
+def ONNXMode(
     providers: Sequence[str | tuple[str, dict[str, Any]]] | None = None,
     session_options: Any = None,
     opset: int = DEFAULT_OPSET,
