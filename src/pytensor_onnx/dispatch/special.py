@@ -34,8 +34,10 @@ def _softmax(op: Softmax | LogSoftmax, node: Apply, builder: ONNXBuilder) -> Val
     dtype = variable_dtype(node.outputs[0])
     axes = _softmax_axes(op, node.inputs[0].type.ndim)
     is_log = isinstance(op, LogSoftmax)
-    if len(axes) == 1:
-        return [builder.op("LogSoftmax" if is_log else "Softmax", [x], {"axis": axes[0]})]
+    # ONNX LogSoftmax is not used: onnx.reference computes it as log(softmax(x)), which
+    # underflows to -inf where the decomposition below stays finite.
+    if len(axes) == 1 and not is_log:
+        return [builder.op("Softmax", [x], {"axis": axes[0]})]
     shifted = _shifted(builder, x, axes, dtype)
     exp = builder.op("Exp", [shifted])
     total = reduce(builder, "ReduceSum", exp, axes, dtype, keepdims=True)

@@ -1,0 +1,45 @@
+"""Softmax, LogSoftmax and the softmax gradient."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytensor
+import pytensor.tensor as pt
+import pytest
+from pytensor.tensor.special import log_softmax, softmax
+
+from tests.compare import compare_onnx_and_py, input_like
+
+
+@pytest.mark.parametrize("axis", [None, 0, 1, -1], ids=str)
+@pytest.mark.parametrize("fn", [softmax, log_softmax], ids=["softmax", "log_softmax"])
+def test_softmax(fn, axis, floatX: str, symbolic: bool) -> None:
+    value = np.array([[1.0, 2.0, 3.0], [-1e3, 0.0, 1e3], [-np.inf, 0.0, 1.0]], dtype=floatX)
+    x = input_like(value, "x", symbolic)
+    compare_onnx_and_py([x], [fn(x, axis=axis)], [value])
+
+
+@pytest.mark.parametrize("axis", [0, -1], ids=str)
+def test_softmax_gradient(axis: int, floatX: str) -> None:
+    rng = np.random.default_rng(3)
+    value = rng.normal(size=(4, 5)).astype(floatX)
+    weights = rng.normal(size=(4, 5)).astype(floatX)
+    x = input_like(value, "x")
+    cost = (softmax(x, axis=axis) * weights).sum() + (log_softmax(x, axis=axis) * weights).sum()
+    compare_onnx_and_py([x], [pytensor.grad(cost, x)], [value])
+
+
+def test_softmax_nan_propagates(floatX: str) -> None:
+    value = np.array([[1.0, np.nan, 3.0], [0.0, 1.0, 2.0]], dtype=floatX)
+    x = input_like(value, "x")
+    compare_onnx_and_py([x], [softmax(x, axis=-1), softmax(x, axis=None)], [value])
+
+
+def test_mlp_forward(floatX: str, symbolic: bool) -> None:
+    rng = np.random.default_rng(4)
+    value = rng.normal(size=(5, 4)).astype(floatX)
+    w1 = rng.normal(size=(4, 8)).astype(floatX)
+    w2 = rng.normal(size=(8, 3)).astype(floatX)
+    x = input_like(value, "x", symbolic)
+    h = pt.maximum(x @ w1 + 0.1, 0)
+    compare_onnx_and_py([x], [softmax(h @ w2, axis=-1), pt.tanh(h).mean()], [value])
