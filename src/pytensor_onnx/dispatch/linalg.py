@@ -72,47 +72,69 @@ def size_of(builder: ONNXBuilder, x: ir.Value, axis: int, static: int | None) ->
 
 
 # ------------------------------------------------------------------------------ loops
+@dataclass(frozen=True)
+class Carry:
+    """A value threaded through a loop, with its dtype (needed to type the loop body)."""
+
+    value: ir.Value
+    dtype: str
+
+
+@dataclass(frozen=True)
+class ScanOut:
+    """A per-step loop output: its dtype and its shape (a 1-D int64 value of the outer graph).
+
+    ``onnx.reference`` stacks ``Loop`` scan outputs with ``np.vstack``, which is only right
+    for 1-D values, so the body emits them flattened and the stack is reshaped afterwards.
+    """
+
+    dtype: str
+    shape: ir.Value
+
+
 def fori_loop(
     builder: ONNXBuilder,
     count: Size,
-    state: Sequence[ir.Value],
-    dtypes: Sequence[str],
+    state: Sequence[Carry],
+    scans: Sequence[ScanOut],
     step: Step,
     name: str,
-) -> list[ir.Value]:
-    """Run ``step`` for ``k = 0 .. count-1`` on ``state`` (of ``dtypes``), return the final state.
+) -> tuple[list[ir.Value], list[ir.Value]]:
+    """Run ``step`` for ``k = 0 .. count-1`` and return the final state and the scan outputs.
 
-    Unrolled into ``builder``'s graph when ``count`` is static and at most
-    :data:`UNROLL_MAX`, else an ONNX ``Loop`` whose body is built by ``step``.
+    ``step(builder, k, state)`` returns the new state followed by one value per entry of
+    ``scans``; those per-step values come back stacked along a new first axis (as the
+    scan outputs of an ONNX ``Loop``).  Unrolled into ``builder``'s graph when ``count`` is
+    static and at most :data:`UNROLL_MAX`, else an ONNX ``Loop``.
     """
+    n_state = len(state)
     if count.static is not None and count.static <= UNROLL_MAX:
-        values = list(state)
+        values = [c.value for c in state]
+        per_step: list[list[ir.Value]] = [[] for _ in scans]
         for k in range(count.static):
-            values = step(builder, builder.scalar(k, "int64"), values)
-        return values
+            results = step(builder, builder.scalar(k, "int64"), values)
+            values = results[:n_state]
+            for stack, value in zip(per_step, results[n_state:], strict=True):
+                stack.append(unsqueeze(builder, value, 0))
+        stacked = [builder.op("Concat", stack, {"axis": 0}) for stack in per_step]
+        return values, stacked
 
-    for value, dtype in zip(state, dtypes, strict=True):
-        value.dtype = onnx_dtype(dtype)
     body = ONNXBuilder(builder.opset, builder.names.claim(name), parent=builder, names=builder.names)
-    k = ir.Value(
-        name=builder.names.claim(f"{name}_k"), type=ir.TensorType(ir.DataType.INT64), shape=ir.Shape([])
-    )
-    cond = ir.Value(
-        name=builder.names.claim(f"{name}_cond"), type=ir.TensorType(ir.DataType.BOOL), shape=ir.Shape([])
-    )
-    carried = [
-        ir.Value(name=builder.names.claim(f"{name}_state"), type=ir.TensorType(v.dtype), shape=v.shape)
-        for v in state
-    ]
+    k = _typed_value(builder, f"{name}_k", "int64", ir.Shape([]))
+    cond = _typed_value(builder, f"{name}_cond", "bool", ir.Shape([]))
+    carried = [_typed_value(builder, f"{name}_state", c.dtype, c.value.shape) for c in state]
     body.graph.inputs.extend([k, cond, *carried])
-    new_state = step(body, k, list(carried))
+    results = step(body, k, list(carried))
     outputs = [body.op("Identity", [cond])]
-    for old, new in zip(carried, new_state, strict=True):
-        # Body outputs must be produced in the body, even when a step leaves a value alone.
-        producer = new.producer()
+    flat = body.int64s([-1])
+    results = results[:n_state] + [body.op("Reshape", [v, flat]) for v in results[n_state:]]
+    dtypes = [c.dtype for c in state] + [scan.dtype for scan in scans]
+    for value, dtype in zip(results, dtypes, strict=True):
+        # Body outputs must be distinct values produced in the body.
+        producer = value.producer()
         inside = producer is not None and producer.graph is body.graph
-        out = new if inside and not new.is_graph_output() else body.op("Identity", [new])
-        out.dtype = old.dtype
+        out = value if inside and not value.is_graph_output() else body.op("Identity", [value])
+        out.dtype = onnx_dtype(dtype)
         outputs.append(out)
     body.graph.outputs.extend(outputs)
     # The body's tape numbers its values like the main graph's: rename them apart (SSA).
@@ -122,15 +144,38 @@ def fori_loop(
     node = ir.Node(
         "",
         "Loop",
-        [count.value, builder.const(np.array(True)), *state],
+        [count.value, builder.const(np.array(True)), *(c.value for c in state)],
         attributes=[ir.AttrGraph("body", body.graph)],
-        num_outputs=len(state),
+        num_outputs=len(dtypes),
     )
     builder.add_node(node)
-    for out, init in zip(node.outputs, state, strict=True):
-        out.dtype = init.dtype
-        out.shape = init.shape
-    return list(node.outputs)
+    for out, dtype in zip(node.outputs, dtypes, strict=True):
+        out.dtype = onnx_dtype(dtype)
+    stacked = [
+        builder.op("Reshape", [out, builder.op("Concat", [builder.int64s([-1]), scan.shape], {"axis": 0})])
+        for out, scan in zip(node.outputs[n_state:], scans, strict=True)
+    ]
+    return list(node.outputs[:n_state]), stacked
+
+
+def _typed_value(builder: ONNXBuilder, name: str, dtype: str, shape: ir.Shape | None) -> ir.Value:
+    """A fresh (graph input) value of ``dtype``."""
+    return ir.Value(name=builder.names.claim(name), type=ir.TensorType(onnx_dtype(dtype)), shape=shape)
+
+
+def unstack_to(builder: ONNXBuilder, stacked: ir.Value, ndim: int, axis: int) -> ir.Value:
+    """Move the first axis of ``stacked`` (rank ``ndim``) to position ``axis`` (negative)."""
+    order = list(range(1, ndim))
+    order.insert(ndim + axis, 0)
+    return builder.op("Transpose", [stacked], {"perm": order})
+
+
+def reverse_first(builder: ONNXBuilder, x: ir.Value) -> ir.Value:
+    """``x[::-1]`` along the first axis."""
+    big = np.iinfo(np.int64).max
+    return builder.op(
+        "Slice", [x, builder.int64s([-1]), builder.int64s([-big]), builder.int64s([0]), builder.int64s([-1])]
+    )
 
 
 # ------------------------------------------------------------------------ helpers
@@ -180,6 +225,15 @@ def nan_where(builder: ONNXBuilder, bad: ir.Value, x: ir.Value, dtype: str) -> i
     return where(builder, bad, builder.scalar(np.nan, dtype), x)
 
 
+def outer_product(builder: ONNXBuilder, u: ir.Value, v: ir.Value) -> ir.Value:
+    """``u[..., :, None] * v[..., None, :]`` as a ``MatMul`` (a rank-1 GEMM).
+
+    ``Mul`` would do, but ONNX's shape-inference data propagation rejects a broadcasting
+    ``Mul`` of a column by a row when it knows both inputs' values (onnx 1.23).
+    """
+    return builder.op("MatMul", [unsqueeze(builder, u, -1), unsqueeze(builder, v, -2)])
+
+
 def zeros_like(builder: ONNXBuilder, x: ir.Value, dtype: str) -> ir.Value:
     """Zeros of the shape of ``x`` (without reading ``x``'s values: NaN-safe)."""
     return builder.op("Expand", [builder.scalar(0, dtype), builder.op("Shape", [x])])
@@ -205,27 +259,30 @@ def transpose_last(builder: ONNXBuilder, x: ir.Value, ndim: int) -> ir.Value:
 
 
 # ---------------------------------------------------------------------- Cholesky
-def cholesky(builder: ONNXBuilder, a: ir.Value, n: Size, dtype: str) -> ir.Value:
-    """The lower Cholesky factor of symmetric positive-definite matrices ``a`` (..., n, n).
+def cholesky(builder: ONNXBuilder, a: ir.Value, n: Size, ndim: int, dtype: str) -> ir.Value:
+    """The lower Cholesky factor of symmetric positive-definite matrices ``a`` (rank ``ndim``).
 
-    Only the lower triangle of ``a`` is read.  Left-looking (``potrf``): column ``k`` is
-    ``a[:, k] - L @ L[k, :]`` divided by the square root of its diagonal entry.  Matrices
-    that are not positive definite come out all-NaN, as PyTensor's ``Cholesky`` does.
+    Only the lower triangle of ``a`` is read.  Right-looking outer-product form: column
+    ``k`` of the factor is the working matrix's column ``k`` divided by the square root of its
+    diagonal entry, followed by the rank-1 update ``W -= l l^T``.  Matrices that are not
+    positive definite come out all-NaN, as PyTensor's ``Cholesky`` returns them.
     """
     zero = builder.scalar(0, dtype)
-    lower0 = zeros_like(builder, a, dtype)
 
     def step(b: ONNXBuilder, k: ir.Value, state: list[ir.Value]) -> list[ir.Value]:
-        (lower,) = state
-        column = take(b, a, k, -1)
-        row_k = unsqueeze(b, take(b, lower, k, -2), -1)
-        v = b.op("Sub", [column, b.op("Squeeze", [b.op("MatMul", [lower, row_k]), b.int64s([-1])])])
-        root = b.op("Sqrt", [unsqueeze(b, take(b, v, k, -1), -1)])
-        below = where(b, compare(b, "Greater", n.arange, k), b.op("Div", [v, root]), zero)
-        new_col = where(b, compare(b, "Equal", n.arange, k), root, below)
-        return [where(b, compare(b, "Equal", n.arange, k), unsqueeze(b, new_col, -1), lower)]
+        (work,) = state
+        column = take(b, work, k, -1)
+        root = b.op("Sqrt", [unsqueeze(b, take(b, column, k, -1), -1)])
+        below = where(b, compare(b, "Greater", n.arange, k), b.op("Div", [column, root]), zero)
+        factor_column = where(b, compare(b, "Equal", n.arange, k), root, below)
+        outer = outer_product(b, factor_column, factor_column)
+        return [b.op("Sub", [work, outer]), factor_column]
 
-    (lower,) = fori_loop(builder, n, [lower0], [dtype], step, "cholesky")
+    column_shape = builder.op("Shape", [a], {"end": -1})
+    _, (columns,) = fori_loop(
+        builder, n, [Carry(a, dtype)], [ScanOut(dtype, column_shape)], step, "cholesky"
+    )
+    lower = unstack_to(builder, columns, ndim, -1)
     failed = builder.op("Not", [compare(builder, "Greater", diagonal(builder, lower, n, dtype), zero)])
     return nan_where(builder, any_true(builder, failed, dtype), lower, dtype)
 
@@ -236,6 +293,7 @@ def solve_triangular(
     a: ir.Value,
     b: ir.Value,
     n: Size,
+    ndim: int,
     dtype: str,
     *,
     lower: bool,
@@ -246,31 +304,37 @@ def solve_triangular(
     """Solve ``op(a) @ x = b`` for triangular ``a`` (..., n, n) and ``b`` (..., n, m).
 
     ``op(a)`` is ``a`` or (``trans``) its transpose; only the ``lower`` (or upper) triangle
-    of ``a`` is read, and its diagonal is taken as ones with ``unit_diagonal``.  Row ``k``
-    of ``x`` is ``(b[k] - op(a)[k, :] @ x) / op(a)[k, k]``, forward for lower systems and
-    backward for upper ones.  With ``nan_if_singular``, systems with an exact zero on the
-    diagonal come out all-NaN (as LAPACK ``trtrs`` reports them to PyTensor).
+    of ``a`` is read, and its diagonal is taken as ones with ``unit_diagonal``.  ``ndim`` is
+    the rank of the solution (``b`` broadcast against ``a``'s batch dimensions).  Row ``k``
+    of ``x`` is the residual's row ``k`` divided by ``op(a)[k, k]``; the residual then loses
+    ``op(a)[:, k] x[k]`` (a rank-1 update), forward for lower systems and backward for upper
+    ones.  With ``nan_if_singular``, systems with an exact zero on the diagonal come out
+    all-NaN (LAPACK ``trtrs`` reports them to PyTensor, which fills the result with NaN).
     """
     effective_lower = lower != trans
     zero = builder.scalar(0, dtype)
-    # The solution starts as zeros of the broadcast shape of b against a's batch dims.
     b = broadcast_batch(builder, b, a, 2)
-    x0 = zeros_like(builder, b, dtype)
     last = builder.op("Sub", [n.value, builder.scalar(1, "int64")])
 
     def step(bld: ONNXBuilder, i: ir.Value, state: list[ir.Value]) -> list[ir.Value]:
-        (x,) = state
+        (residual,) = state
         k = i if effective_lower else bld.op("Sub", [last, i])
-        row = take(bld, a, k, -1 if trans else -2)
-        strictly = compare(bld, "Less" if effective_lower else "Greater", n.arange, k)
-        coeffs = unsqueeze(bld, where(bld, strictly, row, zero), -2)
-        rhs = bld.op("Sub", [unsqueeze(bld, take(bld, b, k, -2), -2), bld.op("MatMul", [coeffs, x])])
+        column = take(bld, a, k, -2 if trans else -1)
+        x_k = take(bld, residual, k, -2)
         if not unit_diagonal:
-            pivot = unsqueeze(bld, unsqueeze(bld, take(bld, row, k, -1), -1), -1)
-            rhs = bld.op("Div", [rhs, pivot])
-        return [where(bld, compare(bld, "Equal", n.rows, k), rhs, x)]
+            x_k = bld.op("Div", [x_k, unsqueeze(bld, take(bld, column, k, -1), -1)])
+        after = compare(bld, "Greater" if effective_lower else "Less", n.arange, k)
+        coeffs = where(bld, after, column, zero)
+        outer = outer_product(bld, coeffs, x_k)
+        return [bld.op("Sub", [residual, outer]), x_k]
 
-    (x,) = fori_loop(builder, n, [x0], [dtype], step, "trsolve")
+    row_shape = builder.op("Concat", [builder.op("Shape", [b], {"end": -2}), builder.op("Shape", [b], {"start": -1})], {"axis": 0})
+    _, (rows,) = fori_loop(
+        builder, n, [Carry(b, dtype)], [ScanOut(dtype, row_shape)], step, "trsolve"
+    )
+    if not effective_lower:
+        rows = reverse_first(builder, rows)
+    x = unstack_to(builder, rows, ndim, -2)
     if unit_diagonal or not nan_if_singular:
         return x
     singular = compare(builder, "Equal", diagonal(builder, a, n, dtype), zero)
@@ -303,80 +367,131 @@ def swap_indices(builder: ONNXBuilder, n: Size, k: ir.Value, p: ir.Value) -> ir.
     return where(builder, compare(builder, "Equal", n.arange, k), p, keep)
 
 
-def lu_factor(builder: ONNXBuilder, a: ir.Value, n: Size, dtype: str) -> LUResult:
-    """LU factorization with partial pivoting (LAPACK ``getrf``) of ``a`` (..., n, n).
+def lu_factor(builder: ONNXBuilder, a: ir.Value, n: Size, ndim: int, dtype: str) -> LUResult:
+    """LU factorization with partial pivoting (LAPACK ``getrf``) of ``a`` (rank ``ndim``).
 
-    Step ``k`` picks the largest ``|a[i, k]|`` for ``i >= k`` as pivot (the first one on ties),
-    swaps the rows with ``GatherElements``, stores the multipliers below the pivot and applies
-    the rank-1 update to the trailing rows.  A zero pivot (singular matrix) leaves the column
-    as is, like LAPACK: the factorization is still returned.
+    Rows are never moved: ``position`` tracks where LAPACK's row interchanges would have put
+    each row.  Step ``k`` picks, among rows at positions ``>= k``, the largest ``|w[r, k]|``
+    (on ties the row at the smallest position, as ``idamax`` does), records its position as
+    the pivot, emits it as row ``k`` of ``U`` and the multipliers as column ``k`` of ``L``,
+    and applies the rank-1 update to the remaining rows.  ``L``'s rows are put in pivot order
+    once at the end.  A zero pivot (singular matrix) leaves zero multipliers, like LAPACK.
     """
     zero = builder.scalar(0, dtype)
-    perm0 = builder.op("Expand", [n.arange, builder.op("Shape", [a], {"end": -1})])
+    beyond = builder.op("Add", [n.value, builder.scalar(1, "int64")])
+    position0 = builder.op("Expand", [n.arange, builder.op("Shape", [a], {"end": -1})])
 
     def step(b: ONNXBuilder, k: ir.Value, state: list[ir.Value]) -> list[ir.Value]:
-        packed, pivots, perm = state
-        magnitude = b.op("Abs", [take(b, packed, k, -1)])
-        candidates = where(b, compare(b, "GreaterOrEqual", n.arange, k), magnitude, b.scalar(-1, dtype))
-        p = b.op("ArgMax", [candidates], {"axis": -1, "keepdims": 1})
-        index = swap_indices(b, n, k, p)
-        gather_rows = b.op("Expand", [unsqueeze(b, index, -1), b.op("Shape", [packed])])
-        packed = b.op("GatherElements", [packed, gather_rows], {"axis": -2})
-        perm = b.op("GatherElements", [perm, index], {"axis": -1})
-        pivots = where(b, compare(b, "Equal", n.arange, k), p, pivots)
+        work, position = state
+        column = take(b, work, k, -1)
+        open_rows = compare(b, "GreaterOrEqual", position, k)
+        # NaN counts as the largest magnitude so that a NaN column still picks an open row.
+        magnitude = where(b, b.op("IsNaN", [column]), b.scalar(np.inf, dtype), b.op("Abs", [column]))
+        magnitude = where(b, open_rows, magnitude, b.scalar(-1, dtype))
+        best = b.op("ReduceMax", [magnitude, b.int64s([-1])], {"keepdims": 1})
+        ties = compare(b, "Equal", magnitude, best)
+        row = b.op("ArgMin", [where(b, ties, position, beyond)], {"axis": -1, "keepdims": 1})
+        row_position = unsqueeze(b, b.op("GatherND", [position, row], {"batch_dims": ndim - 2}), -1)
+        # LAPACK swaps the rows at positions k and row_position.
+        position = where(b, compare(b, "Equal", position, k), row_position, position)
+        position = where(b, compare(b, "Equal", n.arange, row), k, position)
 
-        pivot_row = take(b, packed, k, -2)
+        pivot_row = b.op("GatherND", [work, row], {"batch_dims": ndim - 2})
         pivot = unsqueeze(b, take(b, pivot_row, k, -1), -1)
         safe_pivot = where(b, compare(b, "Equal", pivot, zero), b.scalar(1, dtype), pivot)
-        below = compare(b, "Greater", n.arange, k)
-        multipliers = where(b, below, b.op("Div", [take(b, packed, k, -1), safe_pivot]), zero)
-        trailing = where(b, below, pivot_row, zero)
-        update = b.op("Mul", [unsqueeze(b, multipliers, -1), unsqueeze(b, trailing, -2)])
-        packed = b.op("Sub", [packed, update])
-        in_column = b.op("And", [compare(b, "Greater", n.rows, k), compare(b, "Equal", n.arange, k)])
-        packed = where(b, in_column, unsqueeze(b, multipliers, -1), packed)
-        return [packed, pivots, perm]
+        remaining = compare(b, "Greater", position, k)
+        multipliers = where(b, remaining, b.op("Div", [column, safe_pivot]), zero)
+        u_row = where(b, compare(b, "GreaterOrEqual", n.arange, k), pivot_row, zero)
+        trailing = where(b, compare(b, "Greater", n.arange, k), pivot_row, zero)
+        work = b.op("Sub", [work, outer_product(b, multipliers, trailing)])
+        squeeze = b.int64s([-1])
+        return [
+            work,
+            position,
+            u_row,
+            multipliers,
+            b.op("Squeeze", [row_position, squeeze]),
+            b.op("Squeeze", [row, squeeze]),
+        ]
 
-    packed, pivots, perm = fori_loop(builder, n, [a, perm0, perm0], [dtype, "int64", "int64"], step, "lu")
-    return LUResult(packed, pivots, perm)
+    vector_shape = builder.op("Shape", [a], {"end": -1})
+    batch_shape = builder.op("Shape", [a], {"end": -2})
+    _, (u_rows, l_columns, positions, rows) = fori_loop(
+        builder,
+        n,
+        [Carry(a, dtype), Carry(position0, "int64")],
+        [
+            ScanOut(dtype, vector_shape),
+            ScanOut(dtype, vector_shape),
+            ScanOut("int64", batch_shape),
+            ScanOut("int64", batch_shape),
+        ],
+        step,
+        "lu",
+    )
+    upper = unstack_to(builder, u_rows, ndim, -2)
+    perm = unstack_to(builder, rows, ndim - 1, -1)
+    lower = permute_rows(builder, unstack_to(builder, l_columns, ndim, -1), perm, ndim)
+    strictly_lower = compare(builder, "Greater", n.rows, n.arange)
+    packed = where(builder, strictly_lower, lower, upper)
+    return LUResult(packed, unstack_to(builder, positions, ndim - 1, -1), perm)
 
 
-def pivots_to_permutation(builder: ONNXBuilder, pivots: ir.Value, n: Size) -> ir.Value:
-    """Apply LAPACK row interchanges ``pivots`` (..., n) to ``arange(n)`` in order."""
+def pivots_to_permutation(builder: ONNXBuilder, pivots: ir.Value, n: Size, ndim: int) -> ir.Value:
+    """Apply LAPACK row interchanges ``pivots`` (rank ``ndim``, (..., n)) to ``arange(n)``."""
     perm0 = builder.op("Expand", [n.arange, builder.op("Shape", [pivots])])
 
     def step(b: ONNXBuilder, k: ir.Value, state: list[ir.Value]) -> list[ir.Value]:
         (perm,) = state
         p = unsqueeze(b, take(b, pivots, k, -1), -1)
-        return [b.op("GatherElements", [perm, swap_indices(b, n, k, p)], {"axis": -1})]
+        index = unsqueeze(b, swap_indices(b, n, k, p), -1)
+        return [b.op("GatherND", [perm, index], {"batch_dims": ndim - 1})]
 
-    (perm,) = fori_loop(builder, n, [perm0], ["int64"], step, "pivots")
+    (perm,), _ = fori_loop(builder, n, [Carry(perm0, "int64")], [], step, "pivots")
     return perm
 
 
 def invert_permutation(builder: ONNXBuilder, perm: ir.Value, n: Size) -> ir.Value:
-    """The inverse of permutations ``perm`` (..., n): ``inv[perm[i]] = i``."""
-    aranges = builder.op("Expand", [n.arange, builder.op("Shape", [perm])])
-    return builder.op("ScatterElements", [aranges, perm, aranges], {"axis": -1})
+    """The inverse of permutations ``perm`` (..., n): ``inv[perm[i]] = i``.
+
+    Found as the position of the one ``True`` in each row of ``perm == r`` (O(n²), once).
+    """
+    hits = builder.cast(compare(builder, "Equal", unsqueeze(builder, perm, -2), n.rows), "int32", "bool")
+    return builder.op("ArgMax", [hits], {"axis": -1, "keepdims": 0})
 
 
-def permute_rows(builder: ONNXBuilder, x: ir.Value, perm: ir.Value) -> ir.Value:
-    """Rows of ``x`` (..., n, m) reordered: ``out[..., i, :] = x[..., perm[i], :]``."""
-    index = builder.op("Expand", [unsqueeze(builder, perm, -1), builder.op("Shape", [x])])
-    return builder.op("GatherElements", [x, index], {"axis": -2})
+def permute_rows(builder: ONNXBuilder, x: ir.Value, perm: ir.Value, ndim: int) -> ir.Value:
+    """Rows of ``x`` (rank ``ndim``, (..., n, m)) reordered: ``out[..., i, :] = x[..., perm[i], :]``.
+
+    ``perm`` has exactly ``x``'s batch dimensions.  ``GatherND`` with batch dimensions is
+    used rather than ``GatherElements``, which ``onnx.reference`` mishandles for negative
+    axes and for more than 32 rows (``np.choose``).
+    """
+    return builder.op("GatherND", [x, unsqueeze(builder, perm, -1)], {"batch_dims": ndim - 2})
 
 
 def lu_solve(
-    builder: ONNXBuilder, lu: LUResult, b: ir.Value, n: Size, dtype: str, *, nan_if_singular: bool
+    builder: ONNXBuilder,
+    lu: LUResult,
+    b: ir.Value,
+    n: Size,
+    ndim: int,
+    dtype: str,
+    *,
+    nan_if_singular: bool,
 ) -> ir.Value:
-    """Solve ``a @ x = b`` from the factorization ``lu`` of ``a``; ``b`` is (..., n, m)."""
+    """Solve ``a @ x = b`` from the factorization ``lu`` of ``a``; ``b`` is (..., n, m).
+
+    ``ndim`` is the rank of the solution.  Exactly singular systems give NaN with
+    ``nan_if_singular`` (SciPy raises, and PyTensor's ``Solve`` turns that into NaN).
+    """
     b = broadcast_batch(builder, b, lu.packed, 2)
     perm = builder.op("Expand", [lu.perm, builder.op("Shape", [b], {"end": -1})])
     y = solve_triangular(
-        builder, lu.packed, permute_rows(builder, b, perm), n, dtype, lower=True, unit_diagonal=True
+        builder, lu.packed, permute_rows(builder, b, perm, ndim), n, ndim, dtype, lower=True, unit_diagonal=True
     )
     return solve_triangular(
-        builder, lu.packed, y, n, dtype, lower=False, nan_if_singular=nan_if_singular
+        builder, lu.packed, y, n, ndim, dtype, lower=False, nan_if_singular=nan_if_singular
     )
 
 
@@ -454,6 +569,6 @@ def householder_qr(
         q = b.op("Sub", [q, b.op("Mul", [tau_mat, b.op("Mul", [qv, unsqueeze(b, v, -2)])])])
         return [q, r]
 
-    q, r = fori_loop(builder, steps, [q0, a], [dtype, dtype], step, "qr")
+    (q, r), _ = fori_loop(builder, steps, [Carry(q0, dtype), Carry(a, dtype)], [], step, "qr")
     upper = compare(builder, "LessOrEqual", m.rows, n.arange)
     return q, where(builder, upper, r, zero)

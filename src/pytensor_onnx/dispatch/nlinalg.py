@@ -34,20 +34,21 @@ Values = Sequence[ir.Value]
 def _inverse(op: Op, node: Apply, builder: ONNXBuilder) -> Values:
     a, n, dtype = square_input(builder, node)
     eye = builder.cast(la.compare(builder, "Equal", n.rows, n.arange), dtype, "bool")
-    lu = la.lu_factor(builder, a, n, dtype)
-    return [la.lu_solve(builder, lu, eye, n, dtype, nan_if_singular=True)]
+    ndim = node.inputs[0].type.ndim
+    lu = la.lu_factor(builder, a, n, ndim, dtype)
+    return [la.lu_solve(builder, lu, eye, n, ndim, dtype, nan_if_singular=True)]
 
 
 @register_core_and_batched(linalg_class("Det"))
 def _det(op: Op, node: Apply, builder: ONNXBuilder) -> Values:
     a, n, dtype = square_input(builder, node)
-    return [la.det(builder, la.lu_factor(builder, a, n, dtype), n, dtype)]
+    return [la.det(builder, la.lu_factor(builder, a, n, node.inputs[0].type.ndim, dtype), n, dtype)]
 
 
 @register_core_and_batched(linalg_class("SLogDet"))
 def _slogdet(op: Op, node: Apply, builder: ONNXBuilder) -> Values:
     a, n, dtype = square_input(builder, node)
-    sign, logabsdet = la.slogdet(builder, la.lu_factor(builder, a, n, dtype), n, dtype)
+    sign, logabsdet = la.slogdet(builder, la.lu_factor(builder, a, n, node.inputs[0].type.ndim, dtype), n, dtype)
     return [sign, logabsdet]
 
 

@@ -71,10 +71,16 @@ def square_input(builder: ONNXBuilder, node: Apply, index: int = 0) -> tuple[ir.
     return x, matrix_size(builder, node, x, index), dtype
 
 
-def as_matrix_rhs(builder: ONNXBuilder, node: Apply, b_ndim: int, dtype: str) -> ir.Value:
-    """The right-hand side ``node.inputs[1]`` as a stack of (n, m) matrices."""
+def as_matrix_rhs(
+    builder: ONNXBuilder, node: Apply, b_ndim: int, dtype: str
+) -> tuple[ir.Value, int]:
+    """The right-hand side ``node.inputs[1]`` as a stack of (n, m) matrices, and the rank
+    of the solution in that form."""
     b = builder.input(node, 1, dtype)
-    return la.unsqueeze(builder, b, -1) if b_ndim == 1 else b
+    ndim = node.outputs[0].type.ndim
+    if b_ndim == 1:
+        return la.unsqueeze(builder, b, -1), ndim + 1
+    return b, ndim
 
 
 def from_matrix_rhs(builder: ONNXBuilder, x: ir.Value, b_ndim: int) -> ir.Value:
@@ -90,38 +96,49 @@ def reading_triangle(builder: ONNXBuilder, node: Apply, a: ir.Value, lower: bool
 @register_core_and_batched(linalg_class("Cholesky"))
 def _cholesky(op: Op, node: Apply, builder: ONNXBuilder) -> Values:
     a, n, dtype = square_input(builder, node)
-    factor = la.cholesky(builder, reading_triangle(builder, node, a, op.lower), n, dtype)
+    ndim = node.inputs[0].type.ndim
+    factor = la.cholesky(builder, reading_triangle(builder, node, a, op.lower), n, ndim, dtype)
     return [reading_triangle(builder, node, factor, op.lower)]
 
 
 @register_core_and_batched(linalg_class("SolveTriangular"))
 def _solve_triangular(op: Op, node: Apply, builder: ONNXBuilder) -> Values:
     a, n, dtype = square_input(builder, node)
-    b = as_matrix_rhs(builder, node, op.b_ndim, dtype)
+    b, ndim = as_matrix_rhs(builder, node, op.b_ndim, dtype)
     x = la.solve_triangular(
-        builder, a, b, n, dtype, lower=op.lower, unit_diagonal=op.unit_diagonal
+        builder, a, b, n, ndim, dtype, lower=op.lower, unit_diagonal=op.unit_diagonal
     )
     return [from_matrix_rhs(builder, x, op.b_ndim)]
 
 
 def cholesky_solve(
-    builder: ONNXBuilder, factor: ir.Value, b: ir.Value, n: la.Size, dtype: str, *, lower: bool
+    builder: ONNXBuilder,
+    factor: ir.Value,
+    b: ir.Value,
+    n: la.Size,
+    ndim: int,
+    dtype: str,
+    *,
+    lower: bool,
 ) -> ir.Value:
-    """Solve ``A x = b`` from the Cholesky ``factor`` of ``A`` (lower ``L`` or upper ``U``)."""
+    """Solve ``A x = b`` from the Cholesky ``factor`` of ``A`` (lower ``L`` or upper ``U``).
+
+    Like LAPACK ``potrs``, a zero on the factor's diagonal is not checked (inf/NaN follow).
+    """
     # A = L L^T: solve L y = b, then L^T x = y;  A = U^T U: solve U^T y = b, then U x = y.
     y = la.solve_triangular(
-        builder, factor, b, n, dtype, lower=lower, trans=not lower, nan_if_singular=False
+        builder, factor, b, n, ndim, dtype, lower=lower, trans=not lower, nan_if_singular=False
     )
     return la.solve_triangular(
-        builder, factor, y, n, dtype, lower=lower, trans=lower, nan_if_singular=False
+        builder, factor, y, n, ndim, dtype, lower=lower, trans=lower, nan_if_singular=False
     )
 
 
 @register_core_and_batched(linalg_class("CholeskySolve"))
 def _cho_solve(op: Op, node: Apply, builder: ONNXBuilder) -> Values:
     factor, n, dtype = square_input(builder, node)
-    b = as_matrix_rhs(builder, node, op.b_ndim, dtype)
-    x = cholesky_solve(builder, factor, b, n, dtype, lower=op.lower)
+    b, ndim = as_matrix_rhs(builder, node, op.b_ndim, dtype)
+    x = cholesky_solve(builder, factor, b, n, ndim, dtype, lower=op.lower)
     return [from_matrix_rhs(builder, x, op.b_ndim)]
 
 
@@ -144,12 +161,13 @@ def band(builder: ONNXBuilder, a: ir.Value, n: la.Size, dtype: str) -> ir.Value:
 @register_core_and_batched(linalg_class("Solve"))
 def _solve(op: Op, node: Apply, builder: ONNXBuilder) -> Values:
     a, n, dtype = square_input(builder, node)
-    b = as_matrix_rhs(builder, node, op.b_ndim, dtype)
+    b, x_ndim = as_matrix_rhs(builder, node, op.b_ndim, dtype)
     ndim = node.inputs[0].type.ndim
     assume_a = op.assume_a
     if assume_a == "pos":
-        factor = la.cholesky(builder, reading_triangle(builder, node, a, op.lower), n, dtype)
-        x = cholesky_solve(builder, factor, b, n, dtype, lower=True)
+        a = reading_triangle(builder, node, a, op.lower)
+        factor = la.cholesky(builder, a, n, ndim, dtype)
+        x = cholesky_solve(builder, factor, b, n, x_ndim, dtype, lower=True)
         return [from_matrix_rhs(builder, x, op.b_ndim)]
     if assume_a in ("sym", "her"):
         a = symmetric_from_triangle(builder, a, n, ndim, op.lower)
@@ -159,27 +177,27 @@ def _solve(op: Op, node: Apply, builder: ONNXBuilder) -> Values:
         raise UnsupportedOpError.for_node(node, f"Solve with assume_a={assume_a!r}")
     # "sym" (LAPACK sytrf, Bunch-Kaufman) and "banded" are solved with pivoted LU here:
     # the same solution up to rounding.
-    lu = la.lu_factor(builder, a, n, dtype)
-    x = la.lu_solve(builder, lu, b, n, dtype, nan_if_singular=True)
+    lu = la.lu_factor(builder, a, n, ndim, dtype)
+    x = la.lu_solve(builder, lu, b, n, x_ndim, dtype, nan_if_singular=True)
     return [from_matrix_rhs(builder, x, op.b_ndim)]
 
 
 @register_core_and_batched(linalg_class("LUFactor"))
 def _lu_factor(op: Op, node: Apply, builder: ONNXBuilder) -> Values:
     a, n, dtype = square_input(builder, node)
-    lu = la.lu_factor(builder, a, n, dtype)
+    lu = la.lu_factor(builder, a, n, node.inputs[0].type.ndim, dtype)
     return [lu.packed, builder.cast(lu.pivots, variable_dtype(node.outputs[1]), "int64")]
 
 
 @register_core_and_batched(linalg_class("LU"))
 def _lu(op: Op, node: Apply, builder: ONNXBuilder) -> Values:
     a, n, dtype = square_input(builder, node)
-    lu = la.lu_factor(builder, a, n, dtype)
+    lu = la.lu_factor(builder, a, n, node.inputs[0].type.ndim, dtype)
     lower, upper = la.lu_parts(builder, lu.packed, n, dtype)
     # A = P L U with P[perm[i], i] = 1, i.e. A[r] = (L U)[inverse[r]].
     inverse = la.invert_permutation(builder, lu.perm, n)
     if op.permute_l:
-        return [la.permute_rows(builder, lower, inverse), upper]
+        return [la.permute_rows(builder, lower, inverse, node.inputs[0].type.ndim), upper]
     if op.p_indices:
         return [builder.cast(inverse, variable_dtype(node.outputs[0]), "int64"), lower, upper]
     hits = la.compare(builder, "Equal", la.unsqueeze(builder, lu.perm, -2), n.rows)
@@ -193,7 +211,7 @@ def _pivot_to_permutations(
     pivots = builder.input(node, 0, "int64")
     static = node.inputs[0].type.shape[-1]
     n = la.size_of(builder, pivots, -1, static)
-    perm = la.pivots_to_permutation(builder, pivots, n)
+    perm = la.pivots_to_permutation(builder, pivots, n, node.inputs[0].type.ndim)
     if not op.inverse:
         perm = la.invert_permutation(builder, perm, n)
     return [builder.cast(perm, variable_dtype(node.outputs[0]), "int64")]
