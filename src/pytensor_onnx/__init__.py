@@ -16,6 +16,8 @@ from pytensor_onnx.export import (
     newest_runtime_opset,
     supported_opsets,
 )
+from pytensor_onnx.inspect import model_summary, summary
+from pytensor_onnx.verify import VerificationError, VerificationReport, verify
 from pytensor_onnx.linker import ONNXLinker, ONNXMode
 
 __all__ = [
@@ -24,10 +26,15 @@ __all__ = [
     "ONNXLinker",
     "ONNXMode",
     "UnsupportedOpError",
+    "VerificationError",
+    "VerificationReport",
     "__version__",
     "export_onnx",
+    "model_summary",
     "newest_ir_version",
     "newest_runtime_opset",
     "onnx_funcify",
+    "summary",
     "supported_opsets",
+    "verify",
 ]

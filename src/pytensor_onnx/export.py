@@ -6,7 +6,7 @@ import functools
 import os
 import tempfile
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,7 +27,18 @@ from pytensor.tensor.type import TensorType
 from pytensor_onnx import __version__
 from pytensor_onnx.builder import NameRegistry, ONNXBuilder, onnx_dtype, variable_dtype
 from pytensor_onnx.dispatch import convert_nodes
+from pytensor_onnx.inspect import annotate_provenance
+from pytensor_onnx.precision import (
+    convert_fgraph_to_float32,
+    float32_array,
+    narrow_accumulators,
+)
 from pytensor_onnx.rewrite import rewrite_for_onnx
+from pytensor_onnx.storage import (
+    DEFAULT_EXTERNAL_DATA_THRESHOLD,
+    save_with_external_data,
+    wants_external_data,
+)
 
 #: The opset used when none is given.
 DEFAULT_OPSET = 18
@@ -137,6 +148,7 @@ def capture(
     *,
     shared_inputs: Sequence[SharedVariable | str] = (),
     include_updates: bool = False,
+    float32: bool = False,
 ) -> CapturedGraph:
     """Collect the graph to export, clone it into a ``FunctionGraph`` and rewrite it for ONNX.
 
@@ -151,6 +163,9 @@ def capture(
     include_updates
         Export a compiled function's shared-variable updates as extra outputs named
         ``<shared>_updated``; the updated shared variables become graph inputs.
+    float32
+        Convert float64 inputs, shared values and computation to float32 before rewriting
+        (see :mod:`pytensor_onnx.precision`).
     """
     updates: list[tuple[SharedVariable, Variable]] = []
     if isinstance(fn_or_inputs, Function):
@@ -218,7 +233,12 @@ def capture(
     fgraph = FunctionGraph(
         [*user_inputs, *as_inputs, *as_initializers], roots, clone=True
     )
+    if float32:
+        fgraph = convert_fgraph_to_float32(fgraph)
+        initializers = [(name, float32_array(array)) for name, array in initializers]
     rewrite_for_onnx(fgraph)
+    if float32:
+        narrow_accumulators(fgraph)
     return CapturedGraph(fgraph, input_names, initializers, output_names)
 
 
@@ -249,8 +269,13 @@ def build_model(
     producer_name: str = "pytensor-onnx",
     producer_version: str = __version__,
     doc_string: str | None = None,
+    value_map: dict[Variable, ir.Value] | None = None,
 ) -> ir.Model:
-    """Convert a captured graph into an :class:`onnx_ir.Model` (no checks, nothing written)."""
+    """Convert a captured graph into an :class:`onnx_ir.Model` (no checks, nothing written).
+
+    If ``value_map`` is given, it receives the ONNX value of every converted variable of
+    ``captured.fgraph`` (for provenance and intermediate-value verification).
+    """
     fgraph = captured.fgraph
     builder = ONNXBuilder(opset, graph_name)
     names = NameRegistry()
@@ -281,6 +306,12 @@ def build_model(
         builder.bind(var, value)
 
     convert_nodes(fgraph.toposort(), builder)
+    if value_map is not None:
+        # In conversion order, so that the first variable bound to a value is its creator.
+        converted = [*fgraph.inputs, *(out for node in fgraph.toposort() for out in node.outputs)]
+        value_map.update(
+            (var, found) for var in converted if (found := builder.lookup(var)) is not None
+        )
 
     claimed_outputs: set[int] = set()
     for var, name in zip(fgraph.outputs, captured.output_names, strict=True):
@@ -351,6 +382,11 @@ def export_onnx(
     producer_version: str = __version__,
     doc_string: str | None = None,
     check: bool = True,
+    float32: bool = False,
+    external_data: bool | None = None,
+    external_data_threshold: int = DEFAULT_EXTERNAL_DATA_THRESHOLD,
+    verify: bool | Sequence[object] | Mapping[str, object] = False,
+    provenance: bool = False,
 ) -> onnx.ModelProto:
     """Export a PyTensor graph to ONNX.
 
@@ -378,11 +414,29 @@ def export_onnx(
         Recorded in the model.
     check
         Run the ONNX checker (``full_check``) and strict shape inference before returning.
+    float32
+        Convert the float64 parts of the graph (inputs, shared values, computation,
+        outputs) to float32; integer and bool parts are unchanged.  Use
+        :func:`~pytensor_onnx.verify` to measure the accuracy lost.
+    external_data
+        Write initializers to ``<path>.data`` next to the model: ``None`` (default) does so
+        when they exceed 1 GiB (protobuf caps a single file at 2 GiB), ``True`` always,
+        ``False`` never (single file).  Needs ``path``.
+    external_data_threshold
+        With external data, initializers of at least this many bytes go to the data file.
+    verify
+        Check the model against PyTensor before writing it (see :func:`~pytensor_onnx.verify`):
+        ``True`` with random inputs, or the input values (by position or name).  A mismatch
+        raises :class:`~pytensor_onnx.verify.VerificationError` and nothing is written.
+    provenance
+        Record on every ONNX node the PyTensor Op and variable it was converted from
+        (node ``metadata_props``; no file paths).
 
     Returns
     -------
     onnx.ModelProto
-        The exported model; also written to ``path`` when given.
+        The exported model; also written to ``path`` when given.  With external data, the
+        returned proto references the data file instead of holding the tensors.
 
     Raises
     ------
@@ -413,7 +467,9 @@ def export_onnx(
         outputs,  # type: ignore[arg-type]
         shared_inputs=shared_inputs,
         include_updates=include_updates,
+        float32=float32,
     )
+    value_map: dict[Variable, ir.Value] = {}
     model = build_model(
         captured,
         opset=opset,
@@ -421,10 +477,25 @@ def export_onnx(
         producer_name=producer_name,
         producer_version=producer_version,
         doc_string=doc_string,
+        value_map=value_map,
     )
+    if provenance:
+        annotate_provenance(model, value_map)
+    verifier = None
+    if verify is not False:
+        from pytensor_onnx.verify import verify_export
+
+        verifier = functools.partial(verify_export, fn_or_inputs, outputs, verify)
+    if wants_external_data(model, target, external_data):
+        assert target is not None
+        return save_with_external_data(
+            model, target, threshold=external_data_threshold, check=check, verify=verifier
+        )
     proto = ir.serde.serialize_model(model)
     if check:
         check_model(proto)
+    if verifier is not None:
+        verifier(proto)
     if target is not None:
         write_atomically(proto.SerializeToString(), target)
     return proto

@@ -1,0 +1,292 @@
+"""The ``pytensor-onnx`` command: inspect, check, run and export ONNX models.
+
+Exit status: 0 on success, 1 when a check, a verification or a run fails, 2 for usage
+errors (bad arguments, missing files, inputs that do not fit the model).  Errors go to
+standard error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+PROG = "pytensor-onnx"
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+_DESCRIPTION = """\
+Inspect, check, run and export ONNX models made from PyTensor graphs.
+
+exit status: 0 success, 1 a check/verification/run failed, 2 usage error.
+"""
+
+
+class UsageError(Exception):
+    """A problem with the command line or the files it names (exit status 2)."""
+
+
+# ----------------------------------------------------------------------------- commands
+def _existing_file(path: str) -> Path:
+    file = Path(path)
+    if not file.is_file():
+        raise UsageError(f"{path}: no such file")
+    return file
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    """Print the model summary."""
+    from pytensor_onnx.inspect import summary
+
+    summary(_existing_file(args.model))
+    return EXIT_OK
+
+
+def _step(name: str, action: Callable[[], object]) -> bool:
+    try:
+        action()
+    except Exception as err:
+        print(f"{name}: FAILED", file=sys.stdout)
+        print(f"{PROG}: {name} failed: {type(err).__name__}: {err}", file=sys.stderr)
+        return False
+    print(f"{name}: ok")
+    return True
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Run the ONNX checker, strict shape inference and an ONNX Runtime load."""
+    import onnx
+    import onnxruntime as ort
+
+    from pytensor_onnx.storage import check_model_file
+
+    path = os.fspath(_existing_file(args.model))
+    ok = _step("onnx checker (full_check)", lambda: onnx.checker.check_model(path, full_check=True))
+    ok &= _step("strict shape inference", lambda: check_model_file(path))
+    ok &= _step(
+        "onnxruntime load",
+        lambda: ort.InferenceSession(path, providers=["CPUExecutionProvider"]),
+    )
+    print("model OK" if ok else "model has problems")
+    return EXIT_OK if ok else EXIT_FAILED
+
+
+def _parse_inputs(specs: Sequence[str]) -> dict[str, np.ndarray]:
+    values = {}
+    for spec in specs:
+        name, sep, file = spec.partition("=")
+        if not sep or not name or not file:
+            raise UsageError(f"--input {spec!r}: expected NAME=FILE.npy")
+        try:
+            values[name] = np.load(_existing_file(file), allow_pickle=False)
+        except ValueError as err:
+            raise UsageError(f"--input {spec!r}: cannot read {file}: {err}") from err
+    return values
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run the model in ONNX Runtime on ``.npy`` inputs; print and optionally save outputs."""
+    import onnxruntime as ort
+
+    path = os.fspath(_existing_file(args.model))
+    values = _parse_inputs(args.input)
+    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    expected = {i.name: i for i in session.get_inputs()}
+    unknown = sorted(set(values) - set(expected))
+    missing = sorted(set(expected) - set(values))
+    if unknown or missing:
+        parts = []
+        if missing:
+            parts.append(f"missing --input for {', '.join(missing)}")
+        if unknown:
+            parts.append(f"the model has no input {', '.join(unknown)}")
+        raise UsageError("; ".join(parts) + f" (model inputs: {', '.join(expected)})")
+    outputs = session.run(None, values)
+    out_dir = Path(args.output_dir) if args.output_dir else None
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    with np.printoptions(threshold=args.max_elements, precision=args.precision):
+        for meta, value in zip(session.get_outputs(), outputs, strict=True):
+            array = np.asarray(value)
+            print(f"{meta.name}: {array.dtype} {list(array.shape)}")
+            print(np.array2string(array))
+            if out_dir is not None:
+                np.save(out_dir / f"{meta.name}.npy", array)
+    if out_dir is not None:
+        print(f"saved {len(outputs)} output(s) to {out_dir}")
+    return EXIT_OK
+
+
+def _load_attribute(spec: str) -> Any:
+    """The object named by ``module:attr`` or ``path/to/file.py:attr`` (attr may be dotted)."""
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise UsageError(f"{spec!r}: expected MODULE:ATTRIBUTE or FILE.py:ATTRIBUTE")
+    if module_name.endswith(".py"):
+        file = _existing_file(module_name)
+        module_spec = importlib.util.spec_from_file_location(file.stem, file)
+        assert module_spec is not None and module_spec.loader is not None
+        module = importlib.util.module_from_spec(module_spec)
+        module_spec.loader.exec_module(module)
+    else:
+        if os.getcwd() not in sys.path:
+            sys.path.insert(0, os.getcwd())
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as err:
+            raise UsageError(f"cannot import {module_name!r}: {err}") from err
+    obj: Any = module
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise UsageError(f"{module_name} has no attribute {attr!r}")
+        obj = getattr(obj, part)
+    return obj
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Export a compiled function, or an ``(inputs, outputs)`` pair, from a module."""
+    from pytensor.compile import Function
+
+    from pytensor_onnx.export import export_onnx
+    from pytensor_onnx.inspect import model_summary
+
+    obj = _load_attribute(args.source)
+    if isinstance(obj, Function):
+        call_args: tuple[Any, ...] = (obj, args.output)
+    elif isinstance(obj, (tuple, list)) and len(obj) == 2:
+        call_args = (obj[0], obj[1], args.output)
+    else:
+        raise UsageError(
+            f"{args.source} is a {type(obj).__name__}; expected a compiled pytensor.function "
+            "or an (inputs, outputs) pair"
+        )
+    external = {"auto": None, "always": True, "never": False}[args.external_data]
+    export_onnx(
+        *call_args,
+        opset=args.opset,
+        float32=args.float32,
+        external_data=external,
+        verify=args.verify,
+        provenance=args.provenance,
+    )
+    info = model_summary(args.output)
+    print(
+        f"wrote {args.output}: {len(info.inputs)} input(s), {len(info.outputs)} output(s), "
+        f"{info.node_count} nodes, {info.initializer_bytes} initializer bytes"
+    )
+    return EXIT_OK
+
+
+# ------------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``pytensor-onnx`` (every subcommand documented in ``--help``)."""
+    from pytensor_onnx import __version__
+    from pytensor_onnx.export import DEFAULT_OPSET
+
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description=_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser(
+        "inspect",
+        help="print inputs/outputs with dims, op histogram and initializer bytes",
+        description="Print a summary of MODEL: producer and versions, inputs and outputs "
+        "with dtypes and dims (named dims for unknown sizes), op histogram, initializer bytes "
+        "(inline and in external data).",
+    )
+    p.add_argument("model", metavar="MODEL.onnx")
+    p.set_defaults(handler=cmd_inspect)
+
+    p = sub.add_parser(
+        "check",
+        help="run the ONNX checker, strict shape inference and an ONNX Runtime load",
+        description="Check MODEL with the ONNX checker (full_check), strict shape inference "
+        "with data propagation, and by creating an ONNX Runtime CPU session. Exit status 1 "
+        "if any step fails.",
+    )
+    p.add_argument("model", metavar="MODEL.onnx")
+    p.set_defaults(handler=cmd_check)
+
+    p = sub.add_parser(
+        "run",
+        help="run a model in ONNX Runtime on .npy inputs",
+        description="Run MODEL in ONNX Runtime (CPU). Every model input needs one "
+        "--input NAME=FILE.npy. Outputs are printed, and saved as NAME.npy with --output-dir.",
+    )
+    p.add_argument("model", metavar="MODEL.onnx")
+    p.add_argument(
+        "--input",
+        "-i",
+        action="append",
+        default=[],
+        metavar="NAME=FILE.npy",
+        help="a model input and the .npy file holding its value (repeat for each input)",
+    )
+    p.add_argument("--output-dir", "-o", metavar="DIR", help="save each output as DIR/NAME.npy")
+    p.add_argument(
+        "--max-elements", type=int, default=100, help="print arrays up to this size in full"
+    )
+    p.add_argument("--precision", type=int, default=8, help="digits printed for floats")
+    p.set_defaults(handler=cmd_run)
+
+    p = sub.add_parser(
+        "export",
+        help="export a compiled function or (inputs, outputs) from a Python module",
+        description="Import SOURCE (MODULE:ATTRIBUTE, or FILE.py:ATTRIBUTE) and export the "
+        "attribute, a compiled pytensor.function or an (inputs, outputs) pair of symbolic "
+        "variables, to OUT.onnx.",
+    )
+    p.add_argument("source", metavar="MODULE:ATTRIBUTE")
+    p.add_argument("output", metavar="OUT.onnx")
+    p.add_argument("--opset", type=int, default=DEFAULT_OPSET, help="default-domain opset")
+    p.add_argument(
+        "--float32", action="store_true", help="convert float64 inputs, weights and computation"
+    )
+    p.add_argument(
+        "--external-data",
+        choices=["auto", "always", "never"],
+        default="auto",
+        help="weights in OUT.onnx.data: when over 1 GiB (auto), always, or never",
+    )
+    p.add_argument(
+        "--verify",
+        action="store_true",
+        help="compare with PyTensor on random inputs before writing (needs static input "
+        "shapes or graphs valid for dims of length 3)",
+    )
+    p.add_argument(
+        "--provenance", action="store_true", help="record PyTensor op and variable on each node"
+    )
+    p.set_defaults(handler=cmd_export)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except UsageError as err:
+        print(f"{PROG} {args.command}: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as err:
+        print(f"{PROG} {args.command}: error: {type(err).__name__}: {err}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

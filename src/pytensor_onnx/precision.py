@@ -1,0 +1,262 @@
+"""Float64 -> float32 conversion of a PyTensor graph, done before the ONNX conversion.
+
+The conversion rebuilds the graph node by node: float64 inputs, shared values and
+constants become float32, every node is re-made from its converted inputs (so Elemwise
+upcasting, reductions and the rewrites that run afterwards see float32 types), and Op
+parameters naming float64 (``Cast``, ``dtype``/``acc_dtype`` of reductions, ``Eye``,
+``ARange``...) are retargeted to float32.  Doing it on the PyTensor side, before
+:func:`~pytensor_onnx.rewrite.rewrite_for_onnx` and the converters, means that every
+dtype-dependent choice (rewrites, converter decompositions with float64-only constants or
+thresholds) takes its float32 path, as if the user had written the graph in float32.
+
+Integer and bool variables are left alone.  Inner graphs of ``OpFromGraph`` nodes (PyTensor
+3's "symbolic" ops) are inlined and converted; nodes that cannot be re-made in float32
+(e.g. ``Scan``) keep computing in float64 between explicit casts, and a warning names them.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pytensor.scalar as ps
+import pytensor.tensor as pt
+from pytensor.compile.builders import OpFromGraph
+from pytensor.graph.basic import Apply, Constant, Variable
+from pytensor.graph.fg import FunctionGraph
+from pytensor.graph.op import Op
+from pytensor.graph.rewriting.basic import copy_stack_trace
+from pytensor.tensor.elemwise import CAReduce, Elemwise
+from pytensor.tensor.type import TensorType
+
+FLOAT64 = "float64"
+FLOAT32 = "float32"
+
+
+def float32_array(array: np.ndarray) -> np.ndarray:
+    """``array`` as float32 if it is float64, unchanged otherwise."""
+    return array.astype(np.float32) if array.dtype == np.float64 else array
+
+
+def _retype(type_: Any) -> Any:
+    """The float32 counterpart of a float64 PyTensor type (others unchanged)."""
+    if getattr(type_, "dtype", None) != FLOAT64:
+        return type_
+    if isinstance(type_, TensorType):
+        return type_.clone(dtype=FLOAT32)
+    if isinstance(type_, ps.ScalarType):
+        return ps.get_scalar_type(FLOAT32)
+    return type_
+
+
+def _retype_param(value: Any) -> Any:
+    """An Op parameter with float64 dtypes/types replaced by float32 ones."""
+    if isinstance(value, str):
+        return FLOAT32 if value == FLOAT64 else value
+    if isinstance(value, np.dtype):
+        return np.dtype(FLOAT32) if value == np.float64 else value
+    if isinstance(value, (TensorType, ps.ScalarType)):
+        return _retype(value)
+    if isinstance(value, Op):
+        return _retype_op(value)
+    return value
+
+
+def _retype_op(op: Op) -> Op:
+    """``op`` with float64 parameters retargeted to float32 (``op`` itself if none)."""
+    if isinstance(op, ps.Cast):
+        return ps.Cast(_retype(op.o_type), name=op.name) if op.o_type.dtype == FLOAT64 else op
+    if isinstance(op, Elemwise):
+        scalar_op = _retype_op(op.scalar_op)
+        if scalar_op is op.scalar_op:
+            return op
+        return Elemwise(scalar_op, op.inplace_pattern)
+    changes = {}
+    for prop in getattr(op, "__props__", ()):
+        old = getattr(op, prop)
+        new = _retype_param(old)
+        if new is not old and new != old:
+            changes[prop] = new
+    if not changes:
+        return op
+    # Ops store their props as plain attributes (that is what __props__ means), so a copy
+    # with the attributes replaced is the same Op with float32 parameters.
+    new_op = copy.copy(op)
+    for prop, value in changes.items():
+        setattr(new_op, prop, value)
+    return new_op
+
+
+def _expected_type(old: Variable) -> Any:
+    return _retype(old.type)
+
+
+def _types_match(new: Variable, old: Variable) -> bool:
+    """Whether ``new`` is an acceptable float32 replacement for ``old``."""
+    expected = _expected_type(old)
+    if getattr(new.type, "dtype", None) != getattr(expected, "dtype", None):
+        return False
+    return getattr(new.type, "ndim", None) == getattr(expected, "ndim", None)
+
+
+def _still_float64(new: Variable, old: Variable) -> bool:
+    return getattr(new.type, "dtype", None) == FLOAT64 and old.type.dtype == FLOAT64
+
+
+def _make_outputs(op: Op, inputs: list[Variable], node: Apply) -> list[Variable] | None:
+    """``op.make_node(*inputs).outputs`` if it works and has ``node``'s arity, else None."""
+    try:
+        new_node = op.make_node(*inputs)
+    except (TypeError, ValueError, NotImplementedError):
+        return None
+    if len(new_node.outputs) != len(node.outputs):
+        return None
+    return list(new_node.outputs)
+
+
+class _Float32Rebuilder:
+    """Rebuilds a graph in float32, remembering old -> new variables."""
+
+    def __init__(self) -> None:
+        self.memo: dict[Variable, Variable] = {}
+        self.kept_float64: list[Apply] = []
+
+    def new_input(self, var: Variable) -> Variable:
+        new = _retype(var.type)()
+        new.name = var.name
+        self.memo[var] = new
+        return new
+
+    def get(self, var: Variable) -> Variable:
+        found = self.memo.get(var)
+        if found is not None:
+            return found
+        if isinstance(var, Constant):
+            data = np.asarray(var.data)
+            if data.dtype == np.float64 and isinstance(var.type, (TensorType, ps.ScalarType)):
+                new: Variable = type(var)(_retype(var.type), data.astype(np.float32), name=var.name)
+            else:
+                new = var
+            self.memo[var] = new
+            return new
+        raise KeyError(f"{var} was not converted before use")
+
+    def convert(self, outputs: Sequence[Variable]) -> list[Variable]:
+        from pytensor.graph.traversal import toposort
+
+        for node in toposort(outputs):
+            if not all(out in self.memo for out in node.outputs):
+                self.convert_node(node)
+        return [self.get(out) for out in outputs]
+
+    def convert_node(self, node: Apply) -> None:
+        inputs = [self.get(i) for i in node.inputs]
+        if isinstance(node.op, OpFromGraph):
+            self.inline(node, inputs)
+            return
+        new_outputs = self.remake(node, inputs)
+        if new_outputs is None:
+            new_outputs = self.keep_float64(node, inputs)
+        for old, new in zip(node.outputs, new_outputs, strict=True):
+            copy_stack_trace(old, new)
+            self.memo[old] = new
+
+    def inline(self, node: Apply, inputs: list[Variable]) -> None:
+        op: Any = node.op
+        inner = _Float32Rebuilder()
+        for inner_in, outer_in in zip(op.inner_inputs, inputs, strict=True):
+            inner.memo[inner_in] = outer_in
+        new_outputs = inner.convert(op.inner_outputs)
+        self.kept_float64.extend(inner.kept_float64)
+        for old, new in zip(node.outputs, new_outputs, strict=True):
+            self.memo[old] = new
+
+    def remake(self, node: Apply, inputs: list[Variable]) -> list[Variable] | None:
+        """The outputs of ``node`` re-made from float32 inputs, or None if it cannot be.
+
+        A node whose output stays float64 although its float inputs are float32 mixes in
+        integers (PyTensor upcasts float32 with int32/int64 to float64, and divides
+        integers in float64): its integer inputs are cast to float32, as a float32 graph
+        would have to do.  If the output is still float64, it is cast to float32.
+        """
+        op = _retype_op(node.op)
+        outputs = _make_outputs(op, inputs, node)
+        if outputs is not None and any(
+            _still_float64(new, old) for new, old in zip(outputs, node.outputs, strict=True)
+        ):
+            as_float = [
+                pt.cast(i, FLOAT32) if getattr(i.type, "dtype", "")[:1] in ("i", "u") else i
+                for i in inputs
+            ]
+            outputs = _make_outputs(op, as_float, node) or outputs
+        if outputs is None:
+            return None
+        results: list[Variable] = []
+        for old, new in zip(node.outputs, outputs, strict=True):
+            if _still_float64(new, old):
+                results.append(pt.cast(new, FLOAT32))
+            elif _types_match(new, old):
+                results.append(new)
+            else:
+                return None
+        return results
+
+    def keep_float64(self, node: Apply, inputs: list[Variable]) -> list[Variable]:
+        """Compute ``node`` in its original types, casting in and out."""
+        self.kept_float64.append(node)
+        original = [
+            pt.cast(new, old.type.dtype) if new.type != old.type else new
+            for new, old in zip(inputs, node.inputs, strict=True)
+        ]
+        outputs = node.op.make_node(*original).outputs
+        return [
+            pt.cast(out, FLOAT32) if getattr(out.type, "dtype", None) == FLOAT64 else out
+            for out in outputs
+        ]
+
+
+def convert_fgraph_to_float32(fgraph: FunctionGraph) -> FunctionGraph:
+    """A new ``FunctionGraph`` computing ``fgraph`` in float32 instead of float64.
+
+    Inputs keep their order and names; float64 inputs become float32 inputs with the same
+    static shape.  Warns (``UserWarning``) when some nodes must keep computing in float64.
+    """
+    rebuilder = _Float32Rebuilder()
+    new_inputs = [rebuilder.new_input(var) for var in fgraph.inputs]
+    new_outputs = rebuilder.convert(fgraph.outputs)
+    if rebuilder.kept_float64:
+        names = sorted({type(node.op).__name__ for node in rebuilder.kept_float64})
+        warnings.warn(
+            f"float32 conversion: {len(rebuilder.kept_float64)} node(s) could not be re-made "
+            f"in float32 and still compute in float64 between casts ({', '.join(names)})",
+            UserWarning,
+            stacklevel=2,
+        )
+    return FunctionGraph(new_inputs, new_outputs, clone=False)
+
+
+def narrow_accumulators(fgraph: FunctionGraph) -> None:
+    """Make reductions with float32 outputs accumulate in float32 too, in place.
+
+    PyTensor sums and multiplies float32 (and bool) values in a float64 accumulator by
+    default, and rewrites that run after :func:`convert_fgraph_to_float32` create such
+    reductions again; a float32 model computes them in float32.
+    """
+    for node in fgraph.toposort():
+        op = node.op
+        if (
+            isinstance(op, CAReduce)
+            and getattr(op, "acc_dtype", None) == FLOAT64
+            and node.outputs[0].type.dtype == FLOAT32
+        ):
+            new_op = copy.copy(op)
+            new_op.acc_dtype = FLOAT32
+            new_out = new_op.make_node(*node.inputs).outputs[0]
+            copy_stack_trace(node.outputs[0], new_out)
+            fgraph.replace(node.outputs[0], new_out, reason="float32_accumulator")
+
+
+__all__ = ["convert_fgraph_to_float32", "float32_array", "narrow_accumulators"]

@@ -1,0 +1,161 @@
+"""Writing models whose weights go to an external data file, and checking model files.
+
+A protobuf message cannot exceed 2 GiB, so large initializers must live in a separate
+file next to the ``.onnx`` (ONNX "external data").  :func:`save_with_external_data` lets
+onnx-ir write them (:func:`onnx_ir.save` streams tensor by tensor, so memory stays
+bounded), checks the written files, and only then moves them into place: a failed
+export leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import onnx
+import onnx_ir as ir
+
+PathLike = str | os.PathLike[str]
+
+#: The protobuf limit on one serialized message (and so on a single-file model).
+PROTOBUF_LIMIT_BYTES = 2**31
+#: With ``external_data=None``, models whose initializers hold more bytes than this are
+#: written with an external data file; smaller ones stay a single file.
+AUTO_EXTERNAL_DATA_BYTES = 2**30
+#: Default for ``external_data_threshold``: initializers of at least this many bytes go to
+#: the external data file (smaller ones stay inline, where tools can read them cheaply).
+DEFAULT_EXTERNAL_DATA_THRESHOLD = 1024
+
+
+def initializer_bytes(model: ir.Model) -> int:
+    """The number of bytes held by the initializers of ``model``'s main graph."""
+    return sum(
+        value.const_value.nbytes
+        for value in model.graph.initializers.values()
+        if value.const_value is not None
+    )
+
+
+def external_data_name(path: PathLike) -> str:
+    """The file name of the external data written next to ``path`` (``model.onnx.data``)."""
+    return f"{Path(path).name}.data"
+
+
+def wants_external_data(model: ir.Model, path: PathLike | None, external_data: bool | None) -> bool:
+    """Decide whether ``model`` is written with external data.
+
+    Parameters
+    ----------
+    model
+        The model about to be written.
+    path
+        Where it is written (``None``: kept in memory only).
+    external_data
+        ``True`` forces external data, ``False`` forces a single file, ``None`` decides by
+        size (more than :data:`AUTO_EXTERNAL_DATA_BYTES` of initializers).
+
+    Raises
+    ------
+    ValueError
+        If external data is needed or requested without a path, or a single file is
+        forced for a model over the protobuf limit.
+    """
+    size = initializer_bytes(model)
+    if external_data is None:
+        external_data = size > AUTO_EXTERNAL_DATA_BYTES
+    if external_data and path is None:
+        raise ValueError(
+            f"the model holds {size / 2**30:.2f} GiB of initializers, which must go to an "
+            "external data file (protobuf messages are limited to 2 GiB): pass a path"
+            if size > AUTO_EXTERNAL_DATA_BYTES
+            else "external_data=True needs a path to write the data file next to"
+        )
+    if not external_data and size >= PROTOBUF_LIMIT_BYTES:
+        raise ValueError(
+            f"the model holds {size / 2**30:.2f} GiB of initializers, over the 2 GiB protobuf "
+            "limit of a single-file model: allow external data (external_data=None or True)"
+        )
+    return external_data
+
+
+def check_model_file(path: PathLike) -> None:
+    """Check a model file (with or without external data) like ``check_model`` does in memory.
+
+    Runs the ONNX checker with ``full_check`` on the path (the form that works past 2 GiB)
+    and strict shape inference with data propagation.
+    """
+    onnx.checker.check_model(os.fspath(path), full_check=True)
+    with tempfile.TemporaryDirectory(prefix="pytensor_onnx_check_") as tmp:
+        onnx.shape_inference.infer_shapes_path(
+            os.fspath(path),
+            os.path.join(tmp, "inferred.onnx"),
+            check_type=True,
+            strict_mode=True,
+            data_prop=True,
+        )
+
+
+def save_with_external_data(
+    model: ir.Model,
+    path: PathLike,
+    *,
+    threshold: int = DEFAULT_EXTERNAL_DATA_THRESHOLD,
+    check: bool = True,
+    verify: Callable[[Path], object] | None = None,
+) -> onnx.ModelProto:
+    """Write ``model`` to ``path`` with its large initializers in ``<path>.data``.
+
+    Both files are written into a temporary directory next to ``path``, checked (and
+    verified), then renamed into place, data file first.
+
+    Parameters
+    ----------
+    model
+        The model to write; it is not modified.
+    path
+        The ``.onnx`` file; the data file is ``<name>.data`` in the same directory.
+    threshold
+        Initializers of at least this many bytes go to the data file.
+    check
+        Run :func:`check_model_file` on the written files.
+    verify
+        Called with the temporary model path before the files are moved into place; an
+        exception it raises aborts the export.
+
+    Returns
+    -------
+    onnx.ModelProto
+        The written model without its external tensor data (tensors reference the file).
+    """
+    target = Path(path)
+    data_name = external_data_name(target)
+    tmpdir = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        tmp_model = tmpdir / target.name
+        ir.save(model, tmp_model, external_data=data_name, size_threshold_bytes=threshold)
+        if check:
+            check_model_file(tmp_model)
+        if verify is not None:
+            verify(tmp_model)
+        tmp_data = tmpdir / data_name
+        if tmp_data.exists():
+            os.replace(tmp_data, target.parent / data_name)
+        os.replace(tmp_model, target)
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)
+    return onnx.load(os.fspath(target), load_external_data=False)
+
+
+__all__ = [
+    "AUTO_EXTERNAL_DATA_BYTES",
+    "DEFAULT_EXTERNAL_DATA_THRESHOLD",
+    "PROTOBUF_LIMIT_BYTES",
+    "check_model_file",
+    "external_data_name",
+    "initializer_bytes",
+    "save_with_external_data",
+    "wants_external_data",
+]

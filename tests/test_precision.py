@@ -1,0 +1,205 @@
+"""float32 conversion (``export_onnx(..., float32=True)``): dtypes, accuracy, int/bool parts."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytensor
+import pytensor.tensor as pt
+import pytest
+from onnx.reference import ReferenceEvaluator
+from pytensor.graph.basic import Apply
+from pytensor.graph.op import Op
+
+from pytensor_onnx import export_onnx, verify
+from pytensor_onnx.export import capture
+from tests.compare import REFERENCE_MODE, ort_session
+
+FLOAT = onnx.TensorProto.FLOAT
+DOUBLE = onnx.TensorProto.DOUBLE
+
+
+def _all_elem_types(model: onnx.ModelProto) -> set[int]:
+    """Every element type the model declares or computes in (values, initializers, casts)."""
+    inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True)
+    graph = inferred.graph
+    types = {v.type.tensor_type.elem_type for v in [*graph.input, *graph.output, *graph.value_info]}
+    types |= {t.data_type for t in graph.initializer}
+    for node in graph.node:
+        for attr in node.attribute:
+            if node.op_type == "Cast" and attr.name == "to":
+                types.add(attr.i)
+            if attr.type == onnx.AttributeProto.TENSOR:
+                types.add(attr.t.data_type)
+    return types
+
+
+def _mlp() -> tuple[list[pt.TensorVariable], list[pt.TensorVariable]]:
+    rng = np.random.default_rng(1)
+    x = pt.matrix("x", dtype="float64", shape=(6, 5))
+    labels = pt.vector("labels", dtype="int64", shape=(6,))
+    w1 = pytensor.shared(rng.normal(size=(5, 8)), name="w1")
+    b1 = pytensor.shared(np.zeros(8), name="b1")
+    w2 = pytensor.shared(rng.normal(size=(8, 3)), name="w2")
+    hidden = pt.tanh(x @ w1 + b1)
+    logits = hidden @ w2
+    probs = pt.special.softmax(logits, axis=-1)
+    probs.name = "probs"
+    predicted = pt.argmax(logits, axis=-1)
+    predicted.name = "predicted"
+    onehot = pt.eq(labels[:, None], pt.arange(3)[None, :])
+    loss = -pt.mean(pt.sum(onehot * pt.log(probs), axis=-1))
+    (grad_w1,) = pytensor.grad(loss, [w1])
+    grad_w1.name = "grad_w1"
+    correct = pt.eq(predicted, labels)
+    correct.name = "correct"
+    return [x, labels], [probs, predicted, grad_w1, correct]
+
+
+def test_mlp_float32_types_and_accuracy() -> None:
+    inputs, outputs = _mlp()
+    model = export_onnx(inputs, outputs, float32=True)
+    types = _all_elem_types(model)
+    assert DOUBLE not in types, "a float64 value is left in the float32 model"
+    assert FLOAT in types
+    assert {i.name: i.type.tensor_type.elem_type for i in model.graph.input} == {
+        "x": FLOAT,
+        "labels": onnx.TensorProto.INT64,
+    }
+    assert [o.type.tensor_type.elem_type for o in model.graph.output] == [
+        FLOAT,
+        onnx.TensorProto.INT64,
+        FLOAT,
+        onnx.TensorProto.BOOL,
+    ]
+    assert all(
+        t.data_type == FLOAT for t in model.graph.initializer if t.name.startswith(("w", "b"))
+    )
+
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(6, 5))
+    labels = rng.integers(0, 3, size=6)
+    report = verify((inputs, outputs), [x, labels], model=model, mode=REFERENCE_MODE)
+    assert report.passed, str(report)
+    # float32 computation is close to, but not exactly, the float64 result.
+    errors = {c.name: c.max_rel_error for c in report.checks if c.runtime == "onnxruntime"}
+    assert 0 < errors["probs"] < 1e-5
+    assert 0 < errors["grad_w1"] < 1e-3
+    assert errors["predicted"] == 0 and errors["correct"] == 0
+
+
+def test_float32_model_rejects_float64_input() -> None:
+    inputs, outputs = _mlp()
+    model = export_onnx(inputs[:1], outputs[:1], float32=True)
+    session = ort_session(model)
+    with pytest.raises(Exception, match=r"(?i)type"):
+        session.run(None, {"x": np.ones((6, 5), dtype=np.float64)})
+
+
+def test_explicit_float64_casts_and_dtypes_are_retargeted() -> None:
+    x = pt.vector("x", dtype="float32", shape=(4,))
+    n = pt.lscalar("n")
+    outputs = [
+        pt.cast(x, "float64") * 2.5,
+        pt.sum(x, acc_dtype="float64", dtype="float64"),
+        pt.eye(3, dtype="float64") + n,
+        pt.zeros((4,), dtype="float64") + x,
+        pt.cast(x * 1e6, "int64"),
+    ]
+    model = export_onnx([x, n], outputs, float32=True)
+    assert DOUBLE not in _all_elem_types(model)
+    x_val = np.array([0.1, -2.0, 3.5, 1e-3], dtype=np.float32)
+    feeds = {"x": x_val, "n": np.array(5, dtype=np.int64)}
+    expected = pytensor.function([x, n], outputs, mode=REFERENCE_MODE)(x_val, 5)
+    for runtime in (
+        ort_session(model).run(None, feeds),
+        ReferenceEvaluator(model).run(None, feeds),
+    ):
+        for got, want in zip(runtime, expected, strict=True):
+            assert got.dtype == (np.float32 if want.dtype == np.float64 else want.dtype)
+            np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+def test_float64_arange_becomes_float32() -> None:
+    n = pt.lscalar("n")
+    y = pt.arange(n, dtype="float64") / 3
+    model = export_onnx([n], [y], float32=True)
+    assert model.graph.output[0].type.tensor_type.elem_type == FLOAT
+    (got,) = ort_session(model).run(None, {"n": np.array(4, dtype=np.int64)})
+    np.testing.assert_allclose(got, np.arange(4, dtype=np.float32) / 3, rtol=1e-7)
+    assert got.dtype == np.float32
+
+
+def test_float32_inlines_symbolic_ops_and_keeps_their_float32_path() -> None:
+    # PyTensor 3 builds some ops as OpFromGraph; their inner graphs are rebuilt in float32.
+    x = pt.matrix("x", dtype="float64", shape=(2, 3))
+    y = pt.special.log_softmax(x, axis=1) + pt.logsumexp(x, axis=0)
+    captured = capture([x], [y], float32=True)
+    dtypes = {str(v.type.dtype) for v in captured.fgraph.variables if hasattr(v.type, "dtype")}
+    assert "float64" not in dtypes
+    x_val = np.array([[1.0, 2.0, 3.0], [-1.0, 0.0, 800.0]])
+    report = verify(([x], [y]), [x_val], float32=True, mode=REFERENCE_MODE)
+    assert report.passed, str(report)
+
+
+def test_integers_mixed_with_floats_compute_in_float32() -> None:
+    # PyTensor upcasts float32 with int64 to float64 and divides integers in float64: the
+    # integers are cast to float32 instead, so no float64 computation is left.
+    n = pt.lscalar("n")
+    x = pt.vector("x", dtype="float64", shape=(3,))
+    y = x * (n / 4) + n
+    model = export_onnx([x, n], [y], float32=True)
+    assert DOUBLE not in _all_elem_types(model)
+    report = verify(([x, n], [y]), [np.array([1.0, 2.0, 3.0]), 3], model=model, mode=REFERENCE_MODE)
+    assert report.passed, str(report)
+
+
+def test_float32_export_with_function_and_shared_float64_weights() -> None:
+    w = pytensor.shared(np.linspace(0, 1, 6).reshape(2, 3), name="w")
+    x = pt.vector("x", shape=(2,))
+    fn = pytensor.function([x], pt.exp(x @ w), mode=REFERENCE_MODE)
+    model = export_onnx(fn, float32=True, verify=[np.array([0.5, -1.0])])
+    (init,) = [t for t in model.graph.initializer if t.name == "w"]
+    assert init.data_type == FLOAT
+    np.testing.assert_array_equal(
+        onnx.numpy_helper.to_array(init), np.linspace(0, 1, 6).reshape(2, 3).astype(np.float32)
+    )
+    # the shared variable itself is unchanged
+    assert w.get_value().dtype == np.float64
+
+
+def test_float32_conversion_without_float64_is_identity() -> None:
+    x = pt.vector("x", dtype="float32", shape=(3,))
+    k = pt.vector("k", dtype="int32", shape=(3,))
+    outputs = [pt.sin(x) * 2, k * 3]
+    plain = export_onnx([x, k], outputs)
+    converted = export_onnx([x, k], outputs, float32=True)
+    assert plain.SerializeToString() == converted.SerializeToString()
+
+
+class _Float64Only(Op):
+    """An Op that only accepts float64 vectors (like Ops with fixed inner types)."""
+
+    __props__ = ()
+
+    def make_node(self, x):
+        x = pt.as_tensor_variable(x)
+        if x.type.dtype != "float64":
+            raise TypeError("float64 only")
+        return Apply(self, [x], [x.type()])
+
+    def perform(self, node, inputs, outputs):
+        outputs[0][0] = inputs[0] * 2
+
+
+def test_nodes_that_cannot_be_float32_compute_in_float64_with_a_warning() -> None:
+    x = pt.vector("x", dtype="float64", shape=(3,))
+    y = _Float64Only()(pt.exp(x)) + 1
+    with pytest.warns(
+        UserWarning, match=r"1 node\(s\) could not be re-made in float32.*_Float64Only"
+    ):
+        captured = capture([x], [y], float32=True)
+    (node,) = [n for n in captured.fgraph.toposort() if isinstance(n.op, _Float64Only)]
+    assert node.inputs[0].type.dtype == "float64"
+    assert captured.fgraph.inputs[0].type.dtype == "float32"
+    assert captured.fgraph.outputs[0].type.dtype == "float32"
