@@ -51,3 +51,25 @@ def test_blas_ops_convert(floatX: str) -> None:
     gemm = blas.gemm_no_inplace(vz, alpha, va, vb, beta)
     dot22 = blas._dot22(va, vb)
     compare_onnx_and_py([vz, va, vb], [gemm, dot22], [z, a, b])
+
+
+def test_compiled_default_mode_blas_graph() -> None:
+    """A function compiled in the user's default mode (C BLAS ops in PyTensor 2, fused
+    Numba wrappers in PyTensor 3) exports; ``Gemv`` with ``beta=0`` over ``AllocEmpty``
+    must not read the uninitialized buffer."""
+    import pytensor
+
+    from pytensor_onnx import export_onnx
+    from tests.compare import ort_session
+
+    x, y = pt.matrix("x"), pt.vector("y")
+    w = pytensor.shared(np.linspace(-1, 1, 4), name="w")
+    p = pt.sigmoid(x @ w)
+    logp = (y * pt.log(p) + (1 - y) * pt.log1p(-p)).sum() - (w**2).sum()
+    outputs = [logp, pytensor.grad(logp, w), pt.outer(y, y) + x.T @ x]
+    fn = pytensor.function([x, y], outputs)
+    model = export_onnx(fn)
+    rng = np.random.default_rng(5)
+    xv, yv = rng.normal(size=(4, 4)), (rng.random(4) > 0.5).astype("float64")
+    for got, want in zip(ort_session(model).run(None, {"x": xv, "y": yv}), fn(xv, yv), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
