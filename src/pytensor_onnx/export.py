@@ -7,7 +7,7 @@ import os
 import tempfile
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +21,6 @@ from pytensor.graph.basic import Constant, Variable
 from pytensor.graph.fg import FunctionGraph
 from pytensor.graph.traversal import graph_inputs
 from pytensor.scalar import ScalarType
-from pytensor.tensor.shape import Shape_i
 from pytensor.tensor.type import TensorType
 
 from pytensor_onnx import __version__
@@ -98,14 +97,13 @@ class CapturedGraph:
     input_names: list[str]
     initializers: list[tuple[str, np.ndarray]]
     output_names: list[str]
-    input_dims: dict[Variable, list[str | int]] = field(default_factory=dict)
 
 
 def _check_representable(var: Variable, role: str) -> None:
-    if isinstance(var.type, (TensorType, ScalarType)):
+    type_name = type(var.type).__name__
+    if isinstance(var.type, (TensorType, ScalarType)) and "Sparse" not in type_name:
         onnx_dtype(variable_dtype(var))
         return
-    type_name = type(var.type).__name__
     if "Sparse" in type_name:
         advice = "densify it first (pytensor.sparse.dense_from_sparse) or export a dense graph"
     elif "Random" in type_name:
@@ -242,25 +240,6 @@ def capture(
     return CapturedGraph(fgraph, input_names, initializers, output_names)
 
 
-def _output_dims(
-    fgraph: FunctionGraph, var: Variable, input_dims: dict[Variable, list[str | int]]
-) -> list[str | int | None]:
-    """Static dims of ``var``, with unknown dims named after the input dim they equal."""
-    shape_feature = getattr(fgraph, "shape_feature", None)
-    shape_of = shape_feature.shape_of if shape_feature is not None else {}
-    symbolic_shape = shape_of[var] if var in shape_of else None
-    dims: list[str | int | None] = []
-    for i, static in enumerate(getattr(var.type, "shape", ())):
-        dim: str | int | None = static
-        symbolic = symbolic_shape[i] if symbolic_shape is not None else None
-        if dim is None and symbolic is not None and symbolic.owner is not None:
-            owner = symbolic.owner
-            if isinstance(owner.op, Shape_i) and owner.inputs[0] in input_dims:
-                dim = input_dims[owner.inputs[0]][owner.op.i]
-        dims.append(dim)
-    return dims
-
-
 def build_model(
     captured: CapturedGraph,
     *,
@@ -280,14 +259,12 @@ def build_model(
     builder = ONNXBuilder(opset, graph_name)
     names = NameRegistry()
     n_inputs = len(captured.input_names)
-    input_dims: dict[Variable, list[str | int]] = {}
     for var, name in zip(fgraph.inputs[:n_inputs], captured.input_names, strict=True):
         claimed = names.claim(name)
         dims: list[str | int] = [
             d if d is not None else f"{claimed}_dim{i}"
             for i, d in enumerate(getattr(var.type, "shape", ()))
         ]
-        input_dims[var] = dims
         value = ir.Value(
             name=claimed, type=ir.TensorType(onnx_dtype(variable_dtype(var))), shape=ir.Shape(dims)
         )
@@ -322,7 +299,7 @@ def build_model(
         claimed_outputs.add(id(value))
         value.name = names.claim(name)
         value.dtype = onnx_dtype(variable_dtype(var))
-        value.shape = ir.Shape(_output_dims(fgraph, var, input_dims))
+        value.shape = ir.Shape(getattr(var.type, "shape", ()))
         builder.graph.outputs.append(value)
 
     model = ir.Model(
@@ -336,6 +313,9 @@ def build_model(
     model.metadata_props["pytensor_onnx_version"] = __version__
     ir_passes.RemoveUnusedNodesPass()(model)
     ir_passes.NameFixPass()(model)
+    # ONNX's symbolic shape inference names the output dims after the input dims they equal
+    # and fills in dims PyTensor does not know statically (e.g. from weight shapes).
+    ir_passes.ShapeInferencePass()(model)
     return model
 
 
