@@ -128,11 +128,17 @@ def onnx_funcify(op: Op, node: Apply, builder: ONNXBuilder) -> Sequence[ir.Value
     raise UnsupportedOpError.for_node(node, "no converter is registered for this Op class", op=op)
 
 
+#: Every Op class requested through :func:`optional_classes`, as ``(module, name)``, whether
+#: or not the installed PyTensor has it (for the supported-op table).
+OPTIONAL_OP_CLASSES: list[tuple[str, str]] = []
+
+
 def optional_classes(module: ModuleType, *names: str) -> list[type]:
     """The classes among ``names`` that ``module`` defines in the installed PyTensor.
 
     Converters for Ops that exist only in some PyTensor versions register through this.
     """
+    OPTIONAL_OP_CLASSES.extend((module.__name__, name) for name in names)
     return [getattr(module, name) for name in names if hasattr(module, name)]
 
 
