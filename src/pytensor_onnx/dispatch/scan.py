@@ -1,0 +1,416 @@
+"""Converters for ``pytensor.scan``: the Scan Op becomes one ONNX ``Loop``.
+
+Why ``Loop`` and not ONNX ``Scan``: PyTensor's Scan has while-loop conditions (``until``),
+a symbolic number of steps independent of the sequence lengths, recurrences over several
+past steps (mit-sot) and the read-modify-write buffers of gradients (mit-mot).  ONNX
+``Scan`` has no condition, no trip count and only one-step state; ``Loop`` has all three
+(trip count ``M``, condition, loop-carried values of any kind).
+
+The mapping (``k`` is the number of past steps an output reads, ``-min(taps)``):
+
+* sequences: the body reads ``Gather(seq, iteration)`` from the enclosing scope;
+* non-sequences (shared variables, constants, tensors): read from the enclosing scope;
+* sit-sot / mit-sot: the ``k`` most recent values are loop-carried (a shift register), and
+  each step's new value is a scan output.  After the loop the history (the ``k`` initial
+  values followed by the new ones) is cut to the buffer PyTensor asked for: the last
+  ``len(buffer)`` entries, in time order, exactly what PyTensor's (possibly circular,
+  after ``scan_save_mem``) storage holds after its final reordering.  When the buffer is
+  statically not longer than ``k``, no scan output is emitted at all;
+* nit-sot: a scan output, cut the same way to the requested length;
+* mit-mot (gradients of scans): the whole buffer is loop-carried; taps are ``Gather``
+  reads and the outputs ``ScatterND`` writes at the step's position;
+* untraced sit-sot: plain loop-carried values;
+* ``until``: the loop condition is the negated inner condition, and a loop-carried counter
+  gives the number of steps actually run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import onnx_ir as ir
+from pytensor.graph.basic import Apply, Constant, Variable
+from pytensor.graph.fg import FunctionGraph
+from pytensor.scan.op import Scan
+from pytensor.tensor.type import TensorType
+
+from pytensor_onnx.builder import ONNXBuilder, onnx_dtype, variable_dtype, variable_shape
+from pytensor_onnx.dispatch.basic import UnsupportedOpError, convert_nodes, onnx_funcify
+from pytensor_onnx.rewrite import rewrite_for_onnx
+
+Values = Sequence[ir.Value]
+
+#: The type of step counters and indices.
+_STEP_COUNT = TensorType("int64", shape=())()
+
+
+def rewritten_inner_graph(inner: FunctionGraph) -> FunctionGraph:
+    """A rewritten copy of an Op's inner graph (frozen in PyTensor 3), ready for conversion."""
+    unfreeze = getattr(inner, "unfreeze", None)
+    fgraph = unfreeze() if unfreeze is not None else inner.clone()
+    rewrite_for_onnx(fgraph)
+    return fgraph
+
+
+class LoopBody:
+    """The builder of an ONNX ``Loop`` body: iteration number, condition, carried values.
+
+    Parameters
+    ----------
+    builder
+        The builder of the graph holding the ``Loop`` node; the body sees its values.
+    name
+        The body graph's name.
+    """
+
+    def __init__(self, builder: ONNXBuilder, name: str) -> None:
+        self.outer = builder
+        self.inner = ONNXBuilder(
+            builder.opset, builder.names.claim(name), parent=builder, names=builder.names
+        )
+        self.iteration = self._graph_input("iteration", ir.DataType.INT64, ())
+        self.condition = self._graph_input("condition", ir.DataType.BOOL, ())
+        self._initial: list[ir.Value] = []
+        self._carried_in: list[ir.Value] = []
+        self._carried_out: list[ir.Value] = []
+        self._scan_out: list[ir.Value] = []
+        self._condition_out: ir.Value | None = None
+
+    def _graph_input(
+        self, name: str, dtype: ir.DataType, shape: tuple[int | None, ...] | None
+    ) -> ir.Value:
+        value = ir.Value(
+            name=self.inner.names.claim(name),
+            type=ir.TensorType(dtype),
+            shape=ir.Shape(shape) if shape is not None else None,
+        )
+        self.inner.graph.inputs.append(value)
+        return value
+
+    def carry(self, initial: ir.Value, name: str, like: Variable) -> ir.Value:
+        """Add a loop-carried value starting at ``initial``; return its in-body value.
+
+        ``like`` is a PyTensor variable of the value's type (dtype and static shape).
+        """
+        value = self._graph_input(name, onnx_dtype(variable_dtype(like)), variable_shape(like))
+        self._initial.append(initial)
+        self._carried_in.append(value)
+        return value
+
+    def carry_out(self, value: ir.Value) -> None:
+        """The next value of the carried value of the same index (in :meth:`carry` order)."""
+        self._carried_out.append(value)
+
+    def scan_out(self, value: ir.Value) -> None:
+        """Add a per-step value; the ``Loop`` stacks them, flattened, into a matrix.
+
+        ``onnx.reference`` stacks scan outputs with ``np.vstack``, which is right for 1-D
+        values only; :func:`_unstack` restores the step shape.
+        """
+        flat = self.inner.op("Reshape", [value, self.inner.int64s([-1])])
+        flat.dtype = value.dtype
+        self._scan_out.append(flat)
+
+    def continue_while(self, value: ir.Value) -> None:
+        """The body's condition output: the loop goes on while it is true."""
+        self._condition_out = value
+
+    def _output(self, value: ir.Value, used: set[int]) -> ir.Value:
+        # A graph output must be produced by a node of this graph, and only once.
+        producer = value.producer()
+        if producer is None or producer.graph is not self.inner.graph or id(value) in used:
+            copy = self.inner.op("Identity", [value])
+            copy.dtype, copy.shape = value.dtype, value.shape
+            value = copy
+        used.add(id(value))
+        return value
+
+    def build(self, trip_count: ir.Value | None) -> list[ir.Value]:
+        """Append the ``Loop`` node to the outer graph; return carried finals then scan outputs."""
+        if len(self._carried_out) != len(self._initial):
+            raise RuntimeError("LoopBody: every carried value needs exactly one next value")
+        used: set[int] = set()
+        for carried_in, carried_out in zip(self._carried_in, self._carried_out, strict=True):
+            if carried_out.dtype is None:
+                carried_out.dtype = carried_in.dtype
+        condition = self._condition_out if self._condition_out is not None else self.condition
+        outputs = [self._output(condition, used)]
+        outputs += [self._output(v, used) for v in [*self._carried_out, *self._scan_out]]
+        self.inner.graph.outputs.extend(outputs)
+        self.inner.name_values()
+        # onnx.reference runs no step without an explicit initial condition.
+        start = self.outer.const(np.array(True))
+        node = ir.Node(
+            "",
+            "Loop",
+            [trip_count, start, *self._initial],
+            attributes=[ir.AttrGraph("body", self.inner.graph)],
+            num_outputs=len(outputs) - 1,
+        )
+        self.outer.add_node(node)
+        results = list(node.outputs)
+        for result, body_out in zip(results, outputs[1:], strict=True):
+            result.dtype = body_out.dtype
+        return results
+
+
+@dataclass
+class _Tapped:
+    """A sit-sot/mit-sot/mit-mot output: its outer buffer and the taps it reads."""
+
+    buffer: Variable
+    taps: tuple[int, ...]
+    inner_inputs: list[Variable]
+
+    @property
+    def depth(self) -> int:
+        """How many past steps the output keeps (``-min(taps)``)."""
+        return -min(self.taps)
+
+
+def _check_same_shape(node: Apply, inner_in: Variable, inner_out: Variable, what: str) -> None:
+    """Refuse a carried value whose static shape changes from one step to the next."""
+    in_shape, out_shape = variable_shape(inner_in), variable_shape(inner_out)
+    if len(in_shape) != len(out_shape) or any(
+        a is not None and b is not None and a != b for a, b in zip(in_shape, out_shape, strict=True)
+    ):
+        raise UnsupportedOpError.for_node(
+            node,
+            f"the {what} state changes shape from {in_shape} to {out_shape} between steps; "
+            "ONNX Loop needs every step's value to have one shape",
+        )
+
+
+def _scalar_at(builder: ONNXBuilder, value: ir.Value, index: ir.Value | int) -> ir.Value:
+    """``value[index]`` along axis 0 (the axis is dropped)."""
+    idx = builder.scalar(index, "int64") if isinstance(index, int) else index
+    return builder.op("Gather", [value, idx], {"axis": 0})
+
+
+def _length(builder: ONNXBuilder, value: ir.Value) -> ir.Value:
+    """The length of axis 0 as an int64 scalar."""
+    return _scalar_at(builder, builder.shape(value), 0)
+
+
+def _as_1d(builder: ONNXBuilder, scalar: ir.Value) -> ir.Value:
+    return builder.op("Reshape", [scalar, builder.int64s([1])])
+
+
+def _shape_type(ndim: int) -> Variable:
+    return TensorType("int64", shape=(ndim,))()
+
+
+def _unstack(
+    builder: ONNXBuilder, stacked: ir.Value, count: ir.Value, step_shape: ir.Value
+) -> ir.Value:
+    """Reshape ``count`` flattened steps (:meth:`LoopBody.scan_out`) to ``(count, *step_shape)``."""
+    shape = builder.op("Concat", [_as_1d(builder, count), step_shape], {"axis": 0})
+    return builder.op("Reshape", [stacked, shape], {"allowzero": 1})
+
+
+def _cut_history(
+    builder: ONNXBuilder,
+    history: ir.Value,
+    store: ir.Value,
+    n_steps: ir.Value,
+    steps_run: ir.Value | None,
+    dtype: str,
+) -> ir.Value:
+    """What PyTensor's output buffer of length ``store`` holds after the loop.
+
+    ``history`` is every value in time order (initial ones first).  The buffer keeps the
+    last ``store`` of them; a buffer longer than the history is zero-padded, and when a
+    while-loop stopped early (``steps_run < n_steps``) it is shortened by the missing steps.
+    """
+    length = _length(builder, history)
+    zero = builder.scalar(0, "int64")
+    pad = builder.op("Max", [builder.op("Sub", [store, length]), zero])
+    elem_shape = builder.op("Shape", [history], {"start": 1})
+    zeros_shape = builder.op("Concat", [_as_1d(builder, pad), elem_shape], {"axis": 0})
+    zeros = builder.op(
+        "ConstantOfShape", [zeros_shape], {"value": ir.Tensor(np.zeros(1, dtype=dtype))}
+    )
+    padded = builder.op("Concat", [history, zeros], {"axis": 0})
+    start = builder.op("Max", [builder.op("Sub", [length, store]), zero])
+    if steps_run is None:
+        end = builder.op("Add", [start, store])
+    else:
+        missing = builder.op("Sub", [n_steps, steps_run])
+        end = builder.op(
+            "Where",
+            [
+                builder.op("Greater", [store, length]),
+                builder.op("Sub", [store, missing]),
+                length,
+            ],
+        )
+    return builder.op(
+        "Slice", [padded, _as_1d(builder, start), _as_1d(builder, end), builder.int64s([0])]
+    )
+
+
+def _static_length(var: Variable) -> int | None:
+    """The static length of axis 0 of ``var`` (a buffer) or the value of a constant size."""
+    if isinstance(var, Constant):
+        return int(np.asarray(var.data))
+    shape = variable_shape(var)
+    return shape[0] if shape else None
+
+
+@onnx_funcify.register(Scan)
+def _scan(op: Scan, node: Apply, builder: ONNXBuilder) -> Values:
+    info = op.info
+    fgraph = rewritten_inner_graph(op.fgraph)
+    inner_in = list(fgraph.inputs)
+    inner_out = list(fgraph.outputs)
+    outer_in = list(node.inputs)
+
+    # Split the outer inputs and the inner inputs by kind.
+    outer_in = outer_in[1:]
+    seqs, outer_in = outer_in[: info.n_seqs], outer_in[info.n_seqs :]
+    seq_inner, inner_in = inner_in[: info.n_seqs], inner_in[info.n_seqs :]
+    tapped: list[_Tapped] = []
+    for taps in (*info.mit_mot_in_slices, *info.mit_sot_in_slices, *info.sit_sot_in_slices):
+        tapped.append(_Tapped(outer_in.pop(0), tuple(taps), inner_in[: len(taps)]))
+        inner_in = inner_in[len(taps) :]
+    mit_mot, window_outs = tapped[: info.n_mit_mot], tapped[info.n_mit_mot :]
+    nit_sizes, outer_in = outer_in[: info.n_nit_sot], outer_in[info.n_nit_sot :]
+    untraced = outer_in[: info.n_untraced_sit_sot]
+    untraced_inner = inner_in[: info.n_untraced_sit_sot]
+    non_seqs = outer_in[info.n_untraced_sit_sot :]
+    non_seq_inner = inner_in[info.n_untraced_sit_sot :]
+
+    n_mit_mot_outs = info.n_mit_mot_outs
+    mit_mot_new, rest = inner_out[:n_mit_mot_outs], inner_out[n_mit_mot_outs:]
+    window_new, rest = rest[: len(window_outs)], rest[len(window_outs) :]
+    nit_new, rest = rest[: info.n_nit_sot], rest[info.n_nit_sot :]
+    untraced_new = rest[: info.n_untraced_sit_sot]
+    until = rest[info.n_untraced_sit_sot] if info.as_while else None
+
+    for out, new in zip(window_outs, window_new, strict=True):
+        for tap_var in out.inner_inputs:
+            _check_same_shape(node, tap_var, new, "recurrent")
+    for old, new in zip(untraced_inner, untraced_new, strict=True):
+        _check_same_shape(node, old, new, "loop-carried")
+
+    n_steps = builder.input(node, 0, "int64")
+    body = LoopBody(builder, f"{op.name or 'scan'}_body")
+    sub = body.inner
+    step = body.iteration
+
+    counter = None
+    if info.as_while:
+        counter = body.carry(builder.scalar(0, "int64"), "steps_run", _STEP_COUNT)
+        body.carry_out(sub.op("Add", [counter, sub.scalar(1, "int64")]))
+
+    for var, inner in zip(seqs, seq_inner, strict=True):
+        sub.bind(inner, _scalar_at(sub, builder.value(var), step))
+    for var, inner in zip(non_seqs, non_seq_inner, strict=True):
+        sub.bind(inner, builder.value(var))
+
+    # mit-mot: carried buffers read at (pos + tap) % len and written at pos + out_tap.
+    mit_mot_state: list[tuple[ir.Value, ir.Value]] = []
+    for out in mit_mot:
+        buffer = body.carry(builder.value(out.buffer), "mit_mot_buffer", out.buffer)
+        store = _length(builder, builder.value(out.buffer))
+        pos = sub.op("Mod", [sub.op("Add", [step, sub.scalar(out.depth, "int64")]), store])
+        for tap, inner in zip(out.taps, out.inner_inputs, strict=True):
+            index = sub.op("Mod", [sub.op("Add", [pos, sub.scalar(tap, "int64")]), store])
+            sub.bind(inner, _scalar_at(sub, buffer, index))
+        mit_mot_state.append((buffer, pos))
+
+    # sit-sot / mit-sot: a shift register of the `depth` most recent values.
+    windows: list[list[ir.Value]] = []
+    for out in window_outs:
+        initial = builder.value(out.buffer)
+        window = [
+            body.carry(_scalar_at(builder, initial, j), "state", out.inner_inputs[0])
+            for j in range(out.depth)
+        ]
+        for tap, inner in zip(out.taps, out.inner_inputs, strict=True):
+            sub.bind(inner, window[out.depth + tap])
+        windows.append(window)
+
+    untraced_carried = [
+        body.carry(builder.value(var), "carried", inner)
+        for var, inner in zip(untraced, untraced_inner, strict=True)
+    ]
+    for inner, value in zip(untraced_inner, untraced_carried, strict=True):
+        sub.bind(inner, value)
+    for new in nit_new:
+        # The shape of the last step's value, to undo the flattening of scan outputs.
+        ndim = len(variable_shape(new))
+        body.carry(builder.const(np.zeros(ndim, dtype=np.int64)), "step_shape", _shape_type(ndim))
+
+    convert_nodes(fgraph.toposort(), sub)
+
+    # Next carried values, in the order they were added.
+    mit_mot_iter = iter(mit_mot_new)
+    for group, (buffer, pos) in zip(info.mit_mot_out_slices, mit_mot_state, strict=True):
+        for out_tap in group:
+            value = sub.value(next(mit_mot_iter))
+            index = sub.op(
+                "Reshape", [sub.op("Add", [pos, sub.scalar(out_tap, "int64")]), sub.int64s([1, 1])]
+            )
+            update = sub.op("Unsqueeze", [value, sub.int64s([0])])
+            buffer = sub.op("ScatterND", [buffer, index, update])
+        body.carry_out(buffer)
+    keeps_history: list[bool] = []
+    for out, window, new in zip(window_outs, windows, window_new, strict=True):
+        for value in [*window[1:], sub.value(new)]:
+            body.carry_out(value)
+        static = _static_length(out.buffer)
+        keeps_history.append(static is None or not 1 <= static <= out.depth)
+        if keeps_history[-1]:
+            body.scan_out(sub.value(new))
+    for new in untraced_new:
+        body.carry_out(sub.value(new))
+    for new in nit_new:
+        body.carry_out(sub.shape(sub.value(new)))
+        body.scan_out(sub.value(new))
+    if until is not None:
+        stop = sub.cast(sub.value(until), "bool", variable_dtype(until))
+        body.continue_while(sub.op("Not", [stop]))
+
+    results = iter(body.build(n_steps))
+    steps_run = next(results) if info.as_while else None
+    count = steps_run if steps_run is not None else n_steps
+    outputs: list[ir.Value] = [next(results) for _ in mit_mot]
+    finals = [[next(results) for _ in range(out.depth)] for out in window_outs]
+    untraced_final = [next(results) for _ in untraced]
+    nit_shapes = [next(results) for _ in nit_new]
+    histories = [next(results) if keep else None for keep in keeps_history]
+    nit_histories = [next(results) for _ in nit_new]
+
+    dtypes = iter([variable_dtype(var) for var in node.outputs[len(mit_mot) :]])
+    for out, final, history in zip(window_outs, finals, histories, strict=True):
+        dtype = next(dtypes)
+        buffer = builder.value(out.buffer)
+        if history is None:
+            # The buffer is no longer than the window: it holds the window's newest values.
+            size = _static_length(out.buffer)
+            assert size is not None
+            kept = [
+                builder.op("Unsqueeze", [v, builder.int64s([0])]) for v in final[out.depth - size :]
+            ]
+            outputs.append(builder.op("Concat", kept, {"axis": 0}) if len(kept) > 1 else kept[0])
+            continue
+        elem_shape = builder.op("Shape", [buffer], {"start": 1})
+        initial = builder.op(
+            "Slice", [buffer, builder.int64s([0]), builder.int64s([out.depth]), builder.int64s([0])]
+        )
+        new_values = _unstack(builder, history, count, elem_shape)
+        full = builder.op("Concat", [initial, new_values], {"axis": 0})
+        store = _length(builder, buffer)
+        outputs.append(_cut_history(builder, full, store, n_steps, steps_run, dtype))
+    for size_var, shape, history in zip(nit_sizes, nit_shapes, nit_histories, strict=True):
+        store = builder.cast(builder.value(size_var), "int64", variable_dtype(size_var))
+        new_values = _unstack(builder, history, count, shape)
+        outputs.append(_cut_history(builder, new_values, store, n_steps, steps_run, next(dtypes)))
+    outputs.extend(untraced_final)
+
+    for var, value in zip(node.outputs, outputs, strict=True):
+        value.dtype = onnx_dtype(variable_dtype(var))
+    return outputs

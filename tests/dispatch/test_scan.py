@@ -1,0 +1,358 @@
+"""Scan -> ONNX Loop: recurrences, sequences, while-loops, gradients, nested scans.
+
+Every model is exported once with a symbolic sequence length and run at two lengths.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import onnx
+import pytensor
+import pytensor.tensor as pt
+import pytest
+from onnx.reference import ReferenceEvaluator
+from pytensor.graph.basic import Variable
+from pytensor.scan.op import Scan
+from pytensor.scan.utils import until
+
+from pytensor_onnx import UnsupportedOpError, export_onnx
+from tests.compare import OPSETS, REFERENCE_MODE, assert_matches, ort_session, run_onnx
+
+
+def compare_at_lengths(
+    inputs: Sequence[Variable],
+    outputs: Variable | Sequence[Variable],
+    value_sets: Sequence[Sequence[Any]],
+    *,
+    rtol: float | None = None,
+    atol: float | None = None,
+    **export_kwargs: Any,
+) -> onnx.ModelProto:
+    """Export ``inputs -> outputs`` once per opset and compare it with PyTensor on every
+    set of input values (e.g. two sequence lengths), in ONNX Runtime and onnx.reference."""
+    outputs_list = [outputs] if isinstance(outputs, Variable) else list(outputs)
+    fn = pytensor.function(
+        list(inputs), outputs_list, mode=REFERENCE_MODE, on_unused_input="ignore"
+    )
+    model: onnx.ModelProto | None = None
+    for opset in OPSETS:
+        model = export_onnx(list(inputs), outputs_list, opset=opset, **export_kwargs)
+        for values in value_sets:
+            arrays = [np.asarray(v) for v in values]
+            expected = fn(*arrays)
+            feeds = {inp.name: val for inp, val in zip(model.graph.input, arrays, strict=True)}
+            runtime, reference = run_onnx(model, feeds)
+            for name, got_all in (("onnxruntime", runtime), ("onnx.reference", reference)):
+                for i, (got, want) in enumerate(zip(got_all, expected, strict=True)):
+                    what = f"{name}, opset {opset}, length {len(arrays[0])}, output {i}"
+                    assert_matches(got, want, rtol, atol, what)
+    assert model is not None
+    return model
+
+
+def loop_count(model: onnx.ModelProto) -> int:
+    """The number of Loop nodes in the main graph."""
+    return sum(node.op_type == "Loop" for node in model.graph.node)
+
+
+def _rng(seed: int = 0) -> np.random.Generator:
+    return np.random.default_rng(seed)
+
+
+LENGTHS = (5, 9)
+
+
+def test_cumsum_and_cumprod(floatX: str) -> None:
+    x = pt.vector("x", dtype=floatX)
+    zero = pt.zeros((), dtype=floatX)
+    one = pt.ones((), dtype=floatX)
+    [sums, prods] = pytensor.scan(
+        lambda xt, s, p: [s + xt, p * xt],
+        sequences=[x],
+        outputs_info=[zero, one],
+        return_updates=False,
+    )
+    values = [[_rng(n).uniform(0.5, 1.5, n).astype(floatX)] for n in LENGTHS]
+    model = compare_at_lengths([x], [sums, prods, sums[-1]], values)
+    assert loop_count(model) == 1
+
+
+def test_ar1_last_value_only(floatX: str) -> None:
+    # Only the last state is used: PyTensor's scan_save_mem shrinks the buffer.
+    x = pt.vector("x", dtype=floatX)
+    rho = pt.scalar("rho", dtype=floatX)
+    states = pytensor.scan(
+        lambda eps, prev, r: r * prev + eps,
+        sequences=[x],
+        outputs_info=[pt.zeros((), dtype=floatX)],
+        non_sequences=[rho],
+        return_updates=False,
+    )
+    values = [[_rng(n).normal(size=n).astype(floatX), np.asarray(0.7, floatX)] for n in LENGTHS]
+    compare_at_lengths([x, rho], [states[-1]], values)
+    compare_at_lengths([x, rho], [states, states[-2:]], values)
+
+
+def test_ar2_mit_sot(floatX: str) -> None:
+    x = pt.vector("x", dtype=floatX)
+    init = pt.vector("init", dtype=floatX, shape=(2,))
+    phi = pt.vector("phi", dtype=floatX, shape=(2,))
+    ar = pytensor.scan(
+        lambda eps, y2, y1, p: p[0] * y1 + p[1] * y2 + eps,
+        sequences=[x],
+        outputs_info=[{"initial": init, "taps": [-2, -1]}],
+        non_sequences=[phi],
+        return_updates=False,
+    )
+    values = [
+        [
+            _rng(n).normal(size=n).astype(floatX),
+            np.array([0.3, -0.2], floatX),
+            np.array([0.5, 0.3], floatX),
+        ]
+        for n in LENGTHS
+    ]
+    compare_at_lengths([x, init, phi], [ar, ar[-1]], values)
+
+
+def test_sequence_taps_and_go_backwards(floatX: str) -> None:
+    x = pt.vector("x", dtype=floatX)
+    diffs = pytensor.scan(
+        lambda a, b, c: c - 2 * b + a,
+        sequences=[{"input": x, "taps": [-1, 0, 2]}],
+        return_updates=False,
+    )
+    backwards = pytensor.scan(
+        lambda xt, acc: acc * 0.5 + xt,
+        sequences=[x],
+        outputs_info=[pt.zeros((), dtype=floatX)],
+        go_backwards=True,
+        return_updates=False,
+    )
+    values = [[_rng(n).normal(size=n).astype(floatX)] for n in LENGTHS]
+    compare_at_lengths([x], [diffs, backwards], values)
+
+
+def test_kalman_filter_local_level(floatX: str) -> None:
+    """Local-level model written with matrix ops: state (1,), covariance (1, 1)."""
+    y = pt.matrix("y", dtype=floatX, shape=(None, 1))
+    q = pt.scalar("q", dtype=floatX)
+    r = pt.scalar("r", dtype=floatX)
+    T = pt.eye(1, dtype=floatX)
+    Z = pt.eye(1, dtype=floatX)
+
+    def step(obs, a, P, q, r):
+        a_pred = T.dot(a)
+        P_pred = T.dot(P).dot(T.T) + q * pt.eye(1, dtype=floatX)
+        v = obs - Z.dot(a_pred)
+        F = Z.dot(P_pred).dot(Z.T) + r * pt.eye(1, dtype=floatX)
+        K = P_pred.dot(Z.T) / F[0, 0]
+        a_new = a_pred + K.dot(v)
+        P_new = P_pred - K.dot(Z).dot(P_pred)
+        loglike = -0.5 * (pt.log(2 * np.pi * F[0, 0]) + v[0] ** 2 / F[0, 0])
+        return a_new, P_new, loglike.astype(floatX)
+
+    a0 = pt.zeros((1,), dtype=floatX)
+    P0 = pt.eye(1, dtype=floatX) * 10
+    [states, covs, loglikes] = pytensor.scan(
+        step,
+        sequences=[y],
+        outputs_info=[a0, P0, None],
+        non_sequences=[q, r],
+        return_updates=False,
+    )
+    total = loglikes.sum()
+    values = [
+        [
+            np.cumsum(_rng(n).normal(size=(n, 1)), axis=0).astype(floatX),
+            np.asarray(0.3, floatX),
+            np.asarray(0.8, floatX),
+        ]
+        for n in LENGTHS
+    ]
+    tol = {"rtol": 1e-4, "atol": 1e-5} if floatX == "float32" else {}
+    compare_at_lengths([y, q, r], [states, covs, total], values, **tol)
+    grads = pytensor.grad(total, [q, r])
+    compare_at_lengths([y, q, r], grads, values, **tol)
+
+
+def test_rnn_symbolic_steps(floatX: str) -> None:
+    xs = pt.matrix("xs", dtype=floatX)
+    h0 = pt.vector("h0", dtype=floatX)
+    W = pt.matrix("W", dtype=floatX)
+    U = pt.matrix("U", dtype=floatX)
+    n = pt.scalar("n", dtype="int64")
+    hs = pytensor.scan(
+        lambda x, h, W, U: pt.tanh(W.dot(h) + U.dot(x)),
+        sequences=[xs],
+        outputs_info=[h0],
+        non_sequences=[W, U],
+        n_steps=n,
+        return_updates=False,
+    )
+    rng = _rng()
+    W_val = rng.normal(size=(4, 4)).astype(floatX) * 0.5
+    U_val = rng.normal(size=(4, 3)).astype(floatX) * 0.5
+    values = [
+        [
+            rng.normal(size=(steps + 2, 3)).astype(floatX),
+            rng.normal(size=4).astype(floatX),
+            W_val,
+            U_val,
+            np.int64(steps),
+        ]
+        for steps in LENGTHS
+    ]
+    tol = {"rtol": 1e-4, "atol": 1e-5} if floatX == "float32" else {}
+    compare_at_lengths([xs, h0, W, U, n], [hs], values, **tol)
+    loss = (hs**2).sum()
+    compare_at_lengths([xs, h0, W, U, n], pytensor.grad(loss, [W, U, h0]), values, **tol)
+
+
+def test_ar_gradients(floatX: str) -> None:
+    x = pt.vector("x", dtype=floatX)
+    rho = pt.scalar("rho", dtype=floatX)
+    init = pt.vector("init", dtype=floatX, shape=(2,))
+    ar1 = pytensor.scan(
+        lambda eps, prev, r: r * prev + eps,
+        sequences=[x],
+        outputs_info=[init[0]],
+        non_sequences=[rho],
+        return_updates=False,
+    )
+    ar2 = pytensor.scan(
+        lambda eps, y2, y1, r: r * y1 - 0.25 * y2 + eps,
+        sequences=[x],
+        outputs_info=[{"initial": init, "taps": [-2, -1]}],
+        non_sequences=[rho],
+        return_updates=False,
+    )
+    cumsum = pytensor.scan(
+        lambda xt, acc: acc + xt, sequences=[x], outputs_info=[init[1]], return_updates=False
+    )
+    loss = (ar1**2).sum() + (ar2**2).sum() + (cumsum * x).sum()
+    grads = pytensor.grad(loss, [x, rho, init])
+    values = [
+        [
+            _rng(n).normal(size=n).astype(floatX),
+            np.asarray(0.6, floatX),
+            np.array([0.2, -0.4], floatX),
+        ]
+        for n in LENGTHS
+    ]
+    tol = {"rtol": 1e-4, "atol": 1e-5} if floatX == "float32" else {}
+    compare_at_lengths([x, rho, init], grads, values, **tol)
+
+
+def test_while_loop_until(floatX: str) -> None:
+    x0 = pt.scalar("x0", dtype=floatX)
+    limit = pt.scalar("limit", dtype=floatX)
+
+    def step(acc, limit):
+        new = acc * 2
+        return new, until(new > limit)
+
+    values = pytensor.scan(
+        step, outputs_info=[x0], non_sequences=[limit], n_steps=20, return_updates=False
+    )
+    cases = [
+        [np.asarray(1.0, floatX), np.asarray(limit_val, floatX)] for limit_val in (10.0, 300.0, 1e9)
+    ]
+    # compare_at_lengths labels a case by its first input's length; scalars have none.
+    fn = pytensor.function([x0, limit], [values, values[-1]], mode=REFERENCE_MODE)
+    for opset in OPSETS:
+        model = export_onnx([x0, limit], [values, values[-1]], opset=opset)
+        for case in cases:
+            expected = fn(*case)
+            runtime, reference = run_onnx(model, {"x0": case[0], "limit": case[1]})
+            for got_all in (runtime, reference):
+                for got, want in zip(got_all, expected, strict=True):
+                    assert_matches(got, want, None, None, f"opset {opset}, limit {case[1]}")
+
+
+def test_nit_sot_matrices_and_nested_scan(floatX: str) -> None:
+    xs = pt.matrix("xs", dtype=floatX)
+
+    def outer_step(row):
+        inner = pytensor.scan(
+            lambda v, acc: acc + v,
+            sequences=[row],
+            outputs_info=[pt.zeros((), dtype=floatX)],
+            return_updates=False,
+        )
+        return pt.outer(row, inner)
+
+    outers = pytensor.scan(outer_step, sequences=[xs], return_updates=False)
+    values = [[_rng(n).normal(size=(n, 3)).astype(floatX)] for n in LENGTHS]
+    tol = {"rtol": 1e-5, "atol": 1e-5} if floatX == "float32" else {}
+    compare_at_lengths([xs], [outers], values, **tol)
+    compare_at_lengths([xs], [pytensor.grad(outers.sum(), xs)], values, **tol)
+
+
+def _raw_scan_node(fn_out: Sequence[Variable]) -> Scan:
+    node = fn_out[0].owner
+    assert isinstance(node.op, Scan)
+    return node.op
+
+
+def test_circular_buffers_match_scan_perform() -> None:
+    """Buffers shorter than the history (as scan_save_mem makes them) keep the last values in
+    time order; longer buffers are zero-padded.  The Scan Op is applied directly to buffers."""
+    x = pt.vector("x")
+    init = pt.vector("init")
+    ar = pytensor.scan(
+        lambda eps, y2, y1: 0.5 * y1 - 0.3 * y2 + eps,
+        sequences=[x],
+        outputs_info=[{"initial": init, "taps": [-2, -1]}],
+        return_updates=False,
+    )
+    op = _raw_scan_node([ar.owner.inputs[0]])
+    n_steps = pt.scalar("n_steps", dtype="int64")
+    buffer = pt.vector("buffer")
+    out = op(n_steps, x, buffer)
+    fn = pytensor.function([n_steps, x, buffer], out, mode=REFERENCE_MODE)
+    model = export_onnx([n_steps, x, buffer], [out])
+    for steps, size in [(6, 2), (6, 3), (7, 5), (6, 8), (6, 12), (0, 4)]:
+        buf = np.zeros(size)
+        buf[:2] = [1.0, -2.0]
+        feeds = {"n_steps": np.array(steps), "x": np.linspace(0, 1, 8), "buffer": buf}
+        expected = fn(*feeds.values())
+        runtime = ort_session(model).run(None, feeds)
+        assert_matches(
+            runtime[0], expected, None, None, f"onnxruntime, {steps} steps, buffer {size}"
+        )
+        if steps:  # onnx.reference's Loop stacks zero steps with np.vstack([]), which raises
+            reference = ReferenceEvaluator(model).run(None, feeds)
+            assert_matches(
+                reference[0], expected, None, None, f"reference, {steps} steps, buffer {size}"
+            )
+
+
+def test_changing_state_shape_is_refused() -> None:
+    x = pt.vector("x", shape=(3,))
+    grow = pt.vector("grow", shape=(6,))
+    body_in = x.type()
+    body_out = pt.concatenate([body_in, body_in])
+    op = Scan([body_in], [body_out], _info_sit_sot())
+    out = op(pt.constant(2, dtype="int64"), pt.stack([x, x, x]))
+    with pytest.raises(UnsupportedOpError, match="changes shape"):
+        export_onnx([x, grow], [out])
+
+
+def _info_sit_sot() -> Any:
+    from pytensor.scan.op import ScanInfo
+
+    return ScanInfo(
+        n_seqs=0,
+        mit_mot_in_slices=(),
+        mit_mot_out_slices=(),
+        mit_sot_in_slices=(),
+        sit_sot_in_slices=((-1,),),
+        n_nit_sot=0,
+        n_untraced_sit_sot=0,
+        n_non_seqs=0,
+        as_while=False,
+    )
