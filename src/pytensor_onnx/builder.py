@@ -272,6 +272,20 @@ class ONNXBuilder:
         """Append a node built elsewhere (e.g. one holding subgraph attributes)."""
         self.graph.append(node)
 
+    def name_values(self) -> None:
+        """Rename the node outputs of this builder's graph uniquely in the model.
+
+        Each onnx-ir graph names new values ``val_<n>`` with its own counter, and
+        NameFixPass keeps names unique per scope only, so a subgraph value can share the name
+        of a value of the enclosing graph (invalid SSA for ONNX Runtime).  Subgraph builders
+        call this once their graph is complete; the prefix is the graph name, which they
+        claim from the shared name registry.
+        """
+        prefix = self.graph.name or self.names.claim("subgraph")
+        for i, node in enumerate(self.graph):
+            for j, value in enumerate(node.outputs):
+                value.name = f"{prefix}_{i}_{j}"
+
     # --------------------------------------------------------------- constants
     def const(self, data: Any, dtype: str | np.dtype[Any] | None = None) -> ir.Value:
         """A constant value holding ``data`` (cast to ``dtype``), shared when repeated.
