@@ -11,11 +11,15 @@ from pytensor_onnx.dispatch import (
     ifelse,
     math,
     nlinalg,
+    pad,
+    raise_op,
     scalar,
     scalar_math,
     scan,
+    shape,
     slinalg,
     special,
+    subtensor,
     tensor_basic,
 )
 from pytensor_onnx.dispatch.basic import (
@@ -34,8 +38,12 @@ __all__ = [
     "elemwise",
     "math",
     "onnx_funcify",
+    "pad",
+    "raise_op",
     "scalar",
     "scalar_math",
+    "shape",
     "special",
+    "subtensor",
     "tensor_basic",
 ]

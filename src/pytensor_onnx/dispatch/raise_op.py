@@ -1,0 +1,40 @@
+"""Converters for ``pytensor.raise_op``: Assert and CheckAndRaise (incl. PyMC's parameter checks).
+
+ONNX has no way to raise an error, so a failed check cannot stop the computation. The policy:
+
+- checks that PyMC marks ``can_be_replaced_by_ninf`` (logp support checks) give ``-inf``, which
+  is what PyMC's own ``local_check_parameter_to_ninf_switch`` rewrite does;
+- every other check gives NaN where PyTensor would raise, so a failure is visible in the
+  result instead of silently passing;
+- checks on non-float values cannot be signalled and are refused (``UnsupportedOpError``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import onnx_ir as ir
+from pytensor.graph.basic import Apply
+from pytensor.raise_op import CheckAndRaise
+
+from pytensor_onnx.builder import ONNXBuilder, variable_dtype
+from pytensor_onnx.dispatch.basic import UnsupportedOpError, onnx_funcify
+
+
+@onnx_funcify.register(CheckAndRaise)
+def _check_and_raise(op: CheckAndRaise, node: Apply, builder: ONNXBuilder) -> Sequence[ir.Value]:
+    dtype = variable_dtype(node.outputs[0])
+    value = builder.input(node, 0)
+    if len(node.inputs) == 1:
+        return [value]
+    if np.dtype(dtype).kind != "f":
+        raise UnsupportedOpError.for_node(
+            node, f"a failed check on a {dtype} value cannot be signalled in ONNX (no NaN)"
+        )
+    # CheckAndRaise conditions are scalars.
+    ok = builder.input(node, 1, "bool")
+    for index in range(2, len(node.inputs)):
+        ok = builder.op("And", [ok, builder.input(node, index, "bool")])
+    fill = -np.inf if getattr(op, "can_be_replaced_by_ninf", False) else np.nan
+    return [builder.op("Where", [ok, value, builder.scalar(fill, dtype)])]
