@@ -1,0 +1,57 @@
+"""Sorting (``pytensor.tensor.sort``) against ONNX Runtime and onnx.reference."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytensor
+import pytensor.tensor as pt
+import pytest
+
+from tests.compare import compare_onnx_and_py, input_like
+
+RNG = np.random.default_rng(3)
+
+
+@pytest.mark.parametrize("axis", [0, 1, -1, None])
+def test_sort_argsort(axis: int | None, floatX: str, symbolic: bool) -> None:
+    value = RNG.integers(-4, 4, size=(5, 6)).astype(floatX)  # many ties
+    value[1, 2] = np.nan
+    value[3, 2] = np.nan
+    value[0, 0] = -np.inf
+    value[4, 5] = np.inf
+    x = input_like(value, "x", symbolic)
+    outs = [pt.sort(x, axis=axis), pt.argsort(x, axis=axis, kind="stable")]
+    compare_onnx_and_py([x], outs, [value])
+
+
+def test_descending_and_empty() -> None:
+    value = RNG.normal(size=(3, 4))
+    x = input_like(value, "x", symbolic=True)
+    compare_onnx_and_py([x], [pt.sort(x, axis=1)[:, ::-1], pt.argsort(-x, axis=0)], [value])
+    empty = np.zeros((0, 3))
+    e = input_like(empty, "e", symbolic=True)
+    compare_onnx_and_py([e], [pt.sort(e, axis=0), pt.argsort(e, axis=1)], [empty])
+
+
+@pytest.mark.parametrize(
+    "dtype", ["bool", "int8", "int16", "int64", "uint8", "uint16", "uint32", "uint64"]
+)
+def test_sort_discrete(dtype: str) -> None:
+    if dtype == "bool":
+        value = RNG.random((4, 7)) > 0.5
+    else:
+        info = np.iinfo(dtype)
+        value = RNG.integers(max(info.min, -50), min(info.max, 50), size=(4, 7)).astype(dtype)
+        value[0, :2] = [info.max, info.min]
+        if dtype == "uint64":
+            value[1, :3] = [2**63, 2**63 - 1, 2**64 - 1]
+    x = input_like(value, "x", symbolic=True)
+    compare_onnx_and_py([x], [pt.sort(x, axis=1), pt.argsort(x, axis=1, kind="stable")], [value])
+
+
+def test_sort_gradient(floatX: str, symbolic: bool) -> None:
+    value = RNG.normal(size=(4, 5)).astype(floatX)
+    x = input_like(value, "x", symbolic)
+    weights = np.arange(5, dtype=floatX)
+    grad = pytensor.grad((pt.sort(x, axis=1) * weights).sum() + pt.sort(x, axis=0)[0].sum(), x)
+    compare_onnx_and_py([x], [grad], [value])
