@@ -26,6 +26,7 @@ from pytensor.tensor.type import TensorType
 from pytensor_onnx import __version__
 from pytensor_onnx.builder import NameRegistry, ONNXBuilder, onnx_dtype, variable_dtype
 from pytensor_onnx.dispatch import convert_nodes
+from pytensor_onnx.dispatch.ifelse import sink_into_branches
 from pytensor_onnx.inspect import annotate_provenance
 from pytensor_onnx.precision import (
     convert_fgraph_to_float32,
@@ -301,6 +302,7 @@ def build_model(
         value.dtype = onnx_dtype(variable_dtype(var))
         value.shape = ir.Shape(getattr(var.type, "shape", ()))
         builder.graph.outputs.append(value)
+    sink_into_branches(builder.graph)
 
     model = ir.Model(
         builder.graph,

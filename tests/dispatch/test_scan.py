@@ -47,7 +47,7 @@ def compare_at_lengths(
             runtime, reference = run_onnx(model, feeds)
             for name, got_all in (("onnxruntime", runtime), ("onnx.reference", reference)):
                 for i, (got, want) in enumerate(zip(got_all, expected, strict=True)):
-                    what = f"{name}, opset {opset}, length {len(arrays[0])}, output {i}"
+                    what = f"{name}, opset {opset}, shapes {[a.shape for a in arrays]}, output {i}"
                     assert_matches(got, want, rtol, atol, what)
     assert model is not None
     return model

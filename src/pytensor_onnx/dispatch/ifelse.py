@@ -10,51 +10,65 @@ branch it takes.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from types import ModuleType
+from typing import Any
 
 import onnx_ir as ir
+from pytensor.compile.builders import OpFromGraph
 from pytensor.graph.basic import Apply
 
 from pytensor_onnx.builder import ONNXBuilder, onnx_dtype, variable_dtype, variable_shape
-from pytensor_onnx.dispatch.basic import onnx_funcify
+from pytensor_onnx.dispatch.basic import convert_nodes, onnx_funcify, optional_classes
+from pytensor_onnx.dispatch.scan import rewritten_inner_graph
 
+conditional_ops: ModuleType | None
 try:  # PyTensor 3
+    import pytensor.conditional.op as conditional_ops
     from pytensor.conditional.op import IfElse
 except ImportError:  # PyTensor 2
     from pytensor.ifelse import IfElse  # type: ignore[no-redef]
 
+    conditional_ops = None
+
 Values = Sequence[ir.Value]
 
 
-def _branch(builder: ONNXBuilder, name: str, node: Apply, values: Sequence[ir.Value]) -> ir.Graph:
+def _branch(
+    builder: ONNXBuilder,
+    name: str,
+    node: Apply,
+    compute: Callable[[ONNXBuilder], Sequence[ir.Value]],
+) -> ir.Graph:
+    """A branch graph whose outputs ``compute`` makes in the branch's builder."""
     branch = ONNXBuilder(
         builder.opset, builder.names.claim(name), parent=builder, names=builder.names
     )
-    for var, value in zip(node.outputs, values, strict=True):
-        # Branch outputs are outer-scope values: an Identity makes them the branch's own.
-        out = branch.op("Identity", [value])
+    for var, value in zip(node.outputs, compute(branch), strict=True):
+        # An Identity makes each output the branch's own (it may be an outer value).
+        out = branch.op("Identity", [branch.cast(value, variable_dtype(var))])
         out.dtype = onnx_dtype(variable_dtype(var))
         branch.graph.outputs.append(out)
     branch.name_values()
     return branch.graph
 
 
-@onnx_funcify.register(IfElse)
-def _ifelse(op: IfElse, node: Apply, builder: ONNXBuilder) -> Values:
-    n_outs = op.n_outs
-    condition = builder.input(node, 0, "bool")
-    dtypes = [variable_dtype(var) for var in node.outputs]
-    then_values = [builder.input(node, 1 + i, dtype) for i, dtype in enumerate(dtypes)]
-    else_values = [builder.input(node, 1 + n_outs + i, dtype) for i, dtype in enumerate(dtypes)]
+def _if_node(
+    builder: ONNXBuilder,
+    node: Apply,
+    then_compute: Callable[[ONNXBuilder], Sequence[ir.Value]],
+    else_compute: Callable[[ONNXBuilder], Sequence[ir.Value]],
+) -> list[ir.Value]:
+    """Append an ``If`` on ``node.inputs[0]`` with the given branch computations."""
     result = ir.Node(
         "",
         "If",
-        [condition],
+        [builder.input(node, 0, "bool")],
         attributes=[
-            ir.AttrGraph("then_branch", _branch(builder, "then_branch", node, then_values)),
-            ir.AttrGraph("else_branch", _branch(builder, "else_branch", node, else_values)),
+            ir.AttrGraph("then_branch", _branch(builder, "then_branch", node, then_compute)),
+            ir.AttrGraph("else_branch", _branch(builder, "else_branch", node, else_compute)),
         ],
-        num_outputs=n_outs,
+        num_outputs=len(node.outputs),
     )
     builder.add_node(result)
     outputs = list(result.outputs)
@@ -63,6 +77,35 @@ def _ifelse(op: IfElse, node: Apply, builder: ONNXBuilder) -> Values:
         # The branches may differ in static shape: keep only what the PyTensor type knows.
         value.shape = ir.Shape(variable_shape(var))
     return outputs
+
+
+@onnx_funcify.register(IfElse)
+def _ifelse(op: IfElse, node: Apply, builder: ONNXBuilder) -> Values:
+    # The branch values are converted in the enclosing graph; sink_into_branches moves them.
+    n_outs = op.n_outs
+    then_values = [builder.input(node, 1 + i) for i in range(n_outs)]
+    else_values = [builder.input(node, 1 + n_outs + i) for i in range(n_outs)]
+    return _if_node(builder, node, lambda _: then_values, lambda _: else_values)
+
+
+def _inline_branch(branch_op: OpFromGraph, node: Apply) -> Callable[[ONNXBuilder], Values]:
+    def compute(branch: ONNXBuilder) -> Values:
+        fgraph = rewritten_inner_graph(branch_op.fgraph)
+        for inner, outer in zip(fgraph.inputs, node.inputs[1:], strict=True):
+            branch.bind(inner, branch.value(outer))
+        convert_nodes(fgraph.toposort(), branch)
+        return [branch.value(out) for out in fgraph.outputs]
+
+    return compute
+
+
+for _lazy in optional_classes(conditional_ops, "LazyIfElse") if conditional_ops else []:
+
+    @onnx_funcify.register(_lazy)
+    def _lazy_ifelse(op: Any, node: Apply, builder: ONNXBuilder) -> Values:
+        # PyTensor 3: each branch is an OpFromGraph of the shared inputs.
+        then_compute = _inline_branch(op.true_branch, node)
+        return _if_node(builder, node, then_compute, _inline_branch(op.false_branch, node))
 
 
 def _subgraphs(node: ir.Node) -> list[ir.Graph]:
@@ -113,7 +156,8 @@ def sink_into_branches(graph: ir.Graph) -> None:
     then nested graphs are processed the same way.
     """
     for node in reversed(list(graph)):
-        if node.op_type == "If" and node.domain == "":
+        # An If moved into a later If's branch is handled when that branch is visited.
+        if node.op_type == "If" and node.domain == "" and node.graph is graph:
             for branch in _subgraphs(node):
                 _sink(graph, node, branch)
     for node in graph:
