@@ -175,6 +175,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         opset=args.opset,
         float32=args.float32,
         external_data=external,
+        external_data_threshold=args.external_data_threshold,
         verify=args.verify,
         provenance=args.provenance,
     )
@@ -191,6 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``pytensor-onnx`` (every subcommand documented in ``--help``)."""
     from pytensor_onnx import __version__
     from pytensor_onnx.export import DEFAULT_OPSET
+    from pytensor_onnx.storage import DEFAULT_EXTERNAL_DATA_THRESHOLD
 
     parser = argparse.ArgumentParser(
         prog=PROG,
@@ -260,6 +262,13 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["auto", "always", "never"],
         default="auto",
         help="weights in OUT.onnx.data: when over 1 GiB (auto), always, or never",
+    )
+    p.add_argument(
+        "--external-data-threshold",
+        type=int,
+        default=DEFAULT_EXTERNAL_DATA_THRESHOLD,
+        metavar="BYTES",
+        help="with external data, weights of at least this size go to the data file",
     )
     p.add_argument(
         "--verify",

@@ -1,0 +1,260 @@
+"""The ``pytensor-onnx`` command line: inspect, check, run, export; help and exit codes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytensor
+import pytensor.tensor as pt
+import pytest
+
+from pytensor_onnx import export_onnx
+from pytensor_onnx.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, main
+
+ROOT = Path(__file__).resolve().parents[1]
+COMMANDS = ("inspect", "check", "run", "export")
+
+
+@pytest.fixture
+def model_path(tmp_path: Path) -> Path:
+    x = pt.matrix("x", shape=(None, 3))
+    k = pt.scalar("k", dtype="int64")
+    w = pytensor.shared(np.linspace(-1, 1, 6).reshape(3, 2), name="w")
+    y = pt.tanh(x @ w) * k
+    y.name = "y"
+    total = y.sum()
+    total.name = "total"
+    path = tmp_path / "model.onnx"
+    export_onnx([x, k], [y, total], path)
+    return path
+
+
+def test_console_script_is_declared() -> None:
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert pyproject["project"]["scripts"]["pytensor-onnx"] == "pytensor_onnx.cli:main"
+
+
+def test_help_documents_every_subcommand() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "pytensor_onnx.cli", "--help"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0
+    assert result.stdout.startswith("usage: pytensor-onnx")
+    for command in COMMANDS:
+        assert f"    {command}" in result.stdout
+    assert "exit status" in result.stdout
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_subcommand_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main([command, "--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: pytensor-onnx {command}")
+
+
+def test_no_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main([])
+    assert info.value.code == EXIT_USAGE
+    assert "required" in capsys.readouterr().err
+
+
+def test_inspect(model_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["inspect", str(model_path)]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "Inputs (2):" in out and "x_dim0" in out
+    assert "MatMul" in out and "Tanh" in out
+    assert "Initializers: 1, 48 B" in out
+
+
+def test_missing_file_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for command in ("inspect", "check", "run"):
+        assert main([command, str(tmp_path / "nope.onnx")]) == EXIT_USAGE
+        captured = capsys.readouterr()
+        assert "no such file" in captured.err and captured.out == ""
+
+
+def test_check_passes_a_good_model(model_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", str(model_path)]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "onnx checker (full_check): ok" in out
+    assert "strict shape inference: ok" in out
+    assert "onnxruntime load: ok" in out
+
+
+def test_check_fails_a_broken_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Add(float, int64) is invalid: the checker and shape inference reject it
+    graph = onnx.helper.make_graph(
+        [onnx.helper.make_node("Add", ["a", "b"], ["c"])],
+        "broken",
+        [
+            onnx.helper.make_tensor_value_info("a", onnx.TensorProto.FLOAT, [2]),
+            onnx.helper.make_tensor_value_info("b", onnx.TensorProto.INT64, [2]),
+        ],
+        [onnx.helper.make_tensor_value_info("c", onnx.TensorProto.FLOAT, [2])],
+    )
+    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 18)])
+    model.ir_version = 10
+    path = tmp_path / "broken.onnx"
+    onnx.save(model, path)
+    assert main(["check", str(path)]) == EXIT_FAILED
+    captured = capsys.readouterr()
+    assert "FAILED" in captured.out and "model has problems" in captured.out
+    assert "strict shape inference failed" in captured.err
+
+
+def test_run_prints_and_saves_outputs(
+    model_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    x = np.arange(6.0).reshape(2, 3) / 10
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "k.npy", np.array(3, dtype=np.int64))
+    out_dir = tmp_path / "out"
+    status = main(
+        [
+            "run",
+            str(model_path),
+            "--input",
+            f"x={tmp_path / 'x.npy'}",
+            "-i",
+            f"k={tmp_path / 'k.npy'}",
+            "--output-dir",
+            str(out_dir),
+        ]
+    )
+    assert status == EXIT_OK
+    out = capsys.readouterr().out
+    assert "y: float64 [2, 2]" in out and "total: float64 []" in out
+    session = ort.InferenceSession(model_path, providers=["CPUExecutionProvider"])
+    want_y, want_total = session.run(None, {"x": x, "k": np.array(3, dtype=np.int64)})
+    np.testing.assert_array_equal(np.load(out_dir / "y.npy"), want_y)
+    np.testing.assert_array_equal(np.load(out_dir / "total.npy"), want_total)
+    assert f"{want_total:.8f}".rstrip("0") in out
+
+
+def test_run_input_errors(
+    model_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    np.save(tmp_path / "x.npy", np.zeros((2, 3)))
+    assert main(["run", str(model_path), "--input", f"x={tmp_path / 'x.npy'}"]) == EXIT_USAGE
+    assert "missing --input for k" in capsys.readouterr().err
+    assert main(["run", str(model_path), "--input", "x"]) == EXIT_USAGE
+    assert "expected NAME=FILE.npy" in capsys.readouterr().err
+    args = [
+        "run",
+        str(model_path),
+        "-i",
+        f"x={tmp_path / 'x.npy'}",
+        "-i",
+        f"z={tmp_path / 'x.npy'}",
+    ]
+    assert main(args) == EXIT_USAGE
+    assert "the model has no input z" in capsys.readouterr().err
+
+
+def test_run_with_wrong_dtype_fails(
+    model_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    np.save(tmp_path / "x.npy", np.zeros((2, 3), dtype=np.float32))
+    np.save(tmp_path / "k.npy", np.array(1, dtype=np.int64))
+    args = [
+        "run",
+        str(model_path),
+        "-i",
+        f"x={tmp_path / 'x.npy'}",
+        "-i",
+        f"k={tmp_path / 'k.npy'}",
+    ]
+    assert main(args) == EXIT_FAILED
+    assert "error" in capsys.readouterr().err
+
+
+_MODULE = textwrap.dedent(
+    """
+    import numpy as np
+    import pytensor
+    import pytensor.tensor as pt
+
+    x = pt.vector("x", shape=(4,))
+    w = pytensor.shared(np.array([1.0, 2.0, 3.0, 4.0]), name="w")
+    y = pt.exp(x) * w
+    compiled = pytensor.function([x], y)
+    graph = ([x], [y, y.sum()])
+    not_a_graph = 42
+    """
+)
+
+
+@pytest.fixture
+def module_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    (tmp_path / "cli_demo_module.py").write_text(_MODULE)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delitem(sys.modules, "cli_demo_module", raising=False)
+    return tmp_path
+
+
+def test_export_compiled_function(module_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = module_dir / "f.onnx"
+    assert main(["export", "cli_demo_module:compiled", str(out), "--verify"]) == EXIT_OK
+    assert "wrote" in capsys.readouterr().out
+    model = onnx.load(out)
+    assert [i.name for i in model.graph.input] == ["x"]
+    (y,) = ort.InferenceSession(out, providers=["CPUExecutionProvider"]).run(
+        None, {"x": np.zeros(4)}
+    )
+    np.testing.assert_allclose(y, [1.0, 2.0, 3.0, 4.0])
+
+
+def test_export_pair_from_file_with_options(
+    module_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = module_dir / "g.onnx"
+    args = [
+        "export",
+        str(module_dir / "cli_demo_module.py") + ":graph",
+        str(out),
+        "--float32",
+        "--opset",
+        "20",
+        "--external-data",
+        "always",
+        "--external-data-threshold",
+        "0",
+        "--provenance",
+    ]
+    assert main(args) == EXIT_OK
+    model = onnx.load(out, load_external_data=False)
+    assert model.opset_import[0].version == 20
+    assert model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert len(model.graph.output) == 2
+    assert all(node.metadata_props for node in model.graph.node)
+    assert (module_dir / "g.onnx.data").stat().st_size == 16  # w, as float32
+    (w,) = model.graph.initializer
+    assert w.data_location == onnx.TensorProto.EXTERNAL
+
+
+def test_export_errors(module_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = str(module_dir / "h.onnx")
+    assert main(["export", "cli_demo_module:not_a_graph", out]) == EXIT_USAGE
+    assert "expected a compiled pytensor.function" in capsys.readouterr().err
+    assert main(["export", "cli_demo_module:missing", out]) == EXIT_USAGE
+    assert "no attribute 'missing'" in capsys.readouterr().err
+    assert main(["export", "no_such_module_xyz:f", out]) == EXIT_USAGE
+    assert "cannot import" in capsys.readouterr().err
+    assert main(["export", "cli_demo_module", out]) == EXIT_USAGE
+    assert "MODULE:ATTRIBUTE" in capsys.readouterr().err
+    assert main(["export", "cli_demo_module:graph", out, "--opset", "3"]) == EXIT_FAILED
+    assert "opset 3 is not supported" in capsys.readouterr().err
+    assert not Path(out).exists()
