@@ -1,0 +1,290 @@
+"""Converters for ``pytensor.tensor.extra_ops``.
+
+* ``CumOp``: cumsum is ONNX ``CumSum``; ONNX has no cumulative product, so cumprod is a
+  log-depth (Hillis-Steele) scan: ``ceil(log2 n)`` rounds of ``y *= shift(y, 2**r)``, the shift
+  being a ``Pad`` with ones and a ``Slice``.  Each element is still the product of exactly its
+  prefix (signs, zeros, inf and NaN behave as in NumPy); only the rounding order differs.
+* ``SearchsortedOp``: counts, per value, the sorted elements ordered before it (NaN-aware,
+  NaN sorting last as in NumPy) with one broadcast comparison (memory ``len(x) * v.size``).
+* ``Unique``: ONNX ``Unique`` with ``sorted=1`` (flattened or along an axis).
+* ``UnravelIndex`` / ``RavelMultiIndex``: integer ``Mod``/``Div`` and a dot with the strides.
+* ``FillDiagonal`` / ``FillDiagonalOffset``: a ``Where`` on an index-equality mask.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import onnx_ir as ir
+from pytensor.graph.basic import Apply
+from pytensor.scalar import upcast
+from pytensor.tensor import extra_ops
+
+from pytensor_onnx.builder import ONNXBuilder, variable_dtype
+from pytensor_onnx.dispatch.basic import UnsupportedOpError, onnx_funcify
+
+Values = Sequence[ir.Value]
+
+INT64_MAX = int(np.iinfo(np.int64).max)
+
+
+# --------------------------------------------------------------------------- CumOp
+def _arange(builder: ONNXBuilder, n: ir.Value) -> ir.Value:
+    """``[0, 1, ..., n-1]`` (int64) for a 0-d int64 ``n``."""
+    return builder.op("Range", [builder.scalar(0, "int64"), n, builder.scalar(1, "int64")])
+
+
+def cumprod(
+    builder: ONNXBuilder, x: ir.Value, axis: int, dtype: str, static_length: int | None
+) -> ir.Value:
+    """Cumulative product of ``x`` along ``axis`` by a log-depth scan (see module docs)."""
+    from pytensor_onnx.dispatch.linalg import Carry, Size, fori_loop
+
+    length = builder.dim(x, axis)
+    if static_length is not None:
+        rounds = int(np.ceil(np.log2(static_length))) if static_length > 1 else 0
+        count = Size(builder.scalar(rounds, "int64"), rounds, length, length)
+    else:
+        # ceil(log2(n + 1)) rounds: one more than needed at powers of two, which is harmless
+        # (a shift by n or more multiplies by ones).
+        n_plus_1 = builder.cast(builder.op("Add", [length, builder.int64s([1])]), "float64")
+        log2 = builder.op(
+            "Div", [builder.op("Log", [n_plus_1]), builder.scalar(np.log(2.0), "float64")]
+        )
+        rounds_value = builder.op(
+            "Squeeze", [builder.cast(builder.op("Ceil", [log2]), "int64"), builder.int64s([0])]
+        )
+        count = Size(rounds_value, None, length, length)
+    one = builder.scalar(1, dtype)
+    axes = builder.int64s([axis])
+
+    def step(body: ONNXBuilder, k: ir.Value, state: list[ir.Value]) -> list[ir.Value]:
+        y, shift = state
+        pads = body.op(
+            "Concat", [body.op("Reshape", [shift, body.int64s([1])]), body.int64s([0])], {"axis": 0}
+        )
+        padded = body.typed_op("Pad", [y, pads, one, axes], dtype, data=[0, 2])
+        shifted = body.op("Slice", [padded, body.int64s([0]), length, axes])
+        product = body.op("Mul", [y, shifted])
+        return [product, body.op("Mul", [shift, body.scalar(2, "int64")])]
+
+    state = [Carry(x, dtype), Carry(builder.scalar(1, "int64"), "int64")]
+    [result, _], _ = fori_loop(builder, count, state, [], step, "cumprod")
+    return result
+
+
+@onnx_funcify.register(extra_ops.CumOp)
+def _cumop(op: extra_ops.CumOp, node: Apply, builder: ONNXBuilder) -> Values:
+    dtype = variable_dtype(node.outputs[0])
+    x = builder.input(node, 0, dtype)
+    axis = op.axis
+    if axis is None:  # flattened (PyTensor 2 may keep axis=None in the Op)
+        x = builder.op("Reshape", [x, builder.int64s([-1])])
+        axis = 0
+        shape = node.inputs[0].type.shape
+        static = None if None in shape else int(np.prod(shape))
+    else:
+        static = node.inputs[0].type.shape[axis]
+    if op.mode == "add":
+        return [builder.typed_op("CumSum", [x, builder.scalar(axis, "int64")], dtype, data=[0])]
+    return [cumprod(builder, x, axis, dtype, static)]
+
+
+# ---------------------------------------------------------------------- searchsorted
+def _ordered_before(builder: ONNXBuilder, a: ir.Value, b: ir.Value, dtype: str) -> ir.Value:
+    """``a < b`` in NumPy's sort order (NaN after everything else)."""
+    less = builder.typed_op("Less", [a, b], dtype, cast_back=False)
+    if np.dtype(dtype).kind != "f":
+        return less
+    b_nan_only = builder.op(
+        "And", [builder.op("IsNaN", [b]), builder.op("Not", [builder.op("IsNaN", [a])])]
+    )
+    return builder.op("Or", [less, b_nan_only])
+
+
+@onnx_funcify.register(extra_ops.SearchsortedOp)
+def _searchsorted(op: extra_ops.SearchsortedOp, node: Apply, builder: ONNXBuilder) -> Values:
+    dtype = upcast(variable_dtype(node.inputs[0]), variable_dtype(node.inputs[1]))
+    x = builder.input(node, 0, dtype)
+    if len(node.inputs) == 3:
+        x = builder.op("Gather", [x, builder.input(node, 2, "int64")])
+    # Values get a trailing axis that the sorted elements broadcast along.
+    v = builder.op("Unsqueeze", [builder.input(node, 1, dtype), builder.int64s([-1])])
+    last = builder.int64s([-1])
+    if op.side == "left":
+        before = builder.cast(_ordered_before(builder, x, v, dtype), "int64", "bool")
+        return [builder.op("ReduceSum", [before, last], {"keepdims": 0})]
+    after = builder.cast(_ordered_before(builder, v, x, dtype), "int64", "bool")
+    n_after = builder.op("ReduceSum", [after, last], {"keepdims": 0})
+    n = builder.op("Squeeze", [builder.dim(x, 0), builder.int64s([0])])
+    return [builder.op("Sub", [n, n_after])]
+
+
+# ---------------------------------------------------------------------------- Unique
+#: Integer dtypes ONNX Runtime has no Unique kernel for, computed exactly in int64.
+_UNIQUE_AS_INT64 = frozenset({"bool", "int16", "int32", "uint8", "uint16", "uint32"})
+
+
+def _unique_flat(builder: ONNXBuilder, x: ir.Value, dtype: str) -> list[ir.Value]:
+    """``np.unique`` of a 1-D ``x`` with index, inverse and counts, from a stable sort.
+
+    ONNX Runtime's ``Unique`` mishandles NaN (measured: it returns a single NaN for any
+    input holding one); NumPy sorts NaNs last and counts them as one value.
+    """
+    from pytensor_onnx.dispatch.sort import sort_along
+
+    values, order = sort_along(builder, x, dtype, 0)
+    n = builder.dim(x, 0)
+    tail = builder.op("Slice", [values, builder.int64s([1]), builder.int64s([INT64_MAX])])
+    head = builder.op("Slice", [values, builder.int64s([0]), builder.int64s([-1])])
+    differs = builder.op("Not", [builder.typed_op("Equal", [tail, head], dtype, cast_back=False)])
+    if np.dtype(dtype).kind == "f":
+        both_nan = builder.op("And", [builder.op("IsNaN", [tail]), builder.op("IsNaN", [head])])
+        differs = builder.op("And", [differs, builder.op("Not", [both_nan])])
+    # The first sorted element starts a group (when there is one).
+    first = builder.op("Greater", [n, builder.int64s([0])])
+    starts_group = builder.op(
+        "Slice", [builder.op("Concat", [first, differs], {"axis": 0}), builder.int64s([0]), n]
+    )
+    unique = builder.op("Compress", [values, starts_group], {"axis": 0})
+    first_index = builder.op("Compress", [order, starts_group], {"axis": 0})
+    group = builder.op(
+        "Sub",
+        [
+            builder.op(
+                "CumSum", [builder.cast(starts_group, "int64", "bool"), builder.scalar(0, "int64")]
+            ),
+            builder.scalar(1, "int64"),
+        ],
+    )
+    inverse = builder.op("ScatterElements", [group, order, group])
+    starts = builder.op("Reshape", [builder.op("NonZero", [starts_group]), builder.int64s([-1])])
+    ends = builder.op(
+        "Concat",
+        [builder.op("Slice", [starts, builder.int64s([1]), builder.int64s([INT64_MAX])]), n],
+        {"axis": 0},
+    )
+    counts = builder.op("Sub", [ends, starts])
+    return [unique, first_index, inverse, counts]
+
+
+@onnx_funcify.register(extra_ops.Unique)
+def _unique(op: extra_ops.Unique, node: Apply, builder: ONNXBuilder) -> Values:
+    dtype = variable_dtype(node.inputs[0])
+    x = builder.input(node, 0)
+    if op.axis is None:
+        x = builder.op("Reshape", [x, builder.int64s([-1])])
+        values, first, inverse, counts = _unique_flat(builder, x, dtype)
+    else:
+        if np.dtype(dtype).kind == "f" or dtype == "uint64":
+            raise UnsupportedOpError.for_node(
+                node,
+                f"unique along an axis of {dtype} data: ONNX Runtime's Unique mishandles NaN "
+                "(and has no uint64 kernel); use axis=None or integer data",
+            )
+        key = builder.cast(x, "int64", dtype) if dtype in _UNIQUE_AS_INT64 else x
+        attributes = {"sorted": 1, "axis": int(op.axis)}
+        values, first, inverse, counts = builder.op_multi(
+            "Unique", [key], attributes, num_outputs=4
+        )
+        values = builder.cast(values, dtype, "int64") if key is not x else values
+    outputs = [values]
+    if op.return_index:
+        outputs.append(first)
+    if op.return_inverse:
+        outputs.append(inverse)
+    if op.return_counts:
+        outputs.append(counts)
+    return outputs
+
+
+# ------------------------------------------------------------- (un)ravel multi-index
+def _dims(builder: ONNXBuilder, node: Apply, index: int) -> list[ir.Value]:
+    """The entries of the 1-D dims input ``node.inputs[index]`` as 0-d int64 values."""
+    dims = builder.input(node, index, "int64")
+    n = node.inputs[index].type.shape[0]
+    if n is None:
+        raise UnsupportedOpError.for_node(node, "the number of dims must be known when exporting")
+    return [builder.op("Gather", [dims, builder.scalar(i, "int64")]) for i in range(n)]
+
+
+@onnx_funcify.register(extra_ops.UnravelIndex)
+def _unravel_index(op: extra_ops.UnravelIndex, node: Apply, builder: ONNXBuilder) -> Values:
+    dims = _dims(builder, node, 1)
+    flat = builder.input(node, 0, "int64")
+    order = range(len(dims) - 1, -1, -1) if op.order == "C" else range(len(dims))
+    coords: dict[int, ir.Value] = {}
+    for i in order:
+        coords[i] = builder.op("Mod", [flat, dims[i]])
+        flat = builder.op("Div", [flat, dims[i]])
+    dtype = variable_dtype(node.outputs[0])
+    return [builder.cast(coords[i], dtype, "int64") for i in range(len(dims))]
+
+
+@onnx_funcify.register(extra_ops.RavelMultiIndex)
+def _ravel_multi_index(op: extra_ops.RavelMultiIndex, node: Apply, builder: ONNXBuilder) -> Values:
+    n_index = len(node.inputs) - 1
+    dims = _dims(builder, node, n_index)
+    modes = [op.mode] * n_index if isinstance(op.mode, str) else list(op.mode)
+    zero = builder.scalar(0, "int64")
+    indices = []
+    for i in range(n_index):
+        index = builder.input(node, i, "int64")
+        if modes[i] == "wrap":
+            index = builder.op("Mod", [index, dims[i]])
+        elif modes[i] == "clip":
+            top = builder.op("Sub", [dims[i], builder.scalar(1, "int64")])
+            index = builder.op("Max", [builder.op("Min", [index, top]), zero])
+        indices.append(index)
+    order = range(n_index) if op.order == "C" else range(n_index - 1, -1, -1)
+    flat: ir.Value | None = None
+    for i in order:
+        flat = (
+            indices[i]
+            if flat is None
+            else builder.op("Add", [builder.op("Mul", [flat, dims[i]]), indices[i]])
+        )
+    assert flat is not None
+    return [flat]
+
+
+# ------------------------------------------------------------------- fill_diagonal
+def _fill_where(builder: ONNXBuilder, node: Apply, mask: ir.Value) -> ir.Value:
+    dtype = variable_dtype(node.outputs[0])
+    a = builder.input(node, 0)
+    value = builder.input(node, 1, dtype)
+    return builder.typed_op("Where", [mask, value, a], dtype, data=[1, 2])
+
+
+def _axis_index(builder: ONNXBuilder, a: ir.Value, axis: int, ndim: int) -> ir.Value:
+    """The index along ``axis`` of every element of ``a``, broadcastable to ``a``."""
+    n = builder.op("Squeeze", [builder.dim(a, axis), builder.int64s([0])])
+    index = _arange(builder, n)
+    other = [d for d in range(ndim) if d != axis]
+    return builder.op("Unsqueeze", [index, builder.int64s(other)]) if other else index
+
+
+@onnx_funcify.register(extra_ops.FillDiagonal)
+def _fill_diagonal(op: extra_ops.FillDiagonal, node: Apply, builder: ONNXBuilder) -> Values:
+    a = builder.input(node, 0)
+    ndim = node.inputs[0].type.ndim
+    first = _axis_index(builder, a, 0, ndim)
+    mask: ir.Value | None = None
+    for axis in range(1, ndim):
+        equal = builder.op("Equal", [first, _axis_index(builder, a, axis, ndim)])
+        mask = equal if mask is None else builder.op("And", [mask, equal])
+    assert mask is not None
+    return [_fill_where(builder, node, mask)]
+
+
+@onnx_funcify.register(extra_ops.FillDiagonalOffset)
+def _fill_diagonal_offset(
+    op: extra_ops.FillDiagonalOffset, node: Apply, builder: ONNXBuilder
+) -> Values:
+    a = builder.input(node, 0)
+    rows = _axis_index(builder, a, 0, 2)
+    cols = _axis_index(builder, a, 1, 2)
+    offset = builder.input(node, 2, "int64")
+    mask = builder.op("Equal", [builder.op("Sub", [cols, rows]), offset])
+    return [_fill_where(builder, node, mask)]

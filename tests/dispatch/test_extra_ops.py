@@ -1,0 +1,171 @@
+"""``pytensor.tensor.extra_ops`` against ONNX Runtime and onnx.reference."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytensor
+import pytensor.tensor as pt
+import pytest
+
+from pytensor_onnx import UnsupportedOpError, export_onnx
+from tests.compare import compare_onnx_and_py, input_like, ort_session
+
+RNG = np.random.default_rng(11)
+
+
+@pytest.mark.parametrize("axis", [0, 1, -1, None])
+def test_cumsum_cumprod(axis: int | None, floatX: str, symbolic: bool) -> None:
+    value = RNG.uniform(-1.5, 1.5, size=(5, 7)).astype(floatX)
+    value[2, 3] = 0.0
+    value[4, 1] = -np.inf
+    value[1, 6] = np.nan
+    x = input_like(value, "x", symbolic)
+    outs = [pt.cumsum(x, axis=axis), pt.cumprod(x, axis=axis)]
+    rtol = 1e-5 if floatX == "float32" else 1e-13
+    compare_onnx_and_py([x], outs, [value], rtol=rtol)
+
+
+@pytest.mark.parametrize("length", [0, 1, 2, 3, 16, 17, 100])
+def test_cumprod_lengths(length: int, symbolic: bool) -> None:
+    value = RNG.uniform(0.5, 1.5, size=(2, length)) * RNG.choice([-1.0, 1.0], size=(2, length))
+    x = input_like(value, "x", symbolic)
+    compare_onnx_and_py([x], [pt.cumprod(x, axis=1)], [value], rtol=1e-13)
+
+
+def test_cumulative_int64() -> None:
+    value = RNG.integers(-3, 4, size=(3, 9))
+    x = input_like(value, "x", symbolic=True)
+    compare_onnx_and_py([x], [pt.cumsum(x, axis=1), pt.cumprod(x, axis=1)], [value])
+
+
+@pytest.mark.parametrize("dtype", ["int8", "int16", "int32", "uint8"])
+def test_cumulative_small_integers_keep_their_dtype(dtype: str) -> None:
+    # PyTensor types the output like the input, but its Python implementation returns
+    # NumPy's upcast int64; the export follows the declared type (wrapping on overflow).
+    value = RNG.integers(0, 9, size=(3, 9)).astype(dtype)
+    x = input_like(value, "x", symbolic=True)
+    model = export_onnx([x], [pt.cumsum(x, axis=1), pt.cumprod(x, axis=1)])
+    cumsum, cumprod = ort_session(model).run(None, {"x": value})
+    np.testing.assert_array_equal(cumsum, np.cumsum(value, axis=1, dtype=dtype))
+    np.testing.assert_array_equal(cumprod, np.cumprod(value, axis=1, dtype=dtype))
+    assert cumsum.dtype == cumprod.dtype == np.dtype(dtype)
+
+
+def test_cumulative_gradients(floatX: str, symbolic: bool) -> None:
+    value = RNG.uniform(0.5, 2.0, size=(4, 5)).astype(floatX)
+    x = input_like(value, "x", symbolic)
+    cost = (pt.cumsum(x, axis=1) ** 2).sum() + pt.cumprod(x, axis=0).sum() + pt.cumsum(x).sum()
+    rtol = 1e-4 if floatX == "float32" else 1e-12
+    compare_onnx_and_py([x], [pytensor.grad(cost, x)], [value], rtol=rtol)
+
+
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_searchsorted(side: str, floatX: str, symbolic: bool) -> None:
+    sorted_value = np.array([-np.inf, -1.0, 0.0, 0.0, 0.0, 2.5, 7.0, np.nan, np.nan], dtype=floatX)
+    values = np.array(
+        [[-5.0, 0.0, 2.5, np.nan], [np.inf, -np.inf, 7.0, 100.0], [-1.0, 0.5, 1.0, -0.0]],
+        dtype=floatX,
+    )
+    a = input_like(sorted_value, "a", symbolic)
+    v = input_like(values, "v", symbolic)
+    compare_onnx_and_py([a, v], [pt.searchsorted(a, v, side=side)], [sorted_value, values])
+
+
+def test_searchsorted_sorter_and_ints() -> None:
+    a_value = np.array([5, 1, 3, 3, 9], dtype="int32")
+    v_value = np.array([0, 3, 4, 10, 9], dtype="int64")
+    sorter_value = np.argsort(a_value, kind="stable")
+    a = input_like(a_value, "a", symbolic=True)
+    v = input_like(v_value, "v", symbolic=True)
+    s = input_like(sorter_value, "s", symbolic=True)
+    outs = [
+        pt.searchsorted(a, v, side="left", sorter=s),
+        pt.searchsorted(a, v, side="right", sorter=s),
+    ]
+    compare_onnx_and_py([a, v, s], outs, [a_value, v_value, sorter_value])
+
+
+def _unique_all(x: pt.TensorVariable, axis: int | None = None) -> list[pt.TensorVariable]:
+    return list(pt.unique(x, return_index=True, return_inverse=True, return_counts=True, axis=axis))
+
+
+def test_unique_float_with_nan(floatX: str, symbolic: bool) -> None:
+    value = np.array([[3.0, np.nan, 1.0], [1.0, -0.0, np.nan], [0.0, 3.0, -np.inf]], dtype=floatX)
+    x = input_like(value, "x", symbolic)
+    compare_onnx_and_py([x], [pt.unique(x), *_unique_all(x)], [value])
+
+
+@pytest.mark.parametrize("dtype", ["bool", "int8", "int16", "int32", "int64", "uint8", "uint64"])
+def test_unique_discrete(dtype: str) -> None:
+    value = (
+        RNG.integers(0, 4, size=(4, 5)) if dtype != "bool" else RNG.random((4, 5)) > 0.5
+    ).astype(dtype)
+    x = input_like(value, "x", symbolic=True)
+    compare_onnx_and_py([x], _unique_all(x), [value])
+
+
+def test_unique_empty_and_axis() -> None:
+    empty = np.zeros(0)
+    e = input_like(empty, "e", symbolic=True)
+    compare_onnx_and_py([e], _unique_all(e), [empty])
+    rows = np.array([[1, 2], [0, 5], [1, 2], [0, 5], [-3, 0]], dtype="int32")
+    r = input_like(rows, "r", symbolic=True)
+    compare_onnx_and_py([r], [*_unique_all(r, axis=0), pt.unique(r, axis=1)], [rows])
+
+
+def test_unique_float_axis_is_refused() -> None:
+    x = pt.matrix("x", dtype="float64")
+    with pytest.raises(UnsupportedOpError, match="unique along an axis"):
+        export_onnx([x], [pt.unique(x, axis=0)])
+
+
+def test_bincount(symbolic: bool) -> None:
+    value = np.array([0, 3, 3, 1, 7, 3, 0])
+    weights = RNG.normal(size=7)
+    x = input_like(value, "x", symbolic)
+    w = input_like(weights, "w", symbolic)
+    outs = [pt.bincount(x), pt.bincount(x, weights=w), pt.bincount(x, minlength=12)]
+    compare_onnx_and_py([x, w], outs, [value, weights])
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_ravel_unravel(order: str) -> None:
+    flat = np.array([[0, 5, 11], [7, 3, 2]])
+    x = input_like(flat, "x", symbolic=True)
+    n = pt.lscalar("n")
+    coords = pt.unravel_index(x, (3, n), order=order)
+    back = pt.ravel_multi_index(coords, (3, n), order=order)
+    compare_onnx_and_py([x, n], [*coords, back], [flat, np.int64(4)])
+
+
+@pytest.mark.parametrize("mode", ["wrap", "clip"])
+def test_ravel_modes(mode: str) -> None:
+    i_value = np.array([-1, 0, 2, 5])
+    j_value = np.array([3, -7, 1, 9])
+    i = input_like(i_value, "i", symbolic=True)
+    j = input_like(j_value, "j", symbolic=True)
+    out = pt.ravel_multi_index((i, j), (3, 4), mode=mode)
+    compare_onnx_and_py([i, j], [out], [i_value, j_value])
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_diff(n: int, floatX: str, symbolic: bool) -> None:
+    value = RNG.normal(size=(5, 4)).astype(floatX)
+    x = input_like(value, "x", symbolic)
+    compare_onnx_and_py([x], [pt.diff(x, n=n, axis=0), pt.diff(x, n=n, axis=-1)], [value])
+
+
+@pytest.mark.parametrize("shape", [(4, 4), (5, 3), (3, 5)])
+def test_fill_diagonal(shape: tuple[int, int], floatX: str, symbolic: bool) -> None:
+    value = RNG.normal(size=shape).astype(floatX)
+    x = input_like(value, "x", symbolic)
+    k = pt.lscalar("k")
+    outs = [pt.fill_diagonal(x, 7.0), pt.fill_diagonal_offset(x, np.asarray(-2.0, floatX), k)]
+    for offset in (0, 2, -1, -6):
+        compare_onnx_and_py([x, k], outs, [value, np.int64(offset)])
+
+
+def test_fill_diagonal_3d() -> None:
+    value = RNG.normal(size=(3, 3, 3))
+    x = input_like(value, "x", symbolic=True)
+    compare_onnx_and_py([x], [pt.fill_diagonal(x, 1.5)], [value])
