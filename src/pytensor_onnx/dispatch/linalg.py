@@ -495,6 +495,12 @@ def lu_solve(
     )
 
 
+def singular(builder: ONNXBuilder, lu: LUResult, n: Size, dtype: str) -> ir.Value:
+    """Whether each factored matrix has an exact zero pivot, shape ``(..., 1, 1)``."""
+    zero_pivot = compare(builder, "Equal", diagonal(builder, lu.packed, n, dtype), builder.scalar(0, dtype))
+    return any_true(builder, zero_pivot, dtype)
+
+
 def lu_parts(builder: ONNXBuilder, packed: ir.Value, n: Size, dtype: str) -> tuple[ir.Value, ir.Value]:
     """The unit lower factor ``L`` and the upper factor ``U`` stored in ``packed``."""
     strictly_lower = compare(builder, "Greater", n.rows, n.arange)

@@ -16,10 +16,11 @@ import onnx_ir as ir
 import pytensor.tensor.linalg as ptla
 from pytensor.graph.basic import Apply
 from pytensor.graph.op import Op
+from pytensor.tensor import subtensor
 
 from pytensor_onnx.builder import ONNXBuilder, variable_dtype
 from pytensor_onnx.dispatch import linalg as la
-from pytensor_onnx.dispatch.basic import UnsupportedOpError, onnx_funcify
+from pytensor_onnx.dispatch.basic import UnsupportedOpError, onnx_funcify, optional_classes
 from pytensor_onnx.dispatch.blockwise import onnx_funcify_blockwise
 
 Values = Sequence[ir.Value]
@@ -64,9 +65,11 @@ def matrix_size(builder: ONNXBuilder, node: Apply, x: ir.Value, index: int = 0) 
     return la.size_of(builder, x, -1, static)
 
 
-def square_input(builder: ONNXBuilder, node: Apply, index: int = 0) -> tuple[ir.Value, la.Size, str]:
-    """Input ``index`` cast to the output dtype, its size and that dtype."""
-    dtype = variable_dtype(node.outputs[0])
+def square_input(
+    builder: ONNXBuilder, node: Apply, index: int = 0, output: int = 0
+) -> tuple[ir.Value, la.Size, str]:
+    """Input ``index`` cast to the dtype of output ``output``, its size and that dtype."""
+    dtype = variable_dtype(node.outputs[output])
     x = builder.input(node, index, dtype)
     return x, matrix_size(builder, node, x, index), dtype
 
@@ -186,12 +189,15 @@ def _solve(op: Op, node: Apply, builder: ONNXBuilder) -> Values:
 def _lu_factor(op: Op, node: Apply, builder: ONNXBuilder) -> Values:
     a, n, dtype = square_input(builder, node)
     lu = la.lu_factor(builder, a, n, node.inputs[0].type.ndim, dtype)
-    return [lu.packed, builder.cast(lu.pivots, variable_dtype(node.outputs[1]), "int64")]
+    # PyTensor fills the factorization of an exactly singular matrix with NaN (getrf info > 0).
+    packed = la.nan_where(builder, la.singular(builder, lu, n, dtype), lu.packed, dtype)
+    return [packed, builder.cast(lu.pivots, variable_dtype(node.outputs[1]), "int64")]
 
 
 @register_core_and_batched(linalg_class("LU"))
 def _lu(op: Op, node: Apply, builder: ONNXBuilder) -> Values:
-    a, n, dtype = square_input(builder, node)
+    # The first output may be integer row indices; the factors have the float dtype.
+    a, n, dtype = square_input(builder, node, output=1)
     lu = la.lu_factor(builder, a, n, node.inputs[0].type.ndim, dtype)
     lower, upper = la.lu_parts(builder, lu.packed, n, dtype)
     # A = P L U with P[perm[i], i] = 1, i.e. A[r] = (L U)[inverse[r]].
@@ -256,6 +262,43 @@ def _qr(op: Op, node: Apply, builder: ONNXBuilder) -> Values:
     q = builder.op("Slice", [q, start, end, builder.int64s([-1])])
     r = builder.op("Slice", [r, start, end, builder.int64s([-2])])
     return [q, r]
+
+
+def _batched_take_rows(core_op: Op, node: Apply, builder: ONNXBuilder) -> Values:
+    """``Blockwise`` of ``x[idx]`` with one integer vector ``idx`` (rows picked per batch).
+
+    PyTensor's rewrite that reuses one LU factorization for several solves (``lu_solve``)
+    permutes the right-hand sides this way, batched when the solve is.
+    """
+    x_var, idx_var = node.inputs[0], node.inputs[-1]
+    batch = node.op.batch_ndim(node)  # type: ignore[attr-defined]
+    idx_list = getattr(core_op, "idx_list", (0,))
+    if (
+        len(node.inputs) != 2
+        or tuple(idx_list) != (0,)
+        or idx_var.type.ndim != batch + 1
+        or not str(idx_var.type.dtype).startswith(("int", "uint"))
+    ):
+        raise UnsupportedOpError.for_node(
+            node, "only the batched x[int_vector] form of advanced indexing is converted here"
+        )
+    core_ndim = x_var.type.ndim - batch
+    x = builder.input(node, 0)
+    idx = builder.input(node, 1, "int64")
+    ones = builder.int64s([1] * core_ndim)
+    x = builder.op("Expand", [x, builder.op("Concat", [builder.op("Shape", [idx], {"end": -1}), ones], {"axis": 0})])
+    target = builder.op(
+        "Concat", [builder.op("Shape", [x], {"end": batch}), builder.op("Shape", [idx], {"start": -1})], {"axis": 0}
+    )
+    idx = builder.op("Expand", [idx, target])
+    rows = builder.dim(x, batch)
+    negative = la.compare(builder, "Less", idx, builder.scalar(0, "int64"))
+    idx = la.where(builder, negative, builder.op("Add", [idx, rows]), idx)
+    return [builder.op("GatherND", [x, la.unsqueeze(builder, idx, -1)], {"batch_dims": batch})]
+
+
+for _cls in optional_classes(subtensor, "AdvancedSubtensor", "AdvancedSubtensor1"):
+    onnx_funcify_blockwise.register(_cls)(_batched_take_rows)
 
 
 def _refuse(reason: str) -> Converter:

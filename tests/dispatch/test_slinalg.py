@@ -1,0 +1,374 @@
+"""Cholesky, triangular/general/Cholesky solves, LU and QR against PyTensor (SciPy/LAPACK).
+
+Matrices are random with a chosen condition number.  Two backward-stable algorithms agree to
+about ``eps * cond`` (relative), so float64 tolerances are ``TIGHT * cond`` with ``TIGHT`` a
+small multiple of machine epsilon; float32 runs on well-conditioned matrices only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytensor
+import pytensor.tensor as pt
+import pytensor.tensor.linalg as ptla
+import pytest
+from pytensor.tensor.blockwise import Blockwise
+
+from pytensor_onnx import export_onnx
+from pytensor_onnx.dispatch import UnsupportedOpError
+from pytensor_onnx.export import capture
+from tests.compare import compare_onnx_and_py, input_like
+
+SIZES = [1, 2, 5, 32, 100]
+#: Relative agreement per unit of condition number (float64), a few hundred ulps.
+TIGHT = 5e-14
+CONDITIONS = {"well": 10.0, "ill": 1e6}
+
+
+def tolerance(dtype: str, cond: float, n: int = 1) -> float:
+    """Tolerance for comparing two stable algorithms on a matrix of condition ``cond``."""
+    if dtype == "float32":
+        return 2e-5 * cond * max(1.0, np.sqrt(n))
+    return max(1e-12, TIGHT * cond * max(1.0, np.sqrt(n)))
+
+
+def orthogonal(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """Random orthogonal matrices of ``shape`` (..., n, n)."""
+    q, r = np.linalg.qr(rng.normal(size=shape))
+    return q * np.sign(np.diagonal(r, axis1=-2, axis2=-1))[..., None, :]
+
+
+def spectrum(n: int, cond: float) -> np.ndarray:
+    """``n`` values from 1 down to ``1/cond``, log-spaced."""
+    return np.logspace(0.0, -np.log10(cond), n) if n > 1 else np.ones(1)
+
+
+def general_matrix(rng: np.random.Generator, shape: tuple[int, ...], cond: float, dtype: str) -> np.ndarray:
+    """Random square matrices with singular values between 1 and ``1/cond``."""
+    u, v = orthogonal(rng, shape), orthogonal(rng, shape)
+    return ((u * spectrum(shape[-1], cond)) @ np.swapaxes(v, -1, -2)).astype(dtype)
+
+
+def spd_matrix(rng: np.random.Generator, shape: tuple[int, ...], cond: float, dtype: str) -> np.ndarray:
+    """Random symmetric positive-definite matrices with eigenvalues in ``[1/cond, 1]``."""
+    q = orthogonal(rng, shape)
+    a = (q * spectrum(shape[-1], cond)) @ np.swapaxes(q, -1, -2)
+    return ((a + np.swapaxes(a, -1, -2)) / 2).astype(dtype)
+
+
+#: The (dtype, condition) pairs tested: ill-conditioned matrices in float64 only.
+FLOAT_CASES = [("float64", "well"), ("float64", "ill"), ("float32", "well")]
+
+
+# -------------------------------------------------------------------- Cholesky
+@pytest.mark.parametrize("n", SIZES)
+@pytest.mark.parametrize(("dtype", "condition"), FLOAT_CASES)
+@pytest.mark.parametrize("lower", [True, False], ids=["lower", "upper"])
+def test_cholesky(n: int, dtype: str, condition: str, lower: bool, symbolic: bool) -> None:
+    rng = np.random.default_rng(n)
+    cond = CONDITIONS[condition]
+    value = spd_matrix(rng, (n, n), cond, dtype)
+    # Garbage in the triangle that is not referenced must not leak into the result.
+    value[np.triu_indices(n, 1) if lower else np.tril_indices(n, -1)] = np.nan
+    a = input_like(value, "a", symbolic)
+    tol = tolerance(dtype, np.sqrt(cond), n)
+    compare_onnx_and_py([a], [ptla.cholesky(a, lower=lower)], [value], rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("symbolic_dims", [False, True], ids=["static", "symbolic"])
+def test_cholesky_not_positive_definite_gives_nan(symbolic_dims: bool) -> None:
+    value = np.array([[4.0, 2.0, 0.0], [2.0, 1.0, 0.0], [0.0, 0.0, -1.0]])
+    a = input_like(value, "a", symbolic_dims)
+    model = compare_onnx_and_py([a], [ptla.cholesky(a)], [value])
+    assert model is not None
+
+
+def test_cholesky_batched_nan_only_where_it_fails(floatX: str, symbolic: bool) -> None:
+    rng = np.random.default_rng(1)
+    value = spd_matrix(rng, (2, 3, 20, 20), 10.0, floatX)
+    value[1, 2, 5, 5] = -3.0  # not positive definite
+    a = input_like(value, "a", symbolic)
+    out = ptla.cholesky(a)
+    assert isinstance(out.owner.op, Blockwise)
+    tol = tolerance(floatX, 10.0, 20)
+    compare_onnx_and_py([a], [out], [value], rtol=tol, atol=tol)
+
+
+# ------------------------------------------------------------ triangular solve
+@pytest.mark.parametrize("n", [1, 5, 32, 100])
+@pytest.mark.parametrize("lower", [True, False], ids=["lower", "upper"])
+@pytest.mark.parametrize("trans", [0, 1], ids=["N", "T"])
+@pytest.mark.parametrize("unit_diagonal", [False, True], ids=["diag", "unit"])
+@pytest.mark.parametrize("b_ndim", [1, 2])
+def test_solve_triangular(
+    n: int, lower: bool, trans: int, unit_diagonal: bool, b_ndim: int, symbolic: bool
+) -> None:
+    rng = np.random.default_rng(n)
+    # Triangles of a well-conditioned matrix: the Cholesky factor of an SPD one.
+    factor = np.linalg.cholesky(spd_matrix(rng, (n, n), 100.0, "float64"))
+    value = factor if lower else factor.T.copy()
+    value[np.triu_indices(n, 1) if lower else np.tril_indices(n, -1)] = np.nan
+    if unit_diagonal:
+        value[np.diag_indices(n)] = np.inf  # never read
+    b_value = rng.normal(size=(n,) if b_ndim == 1 else (n, 3))
+    a = input_like(value, "a", symbolic)
+    b = input_like(b_value, "b", symbolic)
+    out = ptla.solve_triangular(a, b, lower=lower, trans=trans, unit_diagonal=unit_diagonal, b_ndim=b_ndim)
+    # Unit-diagonal systems of these triangles are badly conditioned; compare relatively.
+    scale = float(np.max(np.abs(pytensor.function([a, b], out)(value, b_value))))
+    tol = 1e-12 * max(scale, 1.0)
+    compare_onnx_and_py([a, b], [out], [value, b_value], rtol=1e-11, atol=tol)
+
+
+def test_solve_triangular_float32(floatX: str) -> None:
+    rng = np.random.default_rng(3)
+    value = np.linalg.cholesky(spd_matrix(rng, (8, 8), 10.0, "float64")).astype(floatX)
+    b_value = rng.normal(size=(8, 2)).astype(floatX)
+    a, b = input_like(value, "a"), input_like(b_value, "b")
+    out = ptla.solve_triangular(a, b, lower=True)
+    compare_onnx_and_py([a, b], [out], [value, b_value], rtol=tolerance(floatX, 30.0), atol=tolerance(floatX, 30.0))
+
+
+def test_solve_triangular_singular_gives_nan(symbolic: bool) -> None:
+    value = np.array([[1.0, 0.0, 0.0], [2.0, 0.0, 0.0], [1.0, 1.0, 3.0]])
+    b_value = np.ones((3, 2))
+    a, b = input_like(value, "a", symbolic), input_like(b_value, "b", symbolic)
+    compare_onnx_and_py([a, b], [ptla.solve_triangular(a, b, lower=True)], [value, b_value])
+
+
+def test_solve_triangular_batched_broadcasting(symbolic: bool) -> None:
+    rng = np.random.default_rng(4)
+    value = np.linalg.cholesky(spd_matrix(rng, (2, 1, 6, 6), 10.0, "float64"))
+    b_value = rng.normal(size=(3, 6))
+    a, b = input_like(value, "a", symbolic), input_like(b_value, "b", symbolic)
+    out = ptla.solve_triangular(a, b, lower=True, b_ndim=1)
+    assert out.type.ndim == 3
+    compare_onnx_and_py([a, b], [out], [value, b_value], rtol=1e-12, atol=1e-12)
+
+
+# ----------------------------------------------------------------------- solve
+@pytest.mark.parametrize("n", SIZES)
+@pytest.mark.parametrize(("dtype", "condition"), FLOAT_CASES)
+@pytest.mark.parametrize("assume_a", ["gen", "sym", "pos"])
+def test_solve(n: int, dtype: str, condition: str, assume_a: str, symbolic: bool) -> None:
+    rng = np.random.default_rng(10 + n)
+    cond = CONDITIONS[condition]
+    if assume_a == "gen":
+        value = general_matrix(rng, (n, n), cond, dtype)
+    else:
+        value = spd_matrix(rng, (n, n), cond, dtype)
+        if assume_a == "sym" and n > 1:
+            value[0, 0] = -value[0, 0]  # symmetric, indefinite
+    b_value = rng.normal(size=(n, 2)).astype(dtype)
+    a, b = input_like(value, "a", symbolic), input_like(b_value, "b", symbolic)
+    out = ptla.solve(a, b, assume_a=assume_a)
+    # The solution's size grows like cond: compare relative to its scale.
+    tol = tolerance(dtype, cond, n)
+    scale = float(np.max(np.abs(pytensor.function([a, b], out)(value, b_value))))
+    compare_onnx_and_py([a, b], [out], [value, b_value], rtol=tol, atol=tol * scale)
+
+
+@pytest.mark.parametrize("lower", [True, False], ids=["lower", "upper"])
+@pytest.mark.parametrize("assume_a", ["sym", "pos"])
+def test_solve_reads_one_triangle(lower: bool, assume_a: str) -> None:
+    rng = np.random.default_rng(5)
+    value = spd_matrix(rng, (6, 6), 10.0, "float64")
+    value[np.triu_indices(6, 1) if lower else np.tril_indices(6, -1)] = 1e3  # ignored
+    b_value = rng.normal(size=6)
+    a, b = input_like(value, "a"), input_like(b_value, "b")
+    out = ptla.solve(a, b, assume_a=assume_a, lower=lower, b_ndim=1)
+    compare_onnx_and_py([a, b], [out], [value, b_value], rtol=1e-12, atol=1e-12)
+
+
+def test_solve_pivoting_and_ties() -> None:
+    # Zero leading entry (needs a row swap) and equal-magnitude pivot candidates.
+    value = np.array([[0.0, 2.0, 1.0, 1.0], [1.0, 1.0, 1.0, 0.0], [-1.0, 3.0, 0.0, 2.0], [1.0, 0.0, 2.0, 1.0]])
+    b_value = np.arange(8.0).reshape(4, 2)
+    a, b = input_like(value, "a"), input_like(b_value, "b")
+    compare_onnx_and_py([a, b], [ptla.solve(a, b)], [value, b_value], rtol=1e-13, atol=1e-13)
+
+
+def test_solve_singular_gives_nan(symbolic: bool) -> None:
+    value = np.array([[1.0, 2.0], [2.0, 4.0]])
+    # PyTensor's Solve returns NaN of a's shape here (ONNX: b's shape); a square b agrees.
+    b_value = np.ones((2, 2))
+    a, b = input_like(value, "a", symbolic), input_like(b_value, "b", symbolic)
+    compare_onnx_and_py([a, b], [ptla.solve(a, b)], [value, b_value])
+
+
+def test_solve_batched_broadcasting(floatX: str, symbolic: bool) -> None:
+    rng = np.random.default_rng(6)
+    value = general_matrix(rng, (3, 1, 7, 7), 10.0, floatX)
+    b_value = rng.normal(size=(4, 7, 2)).astype(floatX)
+    a, b = input_like(value, "a", symbolic), input_like(b_value, "b", symbolic)
+    out = ptla.solve(a, b, b_ndim=2)
+    assert out.type.ndim == 4
+    tol = tolerance(floatX, 10.0, 7)
+    compare_onnx_and_py([a, b], [out], [value, b_value], rtol=tol, atol=tol)
+
+
+def test_least_squares_via_solve(floatX: str, symbolic: bool) -> None:
+    rng = np.random.default_rng(7)
+    design = rng.normal(size=(40, 4)).astype(floatX)
+    target = (design @ np.array([1.0, -2.0, 0.5, 3.0]) + 0.1 * rng.normal(size=40)).astype(floatX)
+    x, y = input_like(design, "x", symbolic), input_like(target, "y", symbolic)
+    beta = ptla.solve(x.T @ x, x.T @ y, assume_a="pos", b_ndim=1)
+    residual = pt.sum((y - x @ beta) ** 2)
+    tol = tolerance(floatX, 10.0, 4)
+    compare_onnx_and_py([x, y], [beta, residual], [design, target], rtol=tol, atol=tol)
+
+
+# -------------------------------------------------------------------- cho_solve
+@pytest.mark.parametrize("n", [1, 5, 32])
+@pytest.mark.parametrize("lower", [True, False], ids=["lower", "upper"])
+@pytest.mark.parametrize("b_ndim", [1, 2])
+def test_cho_solve(n: int, lower: bool, b_ndim: int, floatX: str, symbolic: bool) -> None:
+    rng = np.random.default_rng(n)
+    factor = np.linalg.cholesky(spd_matrix(rng, (n, n), 10.0, "float64"))
+    value = (factor if lower else factor.T).astype(floatX)
+    b_value = rng.normal(size=(n,) if b_ndim == 1 else (n, 2)).astype(floatX)
+    c, b = input_like(value, "c", symbolic), input_like(b_value, "b", symbolic)
+    out = ptla.cho_solve((c, lower), b, b_ndim=b_ndim)
+    tol = tolerance(floatX, 10.0, n)
+    compare_onnx_and_py([c, b], [out], [value, b_value], rtol=tol, atol=tol)
+
+
+# --------------------------------------------------------------------------- LU
+@pytest.mark.parametrize("n", [1, 2, 5, 32])
+def test_lu_factor(n: int, floatX: str, symbolic: bool) -> None:
+    rng = np.random.default_rng(n)
+    value = general_matrix(rng, (n, n), 10.0, floatX)
+    a = input_like(value, "a", symbolic)
+    packed, pivots = ptla.lu_factor(a)
+    tol = tolerance(floatX, 10.0, n)
+    compare_onnx_and_py([a], [packed, pivots], [value], rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("mode", ["p", "p_indices", "permute_l"])
+def test_lu(mode: str, symbolic: bool) -> None:
+    value = np.array([[1.0, 2.0, 0.0, 3.0], [4.0, -1.0, 2.0, 0.0], [-4.0, 0.0, 1.0, 1.0], [2.0, 2.0, 2.0, 5.0]])
+    a = input_like(value, "a", symbolic)
+    outs = ptla.lu(a, permute_l=mode == "permute_l", p_indices=mode == "p_indices")
+    compare_onnx_and_py([a], list(outs), [value], rtol=1e-14, atol=1e-14)
+
+
+def test_lu_factor_singular() -> None:
+    # LAPACK returns the factorization of a singular matrix (a zero pivot, no NaN).
+    value = np.array([[1.0, 2.0, 3.0], [2.0, 4.0, 6.0], [1.0, 0.0, 1.0]])
+    a = input_like(value, "a")
+    compare_onnx_and_py([a], list(ptla.lu_factor(a)), [value])
+
+
+def test_lu_batched(symbolic: bool) -> None:
+    rng = np.random.default_rng(8)
+    value = general_matrix(rng, (3, 6, 6), 10.0, "float64")
+    a = input_like(value, "a", symbolic)
+    packed, pivots = ptla.lu_factor(a)
+    p, lower, upper = ptla.lu(a)
+    compare_onnx_and_py([a], [packed, pivots, p, lower, upper], [value], rtol=1e-12, atol=1e-12)
+
+
+# --------------------------------------------------------------------------- QR
+@pytest.mark.parametrize("shape", [(1, 1), (5, 5), (7, 3), (3, 7), (32, 32)])
+@pytest.mark.parametrize("mode", ["full", "economic", "r"])
+def test_qr(shape: tuple[int, int], mode: str, floatX: str, symbolic: bool) -> None:
+    rng = np.random.default_rng(sum(shape))
+    value = rng.normal(size=shape).astype(floatX)
+    a = input_like(value, "a", symbolic)
+    outs = ptla.qr(a, mode=mode)
+    outs = [outs] if mode == "r" else list(outs)
+    tol = tolerance(floatX, 10.0, max(shape))
+    compare_onnx_and_py([a], outs, [value], rtol=tol, atol=tol)
+
+
+def test_qr_batched_and_zero_column(symbolic: bool) -> None:
+    rng = np.random.default_rng(9)
+    value = rng.normal(size=(2, 5, 4))
+    value[1, 2:, 1] = 0.0  # a column already reduced: LAPACK takes tau = 0
+    a = input_like(value, "a", symbolic)
+    compare_onnx_and_py([a], list(ptla.qr(a)), [value], rtol=1e-12, atol=1e-12)
+
+
+def test_qr_pivoting_is_refused() -> None:
+    a = pt.matrix("a", dtype="float64")
+    q, r, p = ptla.qr(a, pivoting=True)
+    with pytest.raises(UnsupportedOpError, match="pivoting"):
+        export_onnx([a], [q, r, p])
+
+
+# --------------------------------------------------------------------- gradients
+GRADIENT_CASES = {
+    "cholesky": lambda a, b: ptla.cholesky(a),
+    "solve_triangular": lambda a, b: ptla.solve_triangular(a, b, lower=True),
+    "solve": lambda a, b: ptla.solve(a, b),
+    "solve_pos": lambda a, b: ptla.solve(a, b, assume_a="pos"),
+    "cho_solve": lambda a, b: ptla.cho_solve((ptla.cholesky(a), True), b),
+}
+
+
+@pytest.mark.parametrize("name", sorted(GRADIENT_CASES))
+def test_gradients(name: str, symbolic: bool) -> None:
+    rng = np.random.default_rng(11)
+    value = spd_matrix(rng, (6, 6), 10.0, "float64")
+    b_value = rng.normal(size=(6, 2))
+    weights = rng.normal(size=(6, 6 if name == "cholesky" else 2))
+    a, b = input_like(value, "a", symbolic), input_like(b_value, "b", symbolic)
+    cost = pt.sum(GRADIENT_CASES[name](a, b) * weights)
+    grads = pytensor.grad(cost, [a] if name == "cholesky" else [a, b])
+    compare_onnx_and_py([a, b], [cost, *grads], [value, b_value], rtol=1e-11, atol=1e-11)
+
+
+# --------------------------------------------------------------- model graphs
+def _gp_logp(x: pt.TensorVariable, y: pt.TensorVariable, ls: pt.TensorVariable, noise: pt.TensorVariable) -> pt.TensorVariable:
+    """The GP marginal log-likelihood with an ExpQuad kernel plus noise."""
+    sq_dist = pt.sum((x[:, None, :] - x[None, :, :]) ** 2, axis=-1)
+    cov = pt.exp(-0.5 * sq_dist / ls**2) + noise * pt.eye(x.shape[0])
+    chol = ptla.cholesky(cov)
+    alpha = ptla.solve_triangular(chol, y, lower=True, b_ndim=1)
+    logdet = 2.0 * pt.sum(pt.log(pt.diagonal(chol)))
+    n = pt.cast(y.shape[0], x.dtype)
+    return -0.5 * pt.dot(alpha, alpha) - 0.5 * logdet - 0.5 * n * np.log(2.0 * np.pi)
+
+
+def test_gp_marginal_likelihood_and_gradient(floatX: str, symbolic: bool) -> None:
+    rng = np.random.default_rng(12)
+    x_value = rng.uniform(0, 5, size=(30, 2)).astype(floatX)
+    y_value = np.sin(x_value.sum(axis=1)).astype(floatX)
+    x, y = input_like(x_value, "x", symbolic), input_like(y_value, "y", symbolic)
+    ls, noise = pt.scalar("ls", dtype=floatX), pt.scalar("noise", dtype=floatX)
+    logp = _gp_logp(x, y, ls, noise)
+    grads = pytensor.grad(logp, [ls, noise, x])
+    values = [x_value, y_value, np.asarray(1.3, floatX), np.asarray(0.1, floatX)]
+    tol = 1e-10 if floatX == "float64" else 2e-3
+    compare_onnx_and_py([x, y, ls, noise], [logp, *grads], values, rtol=tol, atol=tol)
+
+
+def test_mvnormal_logp_dense_covariance(floatX: str, symbolic: bool) -> None:
+    rng = np.random.default_rng(13)
+    cov_value = (spd_matrix(rng, (5, 5), 50.0, "float64") * 2.0).astype(floatX)
+    draws = rng.normal(size=(10, 5)).astype(floatX)
+    mu_value = rng.normal(size=5).astype(floatX)
+    cov, value, mu = (input_like(v, name, symbolic) for v, name in [(cov_value, "cov"), (draws, "value"), (mu_value, "mu")])
+    chol = ptla.cholesky(cov)
+    z = ptla.solve_triangular(chol, (value - mu).T, lower=True)
+    k = pt.cast(value.shape[-1], floatX)
+    logp = (
+        -0.5 * pt.sum(z**2, axis=0)
+        - pt.sum(pt.log(pt.diagonal(chol)))
+        - 0.5 * k * np.log(2.0 * np.pi)
+    )
+    total = pt.sum(logp)
+    grads = pytensor.grad(total, [cov, mu])
+    tol = 1e-11 if floatX == "float64" else 2e-4
+    compare_onnx_and_py([cov, value, mu], [logp, *grads], [cov_value, draws, mu_value], rtol=tol, atol=tol)
+
+
+def test_large_sizes_use_loops() -> None:
+    a = pt.matrix("a", dtype="float64", shape=(64, 64))
+    b = pt.matrix("b", dtype="float64", shape=(64, 3))
+    model = export_onnx([a, b], [ptla.solve(a, b), ptla.cholesky(a)])
+    ops = [node.op_type for node in model.graph.node]
+    assert ops.count("Loop") >= 4  # LU, two triangular solves, Cholesky
+    assert len(ops) < 200  # not unrolled
+    fgraph = capture([a, b], [ptla.solve(a, b)]).fgraph
+    assert any(type(node.op).__name__ == "Solve" for node in fgraph.toposort())
