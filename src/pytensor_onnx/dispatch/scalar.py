@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from fractions import Fraction
 
 import numpy as np
 import onnx_ir as ir
@@ -23,6 +24,8 @@ from pytensor.graph.basic import Apply
 from pytensor.scalar import upcast
 
 from pytensor_onnx.builder import ONNXBuilder, variable_dtype
+from pytensor_onnx.dispatch import _special_tables as tables
+from pytensor_onnx.dispatch._numerics import Num
 from pytensor_onnx.dispatch.basic import UnsupportedOpError, inline_inner_graph, onnx_funcify
 
 Values = Sequence[ir.Value]
@@ -86,8 +89,18 @@ def _direct(op_type: str) -> Kernel:
     return kernel
 
 
-for _cls, _onnx in [(ps.Add, "Add"), (ps.Mul, "Mul")]:
-    register_kernel(_cls)(_fold(_onnx))
+def _bool_as(bool_op: str, numeric_op: str) -> Kernel:
+    """Fold with ``numeric_op``, or with ``bool_op`` for bools (ONNX arithmetic has no bool)."""
+
+    def kernel(builder: ONNXBuilder, xs: list[ir.Value], dtype: str) -> ir.Value:
+        return _fold(bool_op if dtype == "bool" else numeric_op)(builder, xs, dtype)
+
+    return kernel
+
+
+# PyTensor adds and multiplies bools as logical or / and.
+register_kernel(ps.Add)(_bool_as("Or", "Add"))
+register_kernel(ps.Mul)(_bool_as("And", "Mul"))
 
 for _cls, _onnx in [
     (ps.Sub, "Sub"),
@@ -399,16 +412,9 @@ register_kernel(ps.IsNan, inputs_dtype="upcast")(_float_check("IsNaN"))
 register_kernel(ps.IsInf, inputs_dtype="upcast")(_float_check("IsInf"))
 
 
-def _logical(bool_op: str, int_op: str) -> Kernel:
-    def kernel(builder: ONNXBuilder, xs: list[ir.Value], dtype: str) -> ir.Value:
-        return _fold(bool_op if dtype == "bool" else int_op)(builder, xs, dtype)
-
-    return kernel
-
-
-register_kernel(ps.AND)(_logical("And", "BitwiseAnd"))
-register_kernel(ps.OR)(_logical("Or", "BitwiseOr"))
-register_kernel(ps.XOR)(_logical("Xor", "BitwiseXor"))
+register_kernel(ps.AND)(_bool_as("And", "BitwiseAnd"))
+register_kernel(ps.OR)(_bool_as("Or", "BitwiseOr"))
+register_kernel(ps.XOR)(_bool_as("Xor", "BitwiseXor"))
 
 
 @register_kernel(ps.Invert)
@@ -463,3 +469,91 @@ def _complex_error(op: ps.ScalarOp, node: Apply, builder: ONNXBuilder) -> Values
 
 for _cls in (ps.Real, ps.Imag, ps.Complex, ps.Conj):
     onnx_funcify.register(_cls)(_complex_error)
+
+
+# ------------------------------------------- inverse trigonometric (no float64 kernels in ORT)
+_PI = Fraction("3.14159265358979323846264338327950288419716939937510")
+#: ``k * pi / 4`` for ``k = 0..4`` as unevaluated sums of two doubles (head, tail).
+_QUARTER_PI_HEADS = np.array([float(k * _PI / 4) for k in range(5)])
+_QUARTER_PI_TAILS = np.array([float(k * _PI / 4 - Fraction(float(k * _PI / 4))) for k in range(5)])
+
+
+def _atan_parts(num: Num, a: ir.Value) -> tuple[ir.Value, ir.Value]:
+    """``(k, p)`` with ``atan(a) = k * pi / 4 + p`` for ``a >= 0``, ``k`` in ``{0, 1, 2}``.
+
+    ``a`` is reduced to ``[0, tan(pi/8)]`` by ``atan(a) = pi/2 - atan(1/a)`` and
+    ``atan(b) = pi/4 + atan((b - 1) / (b + 1))``; the multiple of ``pi/4`` is kept apart so
+    that it is added once, in double-double precision, by :func:`_quarter_pi_sum`.
+    """
+    inverted = num.gt(a, 1.0)
+    b = num.where(inverted, num.div(1.0, a), a)
+    shifted = num.gt(b, tables.ATAN_SMALL_MAX)
+    c = num.where(shifted, num.div(num.sub(b, 1.0), num.add(b, 1.0)), b)
+    z_max = tables.ATAN_SMALL_MAX**2
+    p = num.mul(c, num.chebyshev_on(num.mul(c, c), 0.0, z_max, tables.ATAN_SMALL_CHEB))
+    k = num.where(shifted, 1.0, 0.0)
+    return num.where(inverted, num.sub(2.0, k), k), num.negate_where(inverted, p)
+
+
+def _quarter_pi_sum(num: Num, k: ir.Value, p: ir.Value) -> ir.Value:
+    """``k * pi / 4 + p`` for integer-valued ``k`` in ``0..4``, rounded once."""
+    index = num.builder.cast(k, "int64", num.dtype)
+    heads = num.builder.op("Gather", [num.builder.const(_QUARTER_PI_HEADS, num.dtype), index])
+    tails = num.builder.op("Gather", [num.builder.const(_QUARTER_PI_TAILS, num.dtype), index])
+    return num.add(heads, num.add(p, tails))
+
+
+def _atan_nonnegative(num: Num, a: ir.Value) -> ir.Value:
+    return _quarter_pi_sum(num, *_atan_parts(num, a))
+
+
+def _atan64(builder: ONNXBuilder, xs: list[ir.Value], dtype: str) -> ir.Value:
+    num = Num(builder, dtype)
+    (x,) = xs
+    return num.negate_where(num.lt(x, 0.0), _atan_nonnegative(num, num.unary("Abs", x)))
+
+
+def _asin64(builder: ONNXBuilder, xs: list[ir.Value], dtype: str) -> ir.Value:
+    num = Num(builder, dtype)
+    (x,) = xs
+    # asin(x) = atan(x / sqrt((1 - x) (1 + x))); 1 - x is exact near x = 1.
+    cosine = num.unary("Sqrt", num.mul(num.sub(1.0, x), num.add(1.0, x)))
+    return _atan64(builder, [num.div(x, cosine)], dtype)
+
+
+def _acos64(builder: ONNXBuilder, xs: list[ir.Value], dtype: str) -> ir.Value:
+    num = Num(builder, dtype)
+    (x,) = xs
+    # acos(x) = 2 atan(sqrt((1 - x) / (1 + x))), accurate at both ends.
+    half = _atan_nonnegative(num, num.unary("Sqrt", num.div(num.sub(1.0, x), num.add(1.0, x))))
+    return num.add(half, half)
+
+
+def _atan2(builder: ONNXBuilder, xs: list[ir.Value], dtype: str) -> ir.Value:
+    # ONNX has no Atan2: float32 is computed in float64 and rounded once.
+    num = Num(builder, "float64")
+    y, x = (builder.cast(v, "float64", dtype) for v in xs)
+    ay, ax = num.unary("Abs", y), num.unary("Abs", x)
+    k, p = _atan_parts(num, num.div(ay, ax))
+    # inf / inf: the angle is pi/4; y = +-0 gives 0 (then pi for x < 0 or x = -0), unless
+    # x is NaN.
+    both_inf = num.both(num.is_inf(ay), num.is_inf(ax))
+    k = num.where(both_inf, 1.0, k)
+    zero = num.either(both_inf, num.both(num.eq(y, 0.0), builder.op("Not", [num.is_nan(x)])))
+    p = num.where(zero, 0.0, p)
+    k = num.where(num.eq(y, 0.0), num.where(zero, 0.0, k), k)
+    # x < 0: pi - angle.
+    left = num.sign_bit(x)
+    k = num.where(left, num.sub(4.0, k), k)
+    p = num.negate_where(left, p)
+    angle = _quarter_pi_sum(num, k, p)
+    return builder.cast(num.negate_where(num.sign_bit(y), angle), dtype, "float64")
+
+
+for _cls, _onnx, _kernel in [
+    (ps.ArcTan, "Atan", _atan64),
+    (ps.ArcSin, "Asin", _asin64),
+    (ps.ArcCos, "Acos", _acos64),
+]:
+    register_kernel(_cls)(_native_float32(_onnx, _kernel))
+register_kernel(ps.ArcTan2)(_atan2)

@@ -1,0 +1,270 @@
+"""Elementwise floating-point building blocks for the special-function decompositions.
+
+:class:`Num` wraps an :class:`~pytensor_onnx.builder.ONNXBuilder` and one float dtype so that
+numerical code reads like arithmetic: Python numbers become constants of that dtype, and the
+evaluation schemes (Horner, Clenshaw, double-double products, argument reductions) are
+written once here and shared by all special functions.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from fractions import Fraction
+
+import numpy as np
+import onnx_ir as ir
+
+from pytensor_onnx.builder import ONNXBuilder, onnx_dtype
+
+Operand = ir.Value | float
+
+#: Bernoulli numbers ``B_2, B_4, ..., B_22`` (exact rationals), for the asymptotic series
+#: of ``gammaln``, ``psi`` and ``trigamma``.
+BERNOULLI_EVEN = (
+    Fraction(1, 6),
+    Fraction(-1, 30),
+    Fraction(1, 42),
+    Fraction(-1, 30),
+    Fraction(5, 66),
+    Fraction(-691, 2730),
+    Fraction(7, 6),
+    Fraction(-3617, 510),
+    Fraction(43867, 798),
+    Fraction(-174611, 330),
+    Fraction(854513, 138),
+)
+
+
+class Num:
+    """Arithmetic on ONNX values of one float ``dtype``.
+
+    Parameters
+    ----------
+    builder
+        The builder that receives the nodes.
+    dtype
+        The float dtype of every value handled (``"float64"`` for the decompositions).
+    """
+
+    def __init__(self, builder: ONNXBuilder, dtype: str) -> None:
+        self.builder = builder
+        self.dtype = dtype
+
+    # ----------------------------------------------------------------- basics
+    def val(self, x: Operand) -> ir.Value:
+        """``x`` itself, or a scalar constant of the dtype for Python numbers."""
+        if isinstance(x, ir.Value):
+            return x
+        return self.builder.scalar(x, self.dtype)
+
+    def _binary(self, op_type: str, a: Operand, b: Operand) -> ir.Value:
+        return self.builder.op(op_type, [self.val(a), self.val(b)])
+
+    def add(self, a: Operand, b: Operand) -> ir.Value:
+        """``a + b``."""
+        return self._binary("Add", a, b)
+
+    def sub(self, a: Operand, b: Operand) -> ir.Value:
+        """``a - b``."""
+        return self._binary("Sub", a, b)
+
+    def mul(self, a: Operand, b: Operand) -> ir.Value:
+        """``a * b``."""
+        return self._binary("Mul", a, b)
+
+    def div(self, a: Operand, b: Operand) -> ir.Value:
+        """``a / b``."""
+        return self._binary("Div", a, b)
+
+    def pow(self, a: Operand, b: Operand) -> ir.Value:
+        """``a ** b``."""
+        return self._binary("Pow", a, b)
+
+    def unary(self, op_type: str, x: Operand) -> ir.Value:
+        """A one-input ONNX op (``Exp``, ``Log``, ``Sqrt``, ``Abs``, ``Floor``...)."""
+        return self.builder.op(op_type, [self.val(x)])
+
+    def lt(self, a: Operand, b: Operand) -> ir.Value:
+        """``a < b`` (bool)."""
+        return self._binary("Less", a, b)
+
+    def le(self, a: Operand, b: Operand) -> ir.Value:
+        """``a <= b`` (bool)."""
+        return self._binary("LessOrEqual", a, b)
+
+    def gt(self, a: Operand, b: Operand) -> ir.Value:
+        """``a > b`` (bool)."""
+        return self._binary("Greater", a, b)
+
+    def ge(self, a: Operand, b: Operand) -> ir.Value:
+        """``a >= b`` (bool)."""
+        return self._binary("GreaterOrEqual", a, b)
+
+    def eq(self, a: Operand, b: Operand) -> ir.Value:
+        """``a == b`` (bool)."""
+        return self._binary("Equal", a, b)
+
+    def where(self, cond: ir.Value, a: Operand, b: Operand) -> ir.Value:
+        """``a`` where ``cond`` else ``b`` (NaN in the unselected branch does not leak)."""
+        return self.builder.op("Where", [cond, self.val(a), self.val(b)])
+
+    def negate_where(self, cond: ir.Value, x: ir.Value) -> ir.Value:
+        """``-x`` where ``cond`` else ``x``, signed zeros included.
+
+        A multiplication by ``+-1``: ONNX Runtime's ``Where`` turns a selected ``-0.0``
+        into ``+0.0``.
+        """
+        return self.mul(x, self.where(cond, -1.0, 1.0))
+
+    # ------------------------------------------------------------- polynomials
+    def horner(self, x: ir.Value, coeffs: Sequence[float]) -> ir.Value:
+        """``sum(coeffs[k] * x**k)`` by Horner's scheme (at least two coefficients)."""
+        result = self.add(self.mul(x, coeffs[-1]), coeffs[-2])
+        for c in reversed(coeffs[:-2]):
+            result = self.add(self.mul(result, x), c)
+        return result
+
+    def chebyshev(self, t: ir.Value, coeffs: Sequence[float]) -> ir.Value:
+        """``sum(coeffs[k] * T_k(t))`` by Clenshaw's recurrence (stable for ``|t| <= 1``)."""
+        two_t = self.add(t, t)
+        b1: Operand = coeffs[-1]
+        b2: Operand = 0.0
+        for c in reversed(coeffs[1:-1]):
+            b1, b2 = self.sub(self.add(self.mul(two_t, b1), c), b2), b1
+        return self.sub(self.add(self.mul(t, b1), coeffs[0]), b2)
+
+    def chebyshev_on(
+        self, x: ir.Value, low: float, high: float, coeffs: Sequence[float]
+    ) -> ir.Value:
+        """The Chebyshev series ``coeffs`` of a function on ``[low, high]``, at ``x``."""
+        scale = 2.0 / (high - low)
+        t = self.sub(self.mul(x, scale), (high + low) / (high - low))
+        return self.chebyshev(t, coeffs)
+
+    # --------------------------------------------------------- reductions
+    def exp_square(self, a: ir.Value, sign: int) -> ir.Value:
+        """``exp(sign * a**2)`` for finite ``a >= 0`` without the rounding error of ``a**2``.
+
+        ``a = hi + lo`` with ``hi`` a multiple of ``2**-12``, so that ``hi**2`` is exact
+        (for ``a < 2**20``) and ``a**2 = hi**2 + lo * (a + hi)`` up to a tiny term.
+        """
+        hi = self.div(self.unary("Floor", self.mul(a, 4096.0)), 4096.0)
+        lo = self.sub(a, hi)
+        head = self.unary("Exp", self.mul(self.mul(hi, hi), float(sign)))
+        tail = self.unary("Exp", self.mul(self.mul(lo, self.add(a, hi)), float(sign)))
+        return self.mul(head, tail)
+
+    def frac_to_nearest(self, x: ir.Value) -> ir.Value:
+        """``x - round(x)`` in ``[-1/2, 1/2]``, exact; ``sin(pi x)`` has the sign pattern of
+        ``sin(pi r) * (-1)**round(x)`` and the magnitude of ``sin(pi r)``."""
+        return self.sub(x, self.unary("Round", x))
+
+    def sin_pi(self, r: ir.Value) -> ir.Value:
+        """``sin(pi * r)`` for ``|r| <= 1/2`` (accurate: no root but 0 in that range)."""
+        return self.unary("Sin", self.mul(r, math.pi))
+
+    def cos_pi(self, r: ir.Value) -> ir.Value:
+        """``cos(pi * r)`` for ``|r| <= 1/2``."""
+        return self.unary("Cos", self.mul(r, math.pi))
+
+    def odd_integer(self, n: ir.Value) -> ir.Value:
+        """Whether the integer-valued ``n`` is odd (bool)."""
+        half = self.mul(n, 0.5)
+        return self.ne(self.unary("Floor", half), half)
+
+    def ne(self, a: Operand, b: Operand) -> ir.Value:
+        """``a != b`` (bool, true for NaN)."""
+        return self.builder.op("Not", [self.eq(a, b)])
+
+    def is_inf(self, x: ir.Value, *, positive: bool = True, negative: bool = True) -> ir.Value:
+        """Whether ``x`` is infinite (of the selected signs)."""
+        attrs = {"detect_positive": int(positive), "detect_negative": int(negative)}
+        return self.builder.op("IsInf", [x], attrs)
+
+    def is_nan(self, x: ir.Value) -> ir.Value:
+        """Whether ``x`` is NaN."""
+        return self.builder.op("IsNaN", [x])
+
+    def both(self, a: ir.Value, b: ir.Value) -> ir.Value:
+        """Logical and."""
+        return self.builder.op("And", [a, b])
+
+    def either(self, a: ir.Value, b: ir.Value) -> ir.Value:
+        """Logical or."""
+        return self.builder.op("Or", [a, b])
+
+    def sign_bit(self, x: ir.Value) -> ir.Value:
+        """Whether ``x`` is negative, ``-0.0`` included (bool)."""
+        zero = self.eq(x, 0.0)
+        negative_zero = self.both(zero, self.lt(self.div(1.0, x), 0.0))
+        return self.either(self.lt(x, 0.0), negative_zero)
+
+
+#: One step of :func:`while_any`: the body's ``Num`` and the carried values give the new
+#: carried values and a bool tensor, true where another iteration is needed.
+LoopStep = Callable[[Num, list[ir.Value]], tuple[list[ir.Value], ir.Value]]
+
+
+def while_any(
+    num: Num, state: Sequence[ir.Value], step: LoopStep, max_iterations: int, name: str
+) -> list[ir.Value]:
+    """Iterate ``step`` in an ONNX ``Loop`` while any element still asks for more.
+
+    The carried values all have the dtype of ``num`` and keep their shape (elementwise
+    iterations); the loop stops
+    after ``max_iterations`` steps or once the mask returned by ``step`` is all false (an
+    empty tensor stops it at once).  The body sees the enclosing graph's values by ONNX's
+    scoping rules.
+
+    Returns
+    -------
+    list of onnx_ir.Value
+        The carried values after the last iteration.
+    """
+    builder = num.builder
+    body = ONNXBuilder(
+        builder.opset, builder.names.claim(name), parent=builder, names=builder.names
+    )
+    counter = ir.Value(
+        name=builder.names.claim(f"{name}_i"),
+        type=ir.TensorType(ir.DataType.INT64),
+        shape=ir.Shape([]),
+    )
+    cond_in = ir.Value(
+        name=builder.names.claim(f"{name}_cond"),
+        type=ir.TensorType(ir.DataType.BOOL),
+        shape=ir.Shape([]),
+    )
+    tensor_type = ir.TensorType(onnx_dtype(num.dtype))
+    carried = [ir.Value(name=builder.names.claim(f"{name}_state"), type=tensor_type) for _ in state]
+    body.graph.inputs.extend([counter, cond_in, *carried])
+    new_state, more = step(Num(body, num.dtype), list(carried))
+    count = body.op("ReduceSum", [body.cast(more, "int64", "bool")], {"keepdims": 0})
+    outputs = [body.op("Greater", [count, body.scalar(0, "int64")])]
+    for value in new_state:
+        producer = value.producer()
+        inside = producer is not None and producer.graph is body.graph
+        out = value if inside and value not in outputs else body.op("Identity", [value])
+        out.type = tensor_type
+        outputs.append(out)
+    body.graph.outputs.extend(outputs)
+    # The body's tape names its values like the main graph's: rename them apart (SSA).
+    for body_node in body.graph:
+        for value in body_node.outputs:
+            value.name = builder.names.claim(f"{name}_v")
+    node = ir.Node(
+        "",
+        "Loop",
+        [
+            builder.const(np.array(max_iterations, dtype=np.int64)),
+            builder.const(np.array(True)),
+            *state,
+        ],
+        attributes=[ir.AttrGraph("body", body.graph)],
+        num_outputs=len(state),
+    )
+    builder.add_node(node)
+    for out in node.outputs:
+        out.type = tensor_type
+    return list(node.outputs)

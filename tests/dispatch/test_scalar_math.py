@@ -1,0 +1,429 @@
+"""Special functions (``pytensor.scalar.math``) and inverse trigonometric functions.
+
+Each function is checked twice: against PyTensor's own evaluation (``compare_onnx_and_py``:
+ONNX Runtime and ``onnx.reference``, both opsets, static and symbolic shapes) on grids with
+edge values, and against SciPy/NumPy on dense grids reaching into the tails with tolerances
+close to the accuracy documented in ``docs/ops/special_functions.md``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+
+import numpy as np
+import pytensor
+import pytensor.tensor as pt
+import pytest
+import scipy.special as sp
+
+from pytensor_onnx import export_onnx
+from tests.compare import compare_onnx_and_py, input_like, ort_session
+
+EDGES = np.array([-np.inf, -3.5, -1.0, -0.0, 0.0, 1e-300, 0.5, 1.0, 2.0, 30.0, np.inf, np.nan])
+
+
+def _grid(low: float, high: float, extra: tuple[float, ...] = ()) -> np.ndarray:
+    inside = EDGES[(low <= EDGES) & (high >= EDGES) | np.isnan(EDGES)]
+    return np.concatenate([inside, np.linspace(max(low, -8.0), min(high, 8.0), 23), extra])
+
+
+# name: (function, grid for the comparison with PyTensor)
+UNARY: dict[str, tuple[Callable[[pt.TensorVariable], pt.TensorVariable], np.ndarray]] = {
+    "erf": (pt.erf, _grid(-np.inf, np.inf, (6.0, -27.0))),
+    "erfc": (pt.erfc, _grid(-np.inf, np.inf, (9.5, 26.0, -27.0))),
+    "erfcx": (pt.erfcx, _grid(-26.0, np.inf, (1e3, 1e10, -20.0))),
+    "erfinv": (pt.erfinv, _grid(-1.0, 1.0, (0.999999, -0.9999999999, 1e-20, 1.5))),
+    "erfcinv": (pt.erfcinv, _grid(0.0, 2.0, (1e-300, 1e-20, 1.9999999, 3.0))),
+    "gammaln": (pt.gammaln, _grid(-np.inf, np.inf, (-2.5, -7.3, 1e8, 1e300))),
+    "gamma": (pt.gamma, _grid(-np.inf, np.inf, (-2.5, -7.3, 120.3, 171.5, 180.0))),
+    "psi": (pt.psi, _grid(-np.inf, np.inf, (-2.5, -7.3, 1.4616321449683622, 1e10))),
+    "tri_gamma": (pt.tri_gamma, _grid(-np.inf, np.inf, (-2.5, -7.3, 1e-8, 1e10))),
+    # SciPy's i0/i1 return NaN at +-inf; the decomposition returns the limit, +-inf.
+    "i0": (pt.i0, _grid(-700.0, 700.0, (-700.0, 12.0, 700.0))),
+    "i1": (pt.i1, _grid(-700.0, 700.0, (-700.0, 12.0, 700.0))),
+    "log1mexp": (pt.log1mexp, _grid(-np.inf, 0.0, (-1e-10, -0.6931, -0.6932, -40.0, -800.0))),
+    "softplus": (pt.softplus, _grid(-np.inf, np.inf, (-40.0, 20.0, 35.0))),
+    "log_sigmoid": (lambda x: pt.log(pt.sigmoid(x)), _grid(-np.inf, np.inf, (-40.0, 20.0, 40.0))),
+    "arctan": (pt.arctan, _grid(-np.inf, np.inf, (0.4142135, 1e300, -1e-300))),
+    "arcsin": (pt.arcsin, _grid(-1.0, 1.0, (0.999999, -0.4142, 1.5))),
+    "arccos": (pt.arccos, _grid(-1.0, 1.0, (0.999999, -0.999999, -1.5))),
+}
+
+
+@pytest.mark.parametrize("name", sorted(UNARY))
+def test_unary_matches_pytensor(name: str, floatX: str) -> None:
+    fn, grid = UNARY[name]
+    with np.errstate(all="ignore"):
+        value = grid.astype(floatX)
+    x = input_like(value, "x")
+    compare_onnx_and_py([x], [fn(x)], [value])
+
+
+def test_unary_with_symbolic_shapes(floatX: str, symbolic: bool) -> None:
+    # All functions in one graph (output i is sorted(UNARY)[i]), on 2-D inputs.
+    names = sorted(UNARY)
+    with np.errstate(all="ignore"):
+        values = [np.resize(UNARY[name][1], (2, 11)).astype(floatX) for name in names]
+    inputs = [input_like(v, f"x_{name}", symbolic) for v, name in zip(values, names, strict=True)]
+    outputs = [UNARY[name][0](x) for name, x in zip(names, inputs, strict=True)]
+    compare_onnx_and_py(inputs, outputs, values)
+
+
+def test_special_functions_broadcast_in_composites() -> None:
+    # Elemwise fusion is off for ONNX, but user graphs may hold Composites; here a 2-D input
+    # feeds several functions and an arithmetic combination (betaln is a gammaln sum).
+    rng = np.random.default_rng(0)
+    a_val = rng.uniform(0.1, 20.0, size=(3, 4))
+    b_val = rng.uniform(0.1, 20.0, size=(1, 4))
+    a = input_like(a_val, "a", symbolic=True)
+    b = input_like(b_val, "b", symbolic=True)
+    outputs = [pt.special.betaln(a, b), pt.erfc(a - b) * pt.psi(b), pt.gamma(a / b)]
+    compare_onnx_and_py([a, b], outputs, [a_val, b_val])
+
+
+# ------------------------------------------------------------------ accuracy vs SciPy
+def _onnx_values(fn: Callable[..., pt.TensorVariable], *values: np.ndarray) -> np.ndarray:
+    inputs = [pt.vector(f"x{i}", dtype=str(v.dtype)) for i, v in enumerate(values)]
+    model = export_onnx(inputs, [fn(*inputs)])
+    feeds = {i.name: v for i, v in zip(model.graph.input, values, strict=True)}
+    return ort_session(model).run(None, feeds)[0]
+
+
+def _max_relative_error(got: np.ndarray, want: np.ndarray) -> float:
+    got = got.astype(np.float64)
+    same = (got == want) | (np.isnan(got) & np.isnan(want))
+    error = np.abs(got - want) / np.abs(want)
+    return float(np.max(np.where(same, 0.0, error)))
+
+
+_RNG = np.random.default_rng(42)
+_POSITIVE = np.concatenate([np.logspace(-300, 10, 2000), np.linspace(1e-3, 30.0, 3000)])
+_NEAR_ONE_TWO = np.concatenate([1.0 + np.logspace(-16, -1, 200), 1.0 - np.logspace(-16, -1, 200)])
+_NEAR_ONE_TWO = np.concatenate([_NEAR_ONE_TWO, _NEAR_ONE_TWO + 1.0])
+# Negative non-integers away from the zeros of gammaln/psi, where any reflection formula
+# (SciPy's too) loses relative accuracy by the conditioning of the function.
+_NEGATIVE = -_RNG.uniform(0.0, 30.0, 2000)
+
+# name: (pytensor function, scipy function, grid, float64 rtol).  The tolerances include
+# SciPy's own error where it is the larger one (erfc/erfcx tails, gammaln next to 2, see
+# test_accuracy_at_hard_points for the high-precision reference there).
+ACCURACY = {
+    "erf": (
+        pt.erf,
+        sp.erf,
+        np.concatenate([np.linspace(-6, 6, 4001), np.logspace(-300, 0, 300)]),
+        2e-15,
+    ),
+    "erfc": (
+        pt.erfc,
+        sp.erfc,
+        np.concatenate([np.linspace(-6, 26.5, 8001), -np.logspace(-300, 0, 300)]),
+        1e-13,
+    ),
+    "erfcx": (
+        pt.erfcx,
+        sp.erfcx,
+        np.concatenate([np.linspace(-26, 30, 8001), np.logspace(-300, 10, 3000)]),
+        1e-13,
+    ),
+    "erfinv": (
+        pt.erfinv,
+        sp.erfinv,
+        np.concatenate([np.linspace(-1, 1, 4001)[1:-1], 1 - np.logspace(-16, -1, 300)]),
+        2e-15,
+    ),
+    "erfcinv": (
+        pt.erfcinv,
+        sp.erfcinv,
+        np.concatenate([np.linspace(0, 2, 4001)[1:-1], np.logspace(-307, -1, 600)]),
+        2e-15,
+    ),
+    "gammaln": (pt.gammaln, sp.gammaln, _POSITIVE, 5e-14),
+    "gamma": (
+        pt.gamma,
+        sp.gamma,
+        np.concatenate([np.linspace(1e-3, 171.6, 8001), np.logspace(-300, 2.2, 1000)]),
+        4e-15,
+    ),
+    "psi": (
+        pt.psi,
+        sp.psi,
+        np.concatenate([_POSITIVE, 1.4616321449683622 + np.linspace(-1e-6, 1e-6, 201)]),
+        2e-15,
+    ),
+    "tri_gamma": (
+        pt.tri_gamma,
+        lambda x: sp.polygamma(1, x),
+        np.concatenate([_POSITIVE[1000:], _NEGATIVE]),
+        2e-15,
+    ),
+    "i0": (pt.i0, sp.i0, np.linspace(-700, 700, 8001), 3e-15),
+    "i1": (pt.i1, sp.i1, np.linspace(-700, 700, 8001), 3e-15),
+    "arctan": (
+        pt.arctan,
+        np.arctan,
+        np.concatenate([np.logspace(-300, 300, 3000), -np.logspace(-5, 5, 1000)]),
+        5e-16,
+    ),
+    "arcsin": (
+        pt.arcsin,
+        np.arcsin,
+        np.concatenate([np.linspace(-1, 1, 4001), 1 - np.logspace(-16, -1, 200)]),
+        6e-16,
+    ),
+    "arccos": (
+        pt.arccos,
+        np.arccos,
+        np.concatenate([np.linspace(-1, 1, 4001), -1 + np.logspace(-16, -1, 200)]),
+        6e-16,
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ACCURACY))
+def test_accuracy_against_scipy(name: str, floatX: str) -> None:
+    fn, reference, grid, rtol = ACCURACY[name]
+    value = grid.astype(floatX)
+    want = reference(value.astype(np.float64))
+    got = _onnx_values(fn, value)
+    if floatX == "float32":
+        # Computed in float64 and rounded once (native kernels for atan/asin/acos).
+        finite = np.abs(want) < np.finfo(np.float32).max
+        normal = np.abs(want) > np.finfo(np.float32).tiny
+        keep = finite & normal
+        tolerance = 4e-7 if name.startswith("arc") else 1.2e-7
+        assert _max_relative_error(got[keep], want[keep]) < tolerance
+    else:
+        assert _max_relative_error(got, want) < rtol
+
+
+def test_accuracy_at_hard_points() -> None:
+    # Where SciPy itself is off by more than 1e-14, against mpmath at 50 digits.
+    mpmath = pytest.importorskip("mpmath")
+    mpmath.mp.dps = 50
+
+    def erfcinv_reference(q: object) -> object:
+        return mpmath.findroot(lambda x: mpmath.log(mpmath.erfc(x)) - mpmath.log(q), 27)
+
+    cases = [
+        (pt.erfc, mpmath.erfc, np.linspace(10.0, 26.5, 67)),
+        (pt.erfcx, lambda x: mpmath.erfc(x) * mpmath.exp(x * x), np.linspace(-26.0, -5.0, 43)),
+        (pt.gammaln, mpmath.loggamma, np.concatenate([_NEAR_ONE_TWO[::8], [1.9915971990663552]])),
+        (pt.erfcinv, erfcinv_reference, np.array([3.4086e-320, 1e-310, 5e-324])),
+        (pt.psi, mpmath.digamma, 1.4616321449683622 + np.linspace(-1e-9, 1e-9, 21)),
+    ]
+    for fn, reference, grid in cases:
+        want = np.array([float(reference(mpmath.mpf(float(v)))) for v in grid])
+        assert _max_relative_error(_onnx_values(fn, grid), want) < 2e-15, fn
+
+
+def test_reflection_accuracy_for_negative_arguments() -> None:
+    # log|Gamma| and psi for x < 0 lose relative accuracy only next to their zeros: the
+    # absolute error stays at rounding level of the reflection terms.
+    x = _NEGATIVE
+    got_lgamma = _onnx_values(pt.gammaln, x)
+    np.testing.assert_allclose(got_lgamma, sp.gammaln(x), rtol=2e-15, atol=5e-15)
+    got_psi = _onnx_values(pt.psi, x)
+    # SciPy's psi is off by up to 5e-14 next to the poles (checked with mpmath).
+    np.testing.assert_allclose(got_psi, sp.psi(x), rtol=1e-13, atol=5e-14)
+    got_gamma = _onnx_values(pt.gamma, np.concatenate([x, -np.linspace(0.01, 170.0, 1000)]))
+    np.testing.assert_allclose(
+        got_gamma, sp.gamma(np.concatenate([x, -np.linspace(0.01, 170.0, 1000)])), rtol=5e-14
+    )
+
+
+def test_gammaln_relative_accuracy_at_its_zeros() -> None:
+    # gammaln(1 + e) ~ -0.577 e and gammaln(2 + e) ~ 0.423 e: the zeros are factored out.
+    eps = np.array([1e-15, -1e-15, 3e-12, -7e-9, 1e-5])
+    x = np.concatenate([1.0 + eps, 2.0 + eps])
+    got = _onnx_values(pt.gammaln, x)
+    # Leading terms of the Taylor series at 1 and 2 (psi(1) = -gamma, psi(2) = 1 - gamma).
+    euler = 0.5772156649015329
+    expected = np.concatenate([-euler * (x[:5] - 1.0), (1.0 - euler) * (x[5:] - 2.0)])
+    # (SciPy's gammaln is off by up to 40% relative next to 1, so it is not the reference.)
+    np.testing.assert_allclose(got[:4], expected[:4], rtol=1e-8)
+    np.testing.assert_allclose(got[5:9], expected[5:9], rtol=1e-8)
+
+
+def test_erfc_keeps_relative_accuracy_in_the_far_tail() -> None:
+    x = np.array([10.0, 20.0, 25.0, 26.5, 27.0])
+    got = _onnx_values(pt.erfc, x)
+    np.testing.assert_allclose(got[:4], sp.erfc(x[:4]), rtol=4e-15)
+    assert 0.0 < got[4] < 1e-317  # subnormal, as SciPy's
+
+
+# ------------------------------------------------------------------------ gradients
+GRADIENTS = {
+    "erf": (pt.erf, np.array([-2.0, -0.3, 0.0, 0.4, 3.0])),
+    "erfc": (pt.erfc, np.array([-2.0, -0.3, 0.0, 0.4, 3.0, 20.0])),
+    "erfcx": (pt.erfcx, np.array([-2.0, -0.3, 0.0, 0.4, 3.0, 200.0])),
+    "erfinv": (pt.erfinv, np.array([-0.99, -0.3, 0.0, 0.4, 0.999999])),
+    "erfcinv": (pt.erfcinv, np.array([1e-10, 0.3, 1.0, 1.4, 1.99])),
+    "gammaln": (pt.gammaln, np.array([1e-3, 0.5, 1.0, 2.0, 7.5, 40.0, -2.5])),
+    "gamma": (pt.gamma, np.array([1e-3, 0.5, 1.0, 2.0, 7.5, 40.0, -2.5])),
+    "psi": (pt.psi, np.array([1e-3, 0.5, 1.0, 2.0, 7.5, 40.0, -2.5])),
+    "i0": (pt.i0, np.array([-30.0, -1.0, 0.0, 0.5, 9.0, 100.0])),
+    "log1mexp": (pt.log1mexp, np.array([-50.0, -1.0, -0.7, -0.1, -1e-8])),
+    "log_sigmoid": (lambda x: pt.log(pt.sigmoid(x)), np.array([-50.0, -1.0, 0.0, 3.0, 40.0])),
+    "arctan": (pt.arctan, np.array([-50.0, -1.0, 0.0, 3.0, 40.0])),
+    "arcsin": (pt.arcsin, np.array([-0.9, -0.1, 0.0, 0.3, 0.99])),
+    "arccos": (pt.arccos, np.array([-0.9, -0.1, 0.0, 0.3, 0.99])),
+}
+
+
+def test_gradients(floatX: str) -> None:
+    # One graph: the gradient of sum_i sum(f_i(x_i)) is f_i' at x_i for each input.
+    names = sorted(GRADIENTS)
+    values = [GRADIENTS[name][1].astype(floatX) for name in names]
+    inputs = [input_like(v, f"x_{name}") for v, name in zip(values, names, strict=True)]
+    cost = pt.add(*(GRADIENTS[name][0](x).sum() for name, x in zip(names, inputs, strict=True)))
+    compare_onnx_and_py(inputs, [cost, *pytensor.grad(cost, inputs)], values)
+
+
+def test_gradient_of_gammaln_reaches_trigamma() -> None:
+    # d/dx psi is tri_gamma; the second derivative of gammaln is what Laplace/Fisher
+    # information computations export.
+    value = np.array([1e-3, 0.5, 1.0, 2.5, 7.5, 40.0, -2.5])
+    x = input_like(value, "x")
+    first = pytensor.grad(pt.gammaln(x).sum(), x)
+    second = pytensor.grad(first.sum(), x)
+    compare_onnx_and_py([x], [first, second], [value])
+
+
+# ---------------------------------------------------------------- two-input functions
+def test_arctan2_special_values(floatX: str) -> None:
+    specials = np.array([0.0, -0.0, 1.0, -1.0, np.inf, -np.inf, np.nan, 1e-300, 3.0])
+    y_val, x_val = (v.ravel().astype(floatX) for v in np.meshgrid(specials, specials))
+    y = input_like(y_val, "y")
+    x = input_like(x_val, "x")
+    compare_onnx_and_py([y, x], [pt.arctan2(y, x)], [y_val, x_val])
+    got = _onnx_values(pt.arctan2, y_val, x_val)
+    # Signed zeros and the +-pi branch follow NumPy exactly (float64: bit for bit).
+    want = np.arctan2(y_val, x_val)
+    number = ~np.isnan(want)
+    np.testing.assert_array_equal(np.signbit(got[number]), np.signbit(want[number]))
+    if floatX == "float64":
+        np.testing.assert_array_equal(got, want)
+
+
+def test_arctan2_accuracy() -> None:
+    rng = np.random.default_rng(1)
+    y = rng.normal(size=5000) * np.exp(rng.normal(size=5000) * 20)
+    x = rng.normal(size=5000) * np.exp(rng.normal(size=5000) * 20)
+    got = _onnx_values(pt.arctan2, y, x)
+    assert _max_relative_error(got, np.arctan2(y, x)) < 5e-16
+    y_val, x_val = y[:50].reshape(5, 10), x[:10]
+    ys = input_like(y_val, "y", symbolic=True)
+    xs = input_like(x_val, "x", symbolic=True)
+    cost = pt.arctan2(ys, xs).sum()
+    compare_onnx_and_py([ys, xs], [cost, *pytensor.grad(cost, [ys, xs])], [y_val, x_val])
+
+
+def _incomplete_gamma_grid() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(3)
+    a = np.exp(rng.uniform(np.log(1e-3), np.log(1e3), 2000))
+    x = a * np.exp(rng.normal(size=2000) * 0.5)
+    edge_a = np.array([0.5, 1.0, 2.0, 10.0, 100.0, 0.0, 0.0, 1.0, 1.0, np.inf, 2.0, -1.0, 3.0])
+    edge_x = np.array([0.5, 1e-10, 30.0, 9.0, 150.0, 1.0, 0.0, 0.0, np.inf, 3.0, np.nan, 1.0, 1e3])
+    return np.concatenate([a, edge_a]), np.concatenate([x, edge_x])
+
+
+def test_gammainc_gammaincc(floatX: str) -> None:
+    a_val, x_val = (v.astype(floatX) for v in _incomplete_gamma_grid())
+    a = input_like(a_val, "a", symbolic=True)
+    x = input_like(x_val, "x", symbolic=True)
+    # SciPy's own error grows like a * 1e-16 for large a (up to ~1e-12 here).
+    rtol = 5e-12 if floatX == "float64" else 1e-5
+    compare_onnx_and_py([a, x], [pt.gammainc(a, x), pt.gammaincc(a, x)], [a_val, x_val], rtol=rtol)
+
+
+def test_gammainc_small_arguments_and_tails() -> None:
+    a = np.array([0.5, 1.0, 3.0, 20.0, 0.1, 5.0, 50.0])
+    x = np.array([1e-8, 1e-3, 0.5, 5.0, 30.0, 60.0, 150.0])
+    got_p = _onnx_values(pt.gammainc, a, x)
+    got_q = _onnx_values(pt.gammaincc, a, x)
+    np.testing.assert_allclose(got_p, sp.gammainc(a, x), rtol=2e-14)
+    np.testing.assert_allclose(got_q, sp.gammaincc(a, x), rtol=2e-13)
+
+
+def test_gammainc_gradient_wrt_x() -> None:
+    a_val = np.array([0.5, 2.0, 30.0])
+    x_val = np.array([0.3, 2.5, 28.0])
+    a = input_like(a_val, "a")
+    x = input_like(x_val, "x")
+    cost = (pt.gammainc(a, x) + pt.log(pt.gammaincc(a, x))).sum()
+    compare_onnx_and_py([a, x], [cost, pytensor.grad(cost, x)], [a_val, x_val])
+
+
+def test_empty_input_does_not_loop() -> None:
+    value = np.zeros((0, 3))
+    a = input_like(value, "a", symbolic=True)
+    x = input_like(value, "x", symbolic=True)
+    compare_onnx_and_py([a, x], [pt.gammainc(a, x), pt.erfc(x), pt.gammaln(a)], [value, value])
+
+
+def test_log_add_and_diff_exp() -> None:
+    a_val = np.array([-1000.0, -3.0, 0.0, 5.0, 700.0, -np.inf, 2.0])
+    b_val = np.array([-1001.0, -3.5, -1e-9, 1.0, 699.0, -np.inf, 2.0])
+    a = input_like(a_val, "a")
+    b = input_like(b_val, "b")
+    logdiffexp = pt.log(pt.exp(a) - pt.exp(b))
+    compare_onnx_and_py([a, b], [pt.logaddexp(a, b), logdiffexp], [a_val, b_val])
+
+
+def test_xlogx_xlogy0() -> None:
+    from pytensor.tensor import xlogx
+
+    x_val = np.array([0.0, 1e-300, 0.5, 1.0, 3.0, np.inf])
+    y_val = np.array([0.0, 0.0, 2.0, 1.0, 0.5, 2.0])
+    x = input_like(x_val, "x")
+    y = input_like(y_val, "y")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # deprecated in PyTensor 3
+        outputs = [xlogx.xlogx(x), xlogx.xlogy0(x, y)]
+    compare_onnx_and_py([x, y], outputs, [x_val, y_val])
+
+
+# --------------------------------------------------------------- structure and tables
+def test_float64_graphs_avoid_missing_kernels() -> None:
+    x = pt.vector("x", dtype="float64")
+    outputs = [f(x) for f in (pt.erf, pt.erfc, pt.gammaln, pt.psi, pt.arctan, pt.arcsin, pt.arccos)]
+    model = export_onnx([x], outputs)
+    op_types = {node.op_type for node in model.graph.node}
+    assert not op_types & {"Erf", "Atan", "Asin", "Acos", "Softplus"}
+    # Horner/Clenshaw evaluation keeps the graphs small.
+    assert len(model.graph.node) < 1200
+
+
+def test_chebyshev_tables_are_the_stated_interpolants() -> None:
+    mpmath = pytest.importorskip("mpmath")
+    from pytensor_onnx.dispatch import _special_tables as tables
+
+    mpmath.mp.dps = 40
+
+    def coefficients(f: Callable[[object], object], low: float, high: float, n: int) -> np.ndarray:
+        nodes = [mpmath.cos(mpmath.pi * (j + 0.5) / n) for j in range(n)]
+        values = [f((high - low) / 2 * t + (high + low) / 2) for t in nodes]
+        c = [
+            2
+            * mpmath.fsum(
+                v * mpmath.cos(mpmath.pi * k * (j + 0.5) / n) for j, v in enumerate(values)
+            )
+            / n
+            for k in range(n)
+        ]
+        c[0] /= 2
+        return np.array([float(v) for v in c])
+
+    erf_small = coefficients(lambda z: mpmath.erf(mpmath.sqrt(z)) / mpmath.sqrt(z), 0.0, 0.25, 40)
+    np.testing.assert_allclose(
+        tables.ERF_SMALL_CHEB, erf_small[: len(tables.ERF_SMALL_CHEB)], rtol=1e-15, atol=1e-30
+    )
+    z_max = tables.ATAN_SMALL_MAX**2
+    atan_small = coefficients(
+        lambda z: mpmath.atan(mpmath.sqrt(z)) / mpmath.sqrt(z), 0.0, z_max, 40
+    )
+    np.testing.assert_allclose(
+        tables.ATAN_SMALL_CHEB, atan_small[: len(tables.ATAN_SMALL_CHEB)], rtol=1e-13, atol=1e-30
+    )
