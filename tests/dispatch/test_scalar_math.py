@@ -427,3 +427,20 @@ def test_chebyshev_tables_are_the_stated_interpolants() -> None:
     np.testing.assert_allclose(
         tables.ATAN_SMALL_CHEB, atan_small[: len(tables.ATAN_SMALL_CHEB)], rtol=1e-13, atol=1e-30
     )
+
+
+def test_ive_of_order_zero_and_one(floatX: str) -> None:
+    value = np.array([-700.0, -3.0, -0.0, 0.5, 9.0, 100.0, 1e5]).astype(floatX)
+    x = input_like(value, "x")
+    compare_onnx_and_py([x], [pt.ive(0, x), pt.ive(1, x), pt.iv(1, x)[:-1]], [value])
+    np.testing.assert_allclose(
+        _onnx_values(lambda v: pt.ive(1, v), value),
+        sp.i1e(value),
+        rtol=3e-15 if floatX == "float64" else 2e-7,
+    )
+
+
+def test_ive_of_other_orders_is_refused() -> None:
+    x = pt.vector("x")
+    with pytest.raises(NotImplementedError, match="constant v of 0 or 1"):
+        export_onnx([x], [pt.ive(2.5, x)])

@@ -22,14 +22,16 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+import numpy as np
 import onnx_ir as ir
 import pytensor.scalar.math as psm
 import pytensor.tensor.xlogx as ptx
+from pytensor.graph.basic import Apply, Constant
 
-from pytensor_onnx.builder import ONNXBuilder
+from pytensor_onnx.builder import ONNXBuilder, variable_dtype
 from pytensor_onnx.dispatch import _special_tables as tables
 from pytensor_onnx.dispatch._numerics import BERNOULLI_EVEN, Num, while_any
-from pytensor_onnx.dispatch.basic import optional_classes
+from pytensor_onnx.dispatch.basic import UnsupportedOpError, onnx_funcify, optional_classes
 from pytensor_onnx.dispatch.scalar import expm1, log1p, register_kernel
 
 #: A float64 decomposition: the arithmetic helper and float64 input values.
@@ -453,27 +455,68 @@ def gammaincc64(num: Num, a: ir.Value, x: ir.Value) -> ir.Value:
 
 
 # ------------------------------------------------------------------- Bessel I0, I1
-def _bessel(small: tuple[float, ...], large: tuple[float, ...], odd: bool) -> Decomposition:
+def _bessel_scaled(small: tuple[float, ...], large: tuple[float, ...], odd: bool) -> Decomposition:
+    """``exp(-|x|) I_n(x)`` for ``n = 0`` (even) or ``n = 1`` (odd) from Chebyshev series on
+    ``[0, 8]`` (of ``e^-x I0`` and ``e^-x I1 / x``) and in ``16 / x`` beyond (of
+    ``sqrt(x) e^-x I_n``)."""
+
     def decomposition(num: Num, x: ir.Value) -> ir.Value:
         a = num.unary("Abs", x)
         near = num.chebyshev_on(a, 0.0, 8.0, small)
         if odd:
             near = num.mul(near, a)
         far = num.div(num.chebyshev(num.sub(num.div(16.0, a), 1.0), large), num.unary("Sqrt", a))
-        scaled = num.where(num.le(a, 8.0), near, far)  # exp(-|x|) I(|x|)
-        half = num.unary("Exp", num.mul(a, 0.5))
-        value = num.mul(num.mul(scaled, half), half)
-        value = num.where(num.is_inf(a), math.inf, value)
-        return num.negate_where(num.lt(x, 0.0), value) if odd else value
+        scaled = num.where(num.le(a, 8.0), near, far)
+        return num.negate_where(num.lt(x, 0.0), scaled) if odd else scaled
 
     return decomposition
 
 
-i0_64 = _bessel(tables.I0E_SMALL_CHEB, tables.I0E_LARGE_CHEB, odd=False)
-i1_64 = _bessel(tables.I1E_SMALL_CHEB, tables.I1E_LARGE_CHEB, odd=True)
+i0e64 = _bessel_scaled(tables.I0E_SMALL_CHEB, tables.I0E_LARGE_CHEB, odd=False)
+i1e64 = _bessel_scaled(tables.I1E_SMALL_CHEB, tables.I1E_LARGE_CHEB, odd=True)
 
 
-for _cls, _decomposition in [
+def _unscaled(scaled: Decomposition, odd: bool) -> Decomposition:
+    def decomposition(num: Num, x: ir.Value) -> ir.Value:
+        a = num.unary("Abs", x)
+        # exp(|x|) in two halves: I_n(x) is finite up to |x| = 713, exp(|x|) only to 709.
+        half = num.unary("Exp", num.mul(a, 0.5))
+        value = num.mul(num.mul(scaled(num, x), half), half)
+        # The limits at +-inf are +inf (I0) and +-inf (I1); SciPy returns NaN there.
+        return num.where(num.is_inf(a), x if odd else a, value)
+
+    return decomposition
+
+
+i0_64 = _unscaled(i0e64, odd=False)
+i1_64 = _unscaled(i1e64, odd=True)
+
+
+def _bessel_of_constant_order(
+    op: psm.ScalarOp, node: Apply, builder: ONNXBuilder
+) -> list[ir.Value]:
+    # Only the orders with a decomposition: a constant v of 0 or 1 (e.g. PyTensor 3's
+    # i0/i1-based helpers); other orders need a general Bessel algorithm.
+    order = node.inputs[0]
+    values = np.unique(np.asarray(order.data)) if isinstance(order, Constant) else None
+    name = type(op).__name__.lower()
+    if values is None or values.size != 1 or values[0] not in (0, 1):
+        raise UnsupportedOpError.for_node(
+            node, f"{name}(v, x) is only converted for a constant v of 0 or 1"
+        )
+    dtype = variable_dtype(node.outputs[0])
+    if isinstance(op, psm.Ive):
+        decomposition = i0e64 if values[0] == 0 else i1e64
+    else:
+        decomposition = i0_64 if values[0] == 0 else i1_64
+    return [in_float64(decomposition)(builder, [builder.input(node, 1, dtype)], dtype)]
+
+
+for _cls in optional_classes(psm, "Ive", "Iv"):  # PyTensor 3 builds iv from ive
+    onnx_funcify.register(_cls)(_bessel_of_constant_order)
+
+
+_DECOMPOSED: list[tuple[type, Decomposition]] = [
     (psm.Erf, erf64),
     (psm.Erfc, erfc64),
     (psm.Erfcx, erfcx64),
@@ -487,5 +530,6 @@ for _cls, _decomposition in [
     (psm.I1, i1_64),
     (psm.GammaInc, gammainc64),
     (psm.GammaIncC, gammaincc64),
-]:
+]
+for _cls, _decomposition in _DECOMPOSED:
     register_kernel(_cls)(in_float64(_decomposition))
