@@ -233,10 +233,13 @@ def test_export_pair_from_file_with_options(
         "--external-data-threshold",
         "0",
         "--provenance",
+        "--ir-version",
+        "10",
     ]
     assert main(args) == EXIT_OK
     model = onnx.load(out, load_external_data=False)
     assert model.opset_import[0].version == 20
+    assert model.ir_version == 10
     assert model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
     assert len(model.graph.output) == 2
     assert all(node.metadata_props for node in model.graph.node)

@@ -230,6 +230,14 @@ def test_metadata_records_versions() -> None:
     assert model.producer_name == "pytensor-onnx"
 
 
+def test_ir_version_can_be_lowered_for_older_runtimes() -> None:
+    model = export_onnx(*graph_with_converter_bug(), ir_version=9)
+    assert model.ir_version == 9
+    assert verify(model, {"x": X}).passed
+    with pytest.raises(ValueError, match="ir_version 7 is not supported"):
+        export_onnx(*graph_with_converter_bug(), ir_version=7)
+
+
 # ------------------------------------------------------------------------------- summary
 def test_summary_lists_inputs_outputs_ops_and_bytes(tmp_path: Path) -> None:
     x = pt.matrix("x", shape=(None, 3))

@@ -178,6 +178,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         external_data_threshold=args.external_data_threshold,
         verify=args.verify,
         provenance=args.provenance,
+        ir_version=args.ir_version,
     )
     info = model_summary(args.output)
     print(
@@ -278,6 +279,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--provenance", action="store_true", help="record PyTensor op and variable on each node"
+    )
+    p.add_argument(
+        "--ir-version",
+        type=int,
+        help="ONNX IR version to write (default: the newest the installed ONNX Runtime loads; "
+        "onnxruntime-web 1.30 reads up to 13)",
     )
     p.set_defaults(handler=cmd_export)
     return parser

@@ -44,6 +44,8 @@ from pytensor_onnx.storage import (
 DEFAULT_OPSET = 18
 #: The oldest opset the converters target (Reduce* take axes as inputs from 18 on).
 MIN_OPSET = 18
+#: The oldest IR version that can hold opset 18.
+MIN_IR_VERSION = 8
 
 PathLike = str | os.PathLike[str]
 
@@ -369,6 +371,7 @@ def export_onnx(
     external_data_threshold: int = DEFAULT_EXTERNAL_DATA_THRESHOLD,
     verify: bool | Sequence[object] | Mapping[str, object] = False,
     provenance: bool = False,
+    ir_version: int | None = None,
 ) -> onnx.ModelProto:
     """Export a PyTensor graph to ONNX.
 
@@ -413,6 +416,9 @@ def export_onnx(
     provenance
         Record on every ONNX node the PyTensor Op and variable it was converted from
         (node ``metadata_props``; no file paths).
+    ir_version
+        The ONNX IR version to write; by default the newest the installed ONNX Runtime
+        loads.  Lower it for older runtimes (onnxruntime-web 1.30 reads up to 13).
 
     Returns
     -------
@@ -463,6 +469,13 @@ def export_onnx(
     )
     if provenance:
         annotate_provenance(model, value_map)
+    if ir_version is not None:
+        if not MIN_IR_VERSION <= ir_version <= onnx.IR_VERSION:
+            raise ValueError(
+                f"ir_version {ir_version} is not supported: choose {MIN_IR_VERSION}.."
+                f"{onnx.IR_VERSION} (opset 18 needs IR version {MIN_IR_VERSION})"
+            )
+        model.ir_version = ir_version
     verifier = None
     if verify is not False:
         from pytensor_onnx.verify import verify_export

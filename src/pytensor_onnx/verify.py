@@ -446,7 +446,7 @@ def _first_divergence(
     onnx_values = session.run(names, run_feeds)
 
     n_inputs = len(captured.input_names)
-    input_values = [run_feeds[v.name] for v in model.graph.inputs][:n_inputs]
+    input_values = [run_feeds[str(v.name)] for v in model.graph.inputs][:n_inputs]
     input_values += [array for _, array in captured.initializers]
     # Fresh inputs stand for the graph's inputs, some of which are shared-variable clones.
     fresh = [var.type() for var in fgraph.inputs]
