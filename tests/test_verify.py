@@ -278,3 +278,27 @@ def test_summary_of_ir_model_and_proto_agree() -> None:
     model = export_onnx(*graph_with_converter_bug())
     assert str(model_summary(model)) == str(model_summary(ir.serde.deserialize_model(model)))
     assert isinstance(model, onnx.ModelProto)
+
+
+def test_summary_lists_local_functions() -> None:
+    helper = onnx.helper
+    body = [helper.make_node("Exp", ["a"], ["e"]), helper.make_node("Neg", ["e"], ["b"])]
+    function = helper.make_function(
+        "custom", "ExpNeg", ["a"], ["b"], body, [helper.make_opsetid("", 18)]
+    )
+    graph = helper.make_graph(
+        [helper.make_node("ExpNeg", ["x"], ["y"], domain="custom")],
+        "g",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["n"])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["n"])],
+    )
+    model = helper.make_model(
+        graph,
+        functions=[function],
+        opset_imports=[helper.make_opsetid("", 18), helper.make_opsetid("custom", 1)],
+    )
+    info = model_summary(model)
+    assert info.op_histogram == {"custom::ExpNeg": 1}
+    assert info.functions == {"custom::ExpNeg": 2}
+    assert info.inputs[0].dims == "[n]"
+    assert "Local functions (1):" in str(info) and "2 nodes" in str(info)

@@ -162,7 +162,10 @@ class ModelSummary:
     inputs: list[TensorInfo]
     outputs: list[TensorInfo]
     op_histogram: Counter[str]
+    """Node counts by op type (``domain::type`` outside the default domain), main graph and
+    its subgraphs; local function bodies are counted in ``functions``."""
     initializers: list[InitializerInfo] = field(default_factory=list)
+    functions: dict[str, int] = field(default_factory=dict)
 
     @property
     def initializer_bytes(self) -> int:
@@ -192,6 +195,9 @@ class ModelSummary:
             lines += _table([[i.name, i.dtype, i.dims] for i in infos])
         lines.append(f"Nodes: {self.node_count} ({len(self.op_histogram)} op types)")
         lines += _table([[op, str(n)] for op, n in _sorted_histogram(self.op_histogram)])
+        if self.functions:
+            lines.append(f"Local functions ({len(self.functions)}):")
+            lines += _table([[name, f"{n} nodes"] for name, n in sorted(self.functions.items())])
         lines.append(
             f"Initializers: {len(self.initializers)}, {_format_bytes(self.initializer_bytes)}"
             f" ({_format_bytes(self.external_bytes)} in external data)"
@@ -266,6 +272,10 @@ def model_summary(model: onnx.ModelProto | ir.Model | PathLike) -> ModelSummary:
         outputs=[_tensor_info(v) for v in graph.outputs],
         op_histogram=histogram,
         initializers=initializers,
+        functions={
+            f"{domain}::{name}": sum(1 for _ in ir.traversal.RecursiveGraphIterator(function))
+            for (domain, name, _), function in ir_model.functions.items()
+        },
     )
 
 
