@@ -365,6 +365,40 @@ _GAMMAINC_MAX_ITERATIONS = 20000
 _TINY = 1e-300
 
 
+#: ``1/3, 1/5, 1/7, ...``: ``log1p(t) = 2 atanh(u) = 2 (u + u^3/3 + u^5/5 + ...)`` with
+#: ``u = t / (2 + t)``; 18 terms reach 1e-17 for ``|u| <= 1/3``.
+_ATANH_SERIES = [1.0 / (2 * k + 3) for k in range(18)]
+
+
+def _log1pmx_negated(num: Num, t: ir.Value) -> ir.Value:
+    """``t - log(1 + t)`` (>= 0) without the cancellation at small ``t``."""
+    u = num.div(t, num.add(t, 2.0))
+    u2 = num.mul(u, u)
+    # t - 2u = u t exactly, so t - log1p(t) = u t - 2 u^3 (1/3 + u^2/5 + ...).
+    series = num.sub(
+        num.mul(u, t), num.mul(num.mul(num.mul(u, u2), 2.0), num.horner(u2, _ATANH_SERIES))
+    )
+    direct = num.sub(t, log1p(num.builder, t, num.dtype))
+    return num.where(num.le(num.unary("Abs", u), 1.0 / 3.0), series, direct)
+
+
+def _gammainc_prefix(num: Num, a: ir.Value, x: ir.Value) -> ir.Value:
+    """``x^a e^-x / Gamma(a)``, the factor in front of the series and continued fraction.
+
+    For ``a >= 10`` it is ``sqrt(a / (2 pi)) exp(-a (t - log1p(t)) - c(a))`` with
+    ``t = (x - a) / a`` and ``c`` the Stirling correction: the large terms ``a log x``,
+    ``x`` and ``gammaln(a)`` cancel analytically instead of in floating point.
+    """
+    direct = num.unary(
+        "Exp", num.sub(num.sub(num.mul(a, num.unary("Log", x)), x), gammaln64(num, a))
+    )
+    t = num.div(num.sub(x, a), a)
+    exponent = num.add(num.mul(a, _log1pmx_negated(num, t)), _stirling_correction(num, a))
+    scale = num.unary("Sqrt", num.mul(a, 1.0 / (2.0 * math.pi)))
+    stirling = num.mul(scale, num.unary("Exp", num.unary("Neg", exponent)))
+    return num.where(num.ge(a, _STIRLING_MIN), stirling, direct)
+
+
 def _gammainc_pair(num: Num, a: ir.Value, x: ir.Value) -> tuple[ir.Value, ir.Value]:
     """``(P(a, x), Q(a, x))``, the regularized lower and upper incomplete gamma functions.
 
@@ -377,8 +411,7 @@ def _gammainc_pair(num: Num, a: ir.Value, x: ir.Value) -> tuple[ir.Value, ir.Val
     shape = builder.shape(num.add(a, x))
     series_region = num.lt(x, num.add(a, 1.0))
     valid = num.both(num.gt(a, 0.0), num.gt(x, 0.0))
-    log_prefix = num.sub(num.sub(num.mul(a, num.unary("Log", x)), x), gammaln64(num, a))
-    prefix = num.unary("Exp", log_prefix)  # x^a e^-x / Gamma(a)
+    prefix = _gammainc_prefix(num, a, x)
     tolerance = _LOOP_TOLERANCE
 
     inv_a = builder.op("Expand", [num.div(1.0, a), shape])
