@@ -131,6 +131,15 @@ class ONNXBuilder:
     names
         The name registry, shared by a graph and its subgraphs (ONNX requires names to be
         unique across nested graphs).
+    functions
+        The model's local functions by key (e.g. the Op they implement), shared by every
+        builder of a model (default: the parent's, else a new dict).
+    options
+        Export options that converters read, e.g. ``op_from_graph`` (default: the
+        parent's, else none).
+    initializers
+        Whether large constants may become initializers; ``False`` for ONNX function
+        bodies, which have none (constants are then ``Constant`` nodes).
     """
 
     def __init__(
@@ -140,10 +149,20 @@ class ONNXBuilder:
         *,
         parent: ONNXBuilder | None = None,
         names: NameRegistry | None = None,
+        functions: dict[Any, ir.Function] | None = None,
+        options: Mapping[str, Any] | None = None,
+        initializers: bool = True,
     ) -> None:
         self.opset = opset
         self.parent = parent
         self.names = names if names is not None else NameRegistry()
+        self.functions: dict[Any, ir.Function] = (
+            functions if functions is not None else parent.functions if parent else {}
+        )
+        self.options: Mapping[str, Any] = (
+            options if options is not None else parent.options if parent else {}
+        )
+        self.initializers = initializers
         self.graph = ir.Graph(
             inputs=[], outputs=[], nodes=[], opset_imports={"": opset}, name=name
         )
@@ -302,7 +321,7 @@ class ONNXBuilder:
         if cached is not None:
             return cached
         tensor = ir.Tensor(array)
-        if array.size > CONSTANT_NODE_MAX_SIZE:
+        if array.size > CONSTANT_NODE_MAX_SIZE and root.initializers:
             value = ir.Value(
                 name=root.names.claim("const"),
                 type=ir.TensorType(tensor.dtype),

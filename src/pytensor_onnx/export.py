@@ -252,14 +252,16 @@ def build_model(
     producer_version: str = __version__,
     doc_string: str | None = None,
     value_map: dict[Variable, ir.Value] | None = None,
+    op_from_graph: str = "function",
 ) -> ir.Model:
     """Convert a captured graph into an :class:`onnx_ir.Model` (no checks, nothing written).
 
     If ``value_map`` is given, it receives the ONNX value of every converted variable of
     ``captured.fgraph`` (for provenance and intermediate-value verification).
+    ``op_from_graph`` is the export option of :func:`export_onnx`.
     """
     fgraph = captured.fgraph
-    builder = ONNXBuilder(opset, graph_name)
+    builder = ONNXBuilder(opset, graph_name, options={"op_from_graph": op_from_graph})
     names = NameRegistry()
     n_inputs = len(captured.input_names)
     for var, name in zip(fgraph.inputs[:n_inputs], captured.input_names, strict=True):
@@ -305,9 +307,11 @@ def build_model(
         value.shape = ir.Shape(getattr(var.type, "shape", ()))
         builder.graph.outputs.append(value)
     sink_into_branches(builder.graph)
+    builder.graph.opset_imports.update(builder.opset_imports)
 
     model = ir.Model(
         builder.graph,
+        functions=list(builder.functions.values()),
         ir_version=newest_ir_version(),
         producer_name=producer_name,
         producer_version=producer_version,
@@ -372,6 +376,7 @@ def export_onnx(
     verify: bool | Sequence[object] | Mapping[str, object] = False,
     provenance: bool = False,
     ir_version: int | None = None,
+    op_from_graph: str = "function",
 ) -> onnx.ModelProto:
     """Export a PyTensor graph to ONNX.
 
@@ -419,6 +424,10 @@ def export_onnx(
     ir_version
         The ONNX IR version to write; by default the newest the installed ONNX Runtime
         loads.  Lower it for older runtimes (onnxruntime-web 1.30 reads up to 13).
+    op_from_graph
+        How ``OpFromGraph`` ops become ONNX: ``"function"`` (default), one ONNX local
+        function per Op, called where it is used; ``"inline"``, their inner graphs copied
+        into the graph.
 
     Returns
     -------
@@ -466,6 +475,7 @@ def export_onnx(
         producer_version=producer_version,
         doc_string=doc_string,
         value_map=value_map,
+        op_from_graph=op_from_graph,
     )
     if provenance:
         annotate_provenance(model, value_map)

@@ -1,6 +1,15 @@
 """Converters for ``pytensor.compile.builders``: OpFromGraph (and PyTensor 3's symbolic ops).
 
-The inner graph is converted in place (inlined) into the enclosing ONNX graph.
+A user's ``OpFromGraph`` becomes, by the export option ``op_from_graph``:
+
+* ``"function"`` (the default): an ONNX local function (domain :data:`FUNCTION_DOMAIN`,
+  named after the Op), called by one node per use.  The structure stays visible (Netron
+  shows the call and the function body), and repeated uses share one body;
+* ``"inline"``: its inner graph converted in place into the enclosing graph.
+
+PyTensor's own ``OpFromGraph`` subclasses (the "symbolic ops" of PyTensor 3 such as
+decompositions, which exist as plain ops in PyTensor 2) are always inlined, so that a
+model's structure does not depend on the PyTensor version.
 """
 
 from __future__ import annotations
@@ -10,11 +19,87 @@ from collections.abc import Sequence
 import onnx_ir as ir
 from pytensor.compile.builders import OpFromGraph
 from pytensor.graph.basic import Apply
+from pytensor.graph.fg import FunctionGraph
 
-from pytensor_onnx.builder import ONNXBuilder
-from pytensor_onnx.dispatch.basic import inline_inner_graph, onnx_funcify
+from pytensor_onnx.builder import ONNXBuilder, onnx_dtype, variable_dtype, variable_shape
+from pytensor_onnx.dispatch.basic import convert_nodes, inline_inner_graph, onnx_funcify
+
+#: The domain of the local functions made from OpFromGraph.
+FUNCTION_DOMAIN = "pytensor.op_from_graph"
+#: The values of the ``op_from_graph`` export option.
+OP_FROM_GRAPH_MODES = ("function", "inline")
+
+
+def thaw(fgraph: FunctionGraph) -> FunctionGraph:
+    """An inner graph with variables of its own.
+
+    PyTensor 3 freezes inner graphs and shares their variables between graphs (the inputs
+    of every frozen graph are the same ``NominalVariable`` objects, and equal subgraphs are
+    one object).  Binding them in a builder that already holds another graph's variables
+    would overwrite those bindings, so inner graphs are thawed (copied) first.
+    """
+    unfreeze = getattr(fgraph, "unfreeze", None)
+    return unfreeze() if unfreeze is not None else fgraph
+
+
+def _function_for(op: OpFromGraph, builder: ONNXBuilder) -> ir.Function:
+    """The local function implementing ``op``, made on first use."""
+    found = builder.functions.get(op)
+    if found is not None:
+        return found
+    name = builder.names.claim(op.name or type(op).__name__)
+    body = ONNXBuilder(
+        builder.opset,
+        name,
+        names=builder.names,
+        functions=builder.functions,
+        options=builder.options,
+        initializers=False,
+    )
+    body.graph.opset_imports[FUNCTION_DOMAIN] = 1
+    fgraph = thaw(op.fgraph)
+    for i, var in enumerate(fgraph.inputs):
+        value = ir.Value(
+            name=body.names.claim(f"{name}_input_{i}"),
+            type=ir.TensorType(onnx_dtype(variable_dtype(var))),
+        )
+        body.graph.inputs.append(value)
+        body.bind(var, value)
+    convert_nodes(fgraph.toposort(), body)
+    claimed: set[int] = set()
+    for var in fgraph.outputs:
+        value = body.value(var)
+        # A function output must be made by a node of the body, once.
+        if (
+            value.producer() is None
+            or value.producer().graph is not body.graph
+            or id(value) in claimed
+        ):
+            value = body.op("Identity", [value])
+        claimed.add(id(value))
+        body.graph.outputs.append(value)
+    body.name_values()
+    function = ir.Function(FUNCTION_DOMAIN, name, graph=body.graph, attributes=[])
+    builder.functions[op] = function
+    return function
 
 
 @onnx_funcify.register(OpFromGraph)
 def _op_from_graph(op: OpFromGraph, node: Apply, builder: ONNXBuilder) -> Sequence[ir.Value]:
-    return inline_inner_graph(op.fgraph, node, builder)
+    mode = builder.options.get("op_from_graph", "function")
+    if mode not in OP_FROM_GRAPH_MODES:
+        raise ValueError(f"op_from_graph must be one of {OP_FROM_GRAPH_MODES}, got {mode!r}")
+    if mode == "inline" or type(op) is not OpFromGraph:
+        return inline_inner_graph(thaw(op.fgraph), node, builder)
+    function = _function_for(op, builder)
+    builder.opset_imports[FUNCTION_DOMAIN] = 1
+    outputs = builder.op_multi(
+        function.name,
+        builder.inputs(node),
+        domain=FUNCTION_DOMAIN,
+        num_outputs=len(node.outputs),
+    )
+    for var, value in zip(node.outputs, outputs, strict=True):
+        value.dtype = onnx_dtype(variable_dtype(var))
+        value.shape = ir.Shape(variable_shape(var))
+    return list(outputs)

@@ -38,6 +38,7 @@ from pytensor.tensor.type import TensorType
 
 from pytensor_onnx.builder import ONNXBuilder, onnx_dtype, variable_dtype, variable_shape
 from pytensor_onnx.dispatch.basic import UnsupportedOpError, convert_nodes, onnx_funcify
+from pytensor_onnx.dispatch.builders import thaw
 from pytensor_onnx.rewrite import rewrite_for_onnx
 
 Values = Sequence[ir.Value]
@@ -48,8 +49,9 @@ _STEP_COUNT = TensorType("int64", shape=())()
 
 def rewritten_inner_graph(inner: FunctionGraph) -> FunctionGraph:
     """A rewritten copy of an Op's inner graph (frozen in PyTensor 3), ready for conversion."""
-    unfreeze = getattr(inner, "unfreeze", None)
-    fgraph = unfreeze() if unfreeze is not None else inner.clone()
+    fgraph = thaw(inner)
+    # Rewriting changes the graph in place: never rewrite the Op's own graph.
+    fgraph = fgraph.clone() if fgraph is inner else fgraph
     rewrite_for_onnx(fgraph)
     return fgraph
 
