@@ -164,6 +164,7 @@ INC: dict[str, tuple[Callable[..., pt.TensorVariable], list[np.ndarray], tuple[i
     "broadcast_y": (lambda x, y: x[1:3, 2], [], (3,)),
     "vector_repeated": (lambda x, y, i: x[i], [np.array([0, 2, 2, -3, 4])], (5, 4, 3)),
     "axis1_repeated": (lambda x, y, i: x[:, i], [np.array([1, 1, -1])], (5, 3, 3)),
+    "axis2_repeated_negative": (lambda x, y, i: x[:, :, i], [np.array([0, -3, 2, -1])], (4,)),
     "two_arrays_repeated": (
         lambda x, y, i, j: x[i, :, j],
         [np.array([0, 0, 4]), np.array([2, 2, 1])],

@@ -283,6 +283,43 @@ def index_tensor(
     return _gather_arrays(builder, x, arrays, len(full_shape))
 
 
+def _scatter(
+    builder: ONNXBuilder,
+    target: ir.Value,
+    positions: ir.Value,
+    updates: ir.Value,
+    *,
+    set_instead_of_inc: bool,
+    may_repeat: bool,
+    accumulate: bool,
+) -> ir.Value:
+    """Write ``updates`` (shape ``positions.shape + target.shape[1:]``) into the slices
+    ``target[positions]`` (int64 positions along the first axis, negative allowed)."""
+    index = builder.op("Unsqueeze", [positions, builder.int64s([-1])])
+    if not set_instead_of_inc and (accumulate or not may_repeat):
+        return builder.op("ScatterND", [target, index, updates], {"reduction": "add"})
+    if not may_repeat:
+        return builder.op("ScatterND", [target, index, updates])
+    # Repeated positions: the last update wins, as in NumPy.  Find, per position, the largest
+    # update number writing there, and let every writer write that value, so that the
+    # (unspecified) order of ScatterND's writes does not matter.
+    flat_positions = builder.op("Reshape", [positions, builder.int64s([-1])])
+    row_shape = builder.op("Shape", [target], {"start": 1})
+    rows = builder.op(
+        "Reshape", [updates, builder.op("Concat", [builder.int64s([-1]), row_shape], {"axis": 0})]
+    )
+    if not set_instead_of_inc:  # ignore_duplicates: x[idx] = x[idx] + y
+        rows = builder.op("Add", [builder.op("Gather", [target, flat_positions]), rows])
+    n_updates = builder.op("Size", [flat_positions])
+    order = builder.op("Range", [builder.scalar(0, "int64"), n_updates, builder.scalar(1, "int64")])
+    none = builder.op("Expand", [builder.scalar(-1, "int64"), builder.dim(target, 0)])
+    flat_index = builder.op("Unsqueeze", [flat_positions, builder.int64s([-1])])
+    last = builder.op("ScatterND", [none, flat_index, order], {"reduction": "max"})
+    winner = builder.op("Gather", [last, flat_positions])
+    rows = builder.op("Gather", [rows, winner])
+    return builder.op("ScatterND", [target, flat_index, rows])
+
+
 def _update(
     builder: ONNXBuilder,
     node: Apply,
@@ -303,45 +340,66 @@ def _update(
         wins (``x[idx] += y``, PyTensor's ``ignore_duplicates``).
     """
     dtype = variable_dtype(node.outputs[0])
+    ndim = node.inputs[0].type.ndim
     x = builder.input(node, 0)
     y = builder.input(node, 1, dtype)
+    # y broadcasts against x[items]; leading length-1 dims of y beyond its rank are dropped.
+    selected_ndim = _selected_ndim(ndim, items)
+    extra = node.inputs[1].type.ndim - selected_ndim
+    if extra > 0:
+        y = builder.op("Squeeze", [y, builder.int64s(range(extra))])
+    modes = {
+        "set_instead_of_inc": set_instead_of_inc,
+        "may_repeat": may_repeat,
+        "accumulate": accumulate,
+    }
+    single = _single_array_axis(items)
     shape = builder.shape(x)
+    if single is not None:
+        # One index array with every other axis whole: scatter rows of x directly.
+        axis, item = single
+        assert item.array is not None
+        k = item.ndim
+        selected_shape = builder.op(
+            "Concat",
+            [
+                builder.op("Shape", [x], {"start": 0, "end": axis}),
+                builder.shape(item.array),
+                builder.op("Shape", [x], {"start": axis + 1}),
+            ],
+            {"axis": 0},
+        )
+        updates = builder.op("Expand", [y, selected_shape])
+        if axis == 0:
+            return _scatter(builder, x, item.array, updates, **modes)
+        perm = [axis, *(d for d in range(ndim) if d != axis)]
+        update_perm = [*range(axis, axis + k), *range(axis), *range(axis + k, ndim - 1 + k)]
+        moved = _scatter(
+            builder,
+            builder.op("Transpose", [x], {"perm": perm}),
+            item.array,
+            builder.op("Transpose", [updates], {"perm": update_perm}),
+            **modes,
+        )
+        return builder.op("Transpose", [moved], {"perm": [int(d) for d in np.argsort(perm)]})
+    # General case: the flat position of every selected element, from an arange shaped like x.
     flat_shape = builder.int64s([-1])
     size = builder.op("Size", [x])
     arange = builder.op("Range", [builder.scalar(0, "int64"), size, builder.scalar(1, "int64")])
     x_shape = tuple(getattr(node.inputs[0].type, "shape", ()))
     positions = index_tensor(builder, builder.op("Reshape", [arange, shape]), x_shape, items)
-    # y broadcasts against x[items]; leading length-1 dims of y beyond its rank are dropped.
-    selected_ndim = _selected_ndim(node.inputs[0].type.ndim, items)
-    extra = node.inputs[1].type.ndim - selected_ndim
-    if extra > 0:
-        y = builder.op("Squeeze", [y, builder.int64s(range(extra))])
-    updates = builder.op(
-        "Reshape", [builder.op("Expand", [y, builder.shape(positions)]), flat_shape]
-    )
-    flat_positions = builder.op("Reshape", [positions, flat_shape])
+    updates = builder.op("Expand", [y, builder.shape(positions)])
     x_flat = builder.op("Reshape", [x, flat_shape])
-    scatter_index = builder.op("Unsqueeze", [flat_positions, builder.int64s([1])])
-    if not set_instead_of_inc:
-        if accumulate or not may_repeat:
-            result = builder.op("ScatterND", [x_flat, scatter_index, updates], {"reduction": "add"})
-            return builder.op("Reshape", [result, shape])
-        selected = builder.op("Gather", [x_flat, flat_positions])
-        updates = builder.op("Add", [selected, updates])
-    if may_repeat:
-        # Repeated positions: the last update wins, as in NumPy.  Find, per position, the
-        # largest update number writing there, and let every writer write that value, so the
-        # (unspecified) order of ScatterND's writes does not matter.
-        n_updates = builder.op("Size", [flat_positions])
-        order = builder.op(
-            "Range", [builder.scalar(0, "int64"), n_updates, builder.scalar(1, "int64")]
-        )
-        none = builder.op("Expand", [builder.scalar(-1, "int64"), builder.op("Shape", [x_flat])])
-        last = builder.op("ScatterND", [none, scatter_index, order], {"reduction": "max"})
-        winner = builder.op("Gather", [last, flat_positions])
-        updates = builder.op("Gather", [updates, winner])
-    result = builder.op("ScatterND", [x_flat, scatter_index, updates])
+    result = _scatter(builder, x_flat, positions, updates, **modes)
     return builder.op("Reshape", [result, shape])
+
+
+def _single_array_axis(items: Sequence[_Item]) -> tuple[int, _Item] | None:
+    """``(axis, item)`` if ``items`` hold one index array and otherwise only full slices."""
+    arrays = [(axis, item) for axis, item in enumerate(items) if item.kind == "array"]
+    if len(arrays) != 1 or any(item.kind != "array" and not item.is_full_slice for item in items):
+        return None
+    return arrays[0]
 
 
 def _selected_ndim(ndim: int, items: Sequence[_Item]) -> int:
