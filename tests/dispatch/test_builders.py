@@ -8,6 +8,7 @@ import pytensor
 import pytensor.tensor as pt
 import pytest
 from pytensor.compile.builders import OpFromGraph
+from pytensor.tensor.blockwise import Blockwise
 
 from pytensor_onnx import export_onnx
 from pytensor_onnx.dispatch.builders import FUNCTION_DOMAIN
@@ -98,3 +99,22 @@ def test_unknown_mode_is_refused() -> None:
     x = pt.vector("x")
     with pytest.raises(ValueError, match="op_from_graph"):
         export_onnx([x], [op(x)], op_from_graph="flatten")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_blockwise_over_op_from_graph_loops_over_batch(mode: str, floatX: str) -> None:
+    """A core Op without a batched converter runs in a Loop over the broadcast batch."""
+    a = pt.matrix("a", dtype=floatX)
+    b = pt.vector("b", dtype=floatX)
+    core = OpFromGraph([a, b], [pt.tanh(a.dot(b)), a.sum()], name="core")
+    batched = Blockwise(core, signature="(m,n),(n)->(m),()")
+    A = pt.tensor("A", dtype=floatX, shape=(None, None, None, None))
+    B = pt.tensor("B", dtype=floatX, shape=(1, None, None))
+    out1, out2 = batched(A, B)
+    rng = np.random.default_rng(2)
+    values = [
+        [rng.normal(size=(2, n, 3, 4)).astype(floatX), rng.normal(size=(1, n, 4)).astype(floatX)]
+        for n in (1, 3)
+    ]
+    model = compare_at_lengths([A, B], [out1, out2], values, op_from_graph=mode, rtol=1e-5)
+    assert sum(node.op_type == "Loop" for node in model.graph.node) == 1

@@ -17,21 +17,21 @@ from pytensor.tensor.blockwise import Blockwise
 from pytensor.tensor.math import Dot
 
 from pytensor_onnx.builder import ONNXBuilder
-from pytensor_onnx.dispatch.basic import UnsupportedOpError, onnx_funcify
+from pytensor_onnx.dispatch.basic import onnx_funcify
 from pytensor_onnx.dispatch.math import matmul
+from pytensor_onnx.dispatch.scan import blockwise_loop
 
 Values = Sequence[ir.Value]
 
 
 @singledispatch
 def onnx_funcify_blockwise(core_op: Op, node: Apply, builder: ONNXBuilder) -> Values:
-    """Convert a Blockwise ``node`` whose core Op is ``core_op`` (dispatched on its class)."""
-    raise UnsupportedOpError.for_node(
-        node,
-        f"no batched converter for core Op {type(core_op).__name__}; register one with "
-        "pytensor_onnx.dispatch.blockwise.onnx_funcify_blockwise",
-        op=core_op,
-    )
+    """Convert a Blockwise ``node`` whose core Op is ``core_op`` (dispatched on its class).
+
+    Without a batched converter, the core Op's own converter runs in an ONNX ``Loop`` over
+    the batch (:func:`pytensor_onnx.dispatch.scan.blockwise_loop`).
+    """
+    return blockwise_loop(node, builder)
 
 
 @onnx_funcify.register(Blockwise)

@@ -416,3 +416,67 @@ def _scan(op: Scan, node: Apply, builder: ONNXBuilder) -> Values:
     for var, value in zip(node.outputs, outputs, strict=True):
         value.dtype = onnx_dtype(variable_dtype(var))
     return outputs
+
+
+def _batch_shape(builder: ONNXBuilder, node: Apply, batch_ndim: int) -> ir.Value:
+    """The broadcast batch shape of a Blockwise ``node``'s inputs (1-D int64)."""
+    op = node.op
+    broadcast = builder.scalar(False, "bool")
+    for i, sig in enumerate(op.inputs_sig):
+        value = builder.input(node, i)
+        own = len(variable_shape(node.inputs[i])) - len(sig)
+        if own == 0:
+            continue
+        shape = builder.op("Shape", [value], {"start": 0, "end": own})
+        # Expand broadcasts both ways: expanding into each batch shape in turn broadcasts them.
+        broadcast = builder.op("Expand", [broadcast, shape])
+    if len(variable_shape(node.outputs[0])) - len(op.outputs_sig[0]) != batch_ndim:
+        raise RuntimeError("inconsistent Blockwise batch dimensions")
+    return builder.op("Shape", [broadcast])
+
+
+def blockwise_loop(node: Apply, builder: ONNXBuilder) -> list[ir.Value]:
+    """Convert a Blockwise ``node`` by looping its core Op's converter over the batch.
+
+    The inputs are broadcast to the common batch shape and flattened to one batch axis; a
+    ``Loop`` over that axis applies the core Op's converter to one batch entry per step,
+    and the stacked results are reshaped to ``(*batch_shape, *core_shape)``.  Used for
+    core Ops without a batched converter (see ``onnx_funcify_blockwise``).
+    """
+    op = node.op
+    batch_ndim = op.batch_ndim(node)
+    core_node = op._create_dummy_core_node(node.inputs)
+    batch_shape = _batch_shape(builder, node, batch_ndim)
+    count = builder.op("ReduceProd", [batch_shape], {"keepdims": 0})
+    body = LoopBody(builder, f"{type(op.core_op).__name__}_batch_body")
+    sub = body.inner
+    for i, core_var in enumerate(core_node.inputs):
+        value = builder.input(node, i)
+        core_shape = builder.op(
+            "Shape", [value], {"start": len(variable_shape(node.inputs[i])) - len(op.inputs_sig[i])}
+        )
+        full = builder.op("Concat", [batch_shape, core_shape], {"axis": 0})
+        flat_shape = builder.op("Concat", [_as_1d(builder, count), core_shape], {"axis": 0})
+        flat = builder.op(
+            "Reshape", [builder.op("Expand", [value, full]), flat_shape], {"allowzero": 1}
+        )
+        sub.bind(core_var, _scalar_at(sub, flat, body.iteration))
+    for out in core_node.outputs:
+        ndim = len(variable_shape(out))
+        body.carry(builder.const(np.zeros(ndim, dtype=np.int64)), "core_shape", _shape_type(ndim))
+    convert_nodes([core_node], sub)
+    for out in core_node.outputs:
+        body.carry_out(sub.shape(sub.value(out)))
+    for out in core_node.outputs:
+        body.scan_out(sub.value(out))
+    results = body.build(count)
+    n_out = len(core_node.outputs)
+    outputs = []
+    for var, core_shape, stacked in zip(
+        node.outputs, results[:n_out], results[n_out:], strict=True
+    ):
+        shape = builder.op("Concat", [batch_shape, core_shape], {"axis": 0})
+        value = builder.op("Reshape", [stacked, shape], {"allowzero": 1})
+        value.dtype = onnx_dtype(variable_dtype(var))
+        outputs.append(value)
+    return outputs
