@@ -444,3 +444,17 @@ def test_ive_of_other_orders_is_refused() -> None:
     x = pt.vector("x")
     with pytest.raises(NotImplementedError, match="constant v of 0 or 1"):
         export_onnx([x], [pt.ive(2.5, x)])
+
+
+def test_gammaincc_small_a_is_relatively_accurate() -> None:
+    # Q(a, x) for a < 1 is small where P is close to 1; it has its own series.
+    mpmath = pytest.importorskip("mpmath")
+    mpmath.mp.dps = 40
+    a, x = (v.ravel() for v in np.meshgrid([1e-3, 0.01, 0.3, 0.9], [1e-5, 0.1, 0.5, 1.2]))
+    want = np.array(
+        [
+            float(mpmath.gammainc(mpmath.mpf(s), mpmath.mpf(t), mpmath.inf, regularized=True))
+            for s, t in zip(a, x, strict=True)
+        ]
+    )
+    assert _max_relative_error(_onnx_values(pt.gammaincc, a, x), want) < 5e-15

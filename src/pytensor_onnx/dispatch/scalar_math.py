@@ -399,13 +399,44 @@ def _gammainc_prefix(num: Num, a: ir.Value, x: ir.Value) -> ir.Value:
     return num.where(num.ge(a, _STIRLING_MIN), stirling, direct)
 
 
+def _gammaincc_small_a(
+    num: Num, a: ir.Value, x: ir.Value, active: ir.Value, shape: ir.Value
+) -> ir.Value:
+    """``Q(a, x)`` for ``a < 1`` and ``x < a + 1``, where ``1 - P`` would cancel.
+
+    ``Q = -expm1(L) - a e^L S`` with ``L = a log x - gammaln(1 + a)`` and the alternating
+    series ``S = sum_{n>=1} (-x)^n / (n! (a + n))`` (run in a ``Loop`` while ``active``).
+    """
+    lgamma1p = _Reduced(num, a).lgamma_core()  # exact zero at a = 0 factored out
+    log_ratio = num.sub(num.mul(a, num.unary("Log", x)), lgamma1p)
+    minus_x = num.unary("Neg", x)
+
+    def step(body: Num, state: list[ir.Value]) -> tuple[list[ir.Value], ir.Value]:
+        power, total, n = state  # power = (-x)^n / n!
+        n = body.add(n, 1.0)
+        power = body.mul(power, body.div(minus_x, n))
+        term = body.div(power, body.add(a, n))
+        total = body.add(total, term)
+        big = body.gt(body.unary("Abs", term), body.mul(body.unary("Abs", total), _LOOP_TOLERANCE))
+        return [power, total, n], body.both(active, big)
+
+    one = num.builder.op("Expand", [num.val(1.0), shape])
+    zero = num.builder.op("Expand", [num.val(0.0), shape])
+    _, series, _ = while_any(
+        num, [one, zero, num.val(0.0)], step, _GAMMAINC_MAX_ITERATIONS, "gammaincc_small_a"
+    )
+    tail = num.mul(num.mul(a, num.unary("Exp", log_ratio)), series)
+    return num.sub(num.unary("Neg", expm1(num.builder, log_ratio, num.dtype)), tail)
+
+
 def _gammainc_pair(num: Num, a: ir.Value, x: ir.Value) -> tuple[ir.Value, ir.Value]:
     """``(P(a, x), Q(a, x))``, the regularized lower and upper incomplete gamma functions.
 
     The power series of ``P`` is used for ``x < a + 1`` and the continued fraction of ``Q``
     (modified Lentz) elsewhere; each runs in an ONNX ``Loop`` until every element it
     serves has converged.  The other function is ``1 - `` the computed one, which loses no
-    relative accuracy because that one is at most about one half there.
+    relative accuracy because that one is at most about one half there, except ``Q`` for
+    ``a < 1``, which has its own series (:func:`_gammaincc_small_a`).
     """
     builder = num.builder
     shape = builder.shape(num.add(a, x))
@@ -460,7 +491,10 @@ def _gammainc_pair(num: Num, a: ir.Value, x: ir.Value) -> tuple[ir.Value, ir.Val
     q_fraction = num.mul(prefix, h)
 
     lower = num.where(series_region, p_series, num.sub(1.0, q_fraction))
+    small_a = num.both(in_series, num.lt(a, 1.0))
+    q_small_a = _gammaincc_small_a(num, a, x, small_a, shape)
     upper = num.where(series_region, num.sub(1.0, p_series), q_fraction)
+    upper = num.where(small_a, q_small_a, upper)
     # SciPy's conventions at the edges of the domain.
     invalid = num.either(num.lt(a, 0.0), num.lt(x, 0.0))
     invalid = num.either(invalid, num.both(num.eq(a, 0.0), num.eq(x, 0.0)))
