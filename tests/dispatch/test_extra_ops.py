@@ -71,6 +71,16 @@ def test_searchsorted(side: str, floatX: str, symbolic: bool) -> None:
     compare_onnx_and_py([a, v], [pt.searchsorted(a, v, side=side)], [sorted_value, values])
 
 
+@pytest.mark.parametrize("n", [0, 1, 1000, 5000])
+def test_searchsorted_lengths(n: int, symbolic: bool) -> None:
+    sorted_value = np.sort(RNG.integers(0, 50, size=n).astype("float64"))
+    values = RNG.integers(-5, 55, size=(3, 40)).astype("float64")
+    a = input_like(sorted_value, "a", symbolic)
+    v = input_like(values, "v", symbolic)
+    outs = [pt.searchsorted(a, v, side="left"), pt.searchsorted(a, v, side="right")]
+    compare_onnx_and_py([a, v], outs, [sorted_value, values])
+
+
 def test_searchsorted_sorter_and_ints() -> None:
     a_value = np.array([5, 1, 3, 3, 9], dtype="int32")
     v_value = np.array([0, 3, 4, 10, 9], dtype="int64")

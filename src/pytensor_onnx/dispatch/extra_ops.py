@@ -4,8 +4,8 @@
   log-depth (Hillis-Steele) scan: ``ceil(log2 n)`` rounds of ``y *= shift(y, 2**r)``, the shift
   being a ``Pad`` with ones and a ``Slice``.  Each element is still the product of exactly its
   prefix (signs, zeros, inf and NaN behave as in NumPy); only the rounding order differs.
-* ``SearchsortedOp``: counts, per value, the sorted elements ordered before it (NaN-aware,
-  NaN sorting last as in NumPy) with one broadcast comparison (memory ``len(x) * v.size``).
+* ``SearchsortedOp``: a vectorized bisection (``ceil(log2(n + 1))`` rounds of ``Gather`` and a
+  NaN-aware comparison, NaN sorting last as in NumPy).
 * ``Unique``: ONNX ``Unique`` with ``sorted=1`` (flattened or along an axis).
 * ``UnravelIndex`` / ``RavelMultiIndex``: integer ``Mod``/``Div`` and a dot with the strides.
 * ``FillDiagonal`` / ``FillDiagonalOffset``: a ``Where`` on an index-equality mask.
@@ -23,6 +23,7 @@ from pytensor.tensor import extra_ops
 
 from pytensor_onnx.builder import ONNXBuilder, variable_dtype
 from pytensor_onnx.dispatch.basic import UnsupportedOpError, onnx_funcify
+from pytensor_onnx.dispatch.linalg import Carry, Size, fori_loop
 
 Values = Sequence[ir.Value]
 
@@ -35,27 +36,31 @@ def _arange(builder: ONNXBuilder, n: ir.Value) -> ir.Value:
     return builder.op("Range", [builder.scalar(0, "int64"), n, builder.scalar(1, "int64")])
 
 
+def _halving_rounds(builder: ONNXBuilder, length: ir.Value, static: int | None) -> Size:
+    """``ceil(log2(n + 1))`` (the rounds a doubling scan or a bisection over ``n`` elements
+    needs, or one more at some powers of two, which is harmless) as a loop count.
+
+    ``length`` is ``n`` as a 1-element int64 tensor; ``static`` its value if known.
+    """
+    if static is not None:
+        rounds = int(np.ceil(np.log2(static + 1)))
+        return Size(builder.scalar(rounds, "int64"), rounds, length, length)
+    n_plus_1 = builder.cast(builder.op("Add", [length, builder.int64s([1])]), "float64")
+    log2 = builder.op(
+        "Div", [builder.op("Log", [n_plus_1]), builder.scalar(np.log(2.0), "float64")]
+    )
+    rounds_value = builder.op(
+        "Squeeze", [builder.cast(builder.op("Ceil", [log2]), "int64"), builder.int64s([0])]
+    )
+    return Size(rounds_value, None, length, length)
+
+
 def cumprod(
     builder: ONNXBuilder, x: ir.Value, axis: int, dtype: str, static_length: int | None
 ) -> ir.Value:
     """Cumulative product of ``x`` along ``axis`` by a log-depth scan (see module docs)."""
-    from pytensor_onnx.dispatch.linalg import Carry, Size, fori_loop
-
     length = builder.dim(x, axis)
-    if static_length is not None:
-        rounds = int(np.ceil(np.log2(static_length))) if static_length > 1 else 0
-        count = Size(builder.scalar(rounds, "int64"), rounds, length, length)
-    else:
-        # ceil(log2(n + 1)) rounds: one more than needed at powers of two, which is harmless
-        # (a shift by n or more multiplies by ones).
-        n_plus_1 = builder.cast(builder.op("Add", [length, builder.int64s([1])]), "float64")
-        log2 = builder.op(
-            "Div", [builder.op("Log", [n_plus_1]), builder.scalar(np.log(2.0), "float64")]
-        )
-        rounds_value = builder.op(
-            "Squeeze", [builder.cast(builder.op("Ceil", [log2]), "int64"), builder.int64s([0])]
-        )
-        count = Size(rounds_value, None, length, length)
+    count = _halving_rounds(builder, length, static_length)
     one = builder.scalar(1, dtype)
     axes = builder.int64s([axis])
 
@@ -105,20 +110,37 @@ def _ordered_before(builder: ONNXBuilder, a: ir.Value, b: ir.Value, dtype: str) 
 
 @onnx_funcify.register(extra_ops.SearchsortedOp)
 def _searchsorted(op: extra_ops.SearchsortedOp, node: Apply, builder: ONNXBuilder) -> Values:
+    # A vectorized bisection: every value keeps an interval [lo, hi) of insertion points,
+    # halved ceil(log2(n + 1)) times (unrolled for short static lengths, else a Loop).
     dtype = upcast(variable_dtype(node.inputs[0]), variable_dtype(node.inputs[1]))
     x = builder.input(node, 0, dtype)
     if len(node.inputs) == 3:
         x = builder.op("Gather", [x, builder.input(node, 2, "int64")])
-    # Values get a trailing axis that the sorted elements broadcast along.
-    v = builder.op("Unsqueeze", [builder.input(node, 1, dtype), builder.int64s([-1])])
-    last = builder.int64s([-1])
-    if op.side == "left":
-        before = builder.cast(_ordered_before(builder, x, v, dtype), "int64", "bool")
-        return [builder.op("ReduceSum", [before, last], {"keepdims": 0})]
-    after = builder.cast(_ordered_before(builder, v, x, dtype), "int64", "bool")
-    n_after = builder.op("ReduceSum", [after, last], {"keepdims": 0})
-    n = builder.op("Squeeze", [builder.dim(x, 0), builder.int64s([0])])
-    return [builder.op("Sub", [n, n_after])]
+    v = builder.input(node, 1, dtype)
+    length = builder.dim(x, 0)
+    n = builder.op("Squeeze", [length, builder.int64s([0])])
+    last_index = builder.op("Sub", [n, builder.scalar(1, "int64")])
+    zeros = builder.op("Expand", [builder.scalar(0, "int64"), builder.shape(v)])
+    state = [Carry(zeros, "int64"), Carry(builder.op("Add", [zeros, n]), "int64")]
+
+    def step(body: ONNXBuilder, k: ir.Value, bounds: list[ir.Value]) -> list[ir.Value]:
+        lo, hi = bounds
+        active = body.op("Less", [lo, hi])
+        mid = body.op("Div", [body.op("Add", [lo, hi]), body.scalar(2, "int64")])
+        # mid == n only for finished values (lo == hi == n): clamp to keep Gather in range.
+        pivot = body.op("Gather", [x, body.op("Min", [mid, last_index])])
+        if op.side == "left":
+            go_right = _ordered_before(body, pivot, v, dtype)
+        else:
+            go_right = body.op("Not", [_ordered_before(body, v, pivot, dtype)])
+        right = body.op("And", [active, go_right])
+        left = body.op("And", [active, body.op("Not", [go_right])])
+        new_lo = body.op("Where", [right, body.op("Add", [mid, body.scalar(1, "int64")]), lo])
+        return [new_lo, body.op("Where", [left, mid, hi])]
+
+    count = _halving_rounds(builder, length, node.inputs[0].type.shape[0])
+    [lo, _], _ = fori_loop(builder, count, state, [], step, "searchsorted")
+    return [lo]
 
 
 # ---------------------------------------------------------------------------- Unique
