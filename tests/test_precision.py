@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import onnx
 import pytensor
@@ -203,3 +205,32 @@ def test_nodes_that_cannot_be_float32_compute_in_float64_with_a_warning() -> Non
     assert node.inputs[0].type.dtype == "float64"
     assert captured.fgraph.inputs[0].type.dtype == "float32"
     assert captured.fgraph.outputs[0].type.dtype == "float32"
+
+
+def test_pymc_logp_and_gradient_in_float32() -> None:
+    pm = pytest.importorskip("pymc")
+    rng = np.random.default_rng(0)
+    with pm.Model() as model:
+        mu = pm.Normal("mu", 0, 1)
+        sigma = pm.HalfNormal("sigma", 1)
+        b = pm.Normal("b", 0, 1, shape=3)
+        pm.StudentT(
+            "y",
+            nu=4,
+            mu=mu + pt.dot(rng.normal(size=(20, 3)), b),
+            sigma=sigma,
+            observed=rng.normal(size=20),
+        )
+    logp = model.logp()
+    inputs = model.value_vars
+    outputs = [logp, *pytensor.grad(logp, inputs)]
+    values = [np.array(0.3), np.array(-0.2), np.array([0.1, 0.2, -0.3])]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # nothing may stay float64
+        report = verify(
+            (inputs, outputs), values, float32=True, intermediates=True, mode=REFERENCE_MODE
+        )
+    assert report.passed, str(report)
+    assert report.first_divergence is None and report.intermediates_checked > 20
+    assert all(c.dtype == "float32" and c.reference_dtype == "float64" for c in report.checks)
+    assert max(c.max_rel_error for c in report.checks) < 1e-5

@@ -96,8 +96,9 @@ class VerificationReport:
     checks
         One :class:`OutputCheck` per output and runtime.
     timings
-        Wall-clock seconds per step (``export``, ``pytensor``, ``onnxruntime load``,
-        ``onnxruntime run``, ``onnx.reference run``...).
+        Wall-clock seconds per step (``export``, ``pytensor run``, ``onnxruntime load``,
+        ``onnxruntime run``, ``onnx.reference run``, ``intermediates``); runs are timed
+        after a warm-up call (see ``repeat``).
     reference
         What the outputs were compared with (``"pytensor"``, or ``"onnx.reference"``
         when only a model was given).
@@ -239,16 +240,23 @@ def _default_tolerances(dtype: str) -> tuple[float, float]:
 
 # ------------------------------------------------------------------------------- running
 class _Clock:
+    """Wall-clock timings of the verification steps."""
+
     def __init__(self) -> None:
         self.timings: dict[str, float] = {}
 
-    def run(self, what: str, fn: Callable[[], Any], repeat: int = 1) -> Any:
-        best = np.inf
-        result = None
-        for _ in range(max(repeat, 1)):
-            start = time.perf_counter()
-            result = fn()
-            best = min(best, time.perf_counter() - start)
+    def run(self, what: str, fn: Callable[[], Any], repeat: int = 0) -> Any:
+        """Call ``fn`` and time it; with ``repeat`` > 0, the first call is a warm-up (JIT
+        compilation, allocations) and the timing is the best of ``repeat`` more calls."""
+        start = time.perf_counter()
+        result = fn()
+        best = time.perf_counter() - start
+        if repeat > 0:
+            best = np.inf
+            for _ in range(repeat):
+                start = time.perf_counter()
+                fn()
+                best = min(best, time.perf_counter() - start)
         self.timings[what] = best
         return result
 
@@ -526,7 +534,8 @@ def verify(
         Also compare every intermediate value and report the first diverging node.
         Needs a PyTensor source (the model is rebuilt to expose the intermediate values).
     repeat
-        Time ONNX Runtime's run as the best of this many runs.
+        Time PyTensor's and ONNX Runtime's runs as the best of this many calls after a
+        warm-up call (0: time the single call that computes the results).
     seed
         Seed for random input values.
     mode
@@ -580,7 +589,7 @@ def verify(
         np.asarray(val).astype(inp.type.dtype) for val, inp in zip(user_values, inputs, strict=True)
     ]
     try:
-        computed = clock.run("pytensor run", lambda: reference_fn(*args))
+        computed = clock.run("pytensor run", lambda: reference_fn(*args), repeat)
     except Exception as err:
         if values is not None:
             raise
