@@ -108,6 +108,20 @@ def test_discrete_reductions(dtype: str) -> None:
     compare_onnx_and_py([x], outs, [value])
 
 
+@pytest.mark.parametrize("symbolic_dims", [False, True])
+def test_int64_sum_prod_are_exact(symbolic_dims: bool) -> None:
+    # ONNX Runtime's int64 ReduceSum/ReduceProd round through floating point.
+    value = np.array(
+        [[2**60 + 1, 2**60, -(2**60), 3], [2**31 + 1, 2**31 + 1, 1, 1], [-7, 0, 5, 9]],
+        dtype="int64",
+    )
+    long = RNG.integers(-3, 4, size=(3, 50)).astype("uint64")
+    x = input_like(value, "x", symbolic_dims)
+    y = input_like(long, "y", symbolic_dims)
+    outs = [pt.sum(x, axis=1), pt.prod(x, axis=1), pt.prod(x, axis=0), pt.prod(y, axis=1)]
+    compare_onnx_and_py([x, y], [*outs, pt.sum(y, axis=0), pt.prod(x)], [value, long])
+
+
 @pytest.mark.parametrize("keepdims", [False, True])
 @pytest.mark.parametrize("axis", AXES, ids=str)
 def test_argmax_argmin(

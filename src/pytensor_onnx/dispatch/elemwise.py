@@ -143,6 +143,42 @@ def _reduce_bool(builder: ONNXBuilder, x: ir.Value, axes: Sequence[int], all_: b
     return builder.op("Equal" if all_ else "Greater", [count, zero])
 
 
+def _reduced_to_front(
+    builder: ONNXBuilder, node: Apply, axes: Sequence[int], dtype: str
+) -> tuple[ir.Value, ir.Value, int | None]:
+    """The input of ``node`` (cast to ``dtype``) with its reduced ``axes`` moved to the front
+    and flattened: ``(flat, kept_shape, static number of reduced elements or None)``."""
+    x = builder.input(node, 0, dtype)
+    ndim = node.inputs[0].type.ndim
+    kept = [d for d in range(ndim) if d not in axes]
+    if axes != list(range(len(axes))):
+        x = builder.op("Transpose", [x], {"perm": [*axes, *kept]})
+    rest = builder.op("Shape", [x], {"start": len(axes)})
+    flat = builder.op(
+        "Reshape", [x, builder.op("Concat", [builder.int64s([-1]), rest], {"axis": 0})]
+    )
+    static_shape = node.inputs[0].type.shape
+    reduced = [static_shape[a] for a in axes]
+    return flat, rest, int(np.prod(reduced)) if None not in reduced else None
+
+
+def _prod_int64(builder: ONNXBuilder, node: Apply, axes: Sequence[int], dtype: str) -> ir.Value:
+    """Exact (wrap-around) product of 64-bit integers: the last row of a log-depth
+    cumulative product, after a leading row of ones (so that empty products are 1).
+
+    ONNX Runtime's int64 ReduceProd is computed in floating point (inexact above 2**53 and
+    wrong on overflow, measured with onnxruntime 1.32).
+    """
+    from pytensor_onnx.dispatch.extra_ops import cumprod
+
+    flat, _, static_len = _reduced_to_front(builder, node, axes, dtype)
+    pads = builder.int64s([1, 0])
+    ones_first = builder.op("Pad", [flat, pads, builder.scalar(1, dtype), builder.int64s([0])])
+    static = None if static_len is None else static_len + 1
+    products = cumprod(builder, ones_first, 0, dtype, static)
+    return builder.op("Gather", [products, builder.scalar(-1, "int64")], {"axis": 0})
+
+
 def _reduce_loop(
     op: CAReduce, node: Apply, builder: ONNXBuilder, axes: Sequence[int], acc_dtype: str
 ) -> ir.Value:
@@ -154,18 +190,7 @@ def _reduce_loop(
     """
     from pytensor_onnx.dispatch.linalg import Carry, fori_loop, size_of
 
-    x = builder.input(node, 0, acc_dtype)
-    ndim = node.inputs[0].type.ndim
-    kept = [d for d in range(ndim) if d not in axes]
-    if axes != list(range(len(axes))):
-        x = builder.op("Transpose", [x], {"perm": [*axes, *kept]})
-    rest = builder.op("Shape", [x], {"start": len(axes)})
-    flat = builder.op(
-        "Reshape", [x, builder.op("Concat", [builder.int64s([-1]), rest], {"axis": 0})]
-    )
-    static_shape = node.inputs[0].type.shape
-    reduced = [static_shape[a] for a in axes]
-    static_len = int(np.prod(reduced)) if None not in reduced else None
+    flat, rest, static_len = _reduced_to_front(builder, node, axes, acc_dtype)
     identity = getattr(op.scalar_op, "identity", None)
     kind = np.dtype(acc_dtype).kind
     if identity is not None and (kind in "fb" or identity == 0):
@@ -218,9 +243,9 @@ def _careduce(op: CAReduce, node: Apply, builder: ONNXBuilder) -> Values:
         result = reduce(builder, "ReduceProd", x, axes, acc_dtype)
     elif onnx_op == "ReduceSum" and acc_dtype in ("int64", "uint64"):
         result = _sum_int64(builder, builder.input(node, 0, acc_dtype), axes, ndim, acc_dtype)
-    elif onnx_op is None or (onnx_op == "ReduceProd" and acc_dtype in ("int64", "uint64")):
-        # ONNX Runtime's int64 ReduceProd is computed in floating point (inexact above
-        # 2**53, and wrong on overflow): multiply elementwise in a loop instead.
+    elif onnx_op == "ReduceProd" and acc_dtype in ("int64", "uint64"):
+        result = _prod_int64(builder, node, axes, acc_dtype)
+    elif onnx_op is None:
         result = _reduce_loop(op, node, builder, axes, acc_dtype)
     elif onnx_op in ("ReduceMax", "ReduceMin"):
         result = _reduce_extremum(
