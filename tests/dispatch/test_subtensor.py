@@ -176,6 +176,12 @@ INC: dict[str, tuple[Callable[..., pt.TensorVariable], list[np.ndarray], tuple[i
         (2, 3),
     ),
     "matrix_index": (lambda x, y, i: x[2, i], [np.array([[0, 3], [3, -1]])], (2, 2, 3)),
+    "empty_index": (lambda x, y, i: x[i], [np.zeros(0, dtype="int64")], (0, 4, 3)),
+    "empty_index_two_arrays": (
+        lambda x, y, i, j: x[i, :, j],
+        [np.zeros(0, dtype="int64"), np.zeros(0, dtype="int64")],
+        (0, 4),
+    ),
 }
 
 
