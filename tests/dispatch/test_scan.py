@@ -93,7 +93,6 @@ def test_ar1_last_value_only(floatX: str) -> None:
     )
     values = [[_rng(n).normal(size=n).astype(floatX), np.asarray(0.7, floatX)] for n in LENGTHS]
     compare_at_lengths([x, rho], [states[-1]], values)
-    compare_at_lengths([x, rho], [states, states[-2:]], values)
 
 
 def test_ar2_mit_sot(floatX: str) -> None:
@@ -174,9 +173,8 @@ def test_kalman_filter_local_level(floatX: str) -> None:
         for n in LENGTHS
     ]
     tol = {"rtol": 1e-4, "atol": 1e-5} if floatX == "float32" else {}
-    compare_at_lengths([y, q, r], [states, covs, total], values, **tol)
     grads = pytensor.grad(total, [q, r])
-    compare_at_lengths([y, q, r], grads, values, **tol)
+    compare_at_lengths([y, q, r], [states, covs, total, *grads], values, **tol)
 
 
 def test_rnn_symbolic_steps(floatX: str) -> None:
@@ -207,9 +205,8 @@ def test_rnn_symbolic_steps(floatX: str) -> None:
         for steps in LENGTHS
     ]
     tol = {"rtol": 1e-4, "atol": 1e-5} if floatX == "float32" else {}
-    compare_at_lengths([xs, h0, W, U, n], [hs], values, **tol)
-    loss = (hs**2).sum()
-    compare_at_lengths([xs, h0, W, U, n], pytensor.grad(loss, [W, U, h0]), values, **tol)
+    grads = pytensor.grad((hs**2).sum(), [W, U, h0])
+    compare_at_lengths([xs, h0, W, U, n], [hs, *grads], values, **tol)
 
 
 def test_ar_gradients(floatX: str) -> None:
@@ -288,8 +285,7 @@ def test_nit_sot_matrices_and_nested_scan(floatX: str) -> None:
     outers = pytensor.scan(outer_step, sequences=[xs], return_updates=False)
     values = [[_rng(n).normal(size=(n, 3)).astype(floatX)] for n in LENGTHS]
     tol = {"rtol": 1e-5, "atol": 1e-5} if floatX == "float32" else {}
-    compare_at_lengths([xs], [outers], values, **tol)
-    compare_at_lengths([xs], [pytensor.grad(outers.sum(), xs)], values, **tol)
+    compare_at_lengths([xs], [outers, pytensor.grad((outers**2).sum(), xs)], values, **tol)
 
 
 def _raw_scan_node(fn_out: Sequence[Variable]) -> Scan:

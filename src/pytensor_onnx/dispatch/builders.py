@@ -15,6 +15,7 @@ model's structure does not depend on the PyTensor version.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import onnx_ir as ir
 from pytensor.compile.builders import OpFromGraph
@@ -30,7 +31,7 @@ FUNCTION_DOMAIN = "pytensor.op_from_graph"
 OP_FROM_GRAPH_MODES = ("function", "inline")
 
 
-def thaw(fgraph: FunctionGraph) -> FunctionGraph:
+def thaw(fgraph: Any) -> FunctionGraph:
     """An inner graph with variables of its own.
 
     PyTensor 3 freezes inner graphs and shares their variables between graphs (the inputs
@@ -39,7 +40,9 @@ def thaw(fgraph: FunctionGraph) -> FunctionGraph:
     would overwrite those bindings, so inner graphs are thawed (copied) first.
     """
     unfreeze = getattr(fgraph, "unfreeze", None)
-    return unfreeze() if unfreeze is not None else fgraph
+    thawed = unfreeze() if unfreeze is not None else fgraph
+    assert isinstance(thawed, FunctionGraph)
+    return thawed
 
 
 def _function_for(op: OpFromGraph, builder: ONNXBuilder) -> ir.Function:
@@ -70,11 +73,8 @@ def _function_for(op: OpFromGraph, builder: ONNXBuilder) -> ir.Function:
     for var in fgraph.outputs:
         value = body.value(var)
         # A function output must be made by a node of the body, once.
-        if (
-            value.producer() is None
-            or value.producer().graph is not body.graph
-            or id(value) in claimed
-        ):
+        producer = value.producer()
+        if producer is None or producer.graph is not body.graph or id(value) in claimed:
             value = body.op("Identity", [value])
         claimed.add(id(value))
         body.graph.outputs.append(value)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import onnx_ir as ir
@@ -47,7 +48,7 @@ Values = Sequence[ir.Value]
 _STEP_COUNT = TensorType("int64", shape=())()
 
 
-def rewritten_inner_graph(inner: FunctionGraph) -> FunctionGraph:
+def rewritten_inner_graph(inner: Any) -> FunctionGraph:
     """A rewritten copy of an Op's inner graph (frozen in PyTensor 3), ready for conversion."""
     fgraph = thaw(inner)
     # Rewriting changes the graph in place: never rewrite the Op's own graph.
@@ -112,7 +113,7 @@ class LoopBody:
         values only; :func:`_unstack` restores the step shape.
         """
         flat = self.inner.op("Reshape", [value, self.inner.int64s([-1])])
-        flat.dtype = value.dtype
+        flat.type = value.type
         self._scan_out.append(flat)
 
     def continue_while(self, value: ir.Value) -> None:
@@ -124,7 +125,7 @@ class LoopBody:
         producer = value.producer()
         if producer is None or producer.graph is not self.inner.graph or id(value) in used:
             copy = self.inner.op("Identity", [value])
-            copy.dtype, copy.shape = value.dtype, value.shape
+            copy.type, copy.shape = value.type, value.shape
             value = copy
         used.add(id(value))
         return value
@@ -135,8 +136,8 @@ class LoopBody:
             raise RuntimeError("LoopBody: every carried value needs exactly one next value")
         used: set[int] = set()
         for carried_in, carried_out in zip(self._carried_in, self._carried_out, strict=True):
-            if carried_out.dtype is None:
-                carried_out.dtype = carried_in.dtype
+            if carried_out.type is None:
+                carried_out.type = carried_in.type
         condition = self._condition_out if self._condition_out is not None else self.condition
         outputs = [self._output(condition, used)]
         outputs += [self._output(v, used) for v in [*self._carried_out, *self._scan_out]]
@@ -154,7 +155,7 @@ class LoopBody:
         self.outer.add_node(node)
         results = list(node.outputs)
         for result, body_out in zip(results, outputs[1:], strict=True):
-            result.dtype = body_out.dtype
+            result.type = body_out.type
         return results
 
 
