@@ -234,3 +234,17 @@ def test_pymc_logp_and_gradient_in_float32() -> None:
     assert report.first_divergence is None and report.intermediates_checked > 20
     assert all(c.dtype == "float32" and c.reference_dtype == "float64" for c in report.checks)
     assert max(c.max_rel_error for c in report.checks) < 1e-5
+
+
+def test_scan_keeps_its_float64_inner_graph_with_a_warning() -> None:
+    x = pt.vector("x", shape=(4,))
+    ys = pytensor.scan(
+        lambda a, acc: acc * 0.5 + a,
+        sequences=[x],
+        outputs_info=[pt.zeros((), dtype="float64")],
+        return_updates=False,
+    )
+    with pytest.warns(UserWarning, match=r"still compute in float64.*Scan"):
+        captured = capture([x], [ys], float32=True)
+    assert captured.fgraph.inputs[0].type.dtype == "float32"
+    assert captured.fgraph.outputs[0].type.dtype == "float32"

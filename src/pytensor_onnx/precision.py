@@ -180,7 +180,9 @@ class _Float32Rebuilder:
         A node whose output stays float64 although its float inputs are float32 mixes in
         integers (PyTensor upcasts float32 with int32/int64 to float64, and divides
         integers in float64): its integer inputs are cast to float32, as a float32 graph
-        would have to do.  If the output is still float64, it is cast to float32.
+        would have to do.  If the output is still float64 (an Op with a fixed float64 inner
+        graph, like ``Scan``), the node is recorded as computing in float64 and its output
+        is cast to float32.
         """
         op = _retype_op(node.op)
         outputs = _make_outputs(op, inputs, node)
@@ -197,6 +199,8 @@ class _Float32Rebuilder:
         results: list[Variable] = []
         for old, new in zip(node.outputs, outputs, strict=True):
             if _still_float64(new, old):
+                if not self.kept_float64 or self.kept_float64[-1] is not node:
+                    self.kept_float64.append(node)
                 results.append(pt.cast(new, FLOAT32))
             elif _types_match(new, old):
                 results.append(new)
