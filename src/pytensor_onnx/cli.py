@@ -217,8 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
         "check",
         help="run the ONNX checker, strict shape inference and an ONNX Runtime load",
         description="Check MODEL with the ONNX checker (full_check), strict shape inference "
-        "with data propagation, and by creating an ONNX Runtime CPU session. Exit status 1 "
-        "if any step fails.",
+        "and by creating an ONNX Runtime CPU session. Exit status 1 if any step fails.",
     )
     p.add_argument("model", metavar="MODEL.onnx")
     p.set_defaults(handler=cmd_check)

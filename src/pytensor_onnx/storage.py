@@ -85,7 +85,7 @@ def check_model_file(path: PathLike) -> None:
     """Check a model file (with or without external data) like ``check_model`` does in memory.
 
     Runs the ONNX checker with ``full_check`` on the path (the form that works past 2 GiB)
-    and strict shape inference with data propagation.
+    and strict shape inference (without data propagation, see ``export.check_model``).
     """
     onnx.checker.check_model(os.fspath(path), full_check=True)
     with tempfile.TemporaryDirectory(prefix="pytensor_onnx_check_") as tmp:
@@ -94,7 +94,7 @@ def check_model_file(path: PathLike) -> None:
             os.path.join(tmp, "inferred.onnx"),
             check_type=True,
             strict_mode=True,
-            data_prop=True,
+            data_prop=False,
         )
 
 
