@@ -6,7 +6,7 @@ works on stacks of matrices: the leading (batch) dimensions of the inputs broadc
 NumPy, so the same construction serves a core Op and its ``Blockwise``.
 
 Each step touches O(n²) elements with a few vectorized nodes (a matrix-vector ``MatMul`` or
-a broadcast rank-1 update), so an n×n factorization costs O(n³) flops in n steps.  The steps
+a broadcast rank-1 update), so an n-by-n factorization costs O(n³) flops in n steps.  The steps
 are *unrolled* when the matrix size is static and at most :data:`UNROLL_MAX`; otherwise they
 run in an ONNX ``Loop`` whose iteration number is the column index.  Column (row) ``k`` is
 read with ``Gather`` and written back with a ``Where`` on a one-hot mask, so every value in
@@ -30,6 +30,11 @@ from pytensor_onnx.builder import ONNXBuilder, onnx_dtype
 
 #: Largest static matrix size whose column steps are unrolled instead of run in a ``Loop``.
 UNROLL_MAX = 12
+#: Block size of the blocked Cholesky factorization.
+BLOCK = 32
+#: Static sizes up to this use the unblocked Cholesky (faster there: measured 1.3 ms vs 2.1 ms
+#: at n=100, 410 ms vs 72 ms at n=500, one ORT thread); larger and symbolic sizes are blocked.
+UNBLOCKED_MAX = 160
 
 #: One loop step: ``(builder, k, state) -> new state``; ``k`` is a 0-d int64 value.
 Step = Callable[[ONNXBuilder, ir.Value, list[ir.Value]], list[ir.Value]]
@@ -99,27 +104,31 @@ def fori_loop(
     scans: Sequence[ScanOut],
     step: Step,
     name: str,
+    *,
+    unroll: bool = False,
 ) -> tuple[list[ir.Value], list[ir.Value]]:
     """Run ``step`` for ``k = 0 .. count-1`` and return the final state and the scan outputs.
 
     ``step(builder, k, state)`` returns the new state followed by one value per entry of
     ``scans``; those per-step values come back stacked along a new first axis (as the
     scan outputs of an ONNX ``Loop``).  Unrolled into ``builder``'s graph when ``count`` is
-    static and at most :data:`UNROLL_MAX`, else an ONNX ``Loop``.
+    static and at most :data:`UNROLL_MAX` (or static and ``unroll``), else an ONNX ``Loop``.
     """
     n_state = len(state)
-    if count.static is not None and count.static <= UNROLL_MAX:
+    if count.static is not None and (unroll or count.static <= UNROLL_MAX):
         values = [c.value for c in state]
         per_step: list[list[ir.Value]] = [[] for _ in scans]
-        for k in range(count.static):
-            results = step(builder, builder.scalar(k, "int64"), values)
+        for index in range(count.static):
+            results = step(builder, builder.scalar(index, "int64"), values)
             values = results[:n_state]
             for stack, value in zip(per_step, results[n_state:], strict=True):
                 stack.append(unsqueeze(builder, value, 0))
         stacked = [builder.op("Concat", stack, {"axis": 0}) for stack in per_step]
         return values, stacked
 
-    body = ONNXBuilder(builder.opset, builder.names.claim(name), parent=builder, names=builder.names)
+    body = ONNXBuilder(
+        builder.opset, builder.names.claim(name), parent=builder, names=builder.names
+    )
     k = _typed_value(builder, f"{name}_k", "int64", ir.Shape([]))
     cond = _typed_value(builder, f"{name}_cond", "bool", ir.Shape([]))
     carried = [_typed_value(builder, f"{name}_state", c.dtype, c.value.shape) for c in state]
@@ -152,7 +161,9 @@ def fori_loop(
     for out, dtype in zip(node.outputs, dtypes, strict=True):
         out.dtype = onnx_dtype(dtype)
     stacked = [
-        builder.op("Reshape", [out, builder.op("Concat", [builder.int64s([-1]), scan.shape], {"axis": 0})])
+        builder.op(
+            "Reshape", [out, builder.op("Concat", [builder.int64s([-1]), scan.shape], {"axis": 0})]
+        )
         for out, scan in zip(node.outputs[n_state:], scans, strict=True)
     ]
     return list(node.outputs[:n_state]), stacked
@@ -160,7 +171,9 @@ def fori_loop(
 
 def _typed_value(builder: ONNXBuilder, name: str, dtype: str, shape: ir.Shape | None) -> ir.Value:
     """A fresh (graph input) value of ``dtype``."""
-    return ir.Value(name=builder.names.claim(name), type=ir.TensorType(onnx_dtype(dtype)), shape=shape)
+    return ir.Value(
+        name=builder.names.claim(name), type=ir.TensorType(onnx_dtype(dtype)), shape=shape
+    )
 
 
 def unstack_to(builder: ONNXBuilder, stacked: ir.Value, ndim: int, axis: int) -> ir.Value:
@@ -174,7 +187,14 @@ def reverse_first(builder: ONNXBuilder, x: ir.Value) -> ir.Value:
     """``x[::-1]`` along the first axis."""
     big = np.iinfo(np.int64).max
     return builder.op(
-        "Slice", [x, builder.int64s([-1]), builder.int64s([-big]), builder.int64s([0]), builder.int64s([-1])]
+        "Slice",
+        [
+            x,
+            builder.int64s([-1]),
+            builder.int64s([-big]),
+            builder.int64s([0]),
+            builder.int64s([-1]),
+        ],
     )
 
 
@@ -262,10 +282,30 @@ def transpose_last(builder: ONNXBuilder, x: ir.Value, ndim: int) -> ir.Value:
 def cholesky(builder: ONNXBuilder, a: ir.Value, n: Size, ndim: int, dtype: str) -> ir.Value:
     """The lower Cholesky factor of symmetric positive-definite matrices ``a`` (rank ``ndim``).
 
-    Only the lower triangle of ``a`` is read.  Right-looking outer-product form: column
-    ``k`` of the factor is the working matrix's column ``k`` divided by the square root of its
-    diagonal entry, followed by the rank-1 update ``W -= l l^T``.  Matrices that are not
-    positive definite come out all-NaN, as PyTensor's ``Cholesky`` returns them.
+    Only the lower triangle of ``a`` is read.  Static sizes up to :data:`UNBLOCKED_MAX` use
+    the unblocked algorithm (:func:`cholesky_unblocked`), larger or symbolic sizes the blocked
+    one (:func:`cholesky_blocked`).  Matrices that are not positive definite come out all-NaN, as
+    PyTensor's ``Cholesky`` returns them.
+    """
+    zero = builder.scalar(0, dtype)
+    if n.static is not None and n.static <= UNBLOCKED_MAX:
+        lower = cholesky_unblocked(builder, a, n, ndim, dtype)
+    else:
+        lower = cholesky_blocked(builder, a, n, ndim, dtype)
+    failed = builder.op(
+        "Not", [compare(builder, "Greater", diagonal(builder, lower, n, dtype), zero)]
+    )
+    return nan_where(builder, any_true(builder, failed, dtype), lower, dtype)
+
+
+def cholesky_unblocked(
+    builder: ONNXBuilder, a: ir.Value, n: Size, ndim: int, dtype: str, *, unroll: bool = False
+) -> ir.Value:
+    """Right-looking outer-product Cholesky (LAPACK ``potf2``), one column per step.
+
+    Column ``k`` of the factor is the working matrix's column ``k`` divided by the square
+    root of its diagonal entry, followed by the rank-1 update ``W -= l l^T``.  Only the
+    lower triangle is read; failures show as NaN or non-positive diagonal entries.
     """
     zero = builder.scalar(0, dtype)
 
@@ -280,11 +320,137 @@ def cholesky(builder: ONNXBuilder, a: ir.Value, n: Size, ndim: int, dtype: str) 
 
     column_shape = builder.op("Shape", [a], {"end": -1})
     _, (columns,) = fori_loop(
-        builder, n, [Carry(a, dtype)], [ScanOut(dtype, column_shape)], step, "cholesky"
+        builder,
+        n,
+        [Carry(a, dtype)],
+        [ScanOut(dtype, column_shape)],
+        step,
+        "cholesky",
+        unroll=unroll,
     )
-    lower = unstack_to(builder, columns, ndim, -1)
-    failed = builder.op("Not", [compare(builder, "Greater", diagonal(builder, lower, n, dtype), zero)])
-    return nan_where(builder, any_true(builder, failed, dtype), lower, dtype)
+    return unstack_to(builder, columns, ndim, -1)
+
+
+def cholesky_blocked(builder: ONNXBuilder, a: ir.Value, n: Size, ndim: int, dtype: str) -> ir.Value:
+    """Blocked right-looking Cholesky (LAPACK ``potrf``) with :data:`BLOCK`-column panels.
+
+    The matrix is symmetrized from its lower triangle and padded with an identity block to
+    a multiple of the block size (its factor is the factor of ``a`` padded the same way).
+    Each ``Loop`` step factors the diagonal block (unrolled :func:`cholesky_unblocked`),
+    solves for the panel below it (unrolled :func:`solve_triangular`) and applies the
+    trailing update ``W -= P P^T`` as one ``MatMul``, so the O(n³) work runs in GEMMs.
+    """
+    nb = BLOCK
+    one = builder.scalar(1, "int64")
+    block = builder.scalar(nb, "int64")
+    count = builder.op(
+        "Div", [builder.op("Add", [n.value, builder.scalar(nb - 1, "int64")]), block]
+    )
+    padded = builder.op("Mul", [count, block])
+    pad = unsqueeze(builder, builder.op("Sub", [padded, n.value]), 0)
+    pads = builder.op("Concat", [builder.int64s([0] * (2 * ndim - 2)), pad, pad], {"axis": 0})
+    lower_part = compare(builder, "GreaterOrEqual", n.rows, n.arange)
+    sym = where(builder, lower_part, a, transpose_last(builder, a, ndim))
+    big = Size(
+        padded,
+        None,
+        builder.op("Range", [builder.scalar(0, "int64"), padded, one]),
+        unsqueeze(builder, builder.op("Range", [builder.scalar(0, "int64"), padded, one]), 1),
+    )
+    work0 = builder.op("Pad", [sym, pads])
+    extra_diagonal = builder.op(
+        "And",
+        [
+            compare(builder, "Equal", big.rows, big.arange),
+            compare(builder, "GreaterOrEqual", big.rows, n.value),
+        ],
+    )
+    work0 = where(builder, extra_diagonal, builder.scalar(1, dtype), work0)
+    steps = Size(count, None, n.arange, n.rows)  # only the count is used by the loop
+    small = size_of(builder, a, -1, nb)
+    zero = builder.scalar(0, dtype)
+
+    def step(b: ONNXBuilder, j: ir.Value, state: list[ir.Value]) -> list[ir.Value]:
+        (work,) = state
+        start = unsqueeze(b, b.op("Mul", [j, block]), 0)
+        stop = b.op("Add", [start, b.int64s([nb])])
+        panel = b.op("Slice", [work, start, stop, b.int64s([-1])])
+        diag_block = b.op("Slice", [panel, start, stop, b.int64s([-2])])
+        factor = cholesky_unblocked(b, diag_block, small, ndim, dtype, unroll=True)
+        solved = solve_triangular(
+            b,
+            factor,
+            transpose_last(b, panel, ndim),
+            small,
+            ndim,
+            dtype,
+            lower=True,
+            nan_if_singular=False,
+            unroll=True,
+        )
+        below = transpose_last(b, solved, ndim)
+        after = b.op("Sub", [padded, b.op("Squeeze", [stop, b.int64s([0])])])
+        batch_zeros = b.int64s([0] * (ndim - 2))
+        placement = [
+            batch_zeros,
+            start,
+            b.int64s([0]),
+            batch_zeros,
+            unsqueeze(b, after, 0),
+            b.int64s([0]),
+        ]
+        placed = b.op("Pad", [factor, b.op("Concat", placement, {"axis": 0})])
+        in_block = b.op(
+            "And",
+            [compare(b, "GreaterOrEqual", big.rows, start), compare(b, "Less", big.rows, stop)],
+        )
+        column_block = where(
+            b, in_block, placed, where(b, compare(b, "Less", big.rows, start), zero, below)
+        )
+        update = b.op("MatMul", [column_block, transpose_last(b, column_block, ndim)])
+        return [b.op("Sub", [work, update]), column_block]
+
+    panel_shape = builder.op(
+        "Concat",
+        [
+            builder.op("Shape", [a], {"end": -2}),
+            unsqueeze(builder, padded, 0),
+            builder.int64s([nb]),
+        ],
+        {"axis": 0},
+    )
+    _, (panels,) = fori_loop(
+        builder,
+        steps,
+        [Carry(work0, dtype)],
+        [ScanOut(dtype, panel_shape)],
+        step,
+        "cholesky_blocks",
+    )
+    # (blocks, ..., N, nb) -> (..., N, blocks, nb) -> (..., N, N), then drop the padding.
+    order = [*range(1, ndim), 0, ndim]
+    columns = builder.op("Transpose", [panels], {"perm": order})
+    full_shape = builder.op(
+        "Concat",
+        [
+            builder.op("Shape", [a], {"end": -2}),
+            unsqueeze(builder, padded, 0),
+            unsqueeze(builder, padded, 0),
+        ],
+        {"axis": 0},
+    )
+    lower = builder.op("Reshape", [columns, full_shape])
+    end = unsqueeze(builder, n.value, 0)
+    zero_start = builder.int64s([0, 0])
+    return builder.op(
+        "Slice",
+        [
+            lower,
+            zero_start,
+            builder.op("Concat", [end, end], {"axis": 0}),
+            builder.int64s([-2, -1]),
+        ],
+    )
 
 
 # ------------------------------------------------------------- triangular solve
@@ -300,6 +466,7 @@ def solve_triangular(
     trans: bool = False,
     unit_diagonal: bool = False,
     nan_if_singular: bool = True,
+    unroll: bool = False,
 ) -> ir.Value:
     """Solve ``op(a) @ x = b`` for triangular ``a`` (..., n, n) and ``b`` (..., n, m).
 
@@ -328,9 +495,13 @@ def solve_triangular(
         outer = outer_product(bld, coeffs, x_k)
         return [bld.op("Sub", [residual, outer]), x_k]
 
-    row_shape = builder.op("Concat", [builder.op("Shape", [b], {"end": -2}), builder.op("Shape", [b], {"start": -1})], {"axis": 0})
+    row_shape = builder.op(
+        "Concat",
+        [builder.op("Shape", [b], {"end": -2}), builder.op("Shape", [b], {"start": -1})],
+        {"axis": 0},
+    )
     _, (rows,) = fori_loop(
-        builder, n, [Carry(b, dtype)], [ScanOut(dtype, row_shape)], step, "trsolve"
+        builder, n, [Carry(b, dtype)], [ScanOut(dtype, row_shape)], step, "trsolve", unroll=unroll
     )
     if not effective_lower:
         rows = reverse_first(builder, rows)
@@ -362,7 +533,7 @@ class LUResult:
 
 
 def swap_indices(builder: ONNXBuilder, n: Size, k: ir.Value, p: ir.Value) -> ir.Value:
-    """The index vector ``arange(n)`` with positions ``k`` and ``p`` (shape ``(..., 1)``) swapped."""
+    """``arange(n)`` with positions ``k`` and ``p`` (shape ``(..., 1)``) swapped."""
     keep = where(builder, compare(builder, "Equal", n.arange, p), k, n.arange)
     return where(builder, compare(builder, "Equal", n.arange, k), p, keep)
 
@@ -386,7 +557,9 @@ def lu_factor(builder: ONNXBuilder, a: ir.Value, n: Size, ndim: int, dtype: str)
         column = take(b, work, k, -1)
         open_rows = compare(b, "GreaterOrEqual", position, k)
         # NaN counts as the largest magnitude so that a NaN column still picks an open row.
-        magnitude = where(b, b.op("IsNaN", [column]), b.scalar(np.inf, dtype), b.op("Abs", [column]))
+        magnitude = where(
+            b, b.op("IsNaN", [column]), b.scalar(np.inf, dtype), b.op("Abs", [column])
+        )
         magnitude = where(b, open_rows, magnitude, b.scalar(-1, dtype))
         best = b.op("ReduceMax", [magnitude, b.int64s([-1])], {"keepdims": 1})
         ties = compare(b, "Equal", magnitude, best)
@@ -456,12 +629,14 @@ def invert_permutation(builder: ONNXBuilder, perm: ir.Value, n: Size) -> ir.Valu
 
     Found as the position of the one ``True`` in each row of ``perm == r`` (O(n²), once).
     """
-    hits = builder.cast(compare(builder, "Equal", unsqueeze(builder, perm, -2), n.rows), "int32", "bool")
+    hits = builder.cast(
+        compare(builder, "Equal", unsqueeze(builder, perm, -2), n.rows), "int32", "bool"
+    )
     return builder.op("ArgMax", [hits], {"axis": -1, "keepdims": 0})
 
 
 def permute_rows(builder: ONNXBuilder, x: ir.Value, perm: ir.Value, ndim: int) -> ir.Value:
-    """Rows of ``x`` (rank ``ndim``, (..., n, m)) reordered: ``out[..., i, :] = x[..., perm[i], :]``.
+    """Rows of ``x`` (rank ``ndim``) reordered: ``out[..., i, :] = x[..., perm[i], :]``.
 
     ``perm`` has exactly ``x``'s batch dimensions.  ``GatherND`` with batch dimensions is
     used rather than ``GatherElements``, which ``onnx.reference`` mishandles for negative
@@ -488,7 +663,14 @@ def lu_solve(
     b = broadcast_batch(builder, b, lu.packed, 2)
     perm = builder.op("Expand", [lu.perm, builder.op("Shape", [b], {"end": -1})])
     y = solve_triangular(
-        builder, lu.packed, permute_rows(builder, b, perm, ndim), n, ndim, dtype, lower=True, unit_diagonal=True
+        builder,
+        lu.packed,
+        permute_rows(builder, b, perm, ndim),
+        n,
+        ndim,
+        dtype,
+        lower=True,
+        unit_diagonal=True,
     )
     return solve_triangular(
         builder, lu.packed, y, n, ndim, dtype, lower=False, nan_if_singular=nan_if_singular
@@ -497,11 +679,15 @@ def lu_solve(
 
 def singular(builder: ONNXBuilder, lu: LUResult, n: Size, dtype: str) -> ir.Value:
     """Whether each factored matrix has an exact zero pivot, shape ``(..., 1, 1)``."""
-    zero_pivot = compare(builder, "Equal", diagonal(builder, lu.packed, n, dtype), builder.scalar(0, dtype))
+    zero_pivot = compare(
+        builder, "Equal", diagonal(builder, lu.packed, n, dtype), builder.scalar(0, dtype)
+    )
     return any_true(builder, zero_pivot, dtype)
 
 
-def lu_parts(builder: ONNXBuilder, packed: ir.Value, n: Size, dtype: str) -> tuple[ir.Value, ir.Value]:
+def lu_parts(
+    builder: ONNXBuilder, packed: ir.Value, n: Size, dtype: str
+) -> tuple[ir.Value, ir.Value]:
     """The unit lower factor ``L`` and the upper factor ``U`` stored in ``packed``."""
     strictly_lower = compare(builder, "Greater", n.rows, n.arange)
     eye = builder.cast(compare(builder, "Equal", n.rows, n.arange), dtype, "bool")
@@ -543,8 +729,9 @@ def householder_qr(
 ) -> tuple[ir.Value, ir.Value]:
     """``(Q, R)`` of ``a`` (..., m, n) by Householder reflections (LAPACK ``geqrf``/``orgqr``).
 
-    ``m`` and ``n`` are the row and column counts, ``steps`` is ``min(m, n)``.  Reflector ``k`` is ``I - tau v v^T`` with LAPACK's ``dlarfg``
-    choice ``beta = -sign(alpha) * ||x||``, so the signs of ``R``'s diagonal match SciPy.
+    ``m`` and ``n`` are the row and column counts, ``steps`` is ``min(m, n)``.  Reflector
+    ``k`` is ``I - tau v v^T`` with LAPACK's ``dlarfg`` choice ``beta = -sign(alpha) * ||x||``,
+    so the signs of ``R``'s diagonal match SciPy.
     ``Q`` is full (m, m) and ``R`` is (m, n) with zeros below the diagonal.
     """
     zero = builder.scalar(0, dtype)
@@ -559,7 +746,10 @@ def householder_qr(
         tail = where(b, below, column, zero)
         tail_norm = b.op("ReduceL2", [tail, b.int64s([-1])], {"keepdims": 1})
         alpha = unsqueeze(b, take(b, column, k, -1), -1)
-        norm = b.op("Sqrt", [b.op("Add", [b.op("Mul", [alpha, alpha]), b.op("Mul", [tail_norm, tail_norm])])])
+        norm = b.op(
+            "Sqrt",
+            [b.op("Add", [b.op("Mul", [alpha, alpha]), b.op("Mul", [tail_norm, tail_norm])])],
+        )
         negative = compare(b, "Less", alpha, zero)
         beta = where(b, negative, norm, b.op("Neg", [norm]))
         reflect = compare(b, "Greater", tail_norm, zero)

@@ -48,7 +48,9 @@ def _det(op: Op, node: Apply, builder: ONNXBuilder) -> Values:
 @register_core_and_batched(linalg_class("SLogDet"))
 def _slogdet(op: Op, node: Apply, builder: ONNXBuilder) -> Values:
     a, n, dtype = square_input(builder, node)
-    sign, logabsdet = la.slogdet(builder, la.lu_factor(builder, a, n, node.inputs[0].type.ndim, dtype), n, dtype)
+    sign, logabsdet = la.slogdet(
+        builder, la.lu_factor(builder, a, n, node.inputs[0].type.ndim, dtype), n, dtype
+    )
     return [sign, logabsdet]
 
 
@@ -66,6 +68,10 @@ _NO_SPECTRAL = (
 )
 register_core_and_batched(linalg_class("Eigh"))(_refuse(_NO_SPECTRAL.format("Eigh")))
 register_core_and_batched(linalg_class("Eig"))(_refuse(_NO_SPECTRAL.format("Eig")))
-register_core_and_batched(linalg_class("SVD"))(_refuse(_NO_SPECTRAL.format("SVD (and norm ord=2/'nuc')")))
-register_core_and_batched(linalg_class("MatrixPinv"))(_refuse(_NO_SPECTRAL.format("MatrixPinv (SVD-based)")))
+register_core_and_batched(linalg_class("SVD"))(
+    _refuse(_NO_SPECTRAL.format("SVD (and norm ord=2/'nuc')"))
+)
+register_core_and_batched(linalg_class("MatrixPinv"))(
+    _refuse(_NO_SPECTRAL.format("MatrixPinv (SVD-based)"))
+)
 register_core_and_batched(linalg_class("Lstsq"))(_refuse(_NO_SPECTRAL.format("Lstsq (SVD-based)")))

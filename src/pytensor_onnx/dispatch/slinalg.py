@@ -8,9 +8,9 @@ The Op classes live in ``pytensor.tensor.linalg`` in PyTensor 3 and in
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-
 import importlib
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import onnx_ir as ir
 import pytensor.tensor.linalg as ptla
@@ -24,7 +24,7 @@ from pytensor_onnx.dispatch.basic import UnsupportedOpError, onnx_funcify, optio
 from pytensor_onnx.dispatch.blockwise import onnx_funcify_blockwise
 
 Values = Sequence[ir.Value]
-Converter = Callable[[Op, Apply, ONNXBuilder], Values]
+Converter = Callable[[Any, Apply, ONNXBuilder], Values]
 
 
 def linalg_class(name: str) -> type:
@@ -34,11 +34,11 @@ def linalg_class(name: str) -> type:
     ``nlinalg`` are deprecation shims); PyTensor 2.38 defines them in those two modules.
     """
     if hasattr(ptla, name):
-        return getattr(ptla, name)  # type: ignore[no-any-return]
+        return getattr(ptla, name)
     for module in ("pytensor.tensor.slinalg", "pytensor.tensor.nlinalg"):
         found = getattr(importlib.import_module(module), name, None)
         if found is not None:
-            return found  # type: ignore[no-any-return]
+            return found
     raise AttributeError(f"PyTensor has no linear-algebra Op {name}")
 
 
@@ -59,7 +59,7 @@ def register_core_and_batched(*op_classes: type) -> Callable[[Converter], Conver
 
 
 def matrix_size(builder: ONNXBuilder, node: Apply, x: ir.Value, index: int = 0) -> la.Size:
-    """The :class:`~pytensor_onnx.dispatch.linalg.Size` of the square matrices ``node.inputs[index]``."""
+    """The :class:`~pytensor_onnx.dispatch.linalg.Size` of the matrices ``node.inputs[index]``."""
     shape = node.inputs[index].type.shape
     static = shape[-1] if shape[-1] is not None else shape[-2]
     return la.size_of(builder, x, -1, static)
@@ -97,7 +97,7 @@ def reading_triangle(builder: ONNXBuilder, node: Apply, a: ir.Value, lower: bool
 
 
 @register_core_and_batched(linalg_class("Cholesky"))
-def _cholesky(op: Op, node: Apply, builder: ONNXBuilder) -> Values:
+def _cholesky(op: Any, node: Apply, builder: ONNXBuilder) -> Values:
     a, n, dtype = square_input(builder, node)
     ndim = node.inputs[0].type.ndim
     factor = la.cholesky(builder, reading_triangle(builder, node, a, op.lower), n, ndim, dtype)
@@ -105,7 +105,7 @@ def _cholesky(op: Op, node: Apply, builder: ONNXBuilder) -> Values:
 
 
 @register_core_and_batched(linalg_class("SolveTriangular"))
-def _solve_triangular(op: Op, node: Apply, builder: ONNXBuilder) -> Values:
+def _solve_triangular(op: Any, node: Apply, builder: ONNXBuilder) -> Values:
     a, n, dtype = square_input(builder, node)
     b, ndim = as_matrix_rhs(builder, node, op.b_ndim, dtype)
     x = la.solve_triangular(
@@ -138,7 +138,7 @@ def cholesky_solve(
 
 
 @register_core_and_batched(linalg_class("CholeskySolve"))
-def _cho_solve(op: Op, node: Apply, builder: ONNXBuilder) -> Values:
+def _cho_solve(op: Any, node: Apply, builder: ONNXBuilder) -> Values:
     factor, n, dtype = square_input(builder, node)
     b, ndim = as_matrix_rhs(builder, node, op.b_ndim, dtype)
     x = cholesky_solve(builder, factor, b, n, ndim, dtype, lower=op.lower)
@@ -162,7 +162,7 @@ def band(builder: ONNXBuilder, a: ir.Value, n: la.Size, dtype: str) -> ir.Value:
 
 
 @register_core_and_batched(linalg_class("Solve"))
-def _solve(op: Op, node: Apply, builder: ONNXBuilder) -> Values:
+def _solve(op: Any, node: Apply, builder: ONNXBuilder) -> Values:
     a, n, dtype = square_input(builder, node)
     b, x_ndim = as_matrix_rhs(builder, node, op.b_ndim, dtype)
     ndim = node.inputs[0].type.ndim
@@ -186,7 +186,7 @@ def _solve(op: Op, node: Apply, builder: ONNXBuilder) -> Values:
 
 
 @register_core_and_batched(linalg_class("LUFactor"))
-def _lu_factor(op: Op, node: Apply, builder: ONNXBuilder) -> Values:
+def _lu_factor(op: Any, node: Apply, builder: ONNXBuilder) -> Values:
     a, n, dtype = square_input(builder, node)
     lu = la.lu_factor(builder, a, n, node.inputs[0].type.ndim, dtype)
     # PyTensor fills the factorization of an exactly singular matrix with NaN (getrf info > 0).
@@ -195,7 +195,7 @@ def _lu_factor(op: Op, node: Apply, builder: ONNXBuilder) -> Values:
 
 
 @register_core_and_batched(linalg_class("LU"))
-def _lu(op: Op, node: Apply, builder: ONNXBuilder) -> Values:
+def _lu(op: Any, node: Apply, builder: ONNXBuilder) -> Values:
     # The first output may be integer row indices; the factors have the float dtype.
     a, n, dtype = square_input(builder, node, output=1)
     lu = la.lu_factor(builder, a, n, node.inputs[0].type.ndim, dtype)
@@ -211,9 +211,7 @@ def _lu(op: Op, node: Apply, builder: ONNXBuilder) -> Values:
 
 
 @register_core_and_batched(linalg_class("PivotToPermutations"))
-def _pivot_to_permutations(
-    op: Op, node: Apply, builder: ONNXBuilder
-) -> Values:
+def _pivot_to_permutations(op: Any, node: Apply, builder: ONNXBuilder) -> Values:
     pivots = builder.input(node, 0, "int64")
     static = node.inputs[0].type.shape[-1]
     n = la.size_of(builder, pivots, -1, static)
@@ -223,9 +221,7 @@ def _pivot_to_permutations(
     return [builder.cast(perm, variable_dtype(node.outputs[0]), "int64")]
 
 
-def _qr_sizes(
-    builder: ONNXBuilder, node: Apply, a: ir.Value
-) -> tuple[la.Size, la.Size, la.Size]:
+def _qr_sizes(builder: ONNXBuilder, node: Apply, a: ir.Value) -> tuple[la.Size, la.Size, la.Size]:
     """Row count, column count and ``min(rows, columns)`` of the input of a QR node."""
     m_static, n_static = node.inputs[0].type.shape[-2:]
     m = la.size_of(builder, a, -2, m_static)
@@ -235,15 +231,19 @@ def _qr_sizes(
         k = la.size_of(builder, a, -1, k_static)
     else:
         value = builder.op("Min", [m.value, n.value])
-        arange = builder.op("Range", [builder.scalar(0, "int64"), value, builder.scalar(1, "int64")])
+        arange = builder.op(
+            "Range", [builder.scalar(0, "int64"), value, builder.scalar(1, "int64")]
+        )
         k = la.Size(value, None, arange, la.unsqueeze(builder, arange, 1))
     return m, n, k
 
 
 @register_core_and_batched(linalg_class("QR"))
-def _qr(op: Op, node: Apply, builder: ONNXBuilder) -> Values:
+def _qr(op: Any, node: Apply, builder: ONNXBuilder) -> Values:
     if op.pivoting:
-        raise UnsupportedOpError.for_node(node, "QR with column pivoting (geqp3) is not implemented")
+        raise UnsupportedOpError.for_node(
+            node, "QR with column pivoting (geqp3) is not implemented"
+        )
     if op.mode == "raw":
         raise UnsupportedOpError.for_node(
             node, "QR mode='raw' (LAPACK's packed reflectors) is not implemented"
@@ -271,7 +271,7 @@ def _batched_take_rows(core_op: Op, node: Apply, builder: ONNXBuilder) -> Values
     permutes the right-hand sides this way, batched when the solve is.
     """
     x_var, idx_var = node.inputs[0], node.inputs[-1]
-    batch = node.op.batch_ndim(node)  # type: ignore[attr-defined]
+    batch = node.op.batch_ndim(node)
     idx_list = getattr(core_op, "idx_list", (0,))
     if (
         len(node.inputs) != 2
@@ -286,9 +286,14 @@ def _batched_take_rows(core_op: Op, node: Apply, builder: ONNXBuilder) -> Values
     x = builder.input(node, 0)
     idx = builder.input(node, 1, "int64")
     ones = builder.int64s([1] * core_ndim)
-    x = builder.op("Expand", [x, builder.op("Concat", [builder.op("Shape", [idx], {"end": -1}), ones], {"axis": 0})])
+    x = builder.op(
+        "Expand",
+        [x, builder.op("Concat", [builder.op("Shape", [idx], {"end": -1}), ones], {"axis": 0})],
+    )
     target = builder.op(
-        "Concat", [builder.op("Shape", [x], {"end": batch}), builder.op("Shape", [idx], {"start": -1})], {"axis": 0}
+        "Concat",
+        [builder.op("Shape", [x], {"end": batch}), builder.op("Shape", [idx], {"start": -1})],
+        {"axis": 0},
     )
     idx = builder.op("Expand", [idx, target])
     rows = builder.dim(x, batch)
@@ -304,7 +309,7 @@ for _cls in optional_classes(subtensor, "AdvancedSubtensor", "AdvancedSubtensor1
 def _refuse(reason: str) -> Converter:
     """A converter that refuses Ops of a class with ``reason``."""
 
-    def convert(op: Op, node: Apply, builder: ONNXBuilder) -> Values:
+    def convert(op: Any, node: Apply, builder: ONNXBuilder) -> Values:
         raise UnsupportedOpError.for_node(node, reason)
 
     return convert
