@@ -6,6 +6,9 @@ in the enclosing graph; :func:`sink_into_branches` (run by ``build_model`` once 
 graph is converted) then moves every node whose results are used by one branch only into
 that branch, so that ONNX Runtime, like PyTensor's lazy ``ifelse``, computes only the
 branch it takes.
+
+PyTensor 3's ``LazyIfElse`` holds its branches as ``OpFromGraph``s: their inner graphs are
+converted directly inside the ``If`` branches.
 """
 
 from __future__ import annotations
