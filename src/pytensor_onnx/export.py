@@ -323,14 +323,18 @@ def build_model(
     ir_passes.NameFixPass()(model)
     # ONNX's symbolic shape inference names the output dims after the input dims they equal
     # and fills in dims PyTensor does not know statically (e.g. from weight shapes).
-    ir_passes.ShapeInferencePass()(model)
+    ir_passes.ShapeInferencePass(data_prop=False)(model)
     return model
 
 
 def check_model(proto: onnx.ModelProto) -> None:
-    """Run the ONNX checker (full check) and strict shape inference with data propagation."""
+    """Run the ONNX checker (full check) and strict shape inference.
+
+    ONNX's experimental data propagation is left off: with onnx 1.23 it rejected a valid
+    ``Mul`` of shapes ``[60, 1]`` and ``[1, 2]`` (a PyMC mixture-model gradient).
+    """
     onnx.checker.check_model(proto, full_check=True)
-    onnx.shape_inference.infer_shapes(proto, check_type=True, strict_mode=True, data_prop=True)
+    onnx.shape_inference.infer_shapes(proto, check_type=True, strict_mode=True, data_prop=False)
 
 
 def write_atomically(data: bytes, path: PathLike) -> None:
@@ -376,6 +380,7 @@ def export_onnx(
     verify: bool | Sequence[object] | Mapping[str, object] = False,
     provenance: bool = False,
     ir_version: int | None = None,
+    metadata: Mapping[str, str] | None = None,
     op_from_graph: str = "function",
 ) -> onnx.ModelProto:
     """Export a PyTensor graph to ONNX.
@@ -424,6 +429,8 @@ def export_onnx(
     ir_version
         The ONNX IR version to write; by default the newest the installed ONNX Runtime
         loads.  Lower it for older runtimes (onnxruntime-web 1.30 reads up to 13).
+    metadata
+        Extra ``metadata_props`` entries for the model (e.g. how to unpack an input).
     op_from_graph
         How ``OpFromGraph`` ops become ONNX: ``"function"`` (default), one ONNX local
         function per Op, called where it is used; ``"inline"``, their inner graphs copied
@@ -477,6 +484,7 @@ def export_onnx(
         value_map=value_map,
         op_from_graph=op_from_graph,
     )
+    model.metadata_props.update(metadata or {})
     if provenance:
         annotate_provenance(model, value_map)
     if ir_version is not None:

@@ -201,3 +201,10 @@ def test_composite_expanded(floatX: str, symbolic: bool) -> None:
     x, y = input_like(value, "x", symbolic), input_like(value[::-1].copy(), "y", symbolic)
     outputs = Elemwise(composite)(x, y)
     compare_onnx_and_py([x, y], outputs, [value, value[::-1].copy()])
+
+
+def test_bool_arithmetic_is_logical() -> None:
+    p = np.array([True, False, True, False])
+    q = np.array([True, True, False, False])
+    u, v = input_like(p, "p"), input_like(q, "q")
+    compare_onnx_and_py([u, v], [pt.mul(u, v), pt.add(u, v)], [p, q])

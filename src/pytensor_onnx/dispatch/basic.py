@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sysconfig
 import traceback
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -51,8 +52,9 @@ class UnsupportedEntry:
         return text
 
 
-_LIBRARY_DIRS = tuple(
-    str(Path(module.__file__).parent) for module in (pytensor, pytensor_onnx) if module.__file__
+_LIBRARY_DIRS = (
+    *(str(Path(module.__file__).parent) for module in (pytensor, pytensor_onnx) if module.__file__),
+    sysconfig.get_paths()["stdlib"],
 )
 
 

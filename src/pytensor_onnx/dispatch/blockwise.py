@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from functools import singledispatch
 
 import onnx_ir as ir
+from pytensor.compile.ops import DeepCopyOp, ViewOp
 from pytensor.graph.basic import Apply
 from pytensor.graph.op import Op
 from pytensor.tensor.blockwise import Blockwise
@@ -37,6 +38,12 @@ def onnx_funcify_blockwise(core_op: Op, node: Apply, builder: ONNXBuilder) -> Va
 @onnx_funcify.register(Blockwise)
 def _blockwise(op: Blockwise, node: Apply, builder: ONNXBuilder) -> Values:
     return onnx_funcify_blockwise(op.core_op, node, builder)
+
+
+@onnx_funcify_blockwise.register(DeepCopyOp)
+@onnx_funcify_blockwise.register(ViewOp)
+def _batched_identity(core_op: Op, node: Apply, builder: ONNXBuilder) -> Values:
+    return [builder.input(node, 0)]
 
 
 @onnx_funcify_blockwise.register(Dot)

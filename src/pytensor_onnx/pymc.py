@@ -1,0 +1,239 @@
+"""PyMC entry points: a model's log-density, its gradient (the NUTS interface) and predictions.
+
+Needs the optional extra ``pytensor-onnx[pymc]``.
+
+- :func:`export_logp`: inputs are the model's value variables (transformed space, named as
+  PyMC names them, e.g. ``sigma_log__``), output the scalar joint ``logp``.
+- :func:`export_logp_dlogp`: one raveled float64 vector ``x`` in, ``logp`` and ``dlogp`` out,
+  as ``model.logp_dlogp_function(ravel_inputs=True)`` computes them; how to unpack ``x`` is
+  stored as JSON in the model's ``pymc.ravel`` metadata entry.
+- :func:`export_predictive`: deterministic expressions (e.g. ``mu``, ``p``) evaluated for every
+  posterior draw, with the draws baked in as initializers and ``pm.Data`` containers as graph
+  inputs.  Sampling noise (observation-level randomness) is *not* included.
+
+PyMC's parameter checks (``CheckParameterValue``) follow the policy of
+:mod:`pytensor_onnx.dispatch.raise_op`: ``-inf`` for logp support checks, NaN for others.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import onnx
+import pytensor
+import pytensor.tensor as pt
+from pytensor.graph.basic import Variable
+from pytensor.graph.replace import vectorize_graph
+from pytensor.graph.traversal import ancestors, graph_inputs
+
+from pytensor_onnx.export import PathLike, export_onnx
+
+try:
+    import pymc as pm
+    from pymc.pytensorf import join_nonshared_inputs
+except ImportError as err:  # pragma: no cover - exercised only without the extra
+    raise ImportError(
+        "pytensor_onnx.pymc needs PyMC: pip install 'pytensor-onnx[pymc]'"
+    ) from err
+
+#: The metadata key holding the unpacking information of ``export_logp_dlogp``'s input.
+RAVEL_METADATA_KEY = "pymc.ravel"
+
+
+def _data_inputs(model: pm.Model, data_as_inputs: bool | Sequence[str]) -> list[Any]:
+    if data_as_inputs is False:
+        return []
+    data_vars = list(model.data_vars)
+    if data_as_inputs is True:
+        return data_vars
+    by_name = {var.name: var for var in data_vars}
+    unknown = [name for name in data_as_inputs if name not in by_name]
+    if unknown:
+        raise ValueError(f"{unknown} are not pm.Data containers of the model ({sorted(by_name)})")
+    return [by_name[name] for name in data_as_inputs]
+
+
+def _used_data(outputs: Sequence[Variable], candidates: Sequence[Any]) -> list[Any]:
+    """The candidates that ``outputs`` depend on (unused shared variables cannot be inputs)."""
+    used = set(graph_inputs(outputs))
+    return [var for var in candidates if var in used]
+
+
+def export_logp(
+    model: pm.Model,
+    path: PathLike | None = None,
+    *,
+    jacobian: bool = True,
+    data_as_inputs: bool | Sequence[str] = False,
+    **export_kwargs: Any,
+) -> onnx.ModelProto:
+    """Export the model's joint log-density as a function of its value variables.
+
+    Parameters
+    ----------
+    model
+        The PyMC model.
+    path
+        Where to write the ``.onnx`` file (optional).
+    jacobian
+        Include the Jacobian terms of the value-variable transforms, as ``model.logp``.
+    data_as_inputs
+        ``True`` for every ``pm.Data`` container as a graph input, or a list of their names;
+        ``False`` bakes the data into the model.
+    export_kwargs
+        Passed to :func:`pytensor_onnx.export_onnx` (``opset``, ``float32``...).
+
+    Returns
+    -------
+    onnx.ModelProto
+        Inputs: the value variables in ``model.value_vars`` order, then chosen data; output
+        ``logp`` (a 0-d float).
+    """
+    logp = model.logp(jacobian=jacobian)
+    logp.name = "logp"
+    data = _used_data([logp], _data_inputs(model, data_as_inputs))
+    return export_onnx(list(model.value_vars), [logp], path, shared_inputs=data, **export_kwargs)
+
+
+def export_logp_dlogp(
+    model: pm.Model,
+    path: PathLike | None = None,
+    *,
+    jacobian: bool = True,
+    data_as_inputs: bool | Sequence[str] = False,
+    **export_kwargs: Any,
+) -> onnx.ModelProto:
+    """Export ``logp`` and its gradient over one raveled vector of the continuous values.
+
+    This is the interface NUTS samplers call.  The vector ``x`` is the concatenation of the
+    raveled value variables in ``model.continuous_value_vars`` order; the model's
+    ``pymc.ravel`` metadata entry holds, as JSON, a list of ``{"name", "shape", "dtype",
+    "start", "stop"}`` records describing that layout.
+
+    Parameters
+    ----------
+    model, path, jacobian, data_as_inputs, export_kwargs
+        As for :func:`export_logp`.
+
+    Returns
+    -------
+    onnx.ModelProto
+        Input ``x`` (1-D float64), outputs ``logp`` (0-d) and ``dlogp`` (like ``x``).
+
+    Raises
+    ------
+    ValueError
+        If the model has discrete free variables (their gradient does not exist).
+    """
+    value_vars = list(model.value_vars)
+    continuous = list(model.continuous_value_vars)
+    discrete = [v.name for v in value_vars if v not in continuous]
+    if discrete:
+        raise ValueError(
+            f"the model has discrete free variables {discrete}; logp+gradient needs continuous "
+            "ones only (marginalize them, or use export_logp)"
+        )
+    logp = model.logp(jacobian=jacobian)
+    dlogp = pt.concatenate([pt.flatten(g) for g in pytensor.grad(logp, continuous)])
+    point = model.initial_point()
+    (logp_raveled, dlogp_raveled), x = join_nonshared_inputs(point, [logp, dlogp], continuous)
+    x.name = "x"
+    logp_raveled.name = "logp"
+    dlogp_raveled.name = "dlogp"
+
+    layout = []
+    start = 0
+    for var in continuous:
+        shape = [int(d) for d in np.shape(point[var.name])]
+        size = int(np.prod(shape, dtype=np.int64))
+        layout.append(
+            {"name": var.name, "shape": shape, "dtype": str(var.dtype), "start": start, "stop": start + size}
+        )
+        start += size
+    outputs = [logp_raveled, dlogp_raveled]
+    data = _used_data(outputs, _data_inputs(model, data_as_inputs))
+    metadata = {RAVEL_METADATA_KEY: json.dumps(layout)}
+    metadata.update(export_kwargs.pop("metadata", None) or {})
+    return export_onnx([x], outputs, path, shared_inputs=data, metadata=metadata, **export_kwargs)
+
+
+def _posterior_draws(model: pm.Model, draws: Any, names: Sequence[str]) -> dict[str, np.ndarray]:
+    """``{free RV name: array of shape (n_draws, *rv_shape)}`` from InferenceData or a mapping."""
+    posterior = getattr(draws, "posterior", None)
+    result: dict[str, np.ndarray] = {}
+    for name in names:
+        if posterior is not None:
+            values = np.asarray(posterior[name].values)  # (chain, draw, *shape)
+            values = values.reshape(-1, *values.shape[2:])
+        elif isinstance(draws, Mapping):
+            values = np.asarray(draws[name])
+        else:
+            raise TypeError("draws must be an arviz.InferenceData with a posterior, or a mapping")
+        result[name] = values
+    return result
+
+
+def export_predictive(
+    model: pm.Model,
+    draws: Any,
+    path: PathLike | None = None,
+    *,
+    var_names: Sequence[str],
+    data_as_inputs: bool | Sequence[str] = True,
+    **export_kwargs: Any,
+) -> onnx.ModelProto:
+    """Export deterministic model expressions evaluated at every posterior draw.
+
+    Parameters
+    ----------
+    model
+        The PyMC model.
+    draws
+        An ``arviz.InferenceData`` with a ``posterior`` group (chains are stacked), or a
+        mapping from free-variable names to arrays with a leading draw axis.
+    path
+        Where to write the ``.onnx`` file (optional).
+    var_names
+        Names of ``pm.Deterministic`` variables (or free variables) to return.
+    data_as_inputs
+        ``pm.Data`` containers that become graph inputs (default: all that are used), so new
+        data can be fed at prediction time.
+    export_kwargs
+        Passed to :func:`pytensor_onnx.export_onnx`.
+
+    Returns
+    -------
+    onnx.ModelProto
+        Inputs: the chosen data containers; outputs: one per name, with a leading draw axis.
+
+    Raises
+    ------
+    ValueError
+        For names of observed variables: their sampling noise is not part of this export.
+    """
+    observed = {rv.name for rv in model.observed_RVs}
+    noisy = [name for name in var_names if name in observed]
+    if noisy:
+        raise ValueError(
+            f"{noisy} are observed random variables: sampling noise is not exported; wrap "
+            "their expected value in a pm.Deterministic and export that"
+        )
+    outputs = [model[name] for name in var_names]
+    upstream = set(ancestors(outputs))
+    free = [rv for rv in model.free_RVs if rv in upstream]
+    values = _posterior_draws(model, draws, [rv.name for rv in free])
+    replacements = {}
+    for rv in free:
+        stacked = pytensor.shared(values[rv.name].astype(rv.dtype), name=f"{rv.name}_draws")
+        replacements[rv] = stacked
+    batched = vectorize_graph(outputs, replace=replacements)
+    for out, name in zip(batched, var_names, strict=True):
+        out.name = name
+    data = _used_data(batched, _data_inputs(model, data_as_inputs))
+    return export_onnx([], batched, path, shared_inputs=data, **export_kwargs)
+
+
+__all__ = ["RAVEL_METADATA_KEY", "export_logp", "export_logp_dlogp", "export_predictive"]

@@ -1,0 +1,220 @@
+"""PyMC entry points on canonical models: logp, logp+gradient and predictive exports."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+
+pm = pytest.importorskip("pymc")
+
+from pytensor_onnx.pymc import (  # noqa: E402
+    RAVEL_METADATA_KEY,
+    export_logp,
+    export_logp_dlogp,
+    export_predictive,
+)
+from tests.compare import run_onnx  # noqa: E402
+
+RNG = np.random.default_rng(20261126)
+
+
+def linear_regression() -> pm.Model:
+    x = RNG.normal(size=50)
+    y = 1.0 + 2.0 * x + RNG.normal(size=50)
+    with pm.Model(coords={"obs": range(50)}) as model:
+        data = pm.Data("x", x, dims="obs")
+        intercept = pm.Normal("intercept", 0, 10)
+        slope = pm.Normal("slope", 0, 10)
+        sigma = pm.HalfNormal("sigma", 1)
+        mu = pm.Deterministic("mu", intercept + slope * data, dims="obs")
+        pm.Normal("y", mu, sigma, observed=y, dims="obs")
+    return model
+
+
+def eight_schools() -> pm.Model:
+    y = np.array([28.0, 8.0, -3.0, 7.0, -1.0, 1.0, 18.0, 12.0])
+    sigma = np.array([15.0, 10.0, 16.0, 11.0, 9.0, 11.0, 10.0, 18.0])
+    with pm.Model() as model:
+        mu = pm.Normal("mu", 0, 5)
+        tau = pm.HalfCauchy("tau", 5)
+        theta_raw = pm.Normal("theta_raw", 0, 1, shape=8)
+        theta = pm.Deterministic("theta", mu + tau * theta_raw)
+        pm.Normal("y", theta, sigma, observed=y)
+    return model
+
+
+def logistic_regression() -> pm.Model:
+    x = RNG.normal(size=(100, 3))
+    y = (RNG.random(100) < 0.5).astype("int64")
+    with pm.Model() as model:
+        data = pm.Data("X", x)
+        beta = pm.Normal("beta", 0, 1, shape=3)
+        alpha = pm.Normal("alpha", 0, 1)
+        p = pm.Deterministic("p", pm.math.sigmoid(alpha + data @ beta))
+        pm.Bernoulli("y", logit_p=alpha + data @ beta, observed=y)
+        del p
+    return model
+
+
+def poisson_glm() -> pm.Model:
+    x = RNG.normal(size=40)
+    exposure = RNG.uniform(1, 3, size=40)
+    counts = RNG.poisson(exposure * np.exp(0.3 + 0.5 * x))
+    with pm.Model() as model:
+        data = pm.Data("x", x)
+        offset = pm.Data("log_exposure", np.log(exposure))
+        a = pm.Normal("a", 0, 1)
+        b = pm.Normal("b", 0, 1)
+        rate = pm.Deterministic("rate", pm.math.exp(a + b * data + offset))
+        pm.Poisson("counts", rate, observed=counts)
+    return model
+
+
+def robust_regression() -> pm.Model:
+    x = RNG.normal(size=30)
+    y = 0.5 * x + RNG.standard_t(3, size=30)
+    with pm.Model() as model:
+        nu = pm.Gamma("nu", 2, 0.1)
+        slope = pm.Normal("slope", 0, 5)
+        sigma = pm.HalfNormal("sigma", 2)
+        pm.StudentT("y", nu=nu, mu=slope * x, sigma=sigma, observed=y)
+    return model
+
+
+def varying_intercept() -> pm.Model:
+    groups = RNG.integers(0, 4, size=60)
+    y = RNG.normal(size=60) + groups
+    with pm.Model(coords={"group": range(4)}) as model:
+        index = pm.Data("group_idx", groups)
+        mu_a = pm.Normal("mu_a", 0, 5)
+        sigma_a = pm.HalfNormal("sigma_a", 2)
+        a = pm.Normal("a", mu_a, sigma_a, dims="group")
+        sigma = pm.HalfNormal("sigma", 2)
+        mu = pm.Deterministic("mu", a[index])
+        pm.Normal("y", mu, sigma, observed=y)
+    return model
+
+
+def normal_mixture() -> pm.Model:
+    y = np.concatenate([RNG.normal(-2, 1, 30), RNG.normal(3, 1, 30)])
+    with pm.Model() as model:
+        w = pm.Dirichlet("w", np.ones(2))
+        mu = pm.Normal("mu", np.array([-1.0, 1.0]), 5, shape=2, transform=pm.distributions.transforms.ordered)
+        sigma = pm.HalfNormal("sigma", 2, shape=2)
+        pm.NormalMixture("y", w=w, mu=mu, sigma=sigma, observed=y)
+    return model
+
+
+def dirichlet_multinomial() -> pm.Model:
+    counts = np.array([[3, 5, 2], [4, 4, 2], [1, 6, 3]])
+    with pm.Model() as model:
+        p = pm.Dirichlet("p", a=np.ones(3))
+        pm.Multinomial("counts", n=counts.sum(axis=1), p=p, observed=counts)
+    return model
+
+
+MODELS: dict[str, Callable[[], pm.Model]] = {
+    "linear_regression": linear_regression,
+    "eight_schools": eight_schools,
+    "logistic_regression": logistic_regression,
+    "poisson_glm": poisson_glm,
+    "robust_regression": robust_regression,
+    "varying_intercept": varying_intercept,
+    "normal_mixture": normal_mixture,
+    "dirichlet_multinomial": dirichlet_multinomial,
+}
+
+
+def _points(model: pm.Model, n: int = 3) -> list[dict[str, np.ndarray]]:
+    """The initial point and random points around it (transformed space)."""
+    start = model.initial_point()
+    points = [start]
+    for _ in range(n - 1):
+        points.append({k: v + RNG.normal(scale=0.5, size=np.shape(v)) for k, v in start.items()})
+    return points
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_logp_matches_pymc(name: str) -> None:
+    model = MODELS[name]()
+    exported = export_logp(model)
+    logp_fn = model.compile_logp()
+    assert [i.name for i in exported.graph.input] == [v.name for v in model.value_vars]
+    for point in _points(model):
+        feeds = {v.name: np.asarray(point[v.name], dtype=v.dtype) for v in model.value_vars}
+        expected = logp_fn(point)
+        for outputs in run_onnx(exported, feeds):
+            np.testing.assert_allclose(outputs[0], expected, rtol=1e-10)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_logp_dlogp_matches_pymc(name: str) -> None:
+    model = MODELS[name]()
+    exported = export_logp_dlogp(model)
+    fn = model.logp_dlogp_function(ravel_inputs=True)
+    fn.set_extra_values({})  # PyMC 5 insists, although all values are gradient variables
+    layout = json.loads({p.key: p.value for p in exported.metadata_props}[RAVEL_METADATA_KEY])
+    assert [entry["name"] for entry in layout] == [v.name for v in model.continuous_value_vars]
+    for point in _points(model):
+        x = np.concatenate([np.ravel(point[e["name"]]) for e in layout]).astype("float64")
+        expected_logp, expected_grad = fn(x)
+        for logp, grad in run_onnx(exported, {"x": x}):
+            np.testing.assert_allclose(logp, expected_logp, rtol=1e-10)
+            np.testing.assert_allclose(grad, expected_grad, rtol=1e-9, atol=1e-12)
+
+
+def test_jacobian_option() -> None:
+    model = linear_regression()
+    point = model.initial_point()
+    feeds = {v.name: np.asarray(point[v.name]) for v in model.value_vars}
+    for jacobian in (True, False):
+        exported = export_logp(model, jacobian=jacobian)
+        expected = model.compile_logp(jacobian=jacobian)(point)
+        np.testing.assert_allclose(run_onnx(exported, feeds)[0][0], expected, rtol=1e-12)
+
+
+def test_data_as_inputs_gives_symbolic_dims() -> None:
+    model = linear_regression()
+    exported = export_logp(model, data_as_inputs=True)
+    assert [i.name for i in exported.graph.input] == ["intercept", "slope", "sigma_log__", "x"]
+
+
+def test_predictive_with_new_data() -> None:
+    model = linear_regression()
+    draws = {
+        "intercept": RNG.normal(size=20),
+        "slope": RNG.normal(size=20),
+        "sigma": RNG.uniform(0.5, 2, size=20),
+    }
+    exported = export_predictive(model, draws, var_names=["mu"])
+    assert [i.name for i in exported.graph.input] == ["x"]
+    for n in (50, 13):
+        new_x = RNG.normal(size=n)
+        expected = draws["intercept"][:, None] + draws["slope"][:, None] * new_x[None, :]
+        for (mu,) in run_onnx(exported, {"x": new_x}):
+            np.testing.assert_allclose(mu, expected, rtol=1e-12)
+
+
+def test_predictive_logistic_from_inference_data() -> None:
+    az = pytest.importorskip("arviz")
+    model = logistic_regression()
+    posterior = {"beta": RNG.normal(size=(2, 10, 3)), "alpha": RNG.normal(size=(2, 10))}
+    if int(az.__version__.split(".")[0]) >= 1:  # arviz 1 takes a dict of groups
+        idata = az.from_dict({"posterior": posterior})
+    else:
+        idata = az.from_dict(posterior=posterior)
+    exported = export_predictive(model, idata, var_names=["p"])
+    new_x = RNG.normal(size=(7, 3))
+    beta = posterior["beta"].reshape(20, 3)
+    alpha = posterior["alpha"].reshape(20)
+    expected = 1 / (1 + np.exp(-(alpha[:, None] + beta @ new_x.T)))
+    for (p,) in run_onnx(exported, {"X": new_x}):
+        np.testing.assert_allclose(p, expected, rtol=1e-10)
+
+
+def test_predictive_refuses_observed_variables() -> None:
+    with pytest.raises(ValueError, match="sampling noise"):
+        export_predictive(linear_regression(), {}, var_names=["y"])
