@@ -352,3 +352,59 @@ def _info_sit_sot() -> Any:
         n_non_seqs=0,
         as_while=False,
     )
+
+
+def test_shared_and_constant_non_sequences(floatX: str) -> None:
+    W = pytensor.shared(np.array([[0.5, -0.2], [0.1, 0.3]], dtype=floatX), name="W")
+    offset = pt.constant(np.array([0.1, -0.1], dtype=floatX))
+    xs = pt.matrix("xs", dtype=floatX)
+    hs = pytensor.scan(
+        lambda x, h, W, c: pt.tanh(W.dot(h) + x + c),
+        sequences=[xs],
+        outputs_info=[pt.zeros((2,), dtype=floatX)],
+        non_sequences=[W, offset],
+        return_updates=False,
+    )
+    values = [[_rng(n).normal(size=(n, 2)).astype(floatX)] for n in LENGTHS]
+    tol = {"rtol": 1e-5, "atol": 1e-6} if floatX == "float32" else {}
+    model = compare_at_lengths([xs], [hs, pytensor.grad(hs.sum(), W)], values, **tol)
+    assert [init.name for init in model.graph.initializer] == ["W"]
+
+
+def test_while_loop_with_traced_outputs(floatX: str) -> None:
+    """An `until` loop with a sit-sot and a nit-sot output, stopped at different steps."""
+    xs = pt.vector("xs", dtype=floatX)
+    threshold = pt.scalar("threshold", dtype=floatX)
+
+    def step(x, acc, threshold):
+        new = acc + x
+        return [new, new * x], until(new > threshold)
+
+    [sums, products] = pytensor.scan(
+        step,
+        sequences=[xs],
+        outputs_info=[pt.zeros((), dtype=floatX), None],
+        non_sequences=[threshold],
+        return_updates=False,
+    )
+    values = [
+        [np.linspace(0.5, 1.5, n).astype(floatX), np.asarray(limit, floatX)]
+        for n, limit in ((6, 2.0), (9, 100.0), (4, -1.0))
+    ]
+    compare_at_lengths([xs, threshold], [sums, products, sums[-1]], values)
+
+
+def test_shared_variable_updates_in_scan() -> None:
+    """Shared-variable updates made inside a scan (PyTensor turns them into a recurrence)."""
+    state = pytensor.shared(np.float64(1.5), name="state")
+    xs = pt.vector("xs")
+    out, updates = pytensor.scan(
+        lambda x: (x * state, {state: state * 0.5 + x}), sequences=[xs], return_updates=True
+    )
+    fn = pytensor.function([xs], out, updates=updates, mode=REFERENCE_MODE)
+    model = export_onnx(fn, include_updates=True)
+    feeds = {"xs": np.array([1.0, -2.0, 0.5, 3.0]), "state": np.array(1.5)}
+    expected = fn(feeds["xs"])
+    for got in run_onnx(model, feeds):
+        assert_matches(got[0], expected, None, None, "scan output")
+        assert_matches(got[1], state.get_value(), None, None, "updated state")
