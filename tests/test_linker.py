@@ -273,12 +273,20 @@ def _mlp_training_step(mode: Any, seed: int) -> tuple[Any, list[Any]]:
     return pytensor.function([x, y], loss, updates=updates, mode=mode), params
 
 
-def test_sgd_training_loop_matches_default_mode() -> None:
+@pytest.mark.parametrize(
+    "reference",
+    [
+        pytest.param(REFERENCE_MODE, id="python"),
+        # PyTensor's default backend (C on 2.x, Numba on 3.x) compiles for seconds.
+        pytest.param(None, id="default", marks=pytest.mark.slow),
+    ],
+)
+def test_sgd_training_loop_matches_reference_modes(reference: Mode | None) -> None:
     rng = np.random.default_rng(1)
     data = rng.normal(size=(16, 5))
     labels = np.eye(3)[rng.integers(0, 3, size=16)]
     onnx_step, onnx_params = _mlp_training_step("ONNX", seed=2)
-    ref_step, ref_params = _mlp_training_step(None, seed=2)
+    ref_step, ref_params = _mlp_training_step(reference, seed=2)
     onnx_losses = [onnx_step(data, labels) for _ in range(25)]
     ref_losses = [ref_step(data, labels) for _ in range(25)]
     assert onnx_losses[-1] < 0.5 * onnx_losses[0]  # it trains

@@ -1,0 +1,218 @@
+"""Benchmarks 3 and 4: ``mode="ONNX"`` against PyTensor's own backends, and its call overhead.
+
+3. Median call latency of the same compiled graph in ``mode="ONNX"``, in PyTensor's default
+   backend (C VM on PyTensor 2.x, Numba on 3.x) and with the Python linker (``fast_run``
+   rewrites without elementwise fusion), for: the MLP
+   forward pass (batch 1 and 256, float32), an elementwise-heavy float64 graph, and a
+   PyMC-style logistic-regression log-density with its gradient (N=10,000 observations).
+   For the MLP, the model from ``export_onnx`` (weights as initializers) is timed too.
+4. Per-call overhead of ``mode="ONNX"`` over ``InferenceSession.run`` on the very model the
+   mode compiled (same session options, same inputs).
+
+All ONNX Runtime sessions use ``--threads`` intra-op threads (default 1); run with
+``OMP_NUM_THREADS``/``OPENBLAS_NUM_THREADS`` set to the same number for a fair comparison
+(``run_all.py`` does).  Usage: ``python benchmarks/bench_backends.py``
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import MLP_SIZES, emit, interleaved_call_times, pytensor_mlp
+
+LOGREG_N = 10_000
+LOGREG_D = 10
+ELEMWISE_SIZE = 100_000
+
+#: A benchmark graph: inputs, outputs, and one value per input.
+Graph = tuple[list[Any], list[Any], list[np.ndarray]]
+
+
+def session_options(threads: int) -> Any:
+    """``onnxruntime.SessionOptions`` with ``threads`` intra-op threads."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    return options
+
+
+def modes(threads: int) -> dict[str, Any]:
+    """The modes compared: ONNX, PyTensor's default backend, and the Python linker."""
+    import pytensor
+    from pytensor.compile.mode import Mode, get_mode
+
+    from pytensor_onnx import ONNXMode
+
+    default = get_mode("FAST_RUN")
+    linker = type(default.linker).__name__
+    default_name = {"NumbaLinker": "Numba", "CVM": "C (CVM)", "VMLinker": "C (CVM)"}.get(
+        linker, linker
+    )
+    if pytensor.config.cxx == "" and default_name.startswith("C"):
+        default_name = "Python VM (no C compiler)"
+    return {
+        "ONNX": ONNXMode(session_options=session_options(threads)),
+        default_name: default,
+        # Without fusion: the Python implementation of a fused ``Composite`` loops over
+        # elements in Python (seconds per call here), which says nothing about the linker.
+        "Python": Mode(linker="py", optimizer="fast_run").excluding("fusion"),
+    }
+
+
+def elementwise_graph() -> Graph:
+    """About twenty elementwise float64 operations on a 100,000-vector."""
+    import pytensor.tensor as pt
+
+    x = pt.tensor("x", dtype="float64", shape=(None,))
+    y = pt.exp(-(x**2)) * pt.sin(3.0 * x) + pt.log1p(pt.abs(x)) * pt.tanh(x)
+    y = y - pt.sqrt(x**2 + 1.0) / (1.0 + pt.exp(-x)) + pt.cos(x) ** 2
+    value = np.random.default_rng(0).normal(size=ELEMWISE_SIZE)
+    return [x], [y], [value]
+
+
+def logistic_regression_graph() -> Graph:
+    """Log-density (Bernoulli-logit likelihood, normal prior) and its gradient in ``beta``.
+
+    The data are shared variables (as ``pm.Data`` would be); ``beta`` is the input.
+    """
+    import pytensor
+    import pytensor.tensor as pt
+
+    rng = np.random.default_rng(0)
+    data = rng.normal(size=(LOGREG_N, LOGREG_D))
+    true_beta = rng.normal(size=LOGREG_D)
+    labels = (rng.random(LOGREG_N) < 1 / (1 + np.exp(-data @ true_beta))).astype("float64")
+    x = pytensor.shared(data, name="X")
+    y = pytensor.shared(labels, name="y")
+    beta = pt.tensor("beta", dtype="float64", shape=(LOGREG_D,))
+    eta = x @ beta
+    logp = (y * eta - pt.softplus(eta)).sum() - 0.5 * (beta**2).sum()
+    return [beta], [logp, pytensor.grad(logp, beta)], [rng.normal(size=LOGREG_D)]
+
+
+def mlp_graph(batch: int) -> Graph:
+    """The MLP forward pass on a float32 batch."""
+    x, probabilities, _ = pytensor_mlp("float32")
+    value = np.random.default_rng(batch).normal(size=(batch, MLP_SIZES[0])).astype("float32")
+    return [x], [probabilities], [value]
+
+
+WORKLOADS: dict[str, Callable[[], Graph]] = {
+    "MLP forward, batch 1": lambda: mlp_graph(1),
+    "MLP forward, batch 256": lambda: mlp_graph(256),
+    f"elementwise, {ELEMWISE_SIZE:,} float64": elementwise_graph,
+    f"logistic regression logp+grad, N={LOGREG_N:,}": logistic_regression_graph,
+}
+
+
+def compare_backends(threads: int) -> list[dict[str, Any]]:
+    """Benchmark 3: compile time and median latency of every workload in every mode."""
+    import onnxruntime as ort
+    import pytensor
+
+    from pytensor_onnx import export_onnx
+
+    rows = []
+    for workload, make in WORKLOADS.items():
+        inputs, outputs, values = make()
+        row: dict[str, Any] = {"workload": workload, "compile": {}}
+        calls: dict[str, Callable[[], Any]] = {}
+        expected = None
+        for name, mode in modes(threads).items():
+            start = time.perf_counter()
+            fn = pytensor.function(inputs, outputs, mode=mode)
+            row["compile"][name] = time.perf_counter() - start
+            result = fn(*values)
+            if expected is None:
+                expected = result
+            for got, want in zip(result, expected, strict=True):
+                np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+            calls[name] = lambda fn=fn, values=values: fn(*values)
+        if workload.startswith("MLP"):
+            model = export_onnx(inputs, outputs).SerializeToString()
+            session = ort.InferenceSession(
+                model, session_options(threads), providers=["CPUExecutionProvider"]
+            )
+            feeds = {session.get_inputs()[0].name: values[0]}
+            calls["ORT, exported model"] = lambda s=session, f=feeds: s.run(None, f)
+        row["latency"] = interleaved_call_times(calls)
+        rows.append(row)
+    return rows
+
+
+def small_graph() -> Graph:
+    """A tiny graph, where per-call overhead matters most."""
+    import pytensor.tensor as pt
+
+    x = pt.tensor("x", dtype="float64", shape=(None,))
+    return [x], [pt.exp(x) * 2.0 + 1.0], [np.linspace(0.0, 1.0, 10)]
+
+
+def overhead_row(name: str, graph: Graph, threads: int) -> dict[str, Any]:
+    """Median call time of one graph: raw ``InferenceSession.run`` vs ``mode="ONNX"``."""
+    import onnxruntime as ort
+    import pytensor
+
+    from pytensor_onnx import ONNXMode
+
+    inputs, outputs, values = graph
+    mode = ONNXMode(session_options=session_options(threads))
+    fn = pytensor.function(inputs, outputs, mode=mode)
+    trusting = pytensor.function(inputs, outputs, mode=mode, trust_input=True)
+    session = ort.InferenceSession(
+        fn.maker.linker.onnx_model.SerializeToString(),
+        session_options(threads),
+        providers=["CPUExecutionProvider"],
+    )
+    # The same feeds the mode passes: the user's inputs, then the shared variables.
+    feed_values = [*values, *(c.storage[0] for c in fn.input_storage[len(values) :])]
+    feeds = {i.name: v for i, v in zip(session.get_inputs(), feed_values, strict=True)}
+    output_names = [o.name for o in session.get_outputs()]
+    times = interleaved_call_times(
+        {
+            "raw": lambda: session.run(output_names, feeds),
+            "mode": lambda: fn(*values),
+            "mode_trust_input": lambda: trusting(*values),
+        },
+        samples=31,
+    )
+    return {"graph": name, **times}
+
+
+def call_overhead(threads: int) -> list[dict[str, Any]]:
+    """Benchmark 4: ``fn(...)`` in mode ONNX vs ``InferenceSession.run`` on its model."""
+    return [
+        overhead_row("exp(x)*2+1, 10 float64", small_graph(), threads),
+        overhead_row("MLP forward, batch 1", mlp_graph(1), threads),
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=1, help="ORT intra-op threads")
+    args = parser.parse_args()
+    import pytensor
+
+    emit(
+        {
+            "benchmark": "backends",
+            "pytensor": pytensor.__version__,
+            "threads": args.threads,
+            "backends": compare_backends(args.threads),
+            "overhead": call_overhead(args.threads),
+        }
+    )
+
+
+if __name__ == "__main__":
+    main()
