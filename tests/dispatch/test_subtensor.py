@@ -255,6 +255,19 @@ def test_out_of_range_index_raises() -> None:
         session.run(None, {"x": value, "i": np.array([-5])})
 
 
+@pytest.mark.parametrize("mask_shape", [(3,), (5,), (1,), (4, 2)])
+def test_mismatched_boolean_mask_raises(mask_shape: tuple[int, ...]) -> None:
+    value = np.arange(12.0).reshape(4, 3)
+    x = input_like(value, "x", symbolic=True)
+    m = pt.tensor("m", dtype="bool", shape=(None,) * len(mask_shape))
+    session = ort_session(export_onnx([x, m], [x[m], pt.set_subtensor(x[m], 0.0)]))
+    mask = np.ones(mask_shape, dtype=bool)
+    with pytest.raises(Exception, match=r"out of|invalid"):
+        session.run(None, {"x": value, "m": mask})
+    good = np.ones(value.shape[: len(mask_shape)], dtype=bool)
+    session.run(None, {"x": value, "m": good})
+
+
 def test_gradient_through_indexing(floatX: str, symbolic: bool) -> None:
     value = _data((5, 4), floatX)
     x = input_like(value, "x", symbolic)

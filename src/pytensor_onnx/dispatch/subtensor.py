@@ -105,13 +105,30 @@ def _bound(builder: ONNXBuilder, field: object) -> Bound:
     return int(field)  # type: ignore[call-overload]
 
 
-def _items(builder: ONNXBuilder, index: Sequence[object]) -> list[_Item]:
-    """Per-axis items; a k-d boolean mask becomes k integer arrays (its ``NonZero`` rows)."""
+def _checked_mask(builder: ONNXBuilder, mask: ir.Value, dims: ir.Value, ndim: int) -> ir.Value:
+    """``mask``, made to fail at run time unless its shape equals ``dims`` (1-D int64).
+
+    NumPy and PyTensor raise IndexError for a mask that does not match the indexed axes;
+    ONNX has no assertion, so the mask is reshaped to ``dims`` gathered at positions that are
+    out of range (an ONNX Runtime error) wherever the shapes differ.
+    """
+    matches = builder.op("Equal", [builder.shape(mask), dims])
+    positions = builder.op(
+        "Where", [matches, builder.const(np.arange(ndim, dtype=np.int64)), builder.int64s([ndim])]
+    )
+    return builder.op("Reshape", [mask, builder.op("Gather", [dims, positions])])
+
+
+def _items(builder: ONNXBuilder, x: ir.Value, index: Sequence[object]) -> list[_Item]:
+    """Per-axis items for indexing ``x``; a k-d boolean mask becomes k integer arrays (the
+    rows of its ``NonZero``)."""
     items: list[_Item] = []
+    axis = 0  # the axis of x the next entry indexes
     for entry in index:
         if entry is None:
             items.append(_Item("newaxis"))
-        elif isinstance(entry, slice):
+            continue
+        if isinstance(entry, slice):
             items.append(
                 _Item(
                     "slice",
@@ -120,18 +137,22 @@ def _items(builder: ONNXBuilder, index: Sequence[object]) -> list[_Item]:
                     _bound(builder, entry.step),
                 )
             )
+            axis += 1
+            continue
+        assert isinstance(entry, Variable)
+        dtype = variable_dtype(entry)
+        value = builder.value(entry)
+        ndim = entry.type.ndim if hasattr(entry.type, "ndim") else 0
+        if dtype == "bool":
+            dims = builder.op("Shape", [x], {"start": axis, "end": axis + ndim})
+            nonzero = builder.op("NonZero", [_checked_mask(builder, value, dims, ndim)])
+            for row in range(ndim):
+                picked = builder.op("Gather", [nonzero, builder.scalar(row, "int64")])
+                items.append(_Item("array", array=picked, ndim=1))
+            axis += ndim
         else:
-            assert isinstance(entry, Variable)
-            dtype = variable_dtype(entry)
-            value = builder.value(entry)
-            ndim = entry.type.ndim if hasattr(entry.type, "ndim") else 0
-            if dtype == "bool":
-                nonzero = builder.op("NonZero", [value])
-                for row in range(ndim):
-                    picked = builder.op("Gather", [nonzero, builder.scalar(row, "int64")])
-                    items.append(_Item("array", array=picked, ndim=1))
-            else:
-                items.append(_Item("array", array=builder.cast(value, "int64", dtype), ndim=ndim))
+            items.append(_Item("array", array=builder.cast(value, "int64", dtype), ndim=ndim))
+            axis += 1
     return items
 
 
@@ -415,14 +436,14 @@ def _selected_ndim(ndim: int, items: Sequence[_Item]) -> int:
 @onnx_funcify.register(pts.Subtensor)
 @onnx_funcify.register(pts.AdvancedSubtensor)
 def _subtensor(op: Op, node: Apply, builder: ONNXBuilder) -> Values:
-    items = _items(builder, _python_index(op, node, 1))
+    items = _items(builder, builder.input(node, 0), _python_index(op, node, 1))
     return [index_tensor(builder, builder.input(node, 0), node.inputs[0].type.shape, items)]
 
 
 @onnx_funcify.register(pts.IncSubtensor)
 @onnx_funcify.register(pts.AdvancedIncSubtensor)
 def _inc_subtensor(op: Op, node: Apply, builder: ONNXBuilder) -> Values:
-    items = _items(builder, _python_index(op, node, 2))
+    items = _items(builder, builder.input(node, 0), _python_index(op, node, 2))
     advanced = not isinstance(op, pts.IncSubtensor)
     return [
         _update(
@@ -437,12 +458,12 @@ def _inc_subtensor(op: Op, node: Apply, builder: ONNXBuilder) -> Values:
 
 
 def _advanced_subtensor1(op: Op, node: Apply, builder: ONNXBuilder) -> Values:
-    items = _items(builder, [node.inputs[1]])
+    items = _items(builder, builder.input(node, 0), [node.inputs[1]])
     return [index_tensor(builder, builder.input(node, 0), node.inputs[0].type.shape, items)]
 
 
 def _advanced_inc_subtensor1(op: Op, node: Apply, builder: ONNXBuilder) -> Values:
-    items = _items(builder, [node.inputs[2]])
+    items = _items(builder, builder.input(node, 0), [node.inputs[2]])
     return [
         _update(
             builder,
