@@ -59,7 +59,9 @@ def train_mlp(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--output", type=Path, default=Path("mlp.onnx"), help="where to write the model")
+    parser.add_argument(
+        "--output", type=Path, default=Path("mlp.onnx"), help="where to write the model"
+    )
     args = parser.parse_args()
 
     predict, accuracy = train_mlp()
@@ -72,7 +74,8 @@ def main() -> None:
         batch_x = features[:batch]
         (onnx_probs,) = session.run(None, {"x": batch_x})
         difference = float(np.max(np.abs(onnx_probs - predict(batch_x))))
-        print(f"batch {batch:4d}: max |ONNX Runtime - PyTensor| = {difference:.3e} ({onnx_probs.dtype})")
+        print(f"batch {batch:4d}: max |ONNX Runtime - PyTensor| = {difference:.3e}", end=" ")
+        print(f"({onnx_probs.dtype})")
         if difference > 1e-6:
             raise SystemExit("ONNX Runtime disagrees with PyTensor")
 
@@ -80,7 +83,11 @@ def main() -> None:
     weights = {init.name: tuple(init.dims) for init in model.graph.initializer}
     print(f"wrote {args.output}: {len(model.graph.node)} nodes {dict(ops)}")
     print(f"initializers: {weights}")
-    print(f"inputs: {[(i.name, [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim]) for i in model.graph.input]}")
+    dims = {
+        i.name: [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim]
+        for i in model.graph.input
+    }
+    print(f"inputs: {dims}")
 
 
 if __name__ == "__main__":

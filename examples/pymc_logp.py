@@ -43,7 +43,8 @@ def main() -> None:
     point = model.initial_point()
     feeds = {v.name: np.asarray(point[v.name]) for v in model.value_vars}
     (logp,) = session.run(None, feeds)
-    print(f"logp at the initial point: ONNX {float(logp):.12f}, PyMC {model.compile_logp()(point):.12f}")
+    expected = model.compile_logp()(point)
+    print(f"logp at the initial point: ONNX {float(logp):.12f}, PyMC {expected:.12f}")
 
     # 2. logp and gradient over one raveled vector: what a NUTS sampler calls
     proto = export_logp_dlogp(model, "model_logp_dlogp.onnx")
@@ -55,7 +56,8 @@ def main() -> None:
     reference = model.logp_dlogp_function(ravel_inputs=True)
     reference.set_extra_values({})
     ref_logp, ref_dlogp = reference(x)
-    print(f"logp+gradient: max |difference| {max(abs(logp - ref_logp), np.abs(dlogp - ref_dlogp).max()):.2e}")
+    difference = max(abs(logp - ref_logp), np.abs(dlogp - ref_dlogp).max())
+    print(f"logp+gradient: max |difference| {difference:.2e}")
 
     # 3. posterior predictive mean for new data, draws baked in (here: fake posterior draws)
     draws = {name: rng.normal(size=(100, *np.shape(point[name]))) for name in ("mu_a", "a", "b")}

@@ -36,7 +36,9 @@ def render() -> str:
             sections[func.__module__].add((f"{cls.__module__}.{cls.__qualname__}", kind))
     present = {name for rows in sections.values() for name, _ in rows}
     missing = sorted(
-        f"{module}.{name}" for module, name in set(OPTIONAL_OP_CLASSES) if f"{module}.{name}" not in present
+        f"{module}.{name}"
+        for module, name in set(OPTIONAL_OP_CLASSES)
+        if f"{module}.{name}" not in present
     )
     lines = [
         "# Supported PyTensor Ops",
@@ -50,7 +52,14 @@ def render() -> str:
     ]
     for module in sorted(sections):
         short = module.removeprefix("pytensor_onnx.dispatch.")
-        lines += [f"## `{short}`", "", _module_summary(module), "", "| PyTensor Op | kind |", "|---|---|"]
+        lines += [
+            f"## `{short}`",
+            "",
+            _module_summary(module),
+            "",
+            "| PyTensor Op | kind |",
+            "|---|---|",
+        ]
         lines += [f"| `{name}` | {kind} |" for name, kind in sorted(sections[module])]
         lines.append("")
     if missing:

@@ -66,7 +66,9 @@ def run_onnx(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> tuple[list
     return runtime, reference
 
 
-def assert_matches(actual: Any, expected: Any, rtol: float | None, atol: float | None, what: str) -> None:
+def assert_matches(
+    actual: Any, expected: Any, rtol: float | None, atol: float | None, what: str
+) -> None:
     """Assert ``actual`` equals ``expected`` in dtype, shape and (within tolerance) values."""
     actual = np.asarray(actual)
     expected = np.asarray(expected)
@@ -117,7 +119,9 @@ def compare_onnx_and_py(
         The model exported at the last opset, for structural assertions.
     """
     outputs_list = [outputs] if isinstance(outputs, Variable) else list(outputs)
-    fn = pytensor.function(list(inputs), outputs_list, mode=REFERENCE_MODE, on_unused_input="ignore")
+    fn = pytensor.function(
+        list(inputs), outputs_list, mode=REFERENCE_MODE, on_unused_input="ignore"
+    )
     values = [np.asarray(v) for v in test_values]
     expected = fn(*values)
     model: onnx.ModelProto | None = None

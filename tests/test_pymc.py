@@ -102,7 +102,9 @@ def normal_mixture() -> pm.Model:
     y = np.concatenate([RNG.normal(-2, 1, 30), RNG.normal(3, 1, 30)])
     with pm.Model() as model:
         w = pm.Dirichlet("w", np.ones(2))
-        mu = pm.Normal("mu", np.array([-1.0, 1.0]), 5, shape=2, transform=pm.distributions.transforms.ordered)
+        mu = pm.Normal(
+            "mu", np.array([-1.0, 1.0]), 5, shape=2, transform=pm.distributions.transforms.ordered
+        )
         sigma = pm.HalfNormal("sigma", 2, shape=2)
         pm.NormalMixture("y", w=w, mu=mu, sigma=sigma, observed=y)
     return model

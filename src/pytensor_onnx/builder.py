@@ -31,6 +31,7 @@ _KERNEL_GAPS: dict[str, frozenset[str]] = {
     "Max": frozenset({"int16", "uint16", "bool"}),
     "Min": frozenset({"int16", "uint16", "bool"}),
     "Where": frozenset({"int16", "uint16", "uint32", "uint64", "bool"}),
+    "Pad": frozenset({"int16", "uint16"}),
     "MatMul": _SMALL_INTS | {"bool"},
     "ReduceSum": _SMALL_INTS | {"uint32", "uint64", "bool"},
     "ReduceProd": _SMALL_INTS | {"uint32", "uint64", "bool"},
@@ -82,7 +83,7 @@ def onnx_dtype(dtype: str | np.dtype[Any]) -> ir.DataType:
 
 def variable_dtype(var: Variable) -> str:
     """The dtype string of a tensor or scalar PyTensor variable."""
-    return str(var.type.dtype)  # type: ignore[attr-defined]
+    return str(var.type.dtype)
 
 
 def variable_shape(var: Variable) -> tuple[int | None, ...]:
@@ -163,9 +164,7 @@ class ONNXBuilder:
             options if options is not None else parent.options if parent else {}
         )
         self.initializers = initializers
-        self.graph = ir.Graph(
-            inputs=[], outputs=[], nodes=[], opset_imports={"": opset}, name=name
-        )
+        self.graph = ir.Graph(inputs=[], outputs=[], nodes=[], opset_imports={"": opset}, name=name)
         self._tape = ir.tape.Tape(self.graph)
         self._values: dict[Variable, ir.Value] = {}
         self._constants: dict[tuple[str, tuple[int, ...], bytes], ir.Value] = {}

@@ -35,9 +35,7 @@ try:
     import pymc as pm
     from pymc.pytensorf import join_nonshared_inputs
 except ImportError as err:  # pragma: no cover - exercised only without the extra
-    raise ImportError(
-        "pytensor_onnx.pymc needs PyMC: pip install 'pytensor-onnx[pymc]'"
-    ) from err
+    raise ImportError("pytensor_onnx.pymc needs PyMC: pip install 'pytensor-onnx[pymc]'") from err
 
 #: The metadata key holding the unpacking information of ``export_logp_dlogp``'s input.
 RAVEL_METADATA_KEY = "pymc.ravel"
@@ -137,7 +135,9 @@ def export_logp_dlogp(
             "ones only (marginalize them, or use export_logp)"
         )
     logp = model.logp(jacobian=jacobian)
-    dlogp = pt.concatenate([pt.flatten(g) for g in pytensor.grad(logp, continuous)])
+    grads = pytensor.grad(logp, continuous)
+    assert isinstance(grads, list)
+    dlogp = pt.concatenate([pt.flatten(g) for g in grads])
     point = model.initial_point()
     (logp_raveled, dlogp_raveled), x = join_nonshared_inputs(point, [logp, dlogp], continuous)
     x.name = "x"
@@ -150,7 +150,13 @@ def export_logp_dlogp(
         shape = [int(d) for d in np.shape(point[var.name])]
         size = int(np.prod(shape, dtype=np.int64))
         layout.append(
-            {"name": var.name, "shape": shape, "dtype": str(var.dtype), "start": start, "stop": start + size}
+            {
+                "name": var.name,
+                "shape": shape,
+                "dtype": str(var.dtype),
+                "start": start,
+                "stop": start + size,
+            }
         )
         start += size
     outputs = [logp_raveled, dlogp_raveled]

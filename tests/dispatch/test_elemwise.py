@@ -24,8 +24,11 @@ def test_dimshuffle(pattern: tuple, floatX: str, symbolic: bool) -> None:
 def test_dimshuffle_drop_broadcastable_dims(floatX: str) -> None:
     value = np.arange(6, dtype=floatX).reshape(1, 3, 1, 2)
     x = input_like(value, "x", symbolic=True)
-    compare_onnx_and_py([x], [x.dimshuffle(3, 1), x.dimshuffle(1, "x", 3), x.dimshuffle(())
-                              if False else x.squeeze()], [value])
+    compare_onnx_and_py(
+        [x],
+        [x.dimshuffle(3, 1), x.dimshuffle(1, "x", 3), x.dimshuffle(()) if False else x.squeeze()],
+        [value],
+    )
 
 
 def test_elemwise_broadcasting_rules(floatX: str, symbolic: bool) -> None:
@@ -79,5 +82,11 @@ def test_all_any_including_empty() -> None:
     value = np.array([[True, False], [True, True]])
     empty = np.zeros((0, 2), dtype=bool)
     x, e = input_like(value, "x"), input_like(empty, "e", symbolic=True)
-    outputs = [pt.all(x, axis=0), pt.any(x, axis=1), pt.all(x), pt.all(e, axis=0), pt.any(e, axis=0)]
+    outputs = [
+        pt.all(x, axis=0),
+        pt.any(x, axis=1),
+        pt.all(x),
+        pt.all(e, axis=0),
+        pt.any(e, axis=0),
+    ]
     compare_onnx_and_py([x, e], outputs, [value, empty])

@@ -10,7 +10,9 @@ from tests.compare import compare_onnx_and_py, input_like
 
 
 @pytest.mark.parametrize(
-    "shapes", [((3, 4), (4, 5)), ((3, 4), (4,)), ((4,), (4, 5)), ((4,), (4,)), ((0, 4), (4, 2))], ids=str
+    "shapes",
+    [((3, 4), (4, 5)), ((3, 4), (4,)), ((4,), (4, 5)), ((4,), (4,)), ((0, 4), (4, 2))],
+    ids=str,
 )
 def test_dot(shapes, floatX: str, symbolic: bool) -> None:
     rng = np.random.default_rng(0)
@@ -19,7 +21,9 @@ def test_dot(shapes, floatX: str, symbolic: bool) -> None:
     compare_onnx_and_py([x, y], [pt.dot(x, y), x @ y], [a, b])
 
 
-@pytest.mark.parametrize("shapes", [((2, 3, 4), (2, 4, 5)), ((2, 1, 3, 4), (5, 4, 2)), ((6, 3, 4), (4, 2))], ids=str)
+@pytest.mark.parametrize(
+    "shapes", [((2, 3, 4), (2, 4, 5)), ((2, 1, 3, 4), (5, 4, 2)), ((6, 3, 4), (4, 2))], ids=str
+)
 def test_batched_matmul(shapes, floatX: str, symbolic: bool) -> None:
     rng = np.random.default_rng(1)
     a, b = (rng.normal(size=s).astype(floatX) for s in shapes)

@@ -1,4 +1,4 @@
-"""Assert / CheckAndRaise: the value where checks hold, NaN (or -inf for PyMC's logp checks) where not."""
+"""Assert / CheckAndRaise: the value where checks hold, else NaN (-inf for PyMC logp checks)."""
 
 from __future__ import annotations
 

@@ -243,14 +243,18 @@ def _sinh64(builder: ONNXBuilder, xs: list[ir.Value], dtype: str) -> ir.Value:
     small = builder.op(
         "Mul",
         [
-            builder.op("Add", [u, builder.op("Div", [u, builder.op("Add", [u, builder.scalar(1, dtype)])])]),
+            builder.op(
+                "Add", [u, builder.op("Div", [u, builder.op("Add", [u, builder.scalar(1, dtype)])])]
+            ),
             builder.scalar(0.5, dtype),
         ],
     )
     # Large |x|: exp(|x|/2) * (exp(|x|/2) / 2) does not overflow before sinh does.
     half = builder.op("Exp", [builder.op("Mul", [a, builder.scalar(0.5, dtype)])])
     large = builder.op("Mul", [half, builder.op("Mul", [half, builder.scalar(0.5, dtype)])])
-    magnitude = builder.op("Where", [builder.op("Less", [a, builder.scalar(20, dtype)]), small, large])
+    magnitude = builder.op(
+        "Where", [builder.op("Less", [a, builder.scalar(20, dtype)]), small, large]
+    )
     return _with_sign_of(builder, x, magnitude, dtype)
 
 
@@ -259,7 +263,9 @@ def _cosh64(builder: ONNXBuilder, xs: list[ir.Value], dtype: str) -> ir.Value:
     a = builder.op("Abs", [x])
     half = builder.op("Exp", [builder.op("Mul", [a, builder.scalar(0.5, dtype)])])
     big = builder.op("Mul", [half, builder.op("Mul", [half, builder.scalar(0.5, dtype)])])
-    small = builder.op("Mul", [builder.op("Exp", [builder.op("Neg", [a])]), builder.scalar(0.5, dtype)])
+    small = builder.op(
+        "Mul", [builder.op("Exp", [builder.op("Neg", [a])]), builder.scalar(0.5, dtype)]
+    )
     return builder.op("Add", [big, small])
 
 
@@ -273,10 +279,16 @@ def _asinh64(builder: ONNXBuilder, xs: list[ir.Value], dtype: str) -> ir.Value:
     one = builder.scalar(1, dtype)
     root = builder.op("Sqrt", [builder.op("Add", [a2, one])])
     # asinh(a) = log1p(a + a^2 / (1 + sqrt(1 + a^2))), no cancellation for small a.
-    moderate = log1p(builder, builder.op("Add", [a, builder.op("Div", [a2, builder.op("Add", [one, root])])]), dtype)
+    moderate = log1p(
+        builder,
+        builder.op("Add", [a, builder.op("Div", [a2, builder.op("Add", [one, root])])]),
+        dtype,
+    )
     # a^2 overflows for huge a; there asinh(a) = log(2a) to double precision.
     huge = builder.op("Add", [builder.op("Log", [a]), builder.scalar(_LN2, dtype)])
-    magnitude = builder.op("Where", [builder.op("Less", [a, builder.scalar(1e8, dtype)]), moderate, huge])
+    magnitude = builder.op(
+        "Where", [builder.op("Less", [a, builder.scalar(1e8, dtype)]), moderate, huge]
+    )
     return _with_sign_of(builder, x, magnitude, dtype)
 
 
@@ -287,7 +299,9 @@ def _acosh64(builder: ONNXBuilder, xs: list[ir.Value], dtype: str) -> ir.Value:
     inner = builder.op("Add", [builder.op("Add", [t, t]), builder.op("Mul", [t, t])])
     moderate = log1p(builder, builder.op("Add", [t, builder.op("Sqrt", [inner])]), dtype)
     huge = builder.op("Add", [builder.op("Log", [x]), builder.scalar(_LN2, dtype)])
-    return builder.op("Where", [builder.op("Less", [x, builder.scalar(1e8, dtype)]), moderate, huge])
+    return builder.op(
+        "Where", [builder.op("Less", [x, builder.scalar(1e8, dtype)]), moderate, huge]
+    )
 
 
 def _atanh64(builder: ONNXBuilder, xs: list[ir.Value], dtype: str) -> ir.Value:
@@ -340,9 +354,13 @@ def _int_div(builder: ONNXBuilder, xs: list[ir.Value], dtype: str) -> ir.Value:
         q = builder.op("Sub", [q, correction])
         # NumPy: x // 0 == 0 and x // -1 == -x (wrapping for INT_MIN).
         minus_one = builder.op("Equal", [b, builder.scalar(-1, dtype)])
-        q = builder.typed_op("Where", [minus_one, builder.typed_op("Neg", [a], dtype), q], dtype, data=[1, 2])
+        q = builder.typed_op(
+            "Where", [minus_one, builder.typed_op("Neg", [a], dtype), q], dtype, data=[1, 2]
+        )
         zero_div = builder.op("Equal", [b, builder.scalar(0, dtype)])
-        return builder.typed_op("Where", [zero_div, builder.scalar(0, dtype), q], dtype, data=[1, 2])
+        return builder.typed_op(
+            "Where", [zero_div, builder.scalar(0, dtype), q], dtype, data=[1, 2]
+        )
     return builder.typed_op("Where", [special, builder.scalar(0, dtype), q], dtype, data=[1, 2])
 
 
@@ -355,7 +373,9 @@ def _float_floor_div(builder: ONNXBuilder, xs: list[ir.Value], dtype: str) -> ir
     div = builder.op("Where", [adjust, builder.op("Sub", [div, builder.scalar(1, dtype)]), div])
     floor = builder.op("Floor", [div])
     round_up = builder.op("Greater", [builder.op("Sub", [div, floor]), builder.scalar(0.5, dtype)])
-    result = builder.op("Where", [round_up, builder.op("Add", [floor, builder.scalar(1, dtype)]), floor])
+    result = builder.op(
+        "Where", [round_up, builder.op("Add", [floor, builder.scalar(1, dtype)]), floor]
+    )
     by_zero = builder.op("Equal", [b, builder.scalar(0, dtype)])
     return builder.op("Where", [by_zero, builder.op("Div", [a, b]), result])
 
@@ -381,6 +401,13 @@ register_kernel(ps.Mod)(_float_or_ints(_float_mod, _int_mod))
 
 
 # ------------------------------------------------------------------ comparisons and logic
+def _comparison(op_type: str) -> Kernel:
+    def kernel(builder: ONNXBuilder, xs: list[ir.Value], dtype: str) -> ir.Value:
+        return builder.typed_op(op_type, xs, dtype, cast_back=False)
+
+    return kernel
+
+
 for _cls, _onnx in [
     (ps.EQ, "Equal"),
     (ps.LT, "Less"),
@@ -388,9 +415,7 @@ for _cls, _onnx in [
     (ps.GT, "Greater"),
     (ps.GE, "GreaterOrEqual"),
 ]:
-    register_kernel(_cls, inputs_dtype="upcast")(
-        lambda b, xs, dtype, _onnx=_onnx: b.typed_op(_onnx, xs, dtype, cast_back=False)
-    )
+    register_kernel(_cls, inputs_dtype="upcast")(_comparison(_onnx))
 
 
 @register_kernel(ps.NEQ, inputs_dtype="upcast")
@@ -458,7 +483,7 @@ def _cast(op: ps.ScalarOp, node: Apply, builder: ONNXBuilder) -> Values:
 # ----------------------------------------------------------------------------- Composite
 @onnx_funcify.register(ps.Composite)
 def _composite(op: ps.Composite, node: Apply, builder: ONNXBuilder) -> Values:
-    return inline_inner_graph(op.fgraph, node, builder)
+    return inline_inner_graph(op.fgraph, node, builder)  # type: ignore[arg-type]
 
 
 def _complex_error(op: ps.ScalarOp, node: Apply, builder: ONNXBuilder) -> Values:

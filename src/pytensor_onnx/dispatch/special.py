@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import onnx_ir as ir
+import pytensor.tensor.special as pts
 from pytensor.graph.basic import Apply
 from pytensor.graph.op import Op
-import pytensor.tensor.special as pts
 from pytensor.tensor.special import LogSoftmax, Softmax
 
 from pytensor_onnx.builder import ONNXBuilder, variable_dtype
