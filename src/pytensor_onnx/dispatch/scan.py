@@ -254,11 +254,11 @@ def _cut_history(
     )
 
 
-def _static_length(var: Variable) -> int | None:
-    """The static length of axis 0 of ``var`` (a buffer) or the value of a constant size."""
-    if isinstance(var, Constant):
-        return int(np.asarray(var.data))
-    shape = variable_shape(var)
+def _static_length(buffer: Variable) -> int | None:
+    """The static length of axis 0 of an outer ``buffer``, if known."""
+    if isinstance(buffer, Constant):
+        return int(np.shape(buffer.data)[0])
+    shape = variable_shape(buffer)
     return shape[0] if shape else None
 
 
