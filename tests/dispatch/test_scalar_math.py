@@ -458,3 +458,13 @@ def test_gammaincc_small_a_is_relatively_accurate() -> None:
         ]
     )
     assert _max_relative_error(_onnx_values(pt.gammaincc, a, x), want) < 5e-15
+
+
+def test_integer_inputs_are_upcast() -> None:
+    # PyTensor computes special functions of integers in float (int8 -> float32).
+    small = np.array([-3, 0, 1, 2, 5, 100], dtype="int8")
+    large = np.array([-3, 0, 1, 2, 5, 100, 10**6], dtype="int64")
+    x8 = input_like(small, "x8")
+    x64 = input_like(large, "x64")
+    outputs = [pt.gammaln(x8), pt.erf(x8), pt.psi(x64), pt.gammainc(x64, x8[:, None])]
+    compare_onnx_and_py([x8, x64], outputs, [small, large])
