@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import pickle
 from typing import Any
 
 import numpy as np
@@ -403,6 +404,17 @@ def test_copy_of_a_compiled_function() -> None:
     np.testing.assert_allclose(twin(np.array([2.0])), [2.0])
     np.testing.assert_allclose(fn(np.array([2.0])), [4.0])
     np.testing.assert_allclose(w.get_value(), [3.0])
+
+
+def test_pickled_function_compiles_again() -> None:
+    w = pytensor.shared(np.array([1.0, 2.0]), name="w")
+    x = pt.vector("x")
+    fn = pytensor.function([x], x * w, updates={w: w + 1}, mode="ONNX")
+    fn(np.ones(2))
+    clone = pickle.loads(pickle.dumps(fn))
+    assert clone.maker.linker.session is not fn.maker.linker.session
+    np.testing.assert_allclose(clone(np.ones(2)), [2.0, 3.0])  # the pickled shared state
+    np.testing.assert_allclose(fn(np.ones(2)), [2.0, 3.0])
 
 
 # --------------------------------------------------------------------------- errors

@@ -265,6 +265,13 @@ class ONNXLinker(JITLinker):
         assert self.fgraph is not None
         return [storage_map[var] for var in self.fgraph.inputs]
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle without the session and model; unpickling a function compiles them anew."""
+        state = dict(self.__dict__)
+        state["session"] = None
+        state["onnx_model"] = None
+        return state
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(providers={list(self.providers)!r}, opset={self.opset})"
 
