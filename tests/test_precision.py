@@ -12,6 +12,7 @@ import pytest
 from onnx.reference import ReferenceEvaluator
 from pytensor.graph.basic import Apply
 from pytensor.graph.op import Op
+from pytensor.scan.op import Scan
 
 from pytensor_onnx import export_onnx, verify
 from pytensor_onnx.export import capture
@@ -21,10 +22,7 @@ FLOAT = onnx.TensorProto.FLOAT
 DOUBLE = onnx.TensorProto.DOUBLE
 
 
-def _all_elem_types(model: onnx.ModelProto) -> set[int]:
-    """Every element type the model declares or computes in (values, initializers, casts)."""
-    inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True)
-    graph = inferred.graph
+def _graph_elem_types(graph: onnx.GraphProto) -> set[int]:
     types = {v.type.tensor_type.elem_type for v in [*graph.input, *graph.output, *graph.value_info]}
     types |= {t.data_type for t in graph.initializer}
     for node in graph.node:
@@ -33,6 +31,18 @@ def _all_elem_types(model: onnx.ModelProto) -> set[int]:
                 types.add(attr.i)
             if attr.type == onnx.AttributeProto.TENSOR:
                 types.add(attr.t.data_type)
+            if attr.type == onnx.AttributeProto.GRAPH:
+                types |= _graph_elem_types(attr.g)
+    return types
+
+
+def _all_elem_types(model: onnx.ModelProto) -> set[int]:
+    """Every element type the model declares or computes in (values, initializers, casts),
+    subgraphs (Loop/If bodies) and local functions included."""
+    inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True)
+    types = _graph_elem_types(inferred.graph)
+    for function in inferred.functions:
+        types |= _graph_elem_types(onnx.helper.make_graph(function.node, "f", [], []))
     return types
 
 
@@ -236,7 +246,7 @@ def test_pymc_logp_and_gradient_in_float32() -> None:
     assert max(c.max_rel_error for c in report.checks) < 1e-5
 
 
-def test_scan_keeps_its_float64_inner_graph_with_a_warning() -> None:
+def test_scan_inner_graph_is_converted() -> None:
     x = pt.vector("x", shape=(4,))
     ys = pytensor.scan(
         lambda a, acc: acc * 0.5 + a,
@@ -244,7 +254,14 @@ def test_scan_keeps_its_float64_inner_graph_with_a_warning() -> None:
         outputs_info=[pt.zeros((), dtype="float64")],
         return_updates=False,
     )
-    with pytest.warns(UserWarning, match=r"still compute in float64.*Scan"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
         captured = capture([x], [ys], float32=True)
-    assert captured.fgraph.inputs[0].type.dtype == "float32"
-    assert captured.fgraph.outputs[0].type.dtype == "float32"
+    (scan,) = [n for n in captured.fgraph.toposort() if isinstance(n.op, Scan)]
+    assert {v.type.dtype for v in [*scan.op.inner_inputs, *scan.op.inner_outputs]} == {"float32"}
+    model = export_onnx([x], [ys], float32=True)
+    assert DOUBLE not in _all_elem_types(model)
+    report = verify(
+        ([x], [ys]), [np.array([1.0, -2.0, 0.5, 3.0])], model=model, mode=REFERENCE_MODE
+    )
+    assert report.passed, str(report)

@@ -302,3 +302,23 @@ def test_summary_lists_local_functions() -> None:
     assert info.functions == {"custom::ExpNeg": 2}
     assert info.inputs[0].dims == "[n]"
     assert "Local functions (1):" in str(info) and "2 nodes" in str(info)
+
+
+def test_intermediates_skip_uninitialized_scan_buffers() -> None:
+    # Scan's output buffers start as AllocEmpty (uninitialized memory, different in every
+    # runtime); only values Scan has filled are compared.
+    x = pt.vector("x", shape=(6,))
+    decay = pt.scalar("decay")
+    states = pytensor.scan(
+        lambda a, acc, d: acc * d + a,
+        sequences=[x],
+        outputs_info=[pt.zeros(())],
+        non_sequences=[decay],
+        return_updates=False,
+    )
+    loss = (states**2).sum()
+    outputs = [loss, *pytensor.grad(loss, [x, decay])]
+    values = [np.linspace(-1, 1, 6), np.array(0.7)]
+    report = verify(([x, decay], outputs), values, intermediates=True, mode=REFERENCE_MODE)
+    assert report.passed, str(report)
+    assert report.intermediates_checked > 5

@@ -10,8 +10,9 @@ dtype-dependent choice (rewrites, converter decompositions with float64-only con
 thresholds) takes its float32 path, as if the user had written the graph in float32.
 
 Integer and bool variables are left alone.  Inner graphs of ``OpFromGraph`` nodes (PyTensor
-3's "symbolic" ops) are inlined and converted; nodes that cannot be re-made in float32
-(e.g. ``Scan``) keep computing in float64 between explicit casts, and a warning names them.
+3's "symbolic" ops) are inlined and converted, those of ``Scan`` are converted in place;
+nodes that cannot be re-made in float32 keep computing in float64 between explicit casts,
+and a warning names them.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from pytensor.graph.basic import Apply, Constant, Variable
 from pytensor.graph.fg import FunctionGraph
 from pytensor.graph.op import Op
 from pytensor.graph.rewriting.basic import copy_stack_trace
+from pytensor.scan.op import Scan
 from pytensor.tensor.elemwise import CAReduce, Elemwise
 from pytensor.tensor.type import TensorType
 
@@ -157,7 +159,11 @@ class _Float32Rebuilder:
         if isinstance(node.op, OpFromGraph):
             self.inline(node, inputs)
             return
-        new_outputs = self.remake(node, inputs)
+        new_outputs = None
+        if isinstance(node.op, Scan):
+            new_outputs = self.remake_scan(node, inputs)
+        if new_outputs is None:
+            new_outputs = self.remake(node, inputs)
         if new_outputs is None:
             new_outputs = self.keep_float64(node, inputs)
         for old, new in zip(node.outputs, new_outputs, strict=True):
@@ -173,6 +179,35 @@ class _Float32Rebuilder:
         self.kept_float64.extend(inner.kept_float64)
         for old, new in zip(node.outputs, new_outputs, strict=True):
             self.memo[old] = new
+
+    def remake_scan(self, node: Apply, inputs: list[Variable]) -> list[Variable] | None:
+        """A ``Scan`` with its inner graph converted too, or None if that is not consistent
+        (e.g. a recurrent state whose inner output type differs from its input's)."""
+        op: Any = node.op
+        inner = _Float32Rebuilder()
+        inner_inputs = [inner.new_input(var) for var in op.inner_inputs]
+        inner_outputs = inner.convert(op.inner_outputs)
+        try:
+            new_op = Scan(
+                inner_inputs,
+                inner_outputs,
+                op.info,
+                mode=op.mode,
+                truncate_gradient=op.truncate_gradient,
+                name=op.name,
+                profile=op.profile,
+                allow_gc=op.allow_gc,
+                strict=op.strict,
+            )
+        except (TypeError, ValueError):
+            return None
+        outputs = _make_outputs(new_op, inputs, node)
+        if outputs is None or not all(
+            _types_match(new, old) for new, old in zip(outputs, node.outputs, strict=True)
+        ):
+            return None
+        self.kept_float64.extend(inner.kept_float64)
+        return outputs
 
     def remake(self, node: Apply, inputs: list[Variable]) -> list[Variable] | None:
         """The outputs of ``node`` re-made from float32 inputs, or None if it cannot be.

@@ -25,6 +25,8 @@ from pytensor.compile.mode import Mode
 from pytensor.compile.sharedvalue import SharedVariable
 from pytensor.graph.basic import Variable
 from pytensor.graph.traversal import graph_inputs
+from pytensor.scan.op import Scan
+from pytensor.tensor.basic import AllocEmpty
 
 PathLike = str | os.PathLike[str]
 Source = Function | tuple[Sequence[Variable], Variable | Sequence[Variable]]
@@ -434,7 +436,15 @@ def _first_divergence(
     fgraph = captured.fgraph
     graph_input_names = {str(v.name) for v in model.graph.inputs}
     candidates: list[tuple[Variable, ir.Value]] = []
+    # Values holding uninitialized memory (AllocEmpty buffers, partly filled copies) differ
+    # between runtimes by nature; Scan fills its output buffers, so they stop the taint.
+    undefined: set[Variable] = set()
     for node in fgraph.toposort():
+        if isinstance(node.op, AllocEmpty) or (
+            not isinstance(node.op, Scan) and any(i in undefined for i in node.inputs)
+        ):
+            undefined.update(node.outputs)
+            continue
         for var in node.outputs:
             value = value_map.get(var)
             if value is None or getattr(var.type, "ndim", None) is None:
