@@ -469,3 +469,18 @@ def test_integer_inputs_are_upcast() -> None:
     x64 = input_like(large, "x64")
     outputs = [pt.gammaln(x8), pt.erf(x8), pt.psi(x64), pt.gammainc(x64, x8[:, None])]
     compare_onnx_and_py([x8, x64], outputs, [small, large])
+
+
+def test_loops_on_scalars_and_inside_scan() -> None:
+    # The incomplete gamma Loop with 0-d values, and nested in the Loop of a Scan body.
+    a = pt.dscalar("a")
+    x = pt.dscalar("x")
+    values = [np.array(2.5), np.array(1.5)]
+    compare_onnx_and_py([a, x], [pt.gammainc(a, x), pt.gammaincc(a, x)], values)
+    xs = pt.dvector("xs")
+    total, _ = pytensor.scan(
+        lambda v, acc: acc + pt.gammaincc(v, 2.0) + pt.gammaln(v),
+        sequences=[xs],
+        outputs_info=[pt.constant(np.float64(0.0))],
+    )
+    compare_onnx_and_py([xs], [total], [np.array([0.5, 1.5, 30.0])])
