@@ -9,6 +9,7 @@
 * ``Unique``: ONNX ``Unique`` with ``sorted=1`` (flattened or along an axis).
 * ``UnravelIndex`` / ``RavelMultiIndex``: integer ``Mod``/``Div`` and a dot with the strides.
 * ``FillDiagonal`` / ``FillDiagonalOffset``: a ``Where`` on an index-equality mask.
+* ``Repeat`` (vector repeats): a ``Gather`` with source indices from a scatter and a running sum.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pytensor.tensor import extra_ops
 from pytensor_onnx.builder import ONNXBuilder, variable_dtype
 from pytensor_onnx.dispatch.basic import UnsupportedOpError, onnx_funcify
 from pytensor_onnx.dispatch.linalg import Carry, Size, fori_loop
+from pytensor_onnx.dispatch.tensor_basic import expand
 
 Values = Sequence[ir.Value]
 
@@ -310,3 +312,27 @@ def _fill_diagonal_offset(
     offset = builder.input(node, 2, "int64")
     mask = builder.op("Equal", [builder.op("Sub", [cols, rows]), offset])
     return [_fill_where(builder, node, mask)]
+
+
+# -------------------------------------------------------------------------- Repeat
+@onnx_funcify.register(extra_ops.Repeat)
+def _repeat(op: extra_ops.Repeat, node: Apply, builder: ONNXBuilder) -> Values:
+    # Vector repeats (PyTensor rewrites scalar repeats to Alloc + Reshape).  Output position
+    # t copies element #{j : ends[j] <= t} along the axis, ends being the running sum of the
+    # repeats; the counts come from scattering a 1 at every end and a running sum, in
+    # O(len(x) + len(output)) memory.
+    x = builder.input(node, 0)
+    size = builder.dim(x, op.axis)
+    repeats = expand(builder, builder.input(node, 1, "int64"), 1, size, 1)
+    ends = builder.op("CumSum", [repeats, builder.scalar(0, "int64")])
+    total = builder.op("ReduceSum", [repeats, builder.int64s([0])], {"keepdims": 1})
+    marks = builder.op(
+        "ConstantOfShape",
+        [builder.op("Add", [total, builder.int64s([1])])],
+        {"value": ir.Tensor(np.zeros(1, dtype=np.int64))},
+    )
+    ones = builder.op("Expand", [builder.scalar(1, "int64"), size])
+    marks = builder.op("ScatterElements", [marks, ends, ones], {"axis": 0, "reduction": "add"})
+    counts = builder.op("CumSum", [marks, builder.scalar(0, "int64")])
+    source = builder.op("Slice", [counts, builder.int64s([0]), total])
+    return [builder.op("Gather", [x, source], {"axis": op.axis})]
