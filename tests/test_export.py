@@ -339,3 +339,12 @@ def test_existing_file_replaced_atomically(tmp_path: Path) -> None:
         warnings.simplefilter("error")
         export_onnx([x], [x + 1], path)
     assert onnx.load(path).graph.input[0].name == "x"
+
+
+def test_written_file_has_default_permissions(tmp_path: Path) -> None:
+    x = pt.vector("x")
+    path = tmp_path / "m.onnx"
+    export_onnx([x], [x + 1], path)
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask
