@@ -10,6 +10,7 @@ import pytensor
 import pytensor.tensor as pt
 import pytest
 from pytensor.graph.basic import Variable
+from pytensor.tensor.basic import permute_row_elements
 
 from pytensor_onnx import export_onnx
 from tests.compare import (
@@ -140,10 +141,15 @@ def test_arange_float_length_matches_numpy(in_dtype: str) -> None:
     a, b, c = (pt.scalar(name, dtype=in_dtype) for name in "abc")
     fn = pytensor.function([a, b, c], pt.arange(a, b, c, dtype="float32"), mode=REFERENCE_MODE)
     model = export_onnx([a, b, c], [pt.arange(a, b, c, dtype="float32")])
-    for _ in range(60):
-        start, step = rng.normal() * 100, rng.normal() * 0.1
-        stop = start + step * rng.integers(0, 40) * (1 + rng.normal() * 1e-7)
-        values = [np.array(v, dtype=in_dtype) for v in (start, stop, step)]
+    cases = [
+        (start, start + step * rng.integers(0, 40) * (1 + rng.normal() * 1e-7), step)
+        for start, step in rng.normal(size=(60, 2)) * [100, 0.1]
+    ]
+    # float32(start) + 1 * (float32(start + step) - float32(start)) != float32(start + step):
+    # NumPy stores the second element directly.
+    cases.append((-0.000588197407589542, 0.0005, 0.00044356956945239636))
+    for bounds in cases:
+        values = [np.array(v, dtype=in_dtype) for v in bounds]
         expected = fn(*values)
         for (got,) in run_onnx(model, dict(zip("abc", values, strict=True))):
             np.testing.assert_array_equal(got, expected)
@@ -404,3 +410,20 @@ def test_gradients(floatX: str) -> None:
     compare_onnx_and_py(
         [x, v], [cost, *grads], [value, vvalue], rtol=1e-4 if floatX == "float32" else None
     )
+
+
+@pytest.mark.parametrize("inverse", [False, True])
+def test_permute_row_elements(inverse: bool, floatX: str) -> None:
+    xv = np.arange(12, dtype=floatX).reshape(3, 4)
+    rows = np.array([[2, 0, 3, 1], [3, 2, 1, 0], [0, 1, 3, 2]])
+    x = input_like(xv, "x", symbolic=True)
+    p_one = pt.lvector("p_one")
+    p_rows = pt.lmatrix("p_rows")
+    outs = [
+        permute_row_elements(x, p_one, inverse),  # one permutation for every row
+        permute_row_elements(x, p_rows, inverse),  # one per row
+        permute_row_elements(x[0], p_rows, inverse),  # every permutation of one vector
+    ]
+    model = compare_onnx_and_py([x, p_one, p_rows], outs, [xv, rows[0], rows])
+    used = {n.op_type for n in model.graph.node}
+    assert ("ScatterElements" if inverse else "GatherElements") in used

@@ -24,6 +24,7 @@ from pytensor.tensor.basic import (
     Join,
     MakeVector,
     Nonzero,
+    PermuteRowElements,
     ScalarFromTensor,
     Split,
     TensorFromScalar,
@@ -287,3 +288,25 @@ def _choose(op: Choose, node: Apply, builder: ONNXBuilder) -> Values:
     index = builder.op("Unsqueeze", [a, axis0])
     picked = builder.op("GatherElements", [choices, index], {"axis": 0})
     return [builder.op("Squeeze", [picked, axis0])]
+
+
+@onnx_funcify.register(PermuteRowElements)
+def _permute_row_elements(op: PermuteRowElements, node: Apply, builder: ONNXBuilder) -> Values:
+    # make_node pads x and y to one rank; their leading dims broadcast, and y holds one
+    # permutation of the last axis per row.
+    ndim = node.outputs[0].type.ndim
+    x = builder.input(node, 0)
+    perm = builder.input(node, 1, "int64")
+
+    def rows_like(value: ir.Value, other: ir.Value) -> ir.Value:
+        # ``value`` with its leading dims broadcast against those of ``other``.
+        leading = builder.op("Shape", [other], {"end": -1})
+        target = builder.op("Concat", [leading, builder.dim(value, -1)], {"axis": 0})
+        return expand(builder, value, ndim, target, ndim)
+
+    x = rows_like(x, perm)
+    perm = rows_like(perm, x)
+    if op.inverse:
+        # out[..., perm[..., i]] = x[..., i]
+        return [builder.op("ScatterElements", [x, perm, x], {"axis": -1})]
+    return [builder.op("GatherElements", [x, perm], {"axis": -1})]
