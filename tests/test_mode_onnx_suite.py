@@ -144,6 +144,13 @@ def _collect() -> tuple[dict[str, Callable[..., Any]], dict[str, Any], dict[str,
     return collected, fixtures, failures
 
 
+@pytest.fixture(params=[True], ids=["symbolic"])
+def symbolic(request: pytest.FixtureRequest) -> bool:
+    """Unknown dims only: static-shape variants exercise nothing the mode does differently,
+    and halving the cases keeps this second pass over the converter suite affordable."""
+    return bool(request.param)
+
+
 _COLLECTED, _FIXTURES, _IMPORT_FAILURES = _collect()
 globals().update(_FIXTURES)
 globals().update(_COLLECTED)
