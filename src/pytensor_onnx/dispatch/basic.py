@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from functools import singledispatch
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import onnx_ir as ir
 import pytensor
@@ -169,9 +170,24 @@ def convert_nodes(nodes: Iterable[Apply], builder: ONNXBuilder) -> None:
         raise UnsupportedOpError(failures)
 
 
-def inline_inner_graph(fgraph: FunctionGraph, node: Apply, builder: ONNXBuilder) -> list[ir.Value]:
+def thaw(fgraph: Any) -> FunctionGraph:
+    """An inner graph with variables of its own.
+
+    PyTensor 3 freezes inner graphs and shares their variables between graphs (the inputs
+    of every frozen graph are the same ``NominalVariable`` objects, and equal subgraphs are
+    one object).  Binding them in a builder that already holds another graph's variables
+    would overwrite those bindings, so inner graphs are thawed (copied) first.
+    """
+    unfreeze = getattr(fgraph, "unfreeze", None)
+    thawed = unfreeze() if unfreeze is not None else fgraph
+    assert isinstance(thawed, FunctionGraph)
+    return thawed
+
+
+def inline_inner_graph(fgraph: Any, node: Apply, builder: ONNXBuilder) -> list[ir.Value]:
     """Convert the inner graph of ``node`` (Composite, OpFromGraph...) into ``builder``'s graph,
     its inputs taking the values of ``node``'s inputs."""
+    fgraph = thaw(fgraph)
     for inner_input, outer_input in zip(fgraph.inputs, node.inputs, strict=True):
         builder.bind(inner_input, builder.value(outer_input))
     convert_nodes(fgraph.toposort(), builder)

@@ -15,34 +15,18 @@ model's structure does not depend on the PyTensor version.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import onnx_ir as ir
 from pytensor.compile.builders import OpFromGraph
 from pytensor.graph.basic import Apply
-from pytensor.graph.fg import FunctionGraph
 
 from pytensor_onnx.builder import ONNXBuilder, onnx_dtype, variable_dtype, variable_shape
-from pytensor_onnx.dispatch.basic import convert_nodes, inline_inner_graph, onnx_funcify
+from pytensor_onnx.dispatch.basic import convert_nodes, inline_inner_graph, onnx_funcify, thaw
 
 #: The domain of the local functions made from OpFromGraph.
 FUNCTION_DOMAIN = "pytensor.op_from_graph"
 #: The values of the ``op_from_graph`` export option.
 OP_FROM_GRAPH_MODES = ("function", "inline")
-
-
-def thaw(fgraph: Any) -> FunctionGraph:
-    """An inner graph with variables of its own.
-
-    PyTensor 3 freezes inner graphs and shares their variables between graphs (the inputs
-    of every frozen graph are the same ``NominalVariable`` objects, and equal subgraphs are
-    one object).  Binding them in a builder that already holds another graph's variables
-    would overwrite those bindings, so inner graphs are thawed (copied) first.
-    """
-    unfreeze = getattr(fgraph, "unfreeze", None)
-    thawed = unfreeze() if unfreeze is not None else fgraph
-    assert isinstance(thawed, FunctionGraph)
-    return thawed
 
 
 def _function_for(op: OpFromGraph, builder: ONNXBuilder) -> ir.Function:
@@ -90,7 +74,7 @@ def _op_from_graph(op: OpFromGraph, node: Apply, builder: ONNXBuilder) -> Sequen
     if mode not in OP_FROM_GRAPH_MODES:
         raise ValueError(f"op_from_graph must be one of {OP_FROM_GRAPH_MODES}, got {mode!r}")
     if mode == "inline" or type(op) is not OpFromGraph:
-        return inline_inner_graph(thaw(op.fgraph), node, builder)
+        return inline_inner_graph(op.fgraph, node, builder)
     function = _function_for(op, builder)
     builder.opset_imports[FUNCTION_DOMAIN] = 1
     outputs = builder.op_multi(

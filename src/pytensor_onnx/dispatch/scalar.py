@@ -483,7 +483,7 @@ def _cast(op: ps.ScalarOp, node: Apply, builder: ONNXBuilder) -> Values:
 # ----------------------------------------------------------------------------- Composite
 @onnx_funcify.register(ps.Composite)
 def _composite(op: ps.Composite, node: Apply, builder: ONNXBuilder) -> Values:
-    return inline_inner_graph(op.fgraph, node, builder)  # type: ignore[arg-type]
+    return inline_inner_graph(op.fgraph, node, builder)
 
 
 def _complex_error(op: ps.ScalarOp, node: Apply, builder: ONNXBuilder) -> Values:
