@@ -282,14 +282,37 @@ def test_gradients(floatX: str) -> None:
     compare_onnx_and_py(inputs, [cost, *pytensor.grad(cost, inputs)], values)
 
 
-def test_gradient_of_gammaln_reaches_trigamma() -> None:
-    # d/dx psi is tri_gamma; the second derivative of gammaln is what Laplace/Fisher
-    # information computations export.
+def test_higher_derivatives_of_gammaln() -> None:
+    # psi, tri_gamma, then polygamma(2, x) and polygamma(3, x): what Laplace approximations
+    # and Fisher-information computations export.
     value = np.array([1e-3, 0.5, 1.0, 2.5, 7.5, 40.0, -2.5])
     x = input_like(value, "x")
-    first = pytensor.grad(pt.gammaln(x).sum(), x)
-    second = pytensor.grad(first.sum(), x)
-    compare_onnx_and_py([x], [first, second], [value])
+    derivatives = [pt.gammaln(x)]
+    for _ in range(4):
+        derivatives.append(pytensor.grad(derivatives[-1].sum(), x))
+    compare_onnx_and_py([x], derivatives[1:], [value])
+
+
+def test_polygamma(floatX: str) -> None:
+    value = _grid(-np.inf, np.inf, (-2.5, -7.3, 1e-8, 1e10, 25.0)).astype(floatX)
+    x = input_like(value, "x")
+    outputs = [pt.polygamma(n, x) for n in (0, 1, 2, 5)]
+    compare_onnx_and_py([x], outputs, [value], opsets=(DEFAULT_OPSET,))
+    grid = np.concatenate([np.logspace(-20, 8, 500), np.linspace(1e-3, 40, 1000)])
+    for n in (2, 3, 6):
+        got = _onnx_values(lambda v, n=n: pt.polygamma(n, v), grid)
+        assert _max_relative_error(got, sp.polygamma(n, grid)) < 3e-15
+        negative = _onnx_values(lambda v, n=n: pt.polygamma(n, v), _NEGATIVE)
+        want = sp.polygamma(n, _NEGATIVE)
+        # SciPy is off by up to 1e-13 next to half-integers here (checked with mpmath).
+        np.testing.assert_allclose(negative, want, rtol=2e-13, atol=2e-14)
+
+
+def test_polygamma_of_unknown_order_is_refused() -> None:
+    n = pt.lscalar("n")
+    x = pt.vector("x")
+    with pytest.raises(NotImplementedError, match="constant n"):
+        export_onnx([n, x], [pt.polygamma(n, x)])
 
 
 # ---------------------------------------------------------------- two-input functions

@@ -165,8 +165,12 @@ class Num:
         return self.unary("Sin", self.mul(r, math.pi))
 
     def cos_pi(self, r: ir.Value) -> ir.Value:
-        """``cos(pi * r)`` for ``|r| <= 1/2``."""
-        return self.unary("Cos", self.mul(r, math.pi))
+        """``cos(pi * r)`` for ``|r| <= 1/2``, relatively accurate next to ``r = +-1/2``.
+
+        Evaluated as ``sin(pi (1/2 - |r|))``: ``1/2 - |r|`` is exact where it is small, while
+        ``cos`` of the rounded ``pi r`` would lose relative accuracy next to its zero.
+        """
+        return self.sin_pi(self.sub(0.5, self.unary("Abs", r)))
 
     def odd_integer(self, n: ir.Value) -> ir.Value:
         """Whether the integer-valued ``n`` is odd (bool)."""

@@ -355,6 +355,81 @@ def trigamma64(num: Num, x: ir.Value) -> ir.Value:
     return num.where(negative, reflected, positive)
 
 
+#: Largest PolyGamma order converted (the asymptotic series needs x >= 10 + 2n).
+_POLYGAMMA_MAX_ORDER = 12
+
+
+def _cot_derivative_polynomial(n: int) -> list[int]:
+    """Coefficients (ascending) of ``Q_n`` with ``d^n/dx^n cot(pi x) = pi^n Q_n(cot(pi x))``:
+    ``Q_0(c) = c`` and ``Q_{k+1}(c) = -(1 + c^2) Q_k'(c)``."""
+    poly = [0, 1]
+    for _ in range(n):
+        derivative = [k * c for k, c in enumerate(poly)][1:] or [0]
+        nxt = [0] * (len(derivative) + 2)
+        for k, c in enumerate(derivative):
+            nxt[k] -= c
+            nxt[k + 2] -= c
+        poly = nxt
+    return poly
+
+
+def polygamma64(num: Num, x: ir.Value, n: int) -> ir.Value:
+    """``polygamma(n, x)`` for a fixed order ``n >= 1`` in float64.
+
+    ``(-1)^(n+1) n! sum_{k<m} (x+k)^-(n+1)`` plus the asymptotic series at ``x + m >= 10 + 2n``
+    (exact Bernoulli coefficients, as many terms as reach 1e-18), and for ``x < 0`` the
+    reflection ``(-1)^n polygamma(n, 1 - x) - pi^(n+1) Q_n(cot(pi x))``.
+    """
+    sign = -1.0 if n % 2 == 0 else 1.0
+    start = 10.0 + 2 * n
+    negative, z, r = _reflected(num, x)
+    total: ir.Value | float = 0.0
+    y = z
+    for _ in range(int(start)):
+        active = num.lt(y, start)
+        total = num.where(active, num.add(total, num.pow(y, -float(n + 1))), total)
+        y = num.where(active, num.add(y, 1.0), y)
+    # (n-1)!/y^n + n!/(2 y^(n+1)) + sum B_2k (2k+n-1)!/(2k)! / y^(2k+n)
+    series = []
+    for k, bernoulli in enumerate(BERNOULLI_EVEN, start=1):
+        coefficient = bernoulli * math.factorial(2 * k + n - 1) / math.factorial(2 * k)
+        series.append(float(coefficient))
+        if abs(coefficient) / start ** (2 * k) < 1e-18 * math.factorial(n - 1):
+            break
+    inv = num.div(1.0, y)
+    w = num.mul(inv, inv)
+    inner = num.mul(w, num.horner(w, series) if len(series) > 1 else series[0])
+    inner = num.add(
+        num.add(inner, num.mul(inv, math.factorial(n) / 2)), float(math.factorial(n - 1))
+    )
+    asymptotic = num.mul(num.pow(inv, float(n)), inner)
+    positive = num.mul(num.add(num.mul(total, float(math.factorial(n))), asymptotic), sign)
+    cot = num.div(num.cos_pi(r), num.sin_pi(r))
+    q = _cot_derivative_polynomial(n)
+    q_value = num.horner(cot, [float(c) for c in q])
+    reflected = num.sub(num.mul(positive, -sign), num.mul(q_value, math.pi ** (n + 1)))
+    # Poles (0 of either sign, negative integers) and -inf: SciPy's (-1)^(n+1) inf.
+    pole = num.either(num.both(num.eq(r, 0.0), num.le(x, 0.0)), num.is_inf(x, positive=False))
+    return num.where(pole, sign * math.inf, num.where(negative, reflected, positive))
+
+
+@onnx_funcify.register(psm.PolyGamma)
+def _polygamma(op: psm.PolyGamma, node: Apply, builder: ONNXBuilder) -> list[ir.Value]:
+    order = node.inputs[0]
+    values = np.unique(np.asarray(order.data)) if isinstance(order, Constant) else None
+    if values is None or values.size != 1 or not 0 <= values[0] <= _POLYGAMMA_MAX_ORDER:
+        raise UnsupportedOpError.for_node(
+            node, f"polygamma(n, x) is only converted for a constant n in 0..{_POLYGAMMA_MAX_ORDER}"
+        )
+    n = int(values[0])
+    dtype = variable_dtype(node.outputs[0])
+
+    def decomposition(num: Num, x: ir.Value) -> ir.Value:
+        return psi64(num, x) if n == 0 else polygamma64(num, x, n)
+
+    return [in_float64(decomposition)(builder, [builder.input(node, 1, dtype)], dtype)]
+
+
 # ------------------------------------------------------ regularized incomplete gamma
 #: Relative size of the last series term / continued-fraction step that stops the loops (a
 #: few units in the last place: rounding can keep a converged Lentz step one ulp off 1).
