@@ -2,16 +2,18 @@
 
 Every test of ``tests/dispatch`` that checks a graph with ``compare_onnx_and_py`` (directly or
 through a helper of its module) is collected here a second time, under the name
-``test_<module>__<test>``, with ``compare_onnx_and_py`` replaced by :func:`compare_in_onnx_mode`:
-the graph is compiled with ``mode=ONNXMode(opset=...)`` and compared, output by output (dtype,
-shape, values, same tolerances), with PyTensor's Python linker.  Case tables added to
-``tests/dispatch`` later are picked up without changes here.  A few representative graphs
-per area (elementwise, dimshuffle, dot, softmax, reductions, and whole models with
-gradients) are also checked here directly.
+``test_<module>__<test>`` and marked ``slow`` (together they take minutes), with
+``compare_onnx_and_py`` replaced by :func:`compare_in_onnx_mode`: the graph is compiled with
+``mode=ONNXMode(opset=...)`` and compared, output by output (dtype, shape, values, same
+tolerances), with PyTensor's Python linker.  Case tables added to ``tests/dispatch`` later are
+picked up without changes here.  A few representative graphs per area (elementwise,
+dimshuffle, dot, softmax, reductions, and whole models with gradients) are also checked here
+directly.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 import pkgutil
@@ -114,6 +116,17 @@ def _is_fixture(obj: Any) -> bool:
     )
 
 
+def _marked_slow(test: Callable[..., Any]) -> Callable[..., Any]:
+    """A copy of ``test`` with the ``slow`` mark added (the original stays unmarked)."""
+
+    @functools.wraps(test)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        return test(*args, **kwargs)
+
+    run.pytestmark = [*getattr(test, "pytestmark", []), pytest.mark.slow]  # type: ignore[attr-defined]
+    return run
+
+
 def _collect() -> tuple[dict[str, Callable[..., Any]], dict[str, Any], dict[str, str]]:
     """Tests to run in ONNX mode, fixtures they need, and modules that failed to import."""
     modules, failures = _import_dispatch_modules()
@@ -138,7 +151,7 @@ def _collect() -> tuple[dict[str, Callable[..., Any]], dict[str, Any], dict[str,
                 continue
             if clashing & set(inspect.signature(obj).parameters):
                 continue  # a same-named fixture of another module would be injected
-            collected[f"test_{short}__{name.removeprefix('test_')}"] = obj
+            collected[f"test_{short}__{name.removeprefix('test_')}"] = _marked_slow(obj)
     for name in clashing:
         fixtures.pop(name)
     return collected, fixtures, failures
