@@ -149,21 +149,15 @@ def _erfinv_central(num: Num, y: ir.Value) -> ir.Value:
     return num.mul(y, num.chebyshev_on(num.mul(y, y), 0.0, 0.25, tables.ERFINV_CENTRAL_CHEB))
 
 
-_ERFCINV_TAILS = [
-    (tables.ERFCINV_TAIL0_RANGE, tables.ERFCINV_TAIL0_CHEB),
-    (tables.ERFCINV_TAIL1_RANGE, tables.ERFCINV_TAIL1_CHEB),
-    (tables.ERFCINV_TAIL2_RANGE, tables.ERFCINV_TAIL2_CHEB),
-    (tables.ERFCINV_TAIL3_RANGE, tables.ERFCINV_TAIL3_CHEB),
-]
-
-
 def _erfcinv_tail(num: Num, q: ir.Value) -> ir.Value:
-    """``erfcinv(q)`` for ``0 <= q <= 1/2``: ``s * f(s)`` with ``s = sqrt(-log(q))``."""
+    """``erfcinv(q)`` for ``0 <= q <= 1/2``: ``s * f(log s)`` with ``s = sqrt(-log(q))``.
+
+    In ``log s`` the function has no singularity near the interval (``s = 0`` moves to
+    minus infinity), so one series covers ``q`` from 1/2 down to the smallest subnormal.
+    """
     s = num.unary("Sqrt", num.unary("Neg", num.unary("Log", q)))
-    (low, high), coeffs = _ERFCINV_TAILS[-1]
-    ratio = num.chebyshev_on(s, low, high, coeffs)
-    for (low, high), coeffs in reversed(_ERFCINV_TAILS[:-1]):
-        ratio = num.where(num.lt(s, high), num.chebyshev_on(s, low, high, coeffs), ratio)
+    low, high = tables.ERFCINV_TAIL_RANGE
+    ratio = num.chebyshev_on(num.unary("Log", s), low, high, tables.ERFCINV_TAIL_CHEB)
     return num.where(num.eq(q, 0.0), math.inf, num.mul(s, ratio))
 
 
