@@ -265,6 +265,7 @@ GRADIENTS = {
     "gamma": (pt.gamma, np.array([1e-3, 0.5, 1.0, 2.0, 7.5, 40.0, -2.5])),
     "psi": (pt.psi, np.array([1e-3, 0.5, 1.0, 2.0, 7.5, 40.0, -2.5])),
     "i0": (pt.i0, np.array([-30.0, -1.0, 0.0, 0.5, 9.0, 100.0])),
+    "i1": (pt.i1, np.array([-30.0, -1.0, 0.0, 0.5, 9.0, 100.0])),
     "log1mexp": (pt.log1mexp, np.array([-50.0, -1.0, -0.7, -0.1, -1e-8])),
     "log_sigmoid": (lambda x: pt.log(pt.sigmoid(x)), np.array([-50.0, -1.0, 0.0, 3.0, 40.0])),
     "arctan": (pt.arctan, np.array([-50.0, -1.0, 0.0, 3.0, 40.0])),
@@ -453,21 +454,34 @@ def test_chebyshev_tables_are_the_stated_interpolants() -> None:
     )
 
 
-def test_ive_of_order_zero_and_one(floatX: str) -> None:
-    value = np.array([-700.0, -3.0, -0.0, 0.5, 9.0, 100.0, 1e5]).astype(floatX)
+def test_ive_of_orders_zero_to_two(floatX: str) -> None:
+    value = np.array([-700.0, -3.0, -0.0, 1e-3, 0.5, 7.9, 9.0, 100.0, 1e5]).astype(floatX)
     x = input_like(value, "x")
-    compare_onnx_and_py([x], [pt.ive(0, x), pt.ive(1, x), pt.iv(1, x)[:-1]], [value])
-    np.testing.assert_allclose(
-        _onnx_values(lambda v: pt.ive(1, v), value),
-        sp.i1e(value),
-        rtol=3e-15 if floatX == "float64" else 2e-7,
-    )
+    outputs = [pt.ive(0, x), pt.ive(1, x), pt.ive(2, x), pt.iv(1, x)[:-1], pt.iv(2, x)[:-1]]
+    compare_onnx_and_py([x], outputs, [value])
+    mpmath = pytest.importorskip("mpmath")
+    mpmath.mp.dps = 40
+    grid = np.linspace(-700, 700, 2001).astype(floatX)
+    tiny = np.logspace(-300, 2, 100).astype(floatX)
+    for order in (1, 2):
+        got = _onnx_values(lambda v, order=order: pt.ive(order, v), np.concatenate([grid, tiny]))
+        # SciPy's ive is off by up to 6e-14 for tiny x: mpmath is the reference there.
+        tiny_want = [
+            float(
+                mpmath.besseli(order, mpmath.mpf(float(v))) * mpmath.exp(-abs(mpmath.mpf(float(v))))
+            )
+            for v in tiny
+        ]
+        want = np.concatenate([sp.ive(order, grid.astype(np.float64)), tiny_want])
+        rtol = 3e-15 if floatX == "float64" else 1.2e-7
+        # float32 results below the normal range are subnormal: absolute tolerance there.
+        np.testing.assert_allclose(got, want, rtol=rtol, atol=np.finfo(floatX).tiny)
 
 
 def test_ive_of_other_orders_is_refused() -> None:
     x = pt.vector("x")
-    with pytest.raises(NotImplementedError, match="constant v of 0 or 1"):
-        export_onnx([x], [pt.ive(2.5, x)])
+    with pytest.raises(NotImplementedError, match="constant v of 0, 1 or 2"):
+        export_onnx([x], [pt.ive(3, x)])
 
 
 def test_gammaincc_small_a_is_relatively_accurate() -> None:

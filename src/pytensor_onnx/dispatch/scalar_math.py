@@ -591,60 +591,63 @@ def gammaincc64(num: Num, a: ir.Value, x: ir.Value) -> ir.Value:
 
 
 # ------------------------------------------------------------------- Bessel I0, I1
-def _bessel_scaled(small: tuple[float, ...], large: tuple[float, ...], odd: bool) -> Decomposition:
-    """``exp(-|x|) I_n(x)`` for ``n = 0`` (even) or ``n = 1`` (odd) from Chebyshev series on
-    ``[0, 8]`` (of ``e^-x I0`` and ``e^-x I1 / x``) and in ``16 / x`` beyond (of
-    ``sqrt(x) e^-x I_n``)."""
+def _bessel_scaled(order: int, small: tuple[float, ...], large: tuple[float, ...]) -> Decomposition:
+    """``exp(-|x|) I_n(x)`` for integer ``n`` from Chebyshev series on ``[0, 8]`` (of
+    ``e^-x I_n(x) / x^n``) and in ``16 / x - 1`` beyond (of ``sqrt(x) e^-x I_n(x)``);
+    ``I_n(-x) = (-1)^n I_n(x)``."""
 
     def decomposition(num: Num, x: ir.Value) -> ir.Value:
         a = num.unary("Abs", x)
         near = num.chebyshev_on(a, 0.0, 8.0, small)
-        if odd:
+        for _ in range(order):
             near = num.mul(near, a)
         far = num.div(num.chebyshev(num.sub(num.div(16.0, a), 1.0), large), num.unary("Sqrt", a))
         scaled = num.where(num.le(a, 8.0), near, far)
-        return num.negate_where(num.lt(x, 0.0), scaled) if odd else scaled
+        return num.negate_where(num.lt(x, 0.0), scaled) if order % 2 else scaled
 
     return decomposition
 
 
-i0e64 = _bessel_scaled(tables.I0E_SMALL_CHEB, tables.I0E_LARGE_CHEB, odd=False)
-i1e64 = _bessel_scaled(tables.I1E_SMALL_CHEB, tables.I1E_LARGE_CHEB, odd=True)
-
-
-def _unscaled(scaled: Decomposition, odd: bool) -> Decomposition:
+def _unscaled(order: int, scaled: Decomposition) -> Decomposition:
     def decomposition(num: Num, x: ir.Value) -> ir.Value:
         a = num.unary("Abs", x)
         # exp(|x|) in two halves: I_n(x) is finite up to |x| = 713, exp(|x|) only to 709.
         half = num.unary("Exp", num.mul(a, 0.5))
         value = num.mul(num.mul(scaled(num, x), half), half)
-        # The limits at +-inf are +inf (I0) and +-inf (I1); SciPy returns NaN there.
-        return num.where(num.is_inf(a), x if odd else a, value)
+        # The limits at +-inf are +inf, or +-inf for odd orders; SciPy returns NaN there.
+        return num.where(num.is_inf(a), x if order % 2 else a, value)
 
     return decomposition
 
 
-i0_64 = _unscaled(i0e64, odd=False)
-i1_64 = _unscaled(i1e64, odd=True)
+#: ``order: (exp(-|x|) I_order(x), I_order(x))`` decompositions.
+_BESSEL_I = {
+    order: (scaled, _unscaled(order, scaled))
+    for order, scaled in [
+        (0, _bessel_scaled(0, tables.I0E_SMALL_CHEB, tables.I0E_LARGE_CHEB)),
+        (1, _bessel_scaled(1, tables.I1E_SMALL_CHEB, tables.I1E_LARGE_CHEB)),
+        (2, _bessel_scaled(2, tables.I2E_SMALL_CHEB, tables.I2E_LARGE_CHEB)),
+    ]
+}
+i0e64, i0_64 = _BESSEL_I[0]
+i1e64, i1_64 = _BESSEL_I[1]
 
 
 def _bessel_of_constant_order(
     op: psm.ScalarOp, node: Apply, builder: ONNXBuilder
 ) -> list[ir.Value]:
-    # Only the orders with a decomposition: a constant v of 0 or 1 (e.g. PyTensor 3's
-    # i0/i1-based helpers); other orders need a general Bessel algorithm.
+    # Only the orders with a decomposition: a constant v of 0, 1 or 2 (PyTensor 3's iv,
+    # the gradient of i1); other orders need a general Bessel algorithm.
     order = node.inputs[0]
     values = np.unique(np.asarray(order.data)) if isinstance(order, Constant) else None
     name = type(op).__name__.lower()
-    if values is None or values.size != 1 or values[0] not in (0, 1):
+    if values is None or values.size != 1 or values[0] not in _BESSEL_I:
         raise UnsupportedOpError.for_node(
-            node, f"{name}(v, x) is only converted for a constant v of 0 or 1"
+            node, f"{name}(v, x) is only converted for a constant v of 0, 1 or 2"
         )
     dtype = variable_dtype(node.outputs[0])
-    if isinstance(op, psm.Ive):
-        decomposition = i0e64 if values[0] == 0 else i1e64
-    else:
-        decomposition = i0_64 if values[0] == 0 else i1_64
+    scaled, unscaled = _BESSEL_I[int(values[0])]
+    decomposition = scaled if isinstance(op, psm.Ive) else unscaled
     return [in_float64(decomposition)(builder, [builder.input(node, 1, dtype)], dtype)]
 
 
