@@ -199,14 +199,15 @@ def test_solve_reads_one_triangle(lower: bool, assume_a: str) -> None:
     compare_onnx_and_py([a, b], [out], [value, b_value], rtol=1e-12, atol=1e-12)
 
 
-def test_solve_pivoting_and_ties() -> None:
+def test_solve_pivoting_and_ties(symbolic: bool) -> None:
     # Zero leading entry (needs a row swap) and equal-magnitude pivot candidates.
     value = np.array(
         [[0.0, 2.0, 1.0, 1.0], [1.0, 1.0, 1.0, 0.0], [-1.0, 3.0, 0.0, 2.0], [1.0, 0.0, 2.0, 1.0]]
     )
     b_value = np.arange(8.0).reshape(4, 2)
-    a, b = input_like(value, "a"), input_like(b_value, "b")
-    compare_onnx_and_py([a, b], [ptla.solve(a, b)], [value, b_value], rtol=1e-13, atol=1e-13)
+    a, b = input_like(value, "a", symbolic), input_like(b_value, "b", symbolic)
+    outs = [ptla.solve(a, b), *ptla.lu_factor(a)]
+    compare_onnx_and_py([a, b], outs, [value, b_value], rtol=1e-13, atol=1e-13)
 
 
 def test_solve_singular_gives_nan(symbolic: bool) -> None:

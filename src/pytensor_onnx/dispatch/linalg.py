@@ -331,6 +331,58 @@ def cholesky_unblocked(
     return unstack_to(builder, columns, ndim, -1)
 
 
+@dataclass(frozen=True)
+class IdentityPadding:
+    """Square matrices padded with an identity block to a multiple of :data:`BLOCK` rows.
+
+    Attributes
+    ----------
+    matrix
+        The padded matrices (..., N, N).
+    value
+        ``N`` as a 0-d int64 value.
+    count
+        The number of blocks ``N / BLOCK`` (only its ``value`` is meaningful).
+    block
+        :data:`BLOCK` as a 0-d int64 value.
+    size
+        ``N``'s :class:`Size` (``arange`` and ``rows`` over the padded axes).
+    """
+
+    matrix: ir.Value
+    value: ir.Value
+    count: Size
+    block: ir.Value
+    size: Size
+
+
+def _identity_padding(
+    builder: ONNXBuilder, a: ir.Value, n: Size, ndim: int, dtype: str
+) -> IdentityPadding:
+    """``a`` padded to a multiple of :data:`BLOCK` with an identity block (see the class)."""
+    nb = BLOCK
+    block = builder.scalar(nb, "int64")
+    count = builder.op(
+        "Div", [builder.op("Add", [n.value, builder.scalar(nb - 1, "int64")]), block]
+    )
+    padded = builder.op("Mul", [count, block])
+    pad = unsqueeze(builder, builder.op("Sub", [padded, n.value]), 0)
+    pads = builder.op("Concat", [builder.int64s([0] * (2 * ndim - 2)), pad, pad], {"axis": 0})
+    arange = builder.op("Range", [builder.scalar(0, "int64"), padded, builder.scalar(1, "int64")])
+    big = Size(padded, None, arange, unsqueeze(builder, arange, 1))
+    matrix = builder.op("Pad", [a, pads])
+    extra_diagonal = builder.op(
+        "And",
+        [
+            compare(builder, "Equal", big.rows, big.arange),
+            compare(builder, "GreaterOrEqual", big.rows, n.value),
+        ],
+    )
+    matrix = where(builder, extra_diagonal, builder.scalar(1, dtype), matrix)
+    # Only the count's value is used by fori_loop; its index helpers are never read.
+    return IdentityPadding(matrix, padded, Size(count, None, arange, big.rows), block, big)
+
+
 def cholesky_blocked(builder: ONNXBuilder, a: ir.Value, n: Size, ndim: int, dtype: str) -> ir.Value:
     """Blocked right-looking Cholesky (LAPACK ``potrf``) with :data:`BLOCK`-column panels.
 
@@ -341,32 +393,10 @@ def cholesky_blocked(builder: ONNXBuilder, a: ir.Value, n: Size, ndim: int, dtyp
     trailing update ``W -= P P^T`` as one ``MatMul``, so the O(n³) work runs in GEMMs.
     """
     nb = BLOCK
-    one = builder.scalar(1, "int64")
-    block = builder.scalar(nb, "int64")
-    count = builder.op(
-        "Div", [builder.op("Add", [n.value, builder.scalar(nb - 1, "int64")]), block]
-    )
-    padded = builder.op("Mul", [count, block])
-    pad = unsqueeze(builder, builder.op("Sub", [padded, n.value]), 0)
-    pads = builder.op("Concat", [builder.int64s([0] * (2 * ndim - 2)), pad, pad], {"axis": 0})
     lower_part = compare(builder, "GreaterOrEqual", n.rows, n.arange)
     sym = where(builder, lower_part, a, transpose_last(builder, a, ndim))
-    big = Size(
-        padded,
-        None,
-        builder.op("Range", [builder.scalar(0, "int64"), padded, one]),
-        unsqueeze(builder, builder.op("Range", [builder.scalar(0, "int64"), padded, one]), 1),
-    )
-    work0 = builder.op("Pad", [sym, pads])
-    extra_diagonal = builder.op(
-        "And",
-        [
-            compare(builder, "Equal", big.rows, big.arange),
-            compare(builder, "GreaterOrEqual", big.rows, n.value),
-        ],
-    )
-    work0 = where(builder, extra_diagonal, builder.scalar(1, dtype), work0)
-    steps = Size(count, None, n.arange, n.rows)  # only the count is used by the loop
+    padding = _identity_padding(builder, sym, n, ndim, dtype)
+    padded, block, big = padding.value, padding.block, padding.size
     small = size_of(builder, a, -1, nb)
     zero = builder.scalar(0, dtype)
 
@@ -421,8 +451,8 @@ def cholesky_blocked(builder: ONNXBuilder, a: ir.Value, n: Size, ndim: int, dtyp
     )
     _, (panels,) = fori_loop(
         builder,
-        steps,
-        [Carry(work0, dtype)],
+        padding.count,
+        [Carry(padding.matrix, dtype)],
         [ScanOut(dtype, panel_shape)],
         step,
         "cholesky_blocks",
@@ -542,50 +572,19 @@ def lu_factor(builder: ONNXBuilder, a: ir.Value, n: Size, ndim: int, dtype: str)
     """LU factorization with partial pivoting (LAPACK ``getrf``) of ``a`` (rank ``ndim``).
 
     Rows are never moved: ``position`` tracks where LAPACK's row interchanges would have put
-    each row.  Step ``k`` picks, among rows at positions ``>= k``, the largest ``|w[r, k]|``
-    (on ties the row at the smallest position, as ``idamax`` does), records its position as
-    the pivot, emits it as row ``k`` of ``U`` and the multipliers as column ``k`` of ``L``,
-    and applies the rank-1 update to the remaining rows.  ``L``'s rows are put in pivot order
-    once at the end.  A zero pivot (singular matrix) leaves zero multipliers, like LAPACK.
+    each row (see :func:`_lu_step`); ``L``'s rows are put in pivot order once at the end.
+    Static sizes up to :data:`UNBLOCKED_MAX` take one loop step per column, larger or
+    symbolic sizes the blocked form (:func:`_lu_factor_blocked`).  A zero pivot (singular
+    matrix) leaves zero multipliers, like LAPACK.
     """
-    zero = builder.scalar(0, dtype)
+    if n.static is None or n.static > UNBLOCKED_MAX:
+        return _lu_factor_blocked(builder, a, n, ndim, dtype)
     beyond = builder.op("Add", [n.value, builder.scalar(1, "int64")])
     position0 = builder.op("Expand", [n.arange, builder.op("Shape", [a], {"end": -1})])
 
     def step(b: ONNXBuilder, k: ir.Value, state: list[ir.Value]) -> list[ir.Value]:
         work, position = state
-        column = take(b, work, k, -1)
-        open_rows = compare(b, "GreaterOrEqual", position, k)
-        # NaN counts as the largest magnitude so that a NaN column still picks an open row.
-        magnitude = where(
-            b, b.op("IsNaN", [column]), b.scalar(np.inf, dtype), b.op("Abs", [column])
-        )
-        magnitude = where(b, open_rows, magnitude, b.scalar(-1, dtype))
-        best = b.op("ReduceMax", [magnitude, b.int64s([-1])], {"keepdims": 1})
-        ties = compare(b, "Equal", magnitude, best)
-        row = b.op("ArgMin", [where(b, ties, position, beyond)], {"axis": -1, "keepdims": 1})
-        row_position = unsqueeze(b, b.op("GatherND", [position, row], {"batch_dims": ndim - 2}), -1)
-        # LAPACK swaps the rows at positions k and row_position.
-        position = where(b, compare(b, "Equal", position, k), row_position, position)
-        position = where(b, compare(b, "Equal", n.arange, row), k, position)
-
-        pivot_row = b.op("GatherND", [work, row], {"batch_dims": ndim - 2})
-        pivot = unsqueeze(b, take(b, pivot_row, k, -1), -1)
-        safe_pivot = where(b, compare(b, "Equal", pivot, zero), b.scalar(1, dtype), pivot)
-        remaining = compare(b, "Greater", position, k)
-        multipliers = where(b, remaining, b.op("Div", [column, safe_pivot]), zero)
-        u_row = where(b, compare(b, "GreaterOrEqual", n.arange, k), pivot_row, zero)
-        trailing = where(b, compare(b, "Greater", n.arange, k), pivot_row, zero)
-        work = b.op("Sub", [work, outer_product(b, multipliers, trailing)])
-        squeeze = b.int64s([-1])
-        return [
-            work,
-            position,
-            u_row,
-            multipliers,
-            b.op("Squeeze", [row_position, squeeze]),
-            b.op("Squeeze", [row, squeeze]),
-        ]
+        return list(_lu_step(b, work, position, k, k, n.arange, n.arange, beyond, ndim, dtype))
 
     vector_shape = builder.op("Shape", [a], {"end": -1})
     batch_shape = builder.op("Shape", [a], {"end": -2})
@@ -604,10 +603,190 @@ def lu_factor(builder: ONNXBuilder, a: ir.Value, n: Size, ndim: int, dtype: str)
     )
     upper = unstack_to(builder, u_rows, ndim, -2)
     perm = unstack_to(builder, rows, ndim - 1, -1)
-    lower = permute_rows(builder, unstack_to(builder, l_columns, ndim, -1), perm, ndim)
+    lower = unstack_to(builder, l_columns, ndim, -1)
+    pivots = unstack_to(builder, positions, ndim - 1, -1)
+    return _pack_lu(builder, lower, upper, perm, pivots, n, ndim)
+
+
+def _pack_lu(
+    builder: ONNXBuilder,
+    lower: ir.Value,
+    upper: ir.Value,
+    perm: ir.Value,
+    pivots: ir.Value,
+    n: Size,
+    ndim: int,
+) -> LUResult:
+    """Put ``L`` (rows in original order) in pivot order and pack it with ``U``."""
+    ordered = permute_rows(builder, lower, perm, ndim)
     strictly_lower = compare(builder, "Greater", n.rows, n.arange)
-    packed = where(builder, strictly_lower, lower, upper)
-    return LUResult(packed, unstack_to(builder, positions, ndim - 1, -1), perm)
+    return LUResult(where(builder, strictly_lower, ordered, upper), pivots, perm)
+
+
+def _lu_step(
+    b: ONNXBuilder,
+    work: ir.Value,
+    position: ir.Value,
+    column_index: ir.Value,
+    step_index: ir.Value,
+    rows: ir.Value,
+    columns: ir.Value,
+    beyond: ir.Value,
+    ndim: int,
+    dtype: str,
+) -> tuple[ir.Value, ir.Value, ir.Value, ir.Value, ir.Value, ir.Value]:
+    """One pivoted elimination step on the columns of ``work`` (rows in original order).
+
+    Among rows at positions ``>= step_index`` it picks the largest ``|work[r, column]|`` (on
+    ties the row at the smallest position, as ``idamax`` does), swaps positions as LAPACK
+    swaps rows, and subtracts the multiples of the pivot row from the remaining rows (a
+    rank-1 ``MatMul``).  ``rows``/``columns`` are ``arange``s over ``work``'s last two axes
+    and ``beyond`` exceeds every position.  Returns the new ``work`` and ``position``, the
+    pivot row (``U``'s row, zero left of the column), the multipliers (``L``'s column, in
+    original row order), the pivot's position (LAPACK's pivot) and its row index.
+    """
+    zero = b.scalar(0, dtype)
+    column = take(b, work, column_index, -1)
+    open_rows = compare(b, "GreaterOrEqual", position, step_index)
+    # NaN counts as the largest magnitude so that a NaN column still picks an open row.
+    magnitude = where(b, b.op("IsNaN", [column]), b.scalar(np.inf, dtype), b.op("Abs", [column]))
+    magnitude = where(b, open_rows, magnitude, b.scalar(-1, dtype))
+    best = b.op("ReduceMax", [magnitude, b.int64s([-1])], {"keepdims": 1})
+    ties = compare(b, "Equal", magnitude, best)
+    row = b.op("ArgMin", [where(b, ties, position, beyond)], {"axis": -1, "keepdims": 1})
+    row_position = unsqueeze(b, b.op("GatherND", [position, row], {"batch_dims": ndim - 2}), -1)
+    # LAPACK swaps the rows at positions step_index and row_position.
+    position = where(b, compare(b, "Equal", position, step_index), row_position, position)
+    position = where(b, compare(b, "Equal", rows, row), step_index, position)
+
+    pivot_row = b.op("GatherND", [work, row], {"batch_dims": ndim - 2})
+    pivot = unsqueeze(b, take(b, pivot_row, column_index, -1), -1)
+    safe_pivot = where(b, compare(b, "Equal", pivot, zero), b.scalar(1, dtype), pivot)
+    remaining = compare(b, "Greater", position, step_index)
+    multipliers = where(b, remaining, b.op("Div", [column, safe_pivot]), zero)
+    u_row = where(b, compare(b, "GreaterOrEqual", columns, column_index), pivot_row, zero)
+    trailing = where(b, compare(b, "Greater", columns, column_index), pivot_row, zero)
+    work = b.op("Sub", [work, outer_product(b, multipliers, trailing)])
+    squeeze = b.int64s([-1])
+    return (
+        work,
+        position,
+        u_row,
+        multipliers,
+        b.op("Squeeze", [row_position, squeeze]),
+        b.op("Squeeze", [row, squeeze]),
+    )
+
+
+def _lu_factor_blocked(
+    builder: ONNXBuilder, a: ir.Value, n: Size, ndim: int, dtype: str
+) -> LUResult:
+    """Blocked right-looking LU (``getrf``) with :data:`BLOCK`-column panels.
+
+    The matrix is padded with an identity block to a multiple of the block size (padded rows
+    are zero in the real columns, so they never win a pivot search before the real rows
+    run out).  Each ``Loop`` step factors a panel with unrolled :func:`_lu_step`s over all
+    rows, computes the pivot rows' trailing part ``U12 = L11^-1 W[pivots, :]`` (unrolled
+    unit-lower solve) and applies ``W -= L_panel @ U12`` as one GEMM.
+    """
+    nb = BLOCK
+    padding = _identity_padding(builder, a, n, ndim, dtype)
+    big = padding.size
+    small = size_of(builder, a, -1, nb)
+    beyond = builder.op("Add", [big.value, builder.scalar(1, "int64")])
+    position0 = builder.op(
+        "Expand", [big.arange, builder.op("Shape", [padding.matrix], {"end": -1})]
+    )
+    zero = builder.scalar(0, dtype)
+    batch_dims = ndim - 2
+
+    def step(b: ONNXBuilder, j: ir.Value, state: list[ir.Value]) -> list[ir.Value]:
+        work, position = state
+        first = b.op("Mul", [j, padding.block])
+        start = unsqueeze(b, first, 0)
+        stop = b.op("Add", [start, b.int64s([nb])])
+        panel = b.op("Slice", [work, start, stop, b.int64s([-1])])
+        u11, l_block, pivots, rows = [], [], [], []
+        for k in range(nb):
+            local = b.scalar(k, "int64")
+            panel, position, u_row, multipliers, pivot, row = _lu_step(
+                b,
+                panel,
+                position,
+                local,
+                b.op("Add", [first, local]),
+                big.arange,
+                small.arange,
+                beyond,
+                ndim,
+                dtype,
+            )
+            u11.append(unsqueeze(b, u_row, -2))
+            l_block.append(unsqueeze(b, multipliers, -1))
+            pivots.append(unsqueeze(b, pivot, -1))
+            rows.append(unsqueeze(b, row, -1))
+        u11_block = b.op("Concat", u11, {"axis": -2})
+        lower = b.op("Concat", l_block, {"axis": -1})
+        row_block = b.op("Concat", rows, {"axis": -1})
+        pivot_rows = b.op(
+            "GatherND", [work, unsqueeze(b, row_block, -1)], {"batch_dims": batch_dims}
+        )
+        l11 = b.op("GatherND", [lower, unsqueeze(b, row_block, -1)], {"batch_dims": batch_dims})
+        u12 = solve_triangular(
+            b, l11, pivot_rows, small, ndim, dtype, lower=True, unit_diagonal=True, unroll=True
+        )
+        u12 = where(b, compare(b, "GreaterOrEqual", big.arange, stop), u12, zero)
+        work = b.op("Sub", [work, b.op("MatMul", [lower, u12])])
+        after = unsqueeze(
+            b, b.op("Sub", [padding.value, b.op("Add", [first, b.scalar(nb, "int64")])]), 0
+        )
+        batch_zeros = b.int64s([0] * batch_dims)
+        placement = [batch_zeros, b.int64s([0]), start, batch_zeros, b.int64s([0]), after]
+        placed = b.op("Pad", [u11_block, b.op("Concat", placement, {"axis": 0})])
+        in_block = b.op(
+            "And",
+            [compare(b, "GreaterOrEqual", big.arange, start), compare(b, "Less", big.arange, stop)],
+        )
+        u_block = where(b, in_block, placed, u12)
+        return [work, position, u_block, lower, b.op("Concat", pivots, {"axis": -1}), row_block]
+
+    batch = builder.op("Shape", [a], {"end": -2})
+    padded = unsqueeze(builder, padding.value, 0)
+    width = builder.int64s([nb])
+    _, (u_blocks, l_blocks, pivot_blocks, row_blocks) = fori_loop(
+        builder,
+        padding.count,
+        [Carry(padding.matrix, dtype), Carry(position0, "int64")],
+        [
+            ScanOut(dtype, builder.op("Concat", [batch, width, padded], {"axis": 0})),
+            ScanOut(dtype, builder.op("Concat", [batch, padded, width], {"axis": 0})),
+            ScanOut("int64", builder.op("Concat", [batch, width], {"axis": 0})),
+            ScanOut("int64", builder.op("Concat", [batch, width], {"axis": 0})),
+        ],
+        step,
+        "lu_blocks",
+    )
+    square = builder.op("Concat", [batch, padded, padded], {"axis": 0})
+    vector = builder.op("Concat", [batch, padded], {"axis": 0})
+    # (blocks, ..., nb, N) -> (..., blocks, nb, N);  (blocks, ..., N, nb) -> (..., N, blocks, nb)
+    upper = _merge_blocks(builder, u_blocks, [*range(1, ndim - 1), 0, ndim - 1, ndim], square)
+    lower = _merge_blocks(builder, l_blocks, [*range(1, ndim), 0, ndim], square)
+    perm = _merge_blocks(builder, row_blocks, [*range(1, ndim - 1), 0, ndim - 1], vector)
+    pivots = _merge_blocks(builder, pivot_blocks, [*range(1, ndim - 1), 0, ndim - 1], vector)
+    end = unsqueeze(builder, n.value, 0)
+    ends = builder.op("Concat", [end, end], {"axis": 0})
+    upper = builder.op("Slice", [upper, builder.int64s([0, 0]), ends, builder.int64s([-2, -1])])
+    lower = builder.op("Slice", [lower, builder.int64s([0]), end, builder.int64s([-1])])
+    perm = builder.op("Slice", [perm, builder.int64s([0]), end, builder.int64s([-1])])
+    pivots = builder.op("Slice", [pivots, builder.int64s([0]), end, builder.int64s([-1])])
+    return _pack_lu(builder, lower, upper, perm, pivots, n, ndim)
+
+
+def _merge_blocks(
+    builder: ONNXBuilder, stacked: ir.Value, order: list[int], shape: ir.Value
+) -> ir.Value:
+    """Per-block loop outputs transposed by ``order`` and reshaped to ``shape``."""
+    return builder.op("Reshape", [builder.op("Transpose", [stacked], {"perm": order}), shape])
 
 
 def pivots_to_permutation(builder: ONNXBuilder, pivots: ir.Value, n: Size, ndim: int) -> ir.Value:
