@@ -13,7 +13,7 @@ import pytest
 from pytensor.graph.basic import Variable
 from pytensor.tensor.basic import permute_row_elements
 
-from pytensor_onnx import export_onnx
+from pytensor_onnx import UnsupportedOpError, export_onnx
 from tests.compare import (
     REFERENCE_MODE,
     assert_matches,
@@ -288,6 +288,17 @@ def test_join_mixed_dtypes() -> None:
     outs = [pt.concatenate([a, b]), pt.concatenate([a, c])]
     values = [np.array([1, -2], "int8"), np.array([0.5], "float32"), np.array([7], "int32")]
     compare_onnx_and_py([a, b, c], outs, values)
+
+
+def test_join_symbolic_axis_is_refused() -> None:
+    a = pt.lscalar("a")
+    x = pt.matrix("x")
+    try:
+        out = pt.join(a, x, x + 1)
+    except TypeError:
+        pytest.skip("this PyTensor only builds joins on a constant axis")
+    with pytest.raises(UnsupportedOpError, match="axis is computed in the graph"):
+        export_onnx([a, x], [out])
 
 
 SPLITS = {
