@@ -10,6 +10,7 @@ import pytensor
 import pytensor.scalar as ps
 import pytensor.tensor as pt
 import pytest
+from onnx.reference import ReferenceEvaluator
 from pytensor.graph.basic import Variable
 from pytensor.tensor.basic import permute_row_elements
 
@@ -19,6 +20,7 @@ from tests.compare import (
     assert_matches,
     compare_onnx_and_py,
     input_like,
+    ort_session,
     run_onnx,
 )
 
@@ -163,6 +165,23 @@ def test_arange_float_length_matches_numpy(in_dtype: str) -> None:
         expected = fn(*values)
         for (got,) in run_onnx(model, dict(zip("abc", values, strict=True))):
             np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize(
+    "bounds", [(0.0, 1.0, 0.0), (np.nan, 1.0, 0.5), (0.0, np.inf, 1.0)], ids=str
+)
+def test_arange_invalid_bounds_fail(bounds: tuple[float, float, float]) -> None:
+    # NumPy (and PyTensor) raise; the export must fail too instead of allocating a range
+    # whose length is a cast of inf or NaN.
+    a, b, c = (pt.scalar(name, dtype="float64") for name in "abc")
+    values = [np.array(v) for v in bounds]
+    with pytest.raises((ValueError, ZeroDivisionError)), np.errstate(all="ignore"):
+        np.arange(*bounds)
+    model = export_onnx([a, b, c], [pt.arange(a, b, c)])
+    with pytest.raises(Exception, match="Range"):
+        ort_session(model).run(None, dict(zip("abc", values, strict=True)))
+    with pytest.raises(ZeroDivisionError), np.errstate(all="ignore"):
+        ReferenceEvaluator(model).run(None, dict(zip("abc", values, strict=True)))
 
 
 def test_arange_constant_and_mixed() -> None:

@@ -155,7 +155,20 @@ def _float_arange(builder: ONNXBuilder, node: Apply, dtype: str) -> ir.Value:
     start, stop, step = builder.inputs(node, "float64")
     span = builder.op("Div", [builder.op("Sub", [stop, start]), step])
     length = builder.op("Max", [builder.op("Ceil", [span]), builder.scalar(0.0, "float64")])
-    index = int64_range(builder, builder.scalar(0, "int64"), builder.cast(length, "int64"))
+    # NumPy raises for a zero step or NaN/infinite bounds (a non-finite length); ONNX Range
+    # raises for a zero delta, so the index range gets delta 0 there instead of a garbage
+    # length from casting inf or NaN.
+    finite = builder.op(
+        "Not", [builder.op("Or", [builder.op("IsNaN", [length]), builder.op("IsInf", [length])])]
+    )
+    index = builder.op(
+        "Range",
+        [
+            builder.scalar(0, "int64"),
+            builder.cast(length, "int64"),
+            builder.cast(finite, "int64", "bool"),
+        ],
+    )
     compute = dtype if np.dtype(dtype).kind == "f" else "int64"
     first = builder.cast(start, compute, "float64")
     second = builder.cast(builder.op("Add", [start, step]), compute, "float64")
