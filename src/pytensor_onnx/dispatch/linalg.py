@@ -505,12 +505,23 @@ def solve_triangular(
     the rank of the solution (``b`` broadcast against ``a``'s batch dimensions).  Row ``k``
     of ``x`` is the residual's row ``k`` divided by ``op(a)[k, k]``; the residual then loses
     ``op(a)[:, k] x[k]`` (a rank-1 update), forward for lower systems and backward for upper
-    ones.  With ``nan_if_singular``, systems with an exact zero on the diagonal come out
-    all-NaN (LAPACK ``trtrs`` reports them to PyTensor, which fills the result with NaN).
+    ones.  Static sizes above :data:`UNBLOCKED_MAX` and symbolic sizes are solved in
+    blocks (:func:`_solve_triangular_blocked`) unless ``unroll``.  With ``nan_if_singular``,
+    systems with an exact zero on the diagonal come out all-NaN (LAPACK ``trtrs`` reports
+    them to PyTensor, which fills the result with NaN).
     """
     effective_lower = lower != trans
     zero = builder.scalar(0, dtype)
     b = broadcast_batch(builder, b, a, 2)
+    if not unroll and (n.static is None or n.static > UNBLOCKED_MAX):
+        x = _solve_triangular_blocked(
+            builder, a, b, n, ndim, dtype, lower=lower, trans=trans, unit_diagonal=unit_diagonal
+        )
+        return (
+            x
+            if unit_diagonal or not nan_if_singular
+            else _nan_if_zero_pivot(builder, a, x, n, dtype)
+        )
     last = builder.op("Sub", [n.value, builder.scalar(1, "int64")])
 
     def step(bld: ONNXBuilder, i: ir.Value, state: list[ir.Value]) -> list[ir.Value]:
@@ -536,10 +547,97 @@ def solve_triangular(
     if not effective_lower:
         rows = reverse_first(builder, rows)
     x = unstack_to(builder, rows, ndim, -2)
-    if unit_diagonal or not nan_if_singular:
-        return x
-    singular = compare(builder, "Equal", diagonal(builder, a, n, dtype), zero)
+    return (
+        x if unit_diagonal or not nan_if_singular else _nan_if_zero_pivot(builder, a, x, n, dtype)
+    )
+
+
+def _nan_if_zero_pivot(
+    builder: ONNXBuilder, a: ir.Value, x: ir.Value, n: Size, dtype: str
+) -> ir.Value:
+    """``x`` with the solutions of systems whose matrix has a zero diagonal entry set to NaN."""
+    singular = compare(builder, "Equal", diagonal(builder, a, n, dtype), builder.scalar(0, dtype))
     return nan_where(builder, any_true(builder, singular, dtype), x, dtype)
+
+
+def _solve_triangular_blocked(
+    builder: ONNXBuilder,
+    a: ir.Value,
+    b: ir.Value,
+    n: Size,
+    ndim: int,
+    dtype: str,
+    *,
+    lower: bool,
+    trans: bool,
+    unit_diagonal: bool,
+) -> ir.Value:
+    """Blocked substitution (LAPACK ``trsm``) with :data:`BLOCK`-row blocks.
+
+    ``a`` is padded with an identity block and ``b`` (already broadcast) with zero rows to a
+    multiple of the block size.  Each ``Loop`` step solves one diagonal block (unrolled
+    :func:`solve_triangular`) and removes its contribution from the remaining rows with one
+    GEMM; blocks run forward for lower systems and backward for upper ones.
+    """
+    nb = BLOCK
+    if trans:
+        a, lower = transpose_last(builder, a, ndim), not lower
+    padding = _identity_padding(builder, a, n, ndim, dtype)
+    big = padding.size
+    small = size_of(builder, a, -1, nb)
+    zero = builder.scalar(0, dtype)
+    extra_rows = unsqueeze(builder, builder.op("Sub", [padding.value, n.value]), 0)
+    batch_zeros = builder.int64s([0] * (ndim - 2))
+    row_pads = [batch_zeros, builder.int64s([0, 0]), batch_zeros, extra_rows, builder.int64s([0])]
+    rhs = builder.op("Pad", [b, builder.op("Concat", row_pads, {"axis": 0})])
+    last = builder.op("Sub", [padding.count.value, builder.scalar(1, "int64")])
+
+    def step(bld: ONNXBuilder, i: ir.Value, state: list[ir.Value]) -> list[ir.Value]:
+        (residual,) = state
+        j = i if lower else bld.op("Sub", [last, i])
+        start = unsqueeze(bld, bld.op("Mul", [j, padding.block]), 0)
+        stop = bld.op("Add", [start, bld.int64s([nb])])
+        columns = bld.op("Slice", [padding.matrix, start, stop, bld.int64s([-1])])
+        diagonal_block = bld.op("Slice", [columns, start, stop, bld.int64s([-2])])
+        rows = bld.op("Slice", [residual, start, stop, bld.int64s([-2])])
+        x_block = solve_triangular(
+            bld,
+            diagonal_block,
+            rows,
+            small,
+            ndim,
+            dtype,
+            lower=lower,
+            unit_diagonal=unit_diagonal,
+            nan_if_singular=False,
+            unroll=True,
+        )
+        after = (
+            compare(bld, "GreaterOrEqual", big.rows, stop)
+            if lower
+            else compare(bld, "Less", big.rows, start)
+        )
+        coefficients = where(bld, after, columns, zero)
+        residual = bld.op("Sub", [residual, bld.op("MatMul", [coefficients, x_block])])
+        return [residual, x_block]
+
+    batch = builder.op("Shape", [rhs], {"end": -2})
+    width = builder.op("Shape", [rhs], {"start": -1})
+    block_shape = builder.op("Concat", [batch, builder.int64s([nb]), width], {"axis": 0})
+    _, (blocks,) = fori_loop(
+        builder,
+        padding.count,
+        [Carry(rhs, dtype)],
+        [ScanOut(dtype, block_shape)],
+        step,
+        "trsolve_blocks",
+    )
+    if not lower:
+        blocks = reverse_first(builder, blocks)
+    full = builder.op("Concat", [batch, unsqueeze(builder, padding.value, 0), width], {"axis": 0})
+    x = _merge_blocks(builder, blocks, [*range(1, ndim - 1), 0, ndim - 1, ndim], full)
+    end = unsqueeze(builder, n.value, 0)
+    return builder.op("Slice", [x, builder.int64s([0]), end, builder.int64s([-2])])
 
 
 # --------------------------------------------------------------------------- LU
