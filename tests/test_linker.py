@@ -108,6 +108,36 @@ def test_onnx_mode_options() -> None:
     assert mode.linker.fgraph is None and mode.linker.session is None
 
 
+def test_constant_shared_bakes_unupdated_shared_values_and_sees_set_value() -> None:
+    x = pt.vector("x")
+    w = pytensor.shared(np.array([1.0, 2.0]), name="w")
+    u = pytensor.shared(np.array([0.0, 0.0]), name="u")
+    fn = pytensor.function([x], x * w + u, updates={u: u + 1}, mode=ONNXMode(constant_shared=True))
+    model = fn.maker.linker.onnx_model
+    assert [i.name for i in model.graph.input] == ["x", "u"]  # u is updated: stays an input
+    assert [i.name for i in model.graph.initializer] == ["w"]
+    np.testing.assert_allclose(fn(np.ones(2)), [1.0, 2.0])
+    session = fn.maker.linker.session
+    np.testing.assert_allclose(fn(np.ones(2)), [2.0, 3.0])
+    assert fn.maker.linker.session is session  # unchanged values: no new session
+    w.set_value(np.array([10.0, 20.0]))
+    np.testing.assert_allclose(fn(np.ones(2)), [12.0, 22.0])
+    assert fn.maker.linker.session is not session
+    np.testing.assert_allclose(fn(np.ones(2)), [13.0, 23.0])
+
+
+def test_constant_shared_training_loop() -> None:
+    rng = np.random.default_rng(1)
+    data = rng.normal(size=(16, 5))
+    labels = np.eye(3)[rng.integers(0, 3, size=16)]
+    step, params = _mlp_training_step(ONNXMode(constant_shared=True), seed=2)
+    ref_step, ref_params = _mlp_training_step(REFERENCE_MODE, seed=2)
+    for _ in range(5):
+        np.testing.assert_allclose(step(data, labels), ref_step(data, labels), rtol=1e-10)
+    for got, want in zip(params, ref_params, strict=True):
+        np.testing.assert_allclose(got.get_value(), want.get_value(), rtol=1e-9, atol=1e-12)
+
+
 def test_onnx_mode_rejects_bad_opset() -> None:
     with pytest.raises(ValueError, match="opset"):
         ONNXMode(opset=12)

@@ -15,7 +15,7 @@ writes them back after each call.  After ``import pytensor_onnx``,
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from copy import copy
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +30,7 @@ from pytensor.compile.mode import (
     register_linker,
     register_mode,
 )
+from pytensor.compile.sharedvalue import SharedVariable
 from pytensor.graph.basic import Variable
 from pytensor.graph.fg import FunctionGraph
 from pytensor.link.basic import JITLinker
@@ -58,25 +59,35 @@ class ConvertedGraph:
     model
         The serialized model.
     input_names
-        The ONNX input name of each ``FunctionGraph`` input, in order.
+        The ONNX graph inputs, in order.
+    fed
+        For each ONNX graph input, the position of its ``FunctionGraph`` input.
+    frozen
+        ``(position, value)`` of the ``FunctionGraph`` inputs stored in the model as
+        initializers instead (the value object they were made from).
     output_names
         The ONNX output name of each ``FunctionGraph`` output, in order.
     scalar_inputs
-        Positions of inputs of PyTensor ``ScalarType`` (NumPy scalars, which ONNX Runtime
-        only takes as 0-d arrays).
+        Positions (among the ONNX graph inputs) of inputs of PyTensor ``ScalarType`` (NumPy
+        scalars, which ONNX Runtime only takes as 0-d arrays).
     scalar_outputs
         Positions of outputs of ``ScalarType`` (returned as NumPy scalars, as PyTensor does).
     """
 
     model: onnx.ModelProto
     input_names: tuple[str, ...]
+    fed: tuple[int, ...]
+    frozen: tuple[tuple[int, Any], ...]
     output_names: tuple[str, ...]
     scalar_inputs: frozenset[int]
     scalar_outputs: frozenset[int]
 
 
 def convert_fgraph(
-    fgraph: FunctionGraph, opset: int = DEFAULT_OPSET, check: bool = False
+    fgraph: FunctionGraph,
+    opset: int = DEFAULT_OPSET,
+    check: bool = False,
+    constants: Mapping[int, Any] | None = None,
 ) -> ConvertedGraph:
     """Convert an already rewritten ``FunctionGraph`` into an in-memory ONNX model.
 
@@ -84,11 +95,14 @@ def convert_fgraph(
     ----------
     fgraph
         The graph, rewritten with the ONNX rewrite set (the ``"ONNX"`` mode does that).
-        All its inputs, shared variables included, become graph inputs.
+        Its inputs, shared variables included, become graph inputs.
     opset
         The default-domain opset.
     check
         Run the ONNX checker and strict shape inference on the model.
+    constants
+        Values of inputs (by position in ``fgraph.inputs``) to store in the model as
+        initializers instead of graph inputs.
 
     Raises
     ------
@@ -99,10 +113,20 @@ def convert_fgraph(
     """
     for var in fgraph.inputs:
         _check_representable(var, "input")
+    constants = dict(constants or {})
+    fed = tuple(i for i in range(len(fgraph.inputs)) if i not in constants)
+    graph = fgraph
+    if constants:
+        # ``CapturedGraph`` wants graph inputs first, initializers last: a second view of
+        # the same nodes with the inputs in that order (nothing is cloned or changed).
+        order = [*fed, *constants]
+        graph = FunctionGraph([fgraph.inputs[i] for i in order], fgraph.outputs, clone=False)
     captured = CapturedGraph(
-        fgraph,
-        input_names=[_input_name(var, i) for i, var in enumerate(fgraph.inputs)],
-        initializers=[],
+        graph,
+        input_names=[_input_name(fgraph.inputs[i], i) for i in fed],
+        initializers=[
+            (_input_name(fgraph.inputs[i], i), np.asarray(v)) for i, v in constants.items()
+        ],
         output_names=[f"output_{i}" for i in range(len(fgraph.outputs))],
     )
     model = build_model(
@@ -111,11 +135,14 @@ def convert_fgraph(
     proto = ir.serde.serialize_model(model)
     if check:
         check_model(proto)
+    scalar_positions = _scalar_positions(fgraph.inputs)
     return ConvertedGraph(
         model=proto,
         input_names=tuple(value.name or "" for value in model.graph.inputs),
+        fed=fed,
+        frozen=tuple(constants.items()),
         output_names=tuple(value.name or "" for value in model.graph.outputs),
-        scalar_inputs=_scalar_positions(fgraph.inputs),
+        scalar_inputs=frozenset(j for j, i in enumerate(fed) if i in scalar_positions),
         scalar_outputs=_scalar_positions(fgraph.outputs),
     )
 
@@ -133,31 +160,37 @@ def _run_nothing(*args: Any) -> None:
     return None
 
 
-def _make_runner(session: Any, converted: ConvertedGraph) -> Callable[..., list[Any]]:
-    """The function called on every call: feeds in, ONNX Runtime, outputs out."""
+def _make_runner(
+    session: Any, converted: ConvertedGraph, n_inputs: int
+) -> Callable[..., list[Any]]:
+    """The function called on every call: feeds in, ONNX Runtime, outputs out.
+
+    It takes the values of all ``n_inputs`` ``FunctionGraph`` inputs, in order.
+    """
     run = session.run
     input_names = converted.input_names
+    fed = converted.fed
     output_names = list(converted.output_names)
     scalar_in = converted.scalar_inputs
     scalar_out = converted.scalar_outputs
-    if not scalar_in and not scalar_out:
+    if not scalar_in and not scalar_out and fed == tuple(range(n_inputs)):
 
         def run_arrays(*args: Any) -> list[Any]:
             return run(output_names, dict(zip(input_names, args, strict=False)))
 
         return run_arrays
 
-    def run_with_scalars(*args: Any) -> list[Any]:
+    def run_general(*args: Any) -> list[Any]:
         feeds = {
-            name: np.asarray(arg) if i in scalar_in else arg
-            for i, (name, arg) in enumerate(zip(input_names, args, strict=False))
+            name: np.asarray(args[i]) if j in scalar_in else args[i]
+            for j, (name, i) in enumerate(zip(input_names, fed, strict=False))
         }
         outputs = run(output_names, feeds)
-        for i in scalar_out:
-            outputs[i] = outputs[i][()]
+        for k in scalar_out:
+            outputs[k] = outputs[k][()]
         return outputs
 
-    return run_with_scalars
+    return run_general
 
 
 class ONNXLinker(JITLinker):
@@ -174,6 +207,12 @@ class ONNXLinker(JITLinker):
         The default-domain opset of the generated models.
     check
         Run the ONNX checker and strict shape inference when compiling (slower; off by default).
+    constant_shared
+        Store the values of shared variables that the function does not update in the model
+        as initializers, so that ONNX Runtime can pre-pack and constant-fold them (faster
+        calls), instead of feeding them on every call.  ``set_value`` is still seen: a new
+        value object makes the next call export again and create a new session (slow); but
+        in-place changes of ``get_value(borrow=True)`` are not seen.
     allow_gc, schedule
         As for other PyTensor linkers.
 
@@ -194,6 +233,7 @@ class ONNXLinker(JITLinker):
         session_options: Any = None,
         opset: int = DEFAULT_OPSET,
         check: bool = False,
+        constant_shared: bool = False,
         *,
         allow_gc: bool | None = None,
         schedule: Callable[..., Any] | None = None,
@@ -208,6 +248,7 @@ class ONNXLinker(JITLinker):
         self.session_options = session_options
         self.opset = opset
         self.check = check
+        self.constant_shared = constant_shared
         self.onnx_model: onnx.ModelProto | None = None
         self.session: Any = None
 
@@ -238,30 +279,62 @@ class ONNXLinker(JITLinker):
     ) -> ConvertedGraph:
         """Export ``fgraph`` to an in-memory ONNX model (raises ``UnsupportedOpError``).
 
-        Only the graph is used: the storage arguments of ``JITLinker`` are not needed.
+        ``storage_map`` gives the current values of shared variables for ``constant_shared``.
         """
-        converted = convert_fgraph(fgraph, opset=self.opset, check=self.check)
+        constants = {}
+        if self.constant_shared and storage_map is not None:
+            updated = set(getattr(fgraph, "update_mapping", {}).values())
+            constants = {
+                i: storage_map[var][0]
+                for i, var in enumerate(fgraph.inputs)
+                if isinstance(var, SharedVariable) and i not in updated
+            }
+        return self._convert(fgraph, constants)
+
+    def _convert(self, fgraph: FunctionGraph, constants: dict[int, Any]) -> ConvertedGraph:
+        converted = convert_fgraph(fgraph, opset=self.opset, check=self.check, constants=constants)
         self.onnx_model = converted.model
         return converted
+
+    def _session_runner(self, converted: ConvertedGraph) -> Callable[..., list[Any]]:
+        import onnxruntime as ort
+
+        self.session = ort.InferenceSession(
+            converted.model.SerializeToString(),
+            sess_options=self.session_options,
+            providers=list(self.providers),
+        )
+        assert self.fgraph is not None
+        return _make_runner(self.session, converted, len(self.fgraph.inputs))
 
     def jit_compile(self, fn: Any) -> Callable[..., list[Any] | None]:
         """Create the one ``InferenceSession`` of the function and return the per-call runner.
 
-        ``fn`` is the :class:`ConvertedGraph` made by :meth:`fgraph_convert`.
+        ``fn`` is the :class:`ConvertedGraph` made by :meth:`fgraph_convert`.  With
+        ``constant_shared``, the runner first checks that the frozen shared values are the
+        objects the model was made from, and exports again if one was replaced.
         """
-        import onnxruntime as ort
-
         if not fn.output_names:
             return _run_nothing
-        self.session = ort.InferenceSession(
-            fn.model.SerializeToString(),
-            sess_options=self.session_options,
-            providers=list(self.providers),
-        )
-        return _make_runner(self.session, fn)
+        runner = self._session_runner(fn)
+        if not fn.frozen:
+            return runner
+        fgraph = self.fgraph
+        assert fgraph is not None
+        current = {"converted": fn, "runner": runner}
+
+        def run_with_frozen_shared(*args: Any) -> list[Any]:
+            converted: ConvertedGraph = current["converted"]
+            if any(args[i] is not value for i, value in converted.frozen):
+                converted = self._convert(fgraph, {i: args[i] for i, _ in converted.frozen})
+                current["converted"] = converted
+                current["runner"] = self._session_runner(converted)
+            return current["runner"](*args)
+
+        return run_with_frozen_shared
 
     def create_thunk_inputs(self, storage_map: dict[Variable, list[Any]]) -> list[Any]:
-        """The storage cells of all ``FunctionGraph`` inputs, in order (all are fed)."""
+        """The storage cells of all ``FunctionGraph`` inputs, in order."""
         assert self.fgraph is not None
         return [storage_map[var] for var in self.fgraph.inputs]
 
@@ -281,6 +354,7 @@ def ONNXMode(
     session_options: Any = None,
     opset: int = DEFAULT_OPSET,
     check: bool = False,
+    constant_shared: bool = False,
 ) -> Mode:
     """A PyTensor ``Mode`` that compiles functions to ONNX and runs them in ONNX Runtime.
 
@@ -295,6 +369,9 @@ def ONNXMode(
         The default-domain opset of the generated models.
     check
         Run the ONNX checker and strict shape inference at compile time.
+    constant_shared
+        Bake the values of shared variables that a function does not update into its model
+        (faster calls; see :class:`ONNXLinker`).
 
     Returns
     -------
@@ -302,7 +379,7 @@ def ONNXMode(
         Pass it as ``pytensor.function(..., mode=ONNXMode(...))``.  The rewrites are those of
         :func:`pytensor_onnx.export_onnx` (``pytensor_onnx.rewrite``).
     """
-    linker = ONNXLinker(providers, session_options, opset, check)
+    linker = ONNXLinker(providers, session_options, opset, check, constant_shared)
     return Mode(linker=linker, optimizer=onnx_rewrite_query())
 
 
