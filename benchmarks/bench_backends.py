@@ -47,7 +47,8 @@ def session_options(threads: int) -> Any:
 
 
 def modes(threads: int) -> dict[str, Any]:
-    """The modes compared: ONNX, PyTensor's default backend, and the Python linker."""
+    """The modes compared: ONNX (shared values as inputs, and baked in with
+    ``constant_shared``), PyTensor's default backend, and the Python linker."""
     import pytensor
     from pytensor.compile.mode import Mode, get_mode
 
@@ -62,6 +63,9 @@ def modes(threads: int) -> dict[str, Any]:
         default_name = "Python VM (no C compiler)"
     return {
         "ONNX": ONNXMode(session_options=session_options(threads)),
+        "ONNX constant_shared": ONNXMode(
+            session_options=session_options(threads), constant_shared=True
+        ),
         default_name: default,
         # Without fusion: the Python implementation of a fused ``Composite`` loops over
         # elements in Python (seconds per call here), which says nothing about the linker.

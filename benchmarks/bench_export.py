@@ -2,7 +2,8 @@
 
 A chain of ``n`` elementwise nodes (alternating ``tanh`` and ``sin`` on a 16-vector, which no
 rewrite simplifies) is exported stage by stage: PyTensor rewrites (``capture``), conversion to
-onnx-ir (``build_model``, which includes ONNX shape inference for output dims), serialization,
+onnx-ir (``build_model``, which includes ONNX shape inference for output dims; timed again with
+Python's cyclic garbage collector off, to separate its share), serialization,
 the ONNX checker (``check_model``), and ONNX Runtime session creation for the same model.
 Times are CPU seconds of this process (``time.process_time``), so that other load on a shared
 machine inflates them less than wall-clock time; medians over repeats for small sizes.
@@ -13,6 +14,7 @@ Usage: ``python benchmarks/bench_export.py [--sizes 100 1000 10000 30000]``
 from __future__ import annotations
 
 import argparse
+import gc
 import statistics
 import sys
 import time
@@ -24,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import emit
 
-STAGES = ("rewrite", "convert", "serialize", "check", "ort_session")
+STAGES = ("rewrite", "convert", "convert_gc_off", "serialize", "check", "ort_session")
 
 
 def chain_graph(n: int) -> tuple[Any, Any]:
@@ -54,6 +56,12 @@ def export_stages(n: int, threads: int) -> dict[str, Any]:
     x, y = chain_graph(n)
     captured, t_rewrite = _timed(lambda: capture([x], [y]))
     model, t_convert = _timed(lambda: build_model(captured))
+    gc.collect()
+    gc.disable()
+    try:
+        _, t_convert_gc_off = _timed(lambda: build_model(captured))
+    finally:
+        gc.enable()
     data, t_serialize = _timed(lambda: ir.serde.serialize_model(model).SerializeToString())
     proto = ir.serde.serialize_model(model)
     _, t_check = _timed(lambda: check_model(proto))
@@ -67,6 +75,7 @@ def export_stages(n: int, threads: int) -> dict[str, Any]:
         "onnx_nodes": len(proto.graph.node),
         "rewrite": t_rewrite,
         "convert": t_convert,
+        "convert_gc_off": t_convert_gc_off,
         "serialize": t_serialize,
         "check": t_check,
         "ort_session": t_session,
