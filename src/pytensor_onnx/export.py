@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import gc
 import os
 import tempfile
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -116,7 +118,9 @@ def _check_representable(var: Variable, role: str) -> None:
         )
     else:
         advice = "ONNX graphs hold tensors only"
-    raise TypeError(f"{role} {var} has type {var.type} ({type_name}), which ONNX cannot represent: {advice}")
+    raise TypeError(
+        f"{role} {var} has type {var.type} ({type_name}), which ONNX cannot represent: {advice}"
+    )
 
 
 def _shared_name(var: SharedVariable, index: int) -> str:
@@ -131,11 +135,15 @@ def _resolve_shared_inputs(
         if isinstance(item, str):
             matches = [s for s in shared if s.name == item]
             if not matches:
-                raise ValueError(f"shared_inputs names {item!r}, but no shared variable of that name is used")
+                raise ValueError(
+                    f"shared_inputs names {item!r}, but no shared variable of that name is used"
+                )
             chosen.extend(m for m in matches if m not in chosen)
         elif isinstance(item, SharedVariable):
             if item not in shared:
-                raise ValueError(f"shared_inputs names {item}, which the exported outputs do not use")
+                raise ValueError(
+                    f"shared_inputs names {item}, which the exported outputs do not use"
+                )
             if item not in chosen:
                 chosen.append(item)
         else:
@@ -173,7 +181,9 @@ def capture(
         if outputs is not None:
             raise TypeError("pass either a compiled function or (inputs, outputs), not both")
         maker = fn_or_inputs.maker
-        user_inputs = [i.variable for i in maker.inputs if not isinstance(i.variable, SharedVariable)]
+        user_inputs = [
+            i.variable for i in maker.inputs if not isinstance(i.variable, SharedVariable)
+        ]
         out_vars = [o.variable for o in maker.outputs]
         updates = [(i.variable, i.update) for i in maker.inputs if i.update is not None]
     elif isinstance(fn_or_inputs, Variable) or not isinstance(fn_or_inputs, Sequence):
@@ -191,7 +201,9 @@ def capture(
                 raise TypeError(f"expected PyTensor variables, got {var!r}")
         for var in user_inputs:
             if isinstance(var, (SharedVariable, Constant)):
-                raise TypeError(f"input {var} is a {type(var).__name__}; inputs must be free variables")
+                raise TypeError(
+                    f"input {var} is a {type(var).__name__}; inputs must be free variables"
+                )
 
     if updates and not include_updates:
         warnings.warn(
@@ -231,9 +243,7 @@ def capture(
     output_names = [v.name or f"output_{i}" for i, v in enumerate(out_vars)]
     output_names += [f"{_shared_name(v, i)}_updated" for i, (v, _) in enumerate(updates)]
 
-    fgraph = FunctionGraph(
-        [*user_inputs, *as_inputs, *as_initializers], roots, clone=True
-    )
+    fgraph = FunctionGraph([*user_inputs, *as_inputs, *as_initializers], roots, clone=True)
     if float32:
         fgraph = convert_fgraph_to_float32(fgraph)
         initializers = [(name, float32_array(array)) for name, array in initializers]
@@ -241,6 +251,20 @@ def capture(
     if float32:
         narrow_accumulators(fgraph)
     return CapturedGraph(fgraph, input_names, initializers, output_names)
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector: conversion allocates many objects and no
+    garbage cycles, and collections made its per-node cost grow with graph size
+    (measured: twice the per-node time from 10,000 nodes on)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def build_model(
@@ -287,7 +311,8 @@ def build_model(
         builder.graph.register_initializer(value)
         builder.bind(var, value)
 
-    convert_nodes(fgraph.toposort(), builder)
+    with _gc_paused():
+        convert_nodes(fgraph.toposort(), builder)
     if value_map is not None:
         # In conversion order, so that the first variable bound to a value is its creator.
         converted = [*fgraph.inputs, *(out for node in fgraph.toposort() for out in node.outputs)]
@@ -533,4 +558,3 @@ __all__ = [
     "newest_runtime_opset",
     "supported_opsets",
 ]
-
