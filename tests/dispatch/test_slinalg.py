@@ -19,7 +19,7 @@ from pytensor_onnx.dispatch import UnsupportedOpError
 from pytensor_onnx.export import capture
 from tests.compare import compare_onnx_and_py, input_like
 
-SIZES = [1, 2, 5, 32, 100]
+SIZES = [1, 2, 5, 32, pytest.param(100, marks=pytest.mark.slow)]
 #: Relative agreement per unit of condition number (float64), a few hundred ulps.
 TIGHT = 5e-14
 CONDITIONS = {"well": 10.0, "ill": 1e6}
