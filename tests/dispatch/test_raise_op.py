@@ -6,10 +6,11 @@ import numpy as np
 import onnx
 import pytensor.tensor as pt
 import pytest
+from onnx.reference import ReferenceEvaluator
 from pytensor.raise_op import Assert, CheckAndRaise
 
-from pytensor_onnx import UnsupportedOpError, export_onnx
-from tests.compare import compare_onnx_and_py, input_like, run_onnx
+from pytensor_onnx import export_onnx
+from tests.compare import compare_onnx_and_py, input_like, ort_session, run_onnx
 
 
 def test_assert_passes_value_through(floatX: str, symbolic: bool) -> None:
@@ -39,7 +40,12 @@ def test_failed_check_gives_nan_or_minus_inf(ninf: bool) -> None:
     onnx.checker.check_model(model)
 
 
-def test_integer_check_is_refused() -> None:
+def test_failed_integer_check_fails_the_run() -> None:
     x = pt.vector("x", dtype="int64")
-    with pytest.raises(UnsupportedOpError, match="cannot be signalled"):
-        export_onnx([x], [Assert()(x, pt.all(x > 0))])
+    model = export_onnx([x], [Assert()(x * 2, pt.all(x > 0))])
+    session = ort_session(model)
+    np.testing.assert_array_equal(session.run(None, {"x": np.array([1, 2])})[0], [2, 4])
+    with pytest.raises(Exception, match=r"out of|indices|bounds"):
+        session.run(None, {"x": np.array([1, -2])})
+    with pytest.raises(IndexError):
+        ReferenceEvaluator(model).run(None, {"x": np.array([1, -2])})

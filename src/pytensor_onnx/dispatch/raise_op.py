@@ -6,7 +6,10 @@ ONNX has no way to raise an error, so a failed check cannot stop the computation
   is what PyMC's own ``local_check_parameter_to_ninf_switch`` rewrite does;
 - every other check gives NaN where PyTensor would raise, so a failure is visible in the
   result instead of silently passing;
-- checks on non-float values cannot be signalled and are refused (``UnsupportedOpError``).
+- checks on other values (integer shape checks, ...) cannot hold NaN; a failure there makes the
+  run fail: the value is read through a ``Gather`` whose index is out of range exactly when
+  the check fails, which ONNX Runtime reports as an error (and ``onnx.reference`` as an
+  ``IndexError``).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from pytensor.graph.basic import Apply
 from pytensor.raise_op import CheckAndRaise
 
 from pytensor_onnx.builder import ONNXBuilder, variable_dtype
-from pytensor_onnx.dispatch.basic import UnsupportedOpError, onnx_funcify
+from pytensor_onnx.dispatch.basic import onnx_funcify
 
 
 @onnx_funcify.register(CheckAndRaise)
@@ -28,13 +31,14 @@ def _check_and_raise(op: CheckAndRaise, node: Apply, builder: ONNXBuilder) -> Se
     value = builder.input(node, 0)
     if len(node.inputs) == 1:
         return [value]
-    if np.dtype(dtype).kind != "f":
-        raise UnsupportedOpError.for_node(
-            node, f"a failed check on a {dtype} value cannot be signalled in ONNX (no NaN)"
-        )
     # CheckAndRaise conditions are scalars.
     ok = builder.input(node, 1, "bool")
     for index in range(2, len(node.inputs)):
         ok = builder.op("And", [ok, builder.input(node, index, "bool")])
+    if np.dtype(dtype).kind != "f":
+        index = builder.op("Where", [ok, builder.int64s([0]), builder.int64s([1])])
+        stacked = builder.op("Unsqueeze", [value, builder.int64s([0])])
+        gathered = builder.op("Gather", [stacked, index], {"axis": 0})
+        return [builder.op("Squeeze", [gathered, builder.int64s([0])])]
     fill = -np.inf if getattr(op, "can_be_replaced_by_ninf", False) else np.nan
     return [builder.op("Where", [ok, value, builder.scalar(fill, dtype)])]
