@@ -15,6 +15,7 @@ from pytensor_onnx.dispatch import (
     pad,
     raise_op,
     scalar,
+    scalar_loop,
     scalar_math,
     scan,
     shape,

@@ -672,3 +672,11 @@ _DECOMPOSED: list[tuple[type, Decomposition]] = [
 ]
 for _cls, _decomposition in _DECOMPOSED:
     register_kernel(_cls)(in_float64(_decomposition))
+
+try:  # PyMC's own exponentially scaled Bessel ops (VonMises and Rice logp)
+    from pymc.distributions import dist_math as _pymc_dist_math
+except ImportError:  # pragma: no cover - PyMC is optional
+    pass
+else:
+    register_kernel(_pymc_dist_math.I0e)(in_float64(i0e64))
+    register_kernel(_pymc_dist_math.I1e)(in_float64(i1e64))
