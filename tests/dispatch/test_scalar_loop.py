@@ -38,7 +38,8 @@ def test_while_loop_per_element_steps(floatX: str, symbolic: bool) -> None:
     ]
     x, k, done = Elemwise(_while_loop(floatX))(*inputs)
     assert done.dtype == "bool"
-    compare_onnx_and_py(inputs, [x, k, done], values)
+    model = compare_onnx_and_py(inputs, [x, k, done], values)
+    assert [node.op_type for node in model.graph.node].count("Loop") == 1
 
 
 def test_while_loop_broadcasts_inputs() -> None:
@@ -178,6 +179,7 @@ def test_pymc_censored_gamma_logp_dlogp() -> None:
 
     model = _censored_gamma(pm)
     exported = export_logp_dlogp(model)
+    assert "Loop" in {node.op_type for node in exported.graph.node}  # the gammaincc gradient
     fn = model.logp_dlogp_function(ravel_inputs=True)
     fn.set_extra_values({})
     layout = json.loads({p.key: p.value for p in exported.metadata_props}[RAVEL_METADATA_KEY])
