@@ -1,4 +1,4 @@
-"""pytensor-onnx: export PyTensor and PyMC graphs to ONNX, and run PyTensor graphs with ONNX Runtime."""
+"""pytensor-onnx: export PyTensor and PyMC graphs to ONNX, run PyTensor graphs on ONNX Runtime."""
 
 from importlib.metadata import PackageNotFoundError, version
 
@@ -17,8 +17,8 @@ from pytensor_onnx.export import (
     supported_opsets,
 )
 from pytensor_onnx.inspect import model_summary, summary
-from pytensor_onnx.verify import VerificationError, VerificationReport, verify
 from pytensor_onnx.linker import ONNXLinker, ONNXMode
+from pytensor_onnx.verify import VerificationError, VerificationReport, verify
 
 __all__ = [
     "DEFAULT_OPSET",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sysconfig
 import traceback
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import singledispatch
 from pathlib import Path
@@ -109,6 +109,17 @@ class UnsupportedOpError(NotImplementedError):
         return "\n".join(lines)
 
 
+#: Converters for Op classes of other packages (e.g. PyMC), registered the first time such an
+#: Op is met, so that importing this package does not import those packages.
+_LAZY_CONVERTERS: dict[tuple[str, str], Callable[[type], object]] = {}
+
+
+def register_lazy(module: str, name: str, registrar: Callable[[type], object]) -> None:
+    """Call ``registrar(cls)`` to register a converter when class ``module.name`` is first met."""
+    OPTIONAL_OP_CLASSES.append((module, name))
+    _LAZY_CONVERTERS[(module, name)] = registrar
+
+
 @singledispatch
 def onnx_funcify(op: Op, node: Apply, builder: ONNXBuilder) -> Sequence[ir.Value]:
     """Convert one PyTensor ``Apply`` node into ONNX nodes.
@@ -128,6 +139,10 @@ def onnx_funcify(op: Op, node: Apply, builder: ONNXBuilder) -> Sequence[ir.Value
     list of onnx_ir.Value
         One value per output of ``node``, in order.
     """
+    registrar = _LAZY_CONVERTERS.pop((type(op).__module__, type(op).__qualname__), None)
+    if registrar is not None:
+        registrar(type(op))
+        return onnx_funcify(op, node, builder)
     raise UnsupportedOpError.for_node(node, "no converter is registered for this Op class", op=op)
 
 

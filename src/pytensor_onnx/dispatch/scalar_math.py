@@ -31,7 +31,12 @@ from pytensor.graph.basic import Apply, Constant
 from pytensor_onnx.builder import ONNXBuilder, variable_dtype
 from pytensor_onnx.dispatch import _special_tables as tables
 from pytensor_onnx.dispatch._numerics import BERNOULLI_EVEN, Num, while_any
-from pytensor_onnx.dispatch.basic import UnsupportedOpError, onnx_funcify, optional_classes
+from pytensor_onnx.dispatch.basic import (
+    UnsupportedOpError,
+    onnx_funcify,
+    optional_classes,
+    register_lazy,
+)
 from pytensor_onnx.dispatch.scalar import expm1, log1p, register_kernel
 
 #: A float64 decomposition: the arithmetic helper and float64 input values.
@@ -673,10 +678,10 @@ _DECOMPOSED: list[tuple[type, Decomposition]] = [
 for _cls, _decomposition in _DECOMPOSED:
     register_kernel(_cls)(in_float64(_decomposition))
 
-try:  # PyMC's own exponentially scaled Bessel ops (VonMises and Rice logp)
-    from pymc.distributions import dist_math as _pymc_dist_math
-except ImportError:  # pragma: no cover - PyMC is optional
-    pass
-else:
-    register_kernel(_pymc_dist_math.I0e)(in_float64(i0e64))
-    register_kernel(_pymc_dist_math.I1e)(in_float64(i1e64))
+# PyMC's own exponentially scaled Bessel ops (VonMises and Rice logp), registered when met.
+for _name, _decomposition in [("I0e", i0e64), ("I1e", i1e64)]:
+    register_lazy(
+        "pymc.distributions.dist_math",
+        _name,
+        lambda cls, _decomposition=_decomposition: register_kernel(cls)(in_float64(_decomposition)),
+    )

@@ -38,8 +38,7 @@ from pytensor.scan.op import Scan
 from pytensor.tensor.type import TensorType
 
 from pytensor_onnx.builder import ONNXBuilder, onnx_dtype, variable_dtype, variable_shape
-from pytensor_onnx.dispatch.basic import UnsupportedOpError, convert_nodes, onnx_funcify
-from pytensor_onnx.dispatch.basic import thaw
+from pytensor_onnx.dispatch.basic import UnsupportedOpError, convert_nodes, onnx_funcify, thaw
 from pytensor_onnx.rewrite import rewrite_for_onnx
 
 Values = Sequence[ir.Value]
