@@ -64,9 +64,10 @@ def render() -> str:
         lines.append("")
     if missing:
         lines += [
-            "## Registered for other PyTensor versions",
+            "## Registered for other PyTensor versions and for PyMC",
             "",
-            f"Not defined by PyTensor {pytensor.__version__}, converted where they exist:",
+            f"Not defined by PyTensor {pytensor.__version__} (or defined by PyMC), converted "
+            "where they exist:",
             "",
         ]
         lines += [f"- `{name}`" for name in missing]

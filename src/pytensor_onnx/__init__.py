@@ -1,12 +1,6 @@
 """pytensor-onnx: export PyTensor and PyMC graphs to ONNX, run PyTensor graphs on ONNX Runtime."""
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("pytensor-onnx")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
-    __version__ = "0.0.0+unknown"
-
+from pytensor_onnx._version import __version__
 from pytensor_onnx.builder import ONNXBuilder
 from pytensor_onnx.dispatch import UnsupportedOpError, onnx_funcify
 from pytensor_onnx.export import (

@@ -25,7 +25,7 @@ from pytensor.graph.traversal import graph_inputs
 from pytensor.scalar import ScalarType
 from pytensor.tensor.type import TensorType
 
-from pytensor_onnx import __version__
+from pytensor_onnx._version import __version__
 from pytensor_onnx.builder import NameRegistry, ONNXBuilder, onnx_dtype, variable_dtype
 from pytensor_onnx.dispatch import convert_nodes
 from pytensor_onnx.dispatch.ifelse import sink_into_branches

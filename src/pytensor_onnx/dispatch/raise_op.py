@@ -36,9 +36,9 @@ def _check_and_raise(op: CheckAndRaise, node: Apply, builder: ONNXBuilder) -> Se
     for index in range(2, len(node.inputs)):
         ok = builder.op("And", [ok, builder.input(node, index, "bool")])
     if np.dtype(dtype).kind != "f":
-        index = builder.op("Where", [ok, builder.int64s([0]), builder.int64s([1])])
+        position = builder.op("Where", [ok, builder.int64s([0]), builder.int64s([1])])
         stacked = builder.op("Unsqueeze", [value, builder.int64s([0])])
-        gathered = builder.op("Gather", [stacked, index], {"axis": 0})
+        gathered = builder.op("Gather", [stacked, position], {"axis": 0})
         return [builder.op("Squeeze", [gathered, builder.int64s([0])])]
     fill = -np.inf if getattr(op, "can_be_replaced_by_ninf", False) else np.nan
     return [builder.op("Where", [ok, value, builder.scalar(fill, dtype)])]

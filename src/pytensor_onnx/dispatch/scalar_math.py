@@ -678,10 +678,11 @@ _DECOMPOSED: list[tuple[type, Decomposition]] = [
 for _cls, _decomposition in _DECOMPOSED:
     register_kernel(_cls)(in_float64(_decomposition))
 
+
 # PyMC's own exponentially scaled Bessel ops (VonMises and Rice logp), registered when met.
+def _kernel_registrar(decomposition: Decomposition) -> Callable[[type], object]:
+    return lambda cls: register_kernel(cls)(in_float64(decomposition))
+
+
 for _name, _decomposition in [("I0e", i0e64), ("I1e", i1e64)]:
-    register_lazy(
-        "pymc.distributions.dist_math",
-        _name,
-        lambda cls, _decomposition=_decomposition: register_kernel(cls)(in_float64(_decomposition)),
-    )
+    register_lazy("pymc.distributions.dist_math", _name, _kernel_registrar(_decomposition))
