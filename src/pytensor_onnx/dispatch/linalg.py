@@ -146,10 +146,7 @@ def fori_loop(
         out.dtype = onnx_dtype(dtype)
         outputs.append(out)
     body.graph.outputs.extend(outputs)
-    # The body's tape numbers its values like the main graph's: rename them apart (SSA).
-    for body_node in body.graph:
-        for value in body_node.outputs:
-            value.name = builder.names.claim(f"{name}_v")
+    body.name_values()
     node = ir.Node(
         "",
         "Loop",
