@@ -286,6 +286,21 @@ class ONNXBuilder:
         result = self.op(op_type, widened, attributes)
         return self.cast(result, dtype, compute) if cast_back else result
 
+    def add_output(self, value: ir.Value) -> ir.Value:
+        """Append ``value`` to this graph's outputs and return the value appended.
+
+        An ONNX graph output must be produced by a node of that graph, and be an output only
+        once; graph inputs, initializers, values of an enclosing graph and values that are
+        already outputs therefore go through an ``Identity`` node (which keeps their type).
+        """
+        producer = value.producer()
+        if producer is None or producer.graph is not self.graph or value.is_graph_output():
+            copy = self.op("Identity", [value])
+            copy.type, copy.shape = value.type, value.shape
+            value = copy
+        self.graph.outputs.append(value)
+        return value
+
     def add_node(self, node: ir.Node) -> None:
         """Append a node built elsewhere (e.g. one holding subgraph attributes)."""
         self.graph.append(node)

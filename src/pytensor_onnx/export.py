@@ -320,17 +320,11 @@ def build_model(
             (var, found) for var in converted if (found := builder.lookup(var)) is not None
         )
 
-    claimed_outputs: set[int] = set()
     for var, name in zip(fgraph.outputs, captured.output_names, strict=True):
-        value = builder.value(var)
-        # A graph output must be produced by a node of the graph, once.
-        if value.producer() is None or id(value) in claimed_outputs or value.is_graph_output():
-            value = builder.op("Identity", [value])
-        claimed_outputs.add(id(value))
+        value = builder.add_output(builder.value(var))
         value.name = names.claim(name)
         value.dtype = onnx_dtype(variable_dtype(var))
         value.shape = ir.Shape(getattr(var.type, "shape", ()))
-        builder.graph.outputs.append(value)
     sink_into_branches(builder.graph)
     builder.graph.opset_imports.update(builder.opset_imports)
 

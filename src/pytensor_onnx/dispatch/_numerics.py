@@ -245,14 +245,9 @@ def while_any(
     body.graph.inputs.extend([counter, cond_in, *carried])
     new_state, more = step(Num(body, num.dtype), list(carried))
     count = body.op("ReduceSum", [body.cast(more, "int64", "bool")], {"keepdims": 0})
-    outputs = [body.op("Greater", [count, body.scalar(0, "int64")])]
+    body.add_output(body.op("Greater", [count, body.scalar(0, "int64")]))
     for value in new_state:
-        producer = value.producer()
-        inside = producer is not None and producer.graph is body.graph
-        out = value if inside and value not in outputs else body.op("Identity", [value])
-        out.type = tensor_type
-        outputs.append(out)
-    body.graph.outputs.extend(outputs)
+        body.add_output(value).type = tensor_type
     body.name_values()
     node = ir.Node(
         "",

@@ -53,15 +53,8 @@ def _function_for(op: OpFromGraph, builder: ONNXBuilder) -> ir.Function:
         body.graph.inputs.append(value)
         body.bind(var, value)
     convert_nodes(fgraph.toposort(), body)
-    claimed: set[int] = set()
     for var in fgraph.outputs:
-        value = body.value(var)
-        # A function output must be made by a node of the body, once.
-        producer = value.producer()
-        if producer is None or producer.graph is not body.graph or id(value) in claimed:
-            value = body.op("Identity", [value])
-        claimed.add(id(value))
-        body.graph.outputs.append(value)
+        body.add_output(body.value(var))
     body.name_values()
     function = ir.Function(FUNCTION_DOMAIN, name, graph=body.graph, attributes=[])
     builder.functions[op] = function

@@ -134,18 +134,12 @@ def fori_loop(
     carried = [_typed_value(builder, f"{name}_state", c.dtype, c.value.shape) for c in state]
     body.graph.inputs.extend([k, cond, *carried])
     results = step(body, k, list(carried))
-    outputs = [body.op("Identity", [cond])]
+    body.add_output(cond)
     flat = body.int64s([-1])
     results = results[:n_state] + [body.op("Reshape", [v, flat]) for v in results[n_state:]]
     dtypes = [c.dtype for c in state] + [scan.dtype for scan in scans]
     for value, dtype in zip(results, dtypes, strict=True):
-        # Body outputs must be distinct values produced in the body.
-        producer = value.producer()
-        inside = producer is not None and producer.graph is body.graph
-        out = value if inside and not value.is_graph_output() else body.op("Identity", [value])
-        out.dtype = onnx_dtype(dtype)
-        outputs.append(out)
-    body.graph.outputs.extend(outputs)
+        body.add_output(value).dtype = onnx_dtype(dtype)
     body.name_values()
     node = ir.Node(
         "",

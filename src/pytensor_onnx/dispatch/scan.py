@@ -119,28 +119,17 @@ class LoopBody:
         """The body's condition output: the loop goes on while it is true."""
         self._condition_out = value
 
-    def _output(self, value: ir.Value, used: set[int]) -> ir.Value:
-        # A graph output must be produced by a node of this graph, and only once.
-        producer = value.producer()
-        if producer is None or producer.graph is not self.inner.graph or id(value) in used:
-            copy = self.inner.op("Identity", [value])
-            copy.type, copy.shape = value.type, value.shape
-            value = copy
-        used.add(id(value))
-        return value
-
     def build(self, trip_count: ir.Value | None) -> list[ir.Value]:
         """Append the ``Loop`` node to the outer graph; return carried finals then scan outputs."""
         if len(self._carried_out) != len(self._initial):
             raise RuntimeError("LoopBody: every carried value needs exactly one next value")
-        used: set[int] = set()
         for carried_in, carried_out in zip(self._carried_in, self._carried_out, strict=True):
             if carried_out.type is None:
                 carried_out.type = carried_in.type
         condition = self._condition_out if self._condition_out is not None else self.condition
-        outputs = [self._output(condition, used)]
-        outputs += [self._output(v, used) for v in [*self._carried_out, *self._scan_out]]
-        self.inner.graph.outputs.extend(outputs)
+        outputs = [
+            self.inner.add_output(v) for v in [condition, *self._carried_out, *self._scan_out]
+        ]
         self.inner.name_values()
         # onnx.reference runs no step without an explicit initial condition.
         start = self.outer.const(np.array(True))
