@@ -293,31 +293,88 @@ def test_lu_batched(symbolic: bool) -> None:
 
 
 # --------------------------------------------------------------------------- QR
-@pytest.mark.parametrize("shape", [(1, 1), (7, 3), (3, 7), (32, 32)])
-@pytest.mark.parametrize("mode", ["full", "economic", "r"])
-def test_qr(shape: tuple[int, int], mode: str, floatX: str, symbolic: bool) -> None:
-    rng = np.random.default_rng(sum(shape))
-    value = rng.normal(size=shape).astype(floatX)
+QR_MODES = ["full", "economic", "r", "raw"]
+QR_SHAPES = [(1, 1), (2, 2), (5, 5), (7, 4), (4, 7), (32, 32)]
+
+
+def qr_outputs(a: pt.TensorVariable, mode: str, pivoting: bool) -> list[pt.TensorVariable]:
+    """The outputs of ``pt.linalg.qr`` as a list (one for ``mode="r"`` without pivoting)."""
+    outs = ptla.qr(a, mode=mode, pivoting=pivoting)
+    return list(outs) if isinstance(outs, list | tuple) else [outs]
+
+
+def raw_is_refused(a: pt.TensorVariable, mode: str) -> bool:
+    """Whether the export refuses ``mode="raw"`` on ``a``: PyTensor's static output types are
+    wrong when the row count is static and the matrix not statically square."""
+    rows, columns = a.type.shape[-2:]
+    return mode == "raw" and rows is not None and rows != columns
+
+
+def check_qr(value: np.ndarray, mode: str, pivoting: bool, symbolic: bool, tol: float) -> None:
+    """Compare every output of ``qr(value, mode, pivoting)`` (pivots exactly), or the refusal."""
     a = input_like(value, "a", symbolic)
-    outs = ptla.qr(a, mode=mode)
-    outs = [outs] if mode == "r" else list(outs)
-    tol = tolerance(floatX, 10.0, max(shape))
+    outs = qr_outputs(a, mode, pivoting)
+    if raw_is_refused(a, mode):
+        with pytest.raises(UnsupportedOpError, match="mode='raw'"):
+            export_onnx([a], outs)
+        return
+    # Integer pivots are compared exactly: the tolerances are far below 1.
     compare_onnx_and_py([a], outs, [value], rtol=tol, atol=tol)
 
 
-def test_qr_batched_and_zero_column(symbolic: bool) -> None:
-    rng = np.random.default_rng(9)
-    value = rng.normal(size=(2, 5, 4))
-    value[1, 2:, 1] = 0.0  # a column already reduced: LAPACK takes tau = 0
+@pytest.mark.parametrize("shape", QR_SHAPES, ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("mode", QR_MODES)
+@pytest.mark.parametrize("pivoting", [False, True], ids=["", "pivoting"])
+def test_qr(shape: tuple[int, int], mode: str, pivoting: bool, floatX: str, symbolic: bool) -> None:
+    rng = np.random.default_rng(sum(shape))
+    value = rng.normal(size=shape).astype(floatX)
+    check_qr(value, mode, pivoting, symbolic, tolerance(floatX, 10.0, max(shape)))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["full", "raw"])
+def test_qr_pivoting_100(mode: str, symbolic: bool) -> None:
+    value = np.random.default_rng(100).normal(size=(100, 100))
+    check_qr(value, mode, True, symbolic, tolerance("float64", 10.0, 100))
+
+
+@pytest.mark.parametrize("shape", [(3, 5, 5), (2, 6, 4), (2, 4, 6)], ids=str)
+@pytest.mark.parametrize("mode", QR_MODES)
+@pytest.mark.parametrize("pivoting", [False, True], ids=["", "pivoting"])
+def test_qr_batched(shape: tuple[int, ...], mode: str, pivoting: bool, symbolic: bool) -> None:
+    value = np.random.default_rng(9).normal(size=shape)
+    check_qr(value, mode, pivoting, symbolic, 1e-12)
+
+
+def test_qr_vectorized_pivoting(symbolic: bool) -> None:
+    # A Blockwise with two batch dimensions, built by pt.vectorize.
+    value = np.random.default_rng(4).normal(size=(2, 3, 6, 6))
     a = input_like(value, "a", symbolic)
-    compare_onnx_and_py([a], list(ptla.qr(a)), [value], rtol=1e-12, atol=1e-12)
+    outs = pt.vectorize(
+        lambda x: ptla.qr(x, mode="raw", pivoting=True), "(m,n)->(m,n),(k),(k,n),(n)"
+    )
+    compare_onnx_and_py([a], list(outs(a)), [value], rtol=1e-12, atol=1e-12)
 
 
-def test_qr_pivoting_is_refused() -> None:
-    a = pt.matrix("a", dtype="float64")
-    q, r, p = ptla.qr(a, pivoting=True)
-    with pytest.raises(UnsupportedOpError, match="pivoting"):
-        export_onnx([a], [q, r, p])
+@pytest.mark.parametrize("mode", QR_MODES)
+@pytest.mark.parametrize("pivoting", [False, True], ids=["", "pivoting"])
+def test_qr_zero_columns(mode: str, pivoting: bool, symbolic: bool) -> None:
+    rng = np.random.default_rng(9)
+    value = rng.normal(size=(3, 5, 5))
+    value[0, 2:, 1] = 0.0  # a column already reduced below the diagonal: LAPACK takes tau = 0
+    value[1, :, [1, 3]] = 0.0  # zero columns: pivoting leaves them last, in LAPACK's order
+    value[2] = 0.0  # all zero: ties everywhere, the identity permutation, tau = 0, Q = I
+    check_qr(value, mode, pivoting, symbolic, 1e-12)
+
+
+@pytest.mark.parametrize("mode", QR_MODES)
+def test_qr_pivoting_rank_deficient(mode: str, symbolic: bool) -> None:
+    # Rank 4 of 5: the pivoted R ends with a rounding-size diagonal entry.  The last step has
+    # one row and one column left, so no choice or reflector depends on that rounding.
+    rng = np.random.default_rng(5)
+    value = rng.normal(size=(5, 5))
+    value[:, 3] = value[:, 0] - 2.0 * value[:, 4]
+    check_qr(value, mode, True, symbolic, 1e-12)
 
 
 # --------------------------------------------------------------------- gradients

@@ -992,47 +992,162 @@ def permutation_sign(builder: ONNXBuilder, lu: LUResult, n: Size, dtype: str) ->
 
 
 # --------------------------------------------------------------------------- QR
-def householder_qr(
-    builder: ONNXBuilder, a: ir.Value, m: Size, n: Size, steps: Size, dtype: str
-) -> tuple[ir.Value, ir.Value]:
-    """``(Q, R)`` of ``a`` (..., m, n) by Householder reflections (LAPACK ``geqrf``/``orgqr``).
+@dataclass(frozen=True)
+class QRResult:
+    """Householder QR of a stack of (m, n) matrices (LAPACK ``geqrf``/``geqp3``, ``orgqr``).
 
-    ``m`` and ``n`` are the row and column counts, ``steps`` is ``min(m, n)``.  Reflector
-    ``k`` is ``I - tau v v^T`` with LAPACK's ``dlarfg`` choice ``beta = -sign(alpha) * ||x||``,
-    so the signs of ``R``'s diagonal match SciPy.
-    ``Q`` is full (m, m) and ``R`` is (m, n) with zeros below the diagonal.
+    Attributes
+    ----------
+    packed
+        LAPACK's factored array (SciPy's ``mode="raw"`` ``qr``), (..., m, n): ``R`` on and
+        above the diagonal, the vector ``v`` of reflector ``k`` (whose entry ``k`` is an
+        implied 1) below the diagonal of column ``k``.
+    r
+        ``R`` (..., m, n): ``packed`` with zeros below the diagonal.
+    q
+        The full ``Q`` (..., m, m) if requested, else ``None``.
+    tau
+        The reflectors' scalars (..., min(m, n)) if requested, else ``None``.
+    perm
+        With column pivoting, the column order (int64, (..., n)): ``a[..., :, perm] = Q R``;
+        else ``None``.
+    """
+
+    packed: ir.Value
+    r: ir.Value
+    q: ir.Value | None
+    tau: ir.Value | None
+    perm: ir.Value | None
+
+
+def householder_qr(
+    builder: ONNXBuilder,
+    a: ir.Value,
+    m: Size,
+    n: Size,
+    steps: Size,
+    ndim: int,
+    dtype: str,
+    *,
+    want_q: bool = True,
+    want_tau: bool = False,
+    pivoting: bool = False,
+) -> QRResult:
+    """QR of ``a`` (rank ``ndim``, (..., m, n)) by Householder reflections, one per column.
+
+    ``m`` and ``n`` are the row and column counts, ``steps`` is ``min(m, n)``.  Step ``k``
+    (:func:`_householder_step`) reflects column ``k`` onto ``beta e_k`` with LAPACK's
+    ``dlarfg`` choice ``beta = -sign(alpha) ||x||`` (so the signs of ``R``'s diagonal match
+    SciPy), applies the reflector to the trailing columns (a rank-1 update) and stores its
+    vector below the diagonal, as ``geqrf`` does.  ``want_q`` accumulates the full ``Q``
+    (``orgqr``'s result) with a second rank-1 update per step; ``want_tau`` returns the
+    reflectors' scalars.  With ``pivoting`` (``geqp3``), each step first swaps into place the
+    column whose part in rows ``>= k`` has the largest norm (:func:`_pivot_step`).
     """
     zero = builder.scalar(0, dtype)
-    one = builder.scalar(1, dtype)
-    eye = builder.cast(compare(builder, "Equal", m.rows, m.arange), dtype, "bool")
-    q0 = builder.op("Expand", [eye, broadcast_shape(builder, a, eye)])
+    state = [Carry(a, dtype)]
+    if want_q:
+        eye = builder.cast(compare(builder, "Equal", m.rows, m.arange), dtype, "bool")
+        state.append(Carry(builder.op("Expand", [eye, broadcast_shape(builder, a, eye)]), dtype))
+    if pivoting:
+        vector_shape = builder.op("Shape", [a], {"start": -1})
+        batch_shape = builder.op("Shape", [a], {"end": -2})
+        columns = builder.op("Concat", [batch_shape, vector_shape], {"axis": 0})
+        state.append(Carry(builder.op("Expand", [n.arange, columns]), "int64"))
+    scans = [ScanOut(dtype, builder.op("Shape", [a], {"end": -2}))] if want_tau else []
 
-    def step(b: ONNXBuilder, k: ir.Value, state: list[ir.Value]) -> list[ir.Value]:
-        q, r = state
-        column = take(b, r, k, -1)
-        below = compare(b, "Greater", m.arange, k)
-        tail = where(b, below, column, zero)
-        tail_norm = b.op("ReduceL2", [tail, b.int64s([-1])], {"keepdims": 1})
-        alpha = unsqueeze(b, take(b, column, k, -1), -1)
-        norm = b.op(
-            "Sqrt",
-            [b.op("Add", [b.op("Mul", [alpha, alpha]), b.op("Mul", [tail_norm, tail_norm])])],
-        )
-        negative = compare(b, "Less", alpha, zero)
-        beta = where(b, negative, norm, b.op("Neg", [norm]))
-        reflect = compare(b, "Greater", tail_norm, zero)
-        tau = where(b, reflect, b.op("Div", [b.op("Sub", [beta, alpha]), beta]), zero)
-        scale = where(b, reflect, b.op("Sub", [alpha, beta]), one)
-        v = where(b, compare(b, "Equal", m.arange, k), one, b.op("Div", [tail, scale]))
-        v_col = unsqueeze(b, v, -1)
-        tau_mat = unsqueeze(b, tau, -1)
-        # R <- (I - tau v v^T) R and Q <- Q (I - tau v v^T): two rank-1 updates.
-        w = b.op("MatMul", [unsqueeze(b, v, -2), r])
-        r = b.op("Sub", [r, b.op("Mul", [tau_mat, b.op("Mul", [v_col, w])])])
-        qv = b.op("MatMul", [q, v_col])
-        q = b.op("Sub", [q, b.op("Mul", [tau_mat, b.op("Mul", [qv, unsqueeze(b, v, -2)])])])
-        return [q, r]
+    def step(b: ONNXBuilder, k: ir.Value, values: list[ir.Value]) -> list[ir.Value]:
+        # rest: Q if want_q, then the permutation if pivoting.
+        packed, *rest = values
+        if pivoting:
+            packed, perm = _pivot_step(b, packed, rest[-1], k, m, n, ndim, dtype)
+            rest[-1] = perm
+        packed, v, tau = _householder_step(b, packed, k, m, n, dtype)
+        if want_q:
+            # Q <- Q (I - tau v v^T)
+            v_row = unsqueeze(b, v, -2)
+            qv = b.op("MatMul", [rest[0], unsqueeze(b, v, -1)])
+            update = b.op("Mul", [unsqueeze(b, tau, -1), b.op("Mul", [qv, v_row])])
+            rest[0] = b.op("Sub", [rest[0], update])
+        taus = [b.op("Squeeze", [tau, b.int64s([-1])])] if want_tau else []
+        return [packed, *rest, *taus]
 
-    (q, r), _ = fori_loop(builder, steps, [Carry(q0, dtype), Carry(a, dtype)], [], step, "qr")
+    (packed, *rest), stacked = fori_loop(builder, steps, state, scans, step, "qr")
     upper = compare(builder, "LessOrEqual", m.rows, n.arange)
-    return q, where(builder, upper, r, zero)
+    return QRResult(
+        packed=packed,
+        r=where(builder, upper, packed, zero),
+        q=rest[0] if want_q else None,
+        tau=unstack_to(builder, stacked[0], ndim - 1, -1) if want_tau else None,
+        perm=rest[-1] if pivoting else None,
+    )
+
+
+def _householder_step(
+    b: ONNXBuilder, packed: ir.Value, k: ir.Value, m: Size, n: Size, dtype: str
+) -> tuple[ir.Value, ir.Value, ir.Value]:
+    """Reflector ``k`` of ``geqrf`` (``dlarfg``) applied to ``packed`` (``dlarf``).
+
+    The reflector ``I - tau v v^T`` maps column ``k``'s part ``(alpha, x)`` in rows ``>= k``
+    to ``(beta, 0)``; ``tau = 0`` (no reflection, ``beta = alpha``) when ``x`` is zero.
+    Returns the new ``packed`` (trailing columns reflected, column ``k`` holding ``beta`` on
+    the diagonal and ``v`` below it), ``v`` (..., m) (zero above row ``k``, 1 at row ``k``)
+    and ``tau`` (..., 1).
+    """
+    zero = b.scalar(0, dtype)
+    one = b.scalar(1, dtype)
+    column = take(b, packed, k, -1)
+    below = compare(b, "Greater", m.arange, k)
+    tail = where(b, below, column, zero)
+    tail_norm = b.op("ReduceL2", [tail, b.int64s([-1])], {"keepdims": 1})
+    alpha = unsqueeze(b, take(b, column, k, -1), -1)
+    norm = b.op(
+        "Sqrt", [b.op("Add", [b.op("Mul", [alpha, alpha]), b.op("Mul", [tail_norm, tail_norm])])]
+    )
+    beta = where(b, compare(b, "Less", alpha, zero), norm, b.op("Neg", [norm]))
+    reflect = compare(b, "Greater", tail_norm, zero)
+    tau = where(b, reflect, b.op("Div", [b.op("Sub", [beta, alpha]), beta]), zero)
+    scale = where(b, reflect, b.op("Sub", [alpha, beta]), one)
+    at_k = compare(b, "Equal", m.arange, k)
+    v = where(b, at_k, one, b.op("Div", [tail, scale]))
+    # Trailing columns: A <- (I - tau v v^T) A, a rank-1 update.
+    w = b.op("MatMul", [unsqueeze(b, v, -2), packed])
+    w = where(b, compare(b, "Greater", n.arange, k), w, zero)
+    update = b.op("Mul", [unsqueeze(b, tau, -1), b.op("Mul", [unsqueeze(b, v, -1), w])])
+    packed = b.op("Sub", [packed, update])
+    diagonal_value = where(b, reflect, beta, alpha)
+    stored = where(b, below, v, where(b, at_k, diagonal_value, column))
+    packed = where(b, compare(b, "Equal", n.arange, k), unsqueeze(b, stored, -1), packed)
+    return packed, v, tau
+
+
+def _pivot_step(
+    b: ONNXBuilder,
+    packed: ir.Value,
+    perm: ir.Value,
+    k: ir.Value,
+    m: Size,
+    n: Size,
+    ndim: int,
+    dtype: str,
+) -> tuple[ir.Value, ir.Value]:
+    """``geqp3``'s column choice for step ``k``: swap columns ``k`` and ``p`` of ``packed``.
+
+    ``p`` is the column ``>= k`` whose part in rows ``>= k`` has the largest norm (the first
+    on ties, as ``idamax``).  LAPACK downdates these norms from step to step; they are
+    recomputed here (O(mn) per step, like the update itself), which picks the same columns
+    except for near-ties: downdated norms are accurate to about ``eps / sqrt(eps)``
+    relative, i.e. 1e-8 in float64.  ``perm`` (..., n) gets the same swap.
+    """
+    zero = b.scalar(0, dtype)
+    trailing = where(b, compare(b, "GreaterOrEqual", m.rows, k), packed, zero)
+    norms = b.op("ReduceL2", [trailing, b.int64s([-2])], {"keepdims": 0})
+    norms = where(b, compare(b, "Less", n.arange, k), b.scalar(-1, dtype), norms)
+    p = b.op("ArgMax", [norms], {"axis": -1, "keepdims": 1})
+    is_p = unsqueeze(b, compare(b, "Equal", n.arange, p), -2)
+    column_p = b.op("ReduceSum", [where(b, is_p, packed, zero), b.int64s([-1])], {"keepdims": 1})
+    column_k = unsqueeze(b, take(b, packed, k, -1), -1)
+    packed = where(b, is_p, column_k, packed)
+    packed = where(b, compare(b, "Equal", n.arange, k), column_p, packed)
+    swapped = unsqueeze(b, swap_indices(b, n, k, p), -1)
+    return packed, b.op("GatherND", [perm, swapped], {"batch_dims": ndim - 2})

@@ -240,28 +240,48 @@ def _qr_sizes(builder: ONNXBuilder, node: Apply, a: ir.Value) -> tuple[la.Size, 
 
 @register_core_and_batched(linalg_class("QR"))
 def _qr(op: Any, node: Apply, builder: ONNXBuilder) -> Values:
-    if op.pivoting:
+    m_static, n_static = node.inputs[0].type.shape[-2:]
+    if op.mode == "raw" and m_static is not None and m_static != n_static:
+        # PyTensor 2.38 and 3.3 type raw's packed array (M, M) and R (M, N) but compute
+        # (M, N) and (min(M, N), N): the model's declared output shapes would be wrong.
         raise UnsupportedOpError.for_node(
-            node, "QR with column pivoting (geqp3) is not implemented"
-        )
-    if op.mode == "raw":
-        raise UnsupportedOpError.for_node(
-            node, "QR mode='raw' (LAPACK's packed reflectors) is not implemented"
+            node,
+            "QR mode='raw' with a static row count M that is not statically equal to the "
+            "column count N: PyTensor types the outputs (M, M) and (M, N) but computes "
+            "(M, N) and (min(M, N), N); give the input an unknown row count",
         )
     dtype = variable_dtype(node.outputs[0])
     a = builder.input(node, 0, dtype)
     m, n, k = _qr_sizes(builder, node, a)
-    q, r = la.householder_qr(builder, a, m, n, k, dtype)
+    qr = la.householder_qr(
+        builder,
+        a,
+        m,
+        n,
+        k,
+        node.inputs[0].type.ndim,
+        dtype,
+        want_q=op.mode in ("full", "economic"),
+        want_tau=op.mode == "raw",
+        pivoting=op.pivoting,
+    )
+    # geqp3's column order, 0-based, in PyTensor's int32.
+    pivots = []
+    if qr.perm is not None:
+        pivots.append(builder.cast(qr.perm, variable_dtype(node.outputs[-1]), "int64"))
     if op.mode == "r":
-        return [r]
-    if op.mode == "full":
-        return [q, r]
-    # economic: Q[..., :, :k] and R[..., :k, :]
+        return [qr.r, *pivots]
+    if op.mode == "full" and qr.q is not None:
+        return [qr.q, qr.r, *pivots]
+    # economic and raw: R[..., :k, :], like SciPy
     start = builder.int64s([0])
     end = builder.op("Unsqueeze", [k.value, builder.int64s([0])])
-    q = builder.op("Slice", [q, start, end, builder.int64s([-1])])
-    r = builder.op("Slice", [r, start, end, builder.int64s([-2])])
-    return [q, r]
+    r = builder.op("Slice", [qr.r, start, end, builder.int64s([-2])])
+    if op.mode == "raw" and qr.tau is not None:
+        return [qr.packed, qr.tau, r, *pivots]
+    if op.mode == "economic" and qr.q is not None:
+        return [builder.op("Slice", [qr.q, start, end, builder.int64s([-1])]), r, *pivots]
+    raise UnsupportedOpError.for_node(node, f"QR mode {op.mode!r}")
 
 
 def _batched_take_rows(core_op: Op, node: Apply, builder: ONNXBuilder) -> Values:
