@@ -20,6 +20,7 @@ from pytensor.tensor.elemwise import Elemwise
 
 import pytensor_onnx
 from pytensor_onnx import ONNXLinker, ONNXMode, UnsupportedOpError
+from pytensor_onnx.linker import session_run
 from pytensor_onnx.rewrite import INCOMPATIBLE_REWRITES, REQUIRED_REWRITES
 from tests.compare import REFERENCE_MODE, assert_matches
 
@@ -152,6 +153,91 @@ def test_linker_reused_for_a_second_graph_keeps_its_configuration() -> None:
     assert second.maker.linker.opset == 19
     np.testing.assert_allclose(first(np.ones(2)), [2.0, 2.0])
     np.testing.assert_allclose(second(np.ones(2)), [3.0, 3.0])
+
+
+# --------------------------------------------------------------------------- the call path
+def test_cpu_sessions_are_called_through_the_binding(monkeypatch: pytest.MonkeyPatch) -> None:
+    wrapper_calls = []
+    real_run = ort.InferenceSession.run
+
+    def counting_run(self: Any, *args: Any, **kwargs: Any) -> Any:
+        wrapper_calls.append(args)
+        return real_run(self, *args, **kwargs)
+
+    monkeypatch.setattr(ort.InferenceSession, "run", counting_run)
+    x = pt.vector("x")
+    y = pt.vector("y")
+    fn = pytensor.function([x, y], [x * y, x + y], mode="ONNX")
+    session = fn.maker.linker.session
+    assert session_run(session) == session._sess.run
+    a, b = np.array([1.0, 2.0]), np.array([3.0, 4.0])
+    for call in (fn, fn.copy()):
+        got = call(a, b)
+        np.testing.assert_allclose(got[0], a * b)
+        np.testing.assert_allclose(got[1], a + b)
+    assert wrapper_calls == []
+
+
+def test_other_sessions_keep_the_python_wrapper() -> None:
+    class GpuSession:
+        """What ``session_run`` looks at of a session with a non-CPU provider."""
+
+        def __init__(self) -> None:
+            self._sess = ort.InferenceSession  # any object with a ``run``
+
+        def get_providers(self) -> list[str]:
+            return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+
+        def run(self, *args: Any) -> list[Any]:
+            return []
+
+    gpu = GpuSession()
+    assert session_run(gpu) == gpu.run
+
+
+@pytest.mark.parametrize("trust_input", [False, True])
+def test_onnx_runtime_input_errors_stay_understandable(trust_input: bool) -> None:
+    x = pt.vector("x", dtype="float64")
+    fn = pytensor.function([x], pt.exp(x), mode="ONNX", trust_input=trust_input)
+    if trust_input:  # PyTensor does not check: ONNX Runtime's own checks must speak
+        with pytest.raises(Exception, match=r"(?s)Unexpected input data type.*double"):
+            fn(np.ones(3, dtype="float32"))
+        # ...re-raised by PyTensor with the node (PyTensor 2) or a hint (3) appended
+        node_info = r"(Apply node|exception_verbosity)"
+        with pytest.raises(Exception, match=r"(?s)Invalid rank for input: x.*" + node_info):
+            fn(np.ones((2, 2)))
+    else:  # PyTensor's input filter rejects the same values first
+        with pytest.raises(TypeError, match="complex128"):
+            fn(np.ones(3, dtype="complex128"))
+        with pytest.raises(TypeError, match="number of dimensions"):
+            fn(np.ones((2, 2)))
+    np.testing.assert_allclose(fn(np.zeros(2)), [1.0, 1.0])  # the function still works
+
+
+def test_thunk_stores_outputs_for_callers_that_read_the_cells() -> None:
+    # Scan.perform runs its inner function through ``fn.vm()`` and reads the output cells.
+    x = pt.matrix("x")
+    outputs = pytensor.scan(
+        lambda row, acc: (acc + row * row, row.sum()),
+        sequences=[x],
+        outputs_info=[pt.zeros(3, dtype="float64"), None],
+        mode="ONNX",
+        return_updates=False,
+    )
+    fn = pytensor.function([x], outputs, mode=REFERENCE_MODE)
+    [scan] = [n for n in fn.maker.fgraph.apply_nodes if type(n.op).__name__ == "Scan"]
+    assert isinstance(scan.op.fn.maker.linker, ONNXLinker)
+    a = np.arange(6.0).reshape(2, 3)
+    got = fn(a)
+    np.testing.assert_allclose(got[0], np.cumsum(a * a, axis=0))
+    np.testing.assert_allclose(got[1], a.sum(axis=1))
+
+
+def test_function_without_inputs() -> None:
+    fn = pytensor.function([], [pt.arange(3) * 2, pt.ones((2,)) + 1.5], mode="ONNX")
+    got = fn()
+    np.testing.assert_array_equal(got[0], [0, 2, 4])
+    np.testing.assert_array_equal(got[1], [2.5, 2.5])
 
 
 # ------------------------------------------------------------------------------ inputs
