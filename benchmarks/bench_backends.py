@@ -6,8 +6,8 @@
    forward pass (batch 1 and 256, float32), an elementwise-heavy float64 graph, and a
    PyMC-style logistic-regression log-density with its gradient (N=10,000 observations).
    For the MLP, the model from ``export_onnx`` (weights as initializers) is timed too.
-4. Per-call overhead of ``mode="ONNX"`` over ``InferenceSession.run`` on the very model the
-   mode compiled (same session options, same inputs).
+4. Per-call overhead of ``mode="ONNX"`` over ``InferenceSession.run`` on the very session the
+   mode compiled: the linker's thunk alone, and ``fn(...)`` with and without ``trust_input``.
 
 All ONNX Runtime sessions use ``--threads`` intra-op threads (default 1); run with
 ``OMP_NUM_THREADS``/``OPENBLAS_NUM_THREADS`` set to the same number for a fair comparison
@@ -163,32 +163,55 @@ def small_graph() -> Graph:
 
 
 def overhead_row(name: str, graph: Graph, threads: int) -> dict[str, Any]:
-    """Median call time of one graph: raw ``InferenceSession.run`` vs ``mode="ONNX"``."""
-    import onnxruntime as ort
+    """Median call time of one graph along the call path of ``mode="ONNX"``.
+
+    Every candidate uses the one session of one compiled function (separate sessions of the
+    same model differ by a few percent), with the feeds the mode passes (the user's inputs,
+    then the shared variables' values):
+
+    - ``raw``: ``InferenceSession.run(output_names, feeds)``, ONNX Runtime's Python API;
+    - ``binding``: ``session._sess.run(output_names, feeds, None)``, its C++ binding, without
+      the Python wrapper's per-call checks;
+    - ``thunk``: the linker's thunk alone (``fn.vm()``, the input storage already filled);
+    - ``mode``: ``fn(...)``; ``mode_trust_input``: the same with ``fn.trust_input = True``.
+    """
     import pytensor
 
     from pytensor_onnx import ONNXMode
 
     inputs, outputs, values = graph
-    mode = ONNXMode(session_options=session_options(threads))
-    fn = pytensor.function(inputs, outputs, mode=mode)
-    trusting = pytensor.function(inputs, outputs, mode=mode, trust_input=True)
-    session = ort.InferenceSession(
-        fn.maker.linker.onnx_model.SerializeToString(),
-        session_options(threads),
-        providers=["CPUExecutionProvider"],
-    )
-    # The same feeds the mode passes: the user's inputs, then the shared variables.
+    fn = pytensor.function(inputs, outputs, mode=ONNXMode(session_options=session_options(threads)))
+    session = fn.maker.linker.session
     feed_values = [*values, *(c.storage[0] for c in fn.input_storage[len(values) :])]
     feeds = {i.name: v for i, v in zip(session.get_inputs(), feed_values, strict=True)}
     output_names = [o.name for o in session.get_outputs()]
+    binding = session._sess
+
+    def trusting(flag: bool) -> Callable[[], None]:
+        def switch() -> None:
+            fn.trust_input = flag
+
+        return switch
+
+    def fill_input_storage() -> None:
+        for container, value in zip(fn.input_storage, feed_values, strict=True):
+            container.storage[0] = value
+
     times = interleaved_call_times(
         {
             "raw": lambda: session.run(output_names, feeds),
+            "binding": lambda: binding.run(output_names, feeds, None),
+            "thunk": fn.vm,
             "mode": lambda: fn(*values),
-            "mode_trust_input": lambda: trusting(*values),
+            "mode_trust_input": lambda: fn(*values),
         },
-        samples=31,
+        samples=101,
+        min_sample_time=0.01,
+        setups={
+            "thunk": fill_input_storage,
+            "mode": trusting(False),
+            "mode_trust_input": trusting(True),
+        },
     )
     return {"graph": name, **times}
 

@@ -28,18 +28,30 @@ MLP_SIZES = (784, 512, 512, 10)
 
 
 def interleaved_call_times(
-    candidates: dict[str, Callable[[], Any]], samples: int = 15, min_sample_time: float = 0.02
+    candidates: dict[str, Callable[[], Any]],
+    samples: int = 15,
+    min_sample_time: float = 0.02,
+    setups: dict[str, Callable[[], Any]] | None = None,
 ) -> dict[str, float]:
     """Median time of one call of each candidate, the candidates' samples taken in turn.
 
     Interleaving makes slow drifts of a shared machine's load hit every candidate alike, so
     that ratios between candidates are more trustworthy than from separate measurements.
     Each sample runs a candidate enough times to last ``min_sample_time`` (calibrated once);
-    candidates slower than 0.1 s per call limit the run to 5 samples.
+    candidates slower than 0.1 s per call limit the run to 5 samples.  ``setups`` may give,
+    per candidate, an untimed function called before each of its samples (e.g. to switch a
+    flag of an object that several candidates share).
     """
+    setups = setups or {}
+
+    def prepare(name: str) -> None:
+        if name in setups:
+            setups[name]()
+
     numbers = {}
     slowest = 0.0
     for name, fn in candidates.items():
+        prepare(name)
         fn()  # warm-up (lazy initialization, caches)
         start = time.perf_counter()
         fn()
@@ -51,11 +63,12 @@ def interleaved_call_times(
     times: dict[str, list[float]] = {name: [] for name in candidates}
     for _ in range(samples):
         for name, fn in candidates.items():
-            number = numbers[name]
+            prepare(name)
+            calls = range(numbers[name])
             start = time.perf_counter()
-            for _ in range(number):
+            for _ in calls:
                 fn()
-            times[name].append((time.perf_counter() - start) / number)
+            times[name].append((time.perf_counter() - start) / numbers[name])
     return {name: statistics.median(values) for name, values in times.items()}
 
 
