@@ -15,7 +15,7 @@ from pathlib import Path
 import pytensor
 
 import pytensor_onnx.dispatch as dispatch
-from pytensor_onnx.dispatch.basic import OPTIONAL_OP_CLASSES, onnx_funcify
+from pytensor_onnx.dispatch.basic import OPTIONAL_OP_CLASSES, Refusal, onnx_funcify
 from pytensor_onnx.dispatch.blockwise import onnx_funcify_blockwise
 
 TARGET = Path(__file__).resolve().parent.parent / "docs" / "supported_ops.md"
@@ -29,12 +29,17 @@ def _module_summary(module_name: str) -> str:
 def render() -> str:
     """The Markdown text of the supported-op table."""
     sections: dict[str, set[tuple[str, str]]] = defaultdict(set)
+    refused: dict[str, str] = {}
     for registry, kind in ((onnx_funcify, "op"), (onnx_funcify_blockwise, "Blockwise core op")):
         for cls, func in registry.registry.items():
             if cls is object:
                 continue
-            sections[func.__module__].add((f"{cls.__module__}.{cls.__qualname__}", kind))
-    present = {name for rows in sections.values() for name, _ in rows}
+            name = f"{cls.__module__}.{cls.__qualname__}"
+            if isinstance(func, Refusal):
+                refused[name] = func.reason
+            else:
+                sections[func.__module__].add((name, kind))
+    present = {name for rows in sections.values() for name, _ in rows} | set(refused)
     missing = sorted(
         f"{module}.{name}"
         for module, name in set(OPTIONAL_OP_CLASSES)
@@ -61,6 +66,18 @@ def render() -> str:
             "|---|---|",
         ]
         lines += [f"| `{name}` | {kind} |" for name, kind in sorted(sections[module])]
+        lines.append("")
+    if refused:
+        lines += [
+            "## Refused with a reason",
+            "",
+            "Export stops with an `UnsupportedOpError` that gives this reason (core Op and "
+            "`Blockwise` alike):",
+            "",
+            "| PyTensor Op | reason |",
+            "|---|---|",
+        ]
+        lines += [f"| `{name}` | {reason} |" for name, reason in sorted(refused.items())]
         lines.append("")
     if missing:
         lines += [

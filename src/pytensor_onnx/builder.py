@@ -171,6 +171,10 @@ class ONNXBuilder:
         self.opset_imports: dict[str, int] = {"": opset} if parent is None else parent.opset_imports
 
     # ------------------------------------------------------------------ values
+    def bind_placeholder(self, var: Variable) -> None:
+        """Stand in for ``var``, an output of a node that could not be converted."""
+        self._values[var] = ir.Value(name=self.names.claim("unconverted"))
+
     def bind(self, var: Variable, value: ir.Value) -> ir.Value:
         """Record ``value`` as the ONNX value of ``var`` and annotate its type from PyTensor."""
         if not hasattr(var.type, "dtype"):

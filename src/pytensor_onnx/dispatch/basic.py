@@ -114,6 +114,20 @@ class UnsupportedOpError(NotImplementedError):
 _LAZY_CONVERTERS: dict[tuple[str, str], Callable[[type], object]] = {}
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """A converter that refuses every node of its Op classes, with ``reason``.
+
+    Registered for Ops that cannot be expressed in ONNX, so that the error says why; the
+    supported-op table lists these classes apart.
+    """
+
+    reason: str
+
+    def __call__(self, op: Op, node: Apply, builder: ONNXBuilder) -> list[ir.Value]:
+        raise UnsupportedOpError.for_node(node, self.reason)
+
+
 def register_lazy(module: str, name: str, registrar: Callable[[type], object]) -> None:
     """Call ``registrar(cls)`` to register a converter when class ``module.name`` is first met."""
     OPTIONAL_OP_CLASSES.append((module, name))
@@ -172,8 +186,11 @@ def convert_nodes(nodes: Iterable[Apply], builder: ONNXBuilder) -> None:
             outputs = onnx_funcify(node.op, node, builder)
         except UnsupportedOpError as err:
             failures.extend(err.entries)
-            # Placeholders let the remaining nodes be visited so that every failure is found.
-            outputs = [ir.Value(name=f"unconverted_{i}") for i in range(len(node.outputs))]
+            # Untyped placeholders let the remaining nodes be visited so that every failure
+            # is found (even outputs ONNX could not type, such as complex ones).
+            for var in node.outputs:
+                builder.bind_placeholder(var)
+            continue
         if len(outputs) != len(node.outputs):
             raise RuntimeError(
                 f"converter for {type(node.op).__name__} returned {len(outputs)} values for "
