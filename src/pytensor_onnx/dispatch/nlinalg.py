@@ -9,22 +9,30 @@ refused with a reason.  ``KroneckerProduct`` is an ``OpFromGraph`` and is inline
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
 import onnx_ir as ir
-from pytensor.graph.basic import Apply
+import pytensor.tensor.linalg as ptla
+from pytensor.graph.basic import Apply, Variable
 from pytensor.graph.op import Op
 from pytensor.tensor import blas
 
-from pytensor_onnx.builder import ONNXBuilder
+from pytensor_onnx.builder import ONNXBuilder, variable_dtype
+from pytensor_onnx.dispatch import _jacobi as jacobi
 from pytensor_onnx.dispatch import linalg as la
-from pytensor_onnx.dispatch.basic import onnx_funcify, optional_classes
+from pytensor_onnx.dispatch.basic import Refusal, onnx_funcify, optional_classes
 from pytensor_onnx.dispatch.math import matmul
 from pytensor_onnx.dispatch.slinalg import (
-    _refuse,
     linalg_class,
+    matrix_size,
+    qr_sizes,
     register_core_and_batched,
     square_input,
+    symmetric_from_triangle,
 )
 
 Values = Sequence[ir.Value]
@@ -62,16 +70,368 @@ def _batched_dot(op: Op, node: Apply, builder: ONNXBuilder) -> Values:
 for _cls in optional_classes(blas, "BatchedDot"):
     onnx_funcify.register(_cls)(_batched_dot)
 
-_NO_SPECTRAL = (
-    "{} needs an iterative eigen/singular-value solver, which has no ONNX construction yet "
-    "(Cholesky, LU, QR, solves, inverse and determinants are supported)"
+register_core_and_batched(linalg_class("Eig"))(
+    Refusal(
+        "Eig of a general (non-symmetric) matrix returns complex eigenvalues and vectors, and "
+        "ONNX Runtime has no complex tensor kernels; for symmetric matrices use eigh"
+    )
 )
-register_core_and_batched(linalg_class("Eigh"))(_refuse(_NO_SPECTRAL.format("Eigh")))
-register_core_and_batched(linalg_class("Eig"))(_refuse(_NO_SPECTRAL.format("Eig")))
-register_core_and_batched(linalg_class("SVD"))(
-    _refuse(_NO_SPECTRAL.format("SVD (and norm ord=2/'nuc')"))
+
+
+# ------------------------------------------------------------------- symmetric eigen
+#: The dtype the spectral decompositions compute in: float32 inputs are decomposed in float64
+#: and the results rounded, as NumPy's ``linalg`` does.
+WORK_DTYPE = "float64"
+
+#: NumPy's default ``rcond`` of ``pinv``: singular values up to this times the largest are
+#: discarded.
+NUMPY_PINV_RCOND = 1e-15
+
+#: PyTensor 2.x defines the Ops in ``slinalg``/``nlinalg`` (with gradient Ops of their own);
+#: PyTensor 3 in ``pytensor.tensor.linalg`` (its ``slinalg``/``nlinalg`` are deprecation shims).
+_LEGACY_MODULES = (
+    (
+        importlib.import_module("pytensor.tensor.nlinalg"),
+        importlib.import_module("pytensor.tensor.slinalg"),
+    )
+    if not hasattr(ptla, "Eigh")
+    else (ptla, ptla)
 )
-register_core_and_batched(linalg_class("MatrixPinv"))(
-    _refuse(_NO_SPECTRAL.format("MatrixPinv (SVD-based)"))
-)
-register_core_and_batched(linalg_class("Lstsq"))(_refuse(_NO_SPECTRAL.format("Lstsq (SVD-based)")))
+
+
+def symmetric_input(
+    builder: ONNXBuilder, node: Apply, index: int, n: la.Size, lower: bool
+) -> ir.Value:
+    """Input ``index`` in :data:`WORK_DTYPE`, symmetrized from its ``lower`` (upper) triangle."""
+    a = builder.input(node, index, WORK_DTYPE)
+    return symmetric_from_triangle(builder, a, n, node.inputs[index].type.ndim, lower)
+
+
+def diag_matrix(builder: ONNXBuilder, d: ir.Value, n: la.Size, dtype: str) -> ir.Value:
+    """Diagonal matrices with diagonals ``d`` (..., n)."""
+    eye = la.compare(builder, "Equal", n.rows, n.arange)
+    return la.where(builder, eye, la.unsqueeze(builder, d, -1), builder.scalar(0, dtype))
+
+
+def fold_to_triangle(
+    builder: ONNXBuilder, g: ir.Value, n: la.Size, ndim: int, lower: bool, dtype: str
+) -> ir.Value:
+    """``tril(g) + triu(g, 1).T`` (``lower``) or ``triu(g) + tril(g, -1).T``.
+
+    The gradient with respect to a matrix of which only one triangle is read.
+    """
+    zero = builder.scalar(0, dtype)
+    keep = la.compare(builder, "GreaterOrEqual" if lower else "LessOrEqual", n.rows, n.arange)
+    kept = la.where(builder, keep, g, zero)
+    moved = la.transpose_last(builder, la.where(builder, keep, zero, g), ndim)
+    return builder.op("Add", [kept, moved])
+
+
+def eigen(
+    builder: ONNXBuilder, node: Apply, lower: bool, vectors: bool
+) -> tuple[ir.Value, ir.Value | None, la.Size]:
+    """Eigenvalues (and vectors) of ``node``'s symmetric input, generalized when it has two.
+
+    With ``b``, ``A v = w B v`` is reduced to ``C y = w y`` with ``B = L Lᵀ`` (Cholesky),
+    ``C = L⁻¹ A L⁻ᵀ`` and ``v = L⁻ᵀ y`` (so ``vᵀ B v = I``, as LAPACK ``sygvd``).
+    """
+    n = matrix_size(builder, node, builder.input(node, 0))
+    ndim = max(var.type.ndim for var in node.inputs)
+    a = symmetric_input(builder, node, 0, n, lower)
+    if len(node.inputs) == 1:
+        w, v = jacobi.symmetric_eigen(builder, a, n, ndim, WORK_DTYPE, vectors)
+        return w, v, n
+    b = symmetric_input(builder, node, 1, n, lower)
+    factor = la.cholesky(builder, b, n, ndim, WORK_DTYPE)
+    half = la.solve_triangular(builder, factor, a, n, ndim, WORK_DTYPE, lower=True)
+    c = la.solve_triangular(
+        builder, factor, la.transpose_last(builder, half, ndim), n, ndim, WORK_DTYPE, lower=True
+    )
+    c = builder.op(
+        "Mul",
+        [
+            builder.op("Add", [c, la.transpose_last(builder, c, ndim)]),
+            builder.scalar(0.5, WORK_DTYPE),
+        ],
+    )
+    w, y = jacobi.symmetric_eigen(builder, c, n, ndim, WORK_DTYPE, vectors)
+    if y is None:
+        return w, None, n
+    v = la.solve_triangular(builder, factor, y, n, ndim, WORK_DTYPE, lower=True, trans=True)
+    return w, v, n
+
+
+def _lower(op: Any) -> bool:
+    """The triangle an eigen Op reads: ``lower`` in PyTensor 3, ``UPLO`` in PyTensor 2."""
+    lower = getattr(op, "lower", None)
+    return bool(lower) if lower is not None else op.UPLO == "L"
+
+
+def _as_outputs(
+    builder: ONNXBuilder, node: Apply | Sequence[Variable], values: Sequence[ir.Value]
+) -> list[ir.Value]:
+    """``values`` (in :data:`WORK_DTYPE`) cast to the dtypes of ``node``'s outputs (or of the
+    given variables)."""
+    outputs = node.outputs if isinstance(node, Apply) else node
+    return [
+        builder.cast(value, variable_dtype(out), WORK_DTYPE)
+        for value, out in zip(values, outputs, strict=True)
+    ]
+
+
+@register_core_and_batched(linalg_class("Eigh"))
+def _eigh(op: Any, node: Apply, builder: ONNXBuilder) -> Values:
+    w, v, _ = eigen(builder, node, _lower(op), vectors=True)
+    assert v is not None
+    return _as_outputs(builder, node, [w, v])
+
+
+@register_core_and_batched(linalg_class("Eigvalsh"))
+def _eigvalsh(op: Any, node: Apply, builder: ONNXBuilder) -> Values:
+    w, _, _ = eigen(builder, node, op.lower, vectors=False)
+    return _as_outputs(builder, node, [w])
+
+
+def _eigh_grad(op: Any, node: Apply, builder: ONNXBuilder) -> Values:
+    # PyTensor 2's EighGrad: g = v (diag(gw) + (C∘E)ᵀ) vᵀ with C = vᵀ gv and
+    # E[m, k] = 1 / (w[k] - w[m]) off the diagonal, folded onto the read triangle.
+    dtype = variable_dtype(node.outputs[0])
+    n = matrix_size(builder, node, builder.input(node, 0))
+    w, v, gw, gv = (builder.input(node, i, dtype) for i in range(1, 5))
+    ndim = node.inputs[2].type.ndim
+    vt = la.transpose_last(builder, v, ndim)
+    c = builder.op("MatMul", [vt, gv])
+    gaps = builder.op("Sub", [la.unsqueeze(builder, w, -2), la.unsqueeze(builder, w, -1)])
+    eye = la.compare(builder, "Equal", n.rows, n.arange)
+    scaled = la.where(builder, eye, builder.scalar(0, dtype), builder.op("Div", [c, gaps]))
+    inner = builder.op(
+        "Add", [la.transpose_last(builder, scaled, ndim), diag_matrix(builder, gw, n, dtype)]
+    )
+    g = builder.op("MatMul", [builder.op("MatMul", [v, inner]), vt])
+    return [fold_to_triangle(builder, g, n, ndim, op.UPLO == "L", dtype)]
+
+
+def _eigvalsh_grad(op: Any, node: Apply, builder: ONNXBuilder) -> Values:
+    # PyTensor 2's EigvalshGrad: gA = v diag(gw) vᵀ, gB = -v diag(gw w) vᵀ of the generalized
+    # problem, each folded onto the read triangle.
+    dtype = variable_dtype(node.outputs[0])
+    w, v, n = eigen(builder, node, op.lower, vectors=True)
+    assert v is not None
+    w, v = builder.cast(w, dtype, WORK_DTYPE), builder.cast(v, dtype, WORK_DTYPE)
+    gw = builder.input(node, 2, dtype)
+    ndim = node.outputs[0].type.ndim
+    vt = la.transpose_last(builder, v, ndim)
+
+    def sandwich(weights: ir.Value) -> ir.Value:
+        scaled = builder.op("Mul", [v, la.unsqueeze(builder, weights, -2)])
+        return fold_to_triangle(
+            builder, builder.op("MatMul", [scaled, vt]), n, ndim, op.lower, dtype
+        )
+
+    return [sandwich(gw), sandwich(builder.op("Neg", [builder.op("Mul", [gw, w])]))]
+
+
+for _cls in optional_classes(_LEGACY_MODULES[0], "EighGrad"):
+    register_core_and_batched(_cls)(_eigh_grad)
+for _cls in optional_classes(_LEGACY_MODULES[1], "EigvalshGrad"):
+    register_core_and_batched(_cls)(_eigvalsh_grad)
+
+
+# ------------------------------------------------------------- singular values
+@dataclass(frozen=True)
+class Singular:
+    """One-sided Jacobi on a matrix input, oriented tall when the static shape allows.
+
+    ``orth`` holds ``t @ v = x`` for ``t`` = the input or (``transposed``) its transpose;
+    ``rows``/``cols``/``k`` are the sizes of ``t`` and ``min(rows, cols)``.
+    """
+
+    orth: jacobi.Orthogonalized
+    rows: la.Size
+    cols: la.Size
+    k: la.Size
+    ndim: int
+    transposed: bool
+
+
+def singular(builder: ONNXBuilder, node: Apply, a: ir.Value, vectors: bool) -> Singular:
+    """One-sided Jacobi of ``a`` (``node.inputs[0]`` in :data:`WORK_DTYPE`).
+
+    A wide matrix with static sizes is transposed first, so that the rotated columns are the
+    shorter side (fewer rounds, and no columns that must shrink to rounding noise); with
+    symbolic sizes the columns of ``a`` are rotated as they are.
+    """
+    ndim = node.inputs[0].type.ndim
+    rows, cols, k = qr_sizes(builder, node, a)
+    transposed = rows.static is not None and cols.static is not None and rows.static < cols.static
+    if transposed:
+        a = la.transpose_last(builder, a, ndim)
+        rows, cols = cols, rows
+    orth = jacobi.orthogonalize_columns(builder, a, (rows, cols), ndim, WORK_DTYPE, vectors)
+    return Singular(orth, rows, cols, k, ndim, transposed)
+
+
+def leading(builder: ONNXBuilder, x: ir.Value, k: la.Size, axis: int) -> ir.Value:
+    """The first ``k`` entries of ``x`` along ``axis``."""
+    end = la.unsqueeze(builder, k.value, 0)
+    return builder.op("Slice", [x, builder.int64s([0]), end, builder.int64s([axis])])
+
+
+def orthonormal_completion(
+    builder: ONNXBuilder, x: ir.Value, s: ir.Value, rows: la.Size, k: la.Size, ndim: int
+) -> ir.Value:
+    """Orthogonal (..., m, m) matrices whose first ``k`` columns are ``x / s``.
+
+    Columns with ``s == 0`` (rank deficiency) and the columns beyond ``k`` are completed by
+    the Householder QR of ``x / s``: ``Q`` with each of its first ``k`` columns multiplied by
+    the sign of ``R``'s diagonal entry (``Q R = x / s`` with ``R`` ≈ identity where ``s > 0``).
+    """
+    zero = builder.scalar(0, WORK_DTYPE)
+    one = builder.scalar(1, WORK_DTYPE)
+    s_row = la.unsqueeze(builder, s, -2)
+    positive = la.compare(builder, "Greater", s_row, zero)
+    unit = la.where(
+        builder, positive, builder.op("Div", [x, la.where(builder, positive, s_row, one)]), zero
+    )
+    qr = la.householder_qr(builder, unit, rows, k, k, ndim, WORK_DTYPE)
+    q, r = qr.q, qr.r
+    assert q is not None
+    diagonal = la.diagonal(builder, leading(builder, r, k, -2), k, WORK_DTYPE)
+    signs = la.where(
+        builder, la.compare(builder, "Less", diagonal, zero), builder.op("Neg", [one]), one
+    )
+    # The columns beyond k keep their sign: pad the signs with ones up to m.
+    rest = la.unsqueeze(builder, builder.op("Sub", [rows.value, k.value]), 0)
+    pads = builder.op("Concat", [builder.int64s([0]), rest], {"axis": 0})
+    signs = builder.op("Pad", [signs, pads, one, builder.int64s([-1])])
+    return builder.op("Mul", [q, la.unsqueeze(builder, signs, -2)])
+
+
+@register_core_and_batched(linalg_class("SVD"))
+def _svd(op: Any, node: Apply, builder: ONNXBuilder) -> Values:
+    a = builder.input(node, 0, WORK_DTYPE)
+    svd = singular(builder, node, a, vectors=op.compute_uv)
+    ndim = svd.ndim
+    s, order = builder.op_multi(
+        "TopK",
+        [svd.orth.s, la.unsqueeze(builder, svd.cols.value, 0)],
+        {"axis": -1, "largest": 1, "sorted": 1},
+        num_outputs=2,
+    )
+    s = leading(builder, s, svd.k, -1)
+    if not op.compute_uv:
+        return _as_outputs(builder, node, [s])
+    assert svd.orth.v is not None
+    x = leading(builder, jacobi.permute_columns(builder, svd.orth.x, order, ndim), svd.k, -1)
+    right = jacobi.permute_columns(builder, svd.orth.v, order, ndim)
+    left = orthonormal_completion(builder, x, s, svd.rows, svd.k, ndim)
+    if not op.full_matrices:
+        left, right = leading(builder, left, svd.k, -1), leading(builder, right, svd.k, -1)
+    if svd.transposed:
+        u, vt = right, la.transpose_last(builder, left, ndim)
+    else:
+        u, vt = left, la.transpose_last(builder, right, ndim)
+    return _as_outputs(builder, node, [u, s, vt])
+
+
+def pseudo_inverse_weights(builder: ONNXBuilder, s: ir.Value, cutoff: ir.Value) -> ir.Value:
+    """``1 / s²`` where ``s > cutoff * max(s)``, else 0 (the discarded singular values)."""
+    zero = builder.scalar(0, WORK_DTYPE)
+    largest = builder.op("ReduceMax", [s, builder.int64s([-1])], {"keepdims": 1})
+    kept = la.compare(builder, "Greater", s, builder.op("Mul", [cutoff, largest]))
+    squares = builder.op("Mul", [s, s])
+    one = builder.scalar(1, WORK_DTYPE)
+    return la.where(
+        builder, kept, builder.op("Div", [one, la.where(builder, kept, squares, one)]), zero
+    )
+
+
+def apply_pseudo_inverse(
+    builder: ONNXBuilder, svd: Singular, weights: ir.Value, rhs: ir.Value | None
+) -> ir.Value:
+    """``pinv(t) @ rhs`` (or ``pinv(t)``) as ``v diag(weights) xᵀ rhs``; ``t`` as in ``svd``."""
+    assert svd.orth.v is not None
+    xt = la.transpose_last(builder, svd.orth.x, svd.ndim)
+    if rhs is not None:
+        xt = builder.op("MatMul", [xt, rhs])
+    scaled = builder.op("Mul", [svd.orth.v, la.unsqueeze(builder, weights, -2)])
+    return builder.op("MatMul", [scaled, xt])
+
+
+@register_core_and_batched(linalg_class("MatrixPinv"))
+def _pinv(op: Any, node: Apply, builder: ONNXBuilder) -> Values:
+    a = builder.input(node, 0, WORK_DTYPE)
+    if op.hermitian:
+        # NumPy's hermitian path (eigh) reads the lower triangle.
+        a = symmetric_from_triangle(
+            builder, a, matrix_size(builder, node, a), node.inputs[0].type.ndim, True
+        )
+    svd = singular(builder, node, a, vectors=True)
+    weights = pseudo_inverse_weights(
+        builder, svd.orth.s, builder.scalar(NUMPY_PINV_RCOND, WORK_DTYPE)
+    )
+    result = apply_pseudo_inverse(builder, svd, weights, None)
+    if svd.transposed:
+        result = la.transpose_last(builder, result, svd.ndim)
+    return _as_outputs(builder, node, [result])
+
+
+@onnx_funcify.register(linalg_class("Lstsq"))
+def _lstsq(op: Any, node: Apply, builder: ONNXBuilder) -> Values:
+    # numpy.linalg.lstsq (LAPACK gelsd) in float64: the minimum-norm solution with singular
+    # values <= rcond * max(s) discarded (rcond <= 0 or >= 1 means machine precision).
+    a = builder.input(node, 0, WORK_DTYPE)
+    rhs_ndim = node.inputs[1].type.ndim
+    rhs = builder.input(node, 1, WORK_DTYPE)
+    if rhs_ndim == 1:
+        rhs = la.unsqueeze(builder, rhs, -1)
+    rcond = builder.input(node, 2, WORK_DTYPE)
+    eps = builder.scalar(np.finfo(np.float64).eps / 2, WORK_DTYPE)
+    usable = builder.op(
+        "And",
+        [
+            la.compare(builder, "Greater", rcond, builder.scalar(0, WORK_DTYPE)),
+            la.compare(builder, "Less", rcond, builder.scalar(1, WORK_DTYPE)),
+        ],
+    )
+    rcond = la.where(builder, usable, rcond, eps)
+    svd = singular(builder, node, a, vectors=True)
+    s = svd.orth.s
+    weights = pseudo_inverse_weights(builder, s, rcond)
+    kept = la.compare(builder, "Greater", weights, builder.scalar(0, WORK_DTYPE))
+    rank = builder.op("ReduceSum", [builder.cast(kept, "int64", "bool")], {"keepdims": 0})
+    if svd.transposed:
+        # pinv(a) = pinv(aᵀ)ᵀ = x diag(weights) vᵀ for aᵀ v = x.
+        assert svd.orth.v is not None
+        vt_rhs = builder.op("MatMul", [la.transpose_last(builder, svd.orth.v, 2), rhs])
+        scaled = builder.op("Mul", [svd.orth.x, la.unsqueeze(builder, weights, -2)])
+        solution = builder.op("MatMul", [scaled, vt_rhs])
+    else:
+        solution = apply_pseudo_inverse(builder, svd, weights, rhs)
+    residual = builder.op("Sub", [rhs, builder.op("MatMul", [a, solution])])
+    sums = builder.op("ReduceSumSquare", [residual, builder.int64s([0])], {"keepdims": 0})
+    # NumPy returns the residual sums only for full column rank with more rows than columns.
+    rows, cols, _ = qr_sizes(builder, node, a)
+    full = builder.op(
+        "And",
+        [
+            la.compare(builder, "Equal", rank, cols.value),
+            la.compare(builder, "Greater", rows.value, cols.value),
+        ],
+    )
+    count = la.where(builder, full, builder.dim(sums, 0), builder.int64s([0]))
+    sums = builder.op("Slice", [sums, builder.int64s([0]), count, builder.int64s([0])])
+    if rhs_ndim == 1:
+        solution = builder.op("Squeeze", [solution, builder.int64s([-1])])
+    values, _ = builder.op_multi(
+        "TopK",
+        [s, la.unsqueeze(builder, svd.cols.value, 0)],
+        {"axis": -1, "largest": 1, "sorted": 1},
+        num_outputs=2,
+    )
+    values = leading(builder, values, svd.k, -1)
+    out_solution, out_sums, out_values = _as_outputs(
+        builder, [node.outputs[0], node.outputs[1], node.outputs[3]], [solution, sums, values]
+    )
+    out_rank = builder.cast(rank, variable_dtype(node.outputs[2]), "int64")
+    return [out_solution, out_sums, out_rank, out_values]

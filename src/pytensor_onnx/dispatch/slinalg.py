@@ -221,7 +221,7 @@ def _pivot_to_permutations(op: Any, node: Apply, builder: ONNXBuilder) -> Values
     return [builder.cast(perm, variable_dtype(node.outputs[0]), "int64")]
 
 
-def _qr_sizes(builder: ONNXBuilder, node: Apply, a: ir.Value) -> tuple[la.Size, la.Size, la.Size]:
+def qr_sizes(builder: ONNXBuilder, node: Apply, a: ir.Value) -> tuple[la.Size, la.Size, la.Size]:
     """Row count, column count and ``min(rows, columns)`` of the input of a QR node."""
     m_static, n_static = node.inputs[0].type.shape[-2:]
     m = la.size_of(builder, a, -2, m_static)
@@ -252,7 +252,7 @@ def _qr(op: Any, node: Apply, builder: ONNXBuilder) -> Values:
         )
     dtype = variable_dtype(node.outputs[0])
     a = builder.input(node, 0, dtype)
-    m, n, k = _qr_sizes(builder, node, a)
+    m, n, k = qr_sizes(builder, node, a)
     qr = la.householder_qr(
         builder,
         a,
@@ -324,17 +324,3 @@ def _batched_take_rows(core_op: Op, node: Apply, builder: ONNXBuilder) -> Values
 
 for _cls in optional_classes(subtensor, "AdvancedSubtensor", "AdvancedSubtensor1"):
     onnx_funcify_blockwise.register(_cls)(_batched_take_rows)
-
-
-def _refuse(reason: str) -> Converter:
-    """A converter that refuses Ops of a class with ``reason``."""
-
-    def convert(op: Any, node: Apply, builder: ONNXBuilder) -> Values:
-        raise UnsupportedOpError.for_node(node, reason)
-
-    return convert
-
-
-register_core_and_batched(linalg_class("Eigvalsh"))(
-    _refuse("generalized symmetric eigenvalues (Eigvalsh) have no ONNX construction yet")
-)
