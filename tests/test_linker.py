@@ -139,6 +139,32 @@ def test_constant_shared_training_loop() -> None:
         np.testing.assert_allclose(got.get_value(), want.get_value(), rtol=1e-9, atol=1e-12)
 
 
+def test_constant_shared_with_scalar_inputs_and_outputs() -> None:
+    # ScalarType inputs/outputs take the thunk that calls the runner of jit_compile.
+    s = ps.float64("s")
+    w = pytensor.shared(np.array([1.0, 2.0]), name="w")
+    fn = pytensor.function(
+        [s], ps.mul(s, pt.scalar_from_tensor(w[1])), mode=ONNXMode(constant_shared=True)
+    )
+    assert [i.name for i in fn.maker.linker.onnx_model.graph.initializer] == ["w"]
+    assert fn(3.0) == 6.0 and isinstance(fn(3.0), np.float64)
+    session = fn.maker.linker.session
+    w.set_value(np.array([1.0, 5.0]))
+    assert fn(3.0) == 15.0
+    assert fn.maker.linker.session is not session
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="export.py makes initializers with np.ascontiguousarray, which turns 0-d into 1-d",
+)
+def test_constant_shared_zero_dimensional_value_keeps_its_shape() -> None:
+    x = pt.dscalar("x")
+    w = pytensor.shared(np.float64(2.0), name="w")
+    fn = pytensor.function([x], x * w, mode=ONNXMode(constant_shared=True))
+    assert fn(3.0).shape == ()
+
+
 def test_onnx_mode_rejects_bad_opset() -> None:
     with pytest.raises(ValueError, match="opset"):
         ONNXMode(opset=12)

@@ -223,22 +223,37 @@ def _make_runner(
     return run_general
 
 
+#: ``(storage cell, value)`` of each frozen input: the value the session's model was made from.
+FrozenCells = tuple[tuple[list[Any], Any], ...]
+
+
+def _frozen_cells(converted: ConvertedGraph, input_cells: Sequence[list[Any]]) -> FrozenCells:
+    return tuple((input_cells[i], value) for i, value in converted.frozen)
+
+
 def _fast_thunk(
     run: SessionRun,
     converted: ConvertedGraph,
     input_cells: Sequence[list[Any]],
     output_cells: Sequence[list[Any]],
     on_error: Callable[[Callable[[], list[Any]]], None],
+    refreeze: Callable[[], tuple[SessionRun, FrozenCells]],
 ) -> Callable[[], list[Any]]:
-    """The thunk of a graph whose inputs are all fed as they are: one frame per call.
+    """The thunk of a graph without ``ScalarType`` inputs or outputs: one frame per call.
 
     It reads the input cells straight into the feed dictionary, calls ONNX Runtime, stores the
     outputs in their cells (callers like ``Scan.perform`` read them there) and also returns them
     (``Function.__call__`` then uses the returned list instead of collecting the cells).  One
     input and one output, the common small case, skip the comprehension and the loop (each
-    costs a few tenths of a microsecond, several percent of a small graph's call).
+    costs a few tenths of a microsecond, several percent of a small graph's call).  With frozen
+    shared values (``constant_shared``) it first checks that they are still the objects the
+    model was made from; if one was replaced, ``refreeze`` exports again and gives the new
+    session's ``run`` and frozen cells.
     """
-    feeds = tuple(zip(converted.input_names, input_cells, strict=True))
+    feeds = tuple(
+        (name, input_cells[i]) for name, i in zip(converted.input_names, converted.fed, strict=True)
+    )
+    frozen = _frozen_cells(converted, input_cells)
     output_names = list(converted.output_names)
     one_input = len(feeds) == 1
     first_name, first_cell = feeds[0] if feeds else ("", [None])
@@ -246,6 +261,11 @@ def _fast_thunk(
     first_output = output_cells[0]
 
     def thunk() -> list[Any]:
+        nonlocal run, frozen
+        for cell, value in frozen:
+            if cell[0] is not value:
+                run, frozen = refreeze()
+                break
         try:
             if one_input:
                 fed = {first_name: first_cell[0]}
@@ -390,7 +410,8 @@ class ONNXLinker(JITLinker):
         self.onnx_model = converted.model
         return converted
 
-    def _session_runner(self, converted: ConvertedGraph) -> Callable[..., list[Any]]:
+    def _start_session(self, converted: ConvertedGraph) -> Any:
+        """Create the ``InferenceSession`` of ``converted`` (replacing any earlier one)."""
         import onnxruntime as ort
 
         self.session = ort.InferenceSession(
@@ -398,31 +419,39 @@ class ONNXLinker(JITLinker):
             sess_options=self.session_options,
             providers=list(self.providers),
         )
+        return self.session
+
+    def _refreeze(self, values: dict[int, Any]) -> ConvertedGraph:
+        """Export again with new frozen values (``constant_shared``) and start its session."""
         assert self.fgraph is not None
-        return _make_runner(self.session, converted, len(self.fgraph.inputs))
+        converted = self._convert(self.fgraph, values)
+        self._start_session(converted)
+        return converted
 
     def jit_compile(self, fn: Any) -> Callable[..., list[Any] | None]:
-        """Create the one ``InferenceSession`` of the function and return the per-call runner.
+        """Create the one ``InferenceSession`` of the function and return a runner for it.
 
-        ``fn`` is the :class:`ConvertedGraph` made by :meth:`fgraph_convert`.  With
-        ``constant_shared``, the runner first checks that the frozen shared values are the
-        objects the model was made from, and exports again if one was replaced.
+        ``fn`` is the :class:`ConvertedGraph` made by :meth:`fgraph_convert`.  The runner takes
+        the values of all ``FunctionGraph`` inputs (the thunk of :meth:`create_jitable_thunk`
+        reads the storage cells itself).  With ``constant_shared``, the runner first checks that
+        the frozen shared values are the objects the model was made from, and exports again if
+        one was replaced.
         """
         if not fn.output_names:
             return _run_nothing
-        runner = self._session_runner(fn)
+        assert self.fgraph is not None
+        n_inputs = len(self.fgraph.inputs)
+        runner = _make_runner(self._start_session(fn), fn, n_inputs)
         if not fn.frozen:
             return runner
-        fgraph = self.fgraph
-        assert fgraph is not None
         current = {"converted": fn, "runner": runner}
 
         def run_with_frozen_shared(*args: Any) -> list[Any]:
             converted: ConvertedGraph = current["converted"]
             if any(args[i] is not value for i, value in converted.frozen):
-                converted = self._convert(fgraph, {i: args[i] for i, _ in converted.frozen})
+                converted = self._refreeze({i: args[i] for i, _ in converted.frozen})
                 current["converted"] = converted
-                current["runner"] = self._session_runner(converted)
+                current["runner"] = _make_runner(self.session, converted, n_inputs)
             return current["runner"](*args)
 
         return run_with_frozen_shared
@@ -437,12 +466,13 @@ class ONNXLinker(JITLinker):
     ) -> tuple[list[Callable[[], list[Any]]], list[Any], Callable[..., Any]]:
         """The one thunk of the function: run the session on the input cells.
 
-        Overrides ``JITLinker.create_jitable_thunk`` (same contract) for a cheaper call: in
-        the common case (no frozen shared values, no ``ScalarType`` inputs or outputs) the
-        thunk builds the feeds from the storage cells and calls ONNX Runtime in one Python
-        frame; it returns the outputs besides storing them, which spares ``Function.__call__``
-        collecting them from the cells.  Errors are re-raised with PyTensor's node information
-        (``raise_with_op``), as ``JITLinker``'s thunk does.
+        Overrides ``JITLinker.create_jitable_thunk`` (same contract) for a cheaper call: unless
+        the graph has ``ScalarType`` inputs or outputs (then the thunk calls the runner of
+        :meth:`jit_compile`), the thunk builds the feeds from the storage cells and calls ONNX
+        Runtime in one Python frame (:func:`_fast_thunk`).  Either thunk returns the outputs
+        besides storing them, which spares ``Function.__call__`` collecting them from the
+        cells.  Errors are re-raised with PyTensor's node information (``raise_with_op``), as
+        ``JITLinker``'s thunk does.
         """
         fgraph = self.fgraph
         assert fgraph is not None
@@ -463,14 +493,17 @@ class ONNXLinker(JITLinker):
             if nodes:
                 raise_with_op(fgraph, nodes[0], thunk)
 
+        def refreeze() -> tuple[SessionRun, FrozenCells]:
+            new = self._refreeze({i: input_cells[i][0] for i, _ in converted.frozen})
+            return session_run(self.session), _frozen_cells(new, input_cells)
+
         if (
             self.session is not None
-            and not converted.frozen
             and not converted.scalar_inputs
             and not converted.scalar_outputs
         ):
             thunk = _fast_thunk(
-                session_run(self.session), converted, input_cells, output_cells, on_error
+                session_run(self.session), converted, input_cells, output_cells, on_error, refreeze
             )
         else:
             thunk = _general_thunk(runner, input_cells, output_cells, on_error)
