@@ -116,7 +116,10 @@ def rotation(
     lower = la.compare(b, "Less", j, partner)
     alone = la.compare(b, "Equal", j, partner)
     gap = num.where(lower, num.sub(other, diagonal), num.sub(diagonal, other))
-    tau = num.div(gap, num.mul(off, 2))
+    # Pairs with nothing to remove (or sitting out) get t = 0; their divisor is made 1 so
+    # that no inf/NaN is formed on the way.
+    skip = num.either(alone, num.eq(off, 0))
+    tau = num.div(gap, num.mul(num.where(skip, 1, off), 2))
     magnitude = num.unary("Abs", tau)
     # sign(tau) with sign(0) = +1 (a 45 degree rotation for equal diagonal entries); for
     # |tau| beyond sqrt(max) the denominator is inf and t = 0, a negligible rotation.
@@ -124,7 +127,6 @@ def rotation(
         num.where(num.lt(tau, 0), -1, 1),
         num.add(magnitude, num.unary("Sqrt", num.add(num.mul(tau, tau), 1))),
     )
-    skip = num.either(alone, num.eq(off, 0))
     t = num.where(skip, 0, t)
     c = num.div(1, num.unary("Sqrt", num.add(num.mul(t, t), 1)))
     s = num.mul(t, c)
@@ -176,12 +178,27 @@ def symmetric_eigen(
     tolerance = num.mul(norm, _eps(dtype))
     rounds = _rounds(builder, n)
 
+    # Entries are read from the matrices flattened to (..., n*n): O(n) gathers.
+    flat_shape = builder.op(
+        "Concat", [builder.op("Shape", [a], {"end": -2}), builder.int64s([-1])], {"axis": 0}
+    )
+    diagonal_at = builder.op(
+        "Mul", [n.arange, builder.op("Add", [n.value, builder.scalar(1, "int64")])]
+    )
+
     def one_round(b: ONNXBuilder, r: ir.Value, state: list[ir.Value]) -> list[ir.Value]:
         w = state[0]
         partner = partners(b, n, r)
-        # w[partner[j], j], the entry the rotation of pair (j, partner[j]) removes.
-        off = la.diagonal(b, b.op("Gather", [w, partner], {"axis": -2}), n, dtype)
-        rot = rotation(Num(b, dtype), n, partner, la.diagonal(b, w, n, dtype), off)
+        flat = b.op("Reshape", [w, flat_shape])
+        # w[p, q] for the pair p < q of j: the entry the rotation removes.  Both members of a
+        # pair read the same entry (rounding leaves w[q, p] slightly different), so that
+        # they compute the same rotation and the accumulated vectors stay orthogonal.
+        first = b.op("Min", [partner, n.arange])
+        second = b.op("Max", [partner, n.arange])
+        off_at = b.op("Add", [b.op("Mul", [first, n.value]), second])
+        off = b.op("Gather", [flat, off_at], {"axis": -1})
+        diagonal = b.op("Gather", [flat, diagonal_at], {"axis": -1})
+        rot = rotation(Num(b, dtype), n, partner, diagonal, off)
         w = rot.apply(b, rot.apply(b, w, -2), -1)
         pair = b.op(
             "And",

@@ -123,7 +123,18 @@ def fori_loop(
             values = results[:n_state]
             for stack, value in zip(per_step, results[n_state:], strict=True):
                 stack.append(unsqueeze(builder, value, 0))
-        stacked = [builder.op("Concat", stack, {"axis": 0}) for stack in per_step]
+        if count.static == 0:
+            # No steps: empty stacks, shaped (0, *per-step shape).
+            stacked = [
+                builder.op(
+                    "ConstantOfShape",
+                    [builder.op("Concat", [builder.int64s([0]), scan.shape], {"axis": 0})],
+                    {"value": ir.Tensor(np.zeros(1, dtype=scan.dtype))},
+                )
+                for scan in scans
+            ]
+        else:
+            stacked = [builder.op("Concat", stack, {"axis": 0}) for stack in per_step]
         return values, stacked
 
     body = ONNXBuilder(
@@ -151,9 +162,14 @@ def fori_loop(
     builder.add_node(node)
     for out, dtype in zip(node.outputs, dtypes, strict=True):
         out.dtype = onnx_dtype(dtype)
+    # The step count, not -1 (which cannot be resolved when a step's output is empty), and
+    # allowzero: a count of 0 means 0, not "copy the input's dimension".
+    steps = unsqueeze(builder, count.value, 0)
     stacked = [
         builder.op(
-            "Reshape", [out, builder.op("Concat", [builder.int64s([-1]), scan.shape], {"axis": 0})]
+            "Reshape",
+            [out, builder.op("Concat", [steps, scan.shape], {"axis": 0})],
+            {"allowzero": 1},
         )
         for out, scan in zip(node.outputs[n_state:], scans, strict=True)
     ]
@@ -460,7 +476,7 @@ def cholesky_blocked(builder: ONNXBuilder, a: ir.Value, n: Size, ndim: int, dtyp
         ],
         {"axis": 0},
     )
-    lower = builder.op("Reshape", [columns, full_shape])
+    lower = builder.op("Reshape", [columns, full_shape], {"allowzero": 1})
     end = unsqueeze(builder, n.value, 0)
     zero_start = builder.int64s([0, 0])
     return builder.op(
@@ -875,7 +891,11 @@ def _merge_blocks(
     builder: ONNXBuilder, stacked: ir.Value, order: list[int], shape: ir.Value
 ) -> ir.Value:
     """Per-block loop outputs transposed by ``order`` and reshaped to ``shape``."""
-    return builder.op("Reshape", [builder.op("Transpose", [stacked], {"perm": order}), shape])
+    return builder.op(
+        "Reshape",
+        [builder.op("Transpose", [stacked], {"perm": order}), shape],
+        {"allowzero": 1},
+    )
 
 
 def pivots_to_permutation(builder: ONNXBuilder, pivots: ir.Value, n: Size, ndim: int) -> ir.Value:

@@ -203,6 +203,7 @@ def _eigh_grad(op: Any, node: Apply, builder: ONNXBuilder) -> Values:
     c = builder.op("MatMul", [vt, gv])
     gaps = builder.op("Sub", [la.unsqueeze(builder, w, -2), la.unsqueeze(builder, w, -1)])
     eye = la.compare(builder, "Equal", n.rows, n.arange)
+    gaps = la.where(builder, eye, builder.scalar(1, dtype), gaps)
     scaled = la.where(builder, eye, builder.scalar(0, dtype), builder.op("Div", [c, gaps]))
     inner = builder.op(
         "Add", [la.transpose_last(builder, scaled, ndim), diag_matrix(builder, gw, n, dtype)]
