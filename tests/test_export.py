@@ -125,6 +125,18 @@ def test_shared_inputs_option() -> None:
         export_onnx([x], [y], shared_inputs=["nope"])
 
 
+def test_zero_dimensional_shared_value_stays_zero_dimensional() -> None:
+    # np.ascontiguousarray turns 0-d arrays into 1-d ones: a scalar initializer must not.
+    x = pt.dscalar("x")
+    scale = pytensor.shared(np.float64(2.0), name="scale")
+    model = export_onnx([x], [x * scale])
+    (initializer,) = model.graph.initializer
+    assert list(initializer.dims) == []
+    for (result,) in run_onnx(model, {"x": np.array(3.0)}):
+        assert np.shape(result) == ()
+        assert float(result) == 6.0
+
+
 def test_function_updates_warn_or_export() -> None:
     x = pt.vector("x")
     state = pytensor.shared(np.zeros(3), name="state")

@@ -332,7 +332,7 @@ class ONNXBuilder:
         """
         array = np.asarray(data, dtype=dtype)
         if not array.flags.c_contiguous:
-            array = np.ascontiguousarray(array)
+            array = np.asarray(array, order="C")
         key = (array.dtype.str, array.shape, array.tobytes())
         root = self.root
         cached = root._constants.get(key)

@@ -301,7 +301,7 @@ def build_model(
         builder.bind(var, value)
     for var, (name, array) in zip(fgraph.inputs[n_inputs:], captured.initializers, strict=True):
         array = np.asarray(array, dtype=variable_dtype(var))
-        tensor = ir.Tensor(np.ascontiguousarray(array))
+        tensor = ir.Tensor(np.asarray(array, order="C"))  # ascontiguousarray makes 0-d 1-d
         value = ir.Value(
             name=names.claim(name),
             type=ir.TensorType(tensor.dtype),
