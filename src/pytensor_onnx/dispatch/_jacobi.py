@@ -41,40 +41,60 @@ from pytensor_onnx.dispatch._numerics import Num, while_any
 MAX_SWEEPS = 40
 
 
-def _rounds(builder: ONNXBuilder, n: la.Size) -> la.Size:
-    """The number of rounds of a sweep over ``n`` indices: ``n - 1`` rounded up to odd."""
-    if n.static is not None:
-        return la.size_of(builder, n.value, 0, max(n.static + n.static % 2 - 1, 0))
-    two = builder.scalar(2, "int64")
-    even = builder.op("Add", [n.value, builder.op("Mod", [n.value, two])])
-    value = builder.op(
-        "Max", [builder.op("Sub", [even, builder.scalar(1, "int64")]), builder.scalar(0, "int64")]
-    )
-    arange = builder.op("Range", [builder.scalar(0, "int64"), value, builder.scalar(1, "int64")])
-    return la.Size(value, None, arange, la.unsqueeze(builder, arange, 1))
+@dataclass(frozen=True)
+class Tournament:
+    """The round-robin pairing of ``n`` indices (values computed once, outside the loops).
 
+    Attributes
+    ----------
+    n
+        The number of indices.
+    last
+        ``n' - 1``: the index every other index meets once (``n'`` = ``n`` rounded up to
+        even; with ``n`` odd it is a phantom, and meeting it means sitting the round out).
+    modulus
+        ``max(n' - 1, 1)``, the period of the rotation of the other indices.
+    rounds
+        The number of rounds of a sweep, ``n' - 1`` (0 for no indices).
+    """
 
-def partners(builder: ONNXBuilder, n: la.Size, r: ir.Value) -> ir.Value:
-    """The partner of each index ``0 .. n-1`` in round ``r`` (itself when it sits out)."""
-    one = builder.scalar(1, "int64")
-    j = n.arange
-    last = builder.op(
-        "Sub",
-        [
-            builder.op("Add", [n.value, builder.op("Mod", [n.value, builder.scalar(2, "int64")])]),
-            one,
-        ],
-    )
-    modulus = builder.op("Max", [last, one])
-    twice = builder.op("Add", [r, r])
-    # (2r - j) mod (n' - 1), kept non-negative before the Mod.
-    shifted = builder.op(
-        "Add", [builder.op("Sub", [twice, j]), builder.op("Add", [modulus, modulus])]
-    )
-    partner = builder.op("Mod", [shifted, modulus])
-    partner = la.where(builder, la.compare(builder, "Equal", partner, j), last, partner)
-    partner = la.where(builder, la.compare(builder, "Equal", j, last), r, partner)
-    return la.where(builder, la.compare(builder, "GreaterOrEqual", partner, n.value), j, partner)
+    n: la.Size
+    last: ir.Value
+    modulus: ir.Value
+    rounds: la.Size
+
+    @classmethod
+    def of(cls, builder: ONNXBuilder, n: la.Size) -> Tournament:
+        """The tournament of ``n`` indices."""
+        one = builder.scalar(1, "int64")
+        even = builder.op(
+            "Add", [n.value, builder.op("Mod", [n.value, builder.scalar(2, "int64")])]
+        )
+        last = builder.op("Sub", [even, one])
+        if n.static is not None:
+            rounds = la.size_of(builder, n.value, 0, max(n.static + n.static % 2 - 1, 0))
+        else:
+            count = builder.op("Max", [last, builder.scalar(0, "int64")])
+            arange = builder.op("Range", [builder.scalar(0, "int64"), count, one])
+            rounds = la.Size(count, None, arange, la.unsqueeze(builder, arange, 1))
+        return cls(n, last, builder.op("Max", [last, one]), rounds)
+
+    def partners(self, builder: ONNXBuilder, r: ir.Value) -> ir.Value:
+        """The partner of each index in round ``r`` (itself when it sits out)."""
+        j = self.n.arange
+        # (2r - j) mod (n' - 1), shifted to be non-negative before the Mod.
+        shifted = builder.op(
+            "Add",
+            [
+                builder.op("Sub", [builder.op("Add", [r, r]), j]),
+                builder.op("Add", [self.modulus, self.modulus]),
+            ],
+        )
+        partner = builder.op("Mod", [shifted, self.modulus])
+        partner = la.where(builder, la.compare(builder, "Equal", partner, j), self.last, partner)
+        partner = la.where(builder, la.compare(builder, "Equal", j, self.last), r, partner)
+        outside = la.compare(builder, "GreaterOrEqual", partner, self.n.value)
+        return la.where(builder, outside, j, partner)
 
 
 @dataclass(frozen=True)
@@ -176,7 +196,7 @@ def symmetric_eigen(
     on_diagonal = la.compare(builder, "Equal", n.rows, n.arange)
     norm = builder.op("ReduceL2", [a, builder.int64s([-2, -1])], {"keepdims": 1})
     tolerance = num.mul(norm, _eps(dtype))
-    rounds = _rounds(builder, n)
+    tournament = Tournament.of(builder, n)
 
     # Entries are read from the matrices flattened to (..., n*n): O(n) gathers.
     flat_shape = builder.op(
@@ -188,7 +208,7 @@ def symmetric_eigen(
 
     def one_round(b: ONNXBuilder, r: ir.Value, state: list[ir.Value]) -> list[ir.Value]:
         w = state[0]
-        partner = partners(b, n, r)
+        partner = tournament.partners(b, r)
         flat = b.op("Reshape", [w, flat_shape])
         # w[p, q] for the pair p < q of j: the entry the rotation removes.  Both members of a
         # pair read the same entry (rounding leaves w[q, p] slightly different), so that
@@ -217,7 +237,7 @@ def symmetric_eigen(
         return b.op("Not", [body.gt(off_norm, tolerance)])
 
     start = [a] + ([_identity_like(builder, a, n, dtype)] if vectors else [])
-    final = _sweeps(num, start, one_round, rounds, converged, "eigh")
+    final = _sweeps(num, start, one_round, tournament.rounds, converged, "eigh")
     values, order = builder.op_multi(
         "TopK",
         [la.diagonal(builder, final[0], n, dtype), builder.dim(a, -1)],
@@ -274,12 +294,12 @@ def orthogonalize_columns(
     norm = builder.op("ReduceL2", [a, builder.int64s([-2, -1])], {"keepdims": 1})
     negligible = num.mul(num.mul(norm, tol), num.mul(norm, tol))
     on_diagonal = la.compare(builder, "Equal", cols.rows, cols.arange)
-    rounds = _rounds(builder, cols)
+    tournament = Tournament.of(builder, cols)
     along_rows = builder.int64s([-2])
 
     def one_round(b: ONNXBuilder, r: ir.Value, state: list[ir.Value]) -> list[ir.Value]:
         x = state[0]
-        partner = partners(b, cols, r)
+        partner = tournament.partners(b, r)
         swapped = b.op("Gather", [x, partner], {"axis": -1})
         squares = b.op("ReduceSumSquare", [x, along_rows], {"keepdims": 0})
         inner = b.op("ReduceSum", [b.op("Mul", [x, swapped]), along_rows], {"keepdims": 0})
@@ -308,6 +328,6 @@ def orthogonalize_columns(
         return la.compare(b, "Equal", count, b.scalar(0, "int64"))
 
     start = [a] + ([_identity_like(builder, a, cols, dtype)] if vectors else [])
-    final = _sweeps(num, start, one_round, rounds, converged, "svd")
+    final = _sweeps(num, start, one_round, tournament.rounds, converged, "svd")
     s = builder.op("ReduceL2", [final[0], along_rows], {"keepdims": 0})
     return Orthogonalized(final[0], s, final[1] if vectors else None)
