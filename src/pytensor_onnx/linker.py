@@ -175,8 +175,8 @@ def session_run(session: Any) -> SessionRun:
     CPU-only session: they feed every graph input by construction, the values are the NumPy
     arrays of PyTensor's input storage, graph capture is off (checked here, once), and the CPU
     provider has nothing to fall back to.  So for such sessions the binding is called directly
-    (about 1 µs less per call; its errors, e.g. wrong dtype or rank, are the wrapper's).  Any
-    other session keeps the wrapper.
+    (about 1 µs less per call on a small graph; its errors, e.g. wrong dtype or rank, are the
+    wrapper's).  Any other session keeps the wrapper.
     """
     binding = getattr(session, "_sess", None)
     capture = getattr(binding, "is_webgpu_graph_capture_enabled", None)
@@ -262,11 +262,11 @@ def _fast_thunk(
 
     def thunk() -> list[Any]:
         nonlocal run, frozen
-        for cell, value in frozen:
-            if cell[0] is not value:
-                run, frozen = refreeze()
-                break
         try:
+            for cell, value in frozen:
+                if cell[0] is not value:
+                    run, frozen = refreeze()
+                    break
             if one_input:
                 fed = {first_name: first_cell[0]}
             else:
