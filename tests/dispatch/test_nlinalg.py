@@ -536,3 +536,98 @@ def test_empty_matrices(name: str, symbolic: bool) -> None:
     # onnx.reference cannot run a Loop of zero iterations with scan outputs (it stacks an
     # empty list); with symbolic sizes the loops are not unrolled, so only ORT runs those.
     compare_onnx_and_py([a, b], outputs, [a_value, b_value], reference=not symbolic)
+
+
+# ------------------------------------------------------------- tensorinv / tensorsolve
+def static_type_contradicts(var: pt.TensorVariable, actual: tuple[int, ...]) -> bool:
+    """Whether ``var``'s static shape disagrees with the shape NumPy computes."""
+    return any(d is not None and d != a for d, a in zip(var.type.shape, actual, strict=True))
+
+
+@pytest.mark.parametrize(
+    ("shape", "ind"),
+    [((2, 3, 6), 2), ((6, 2, 3), 1), ((2, 2, 2, 2), 2), ((4, 4), 1), ((3, 2, 3, 2), 2)],
+    ids=str,
+)
+def test_tensorinv(shape: tuple[int, ...], ind: int, floatX: str, symbolic: bool) -> None:
+    rng = np.random.default_rng(sum(shape))
+    size = int(np.prod(shape[ind:]))
+    value = general_matrix(rng, (size, size), 10.0, floatX).reshape(shape)
+    a = input_like(value, "a", symbolic)
+    out = ptla.tensorinv(a, ind=ind)
+    if static_type_contradicts(out, shape[ind:] + shape[:ind]):
+        # PyTensor 2.38 gives the result the input's static shape.
+        with pytest.raises(UnsupportedOpError, match="PyTensor types the result"):
+            export_onnx([a], [out])
+        return
+    tol = tolerance(floatX, 10.0, size)
+    compare_onnx_and_py([a], [out], [value], rtol=tol, atol=tol)
+
+
+def test_tensorinv_singular_gives_nan(symbolic: bool) -> None:
+    value = np.ones((2, 2, 2, 2))
+    a = input_like(value, "a", symbolic)
+    model = export_onnx([a], [ptla.tensorinv(a)])
+    for (result,) in run_onnx(model, {"a": value}):
+        assert result.shape == (2, 2, 2, 2) and np.isnan(result).all()
+
+
+TENSORSOLVE_CASES = {
+    # (a shape, b shape, axes)
+    "vector_rhs": ((6, 2, 3), (6,), None),
+    "matrix_rhs": ((2, 3, 3, 2), (2, 3), None),
+    "axes": ((2, 3, 6), (6,), (0, 1)),
+    "axes_reordered": ((3, 2, 6, 4), (2, 6), (3, 0)),
+}
+
+
+@pytest.mark.parametrize("case", TENSORSOLVE_CASES)
+def test_tensorsolve(case: str, floatX: str, symbolic: bool) -> None:
+    a_shape, b_shape, axes = TENSORSOLVE_CASES[case]
+    rng = np.random.default_rng(len(case))
+    size = int(np.prod(b_shape))
+    matrix = general_matrix(rng, (size, size), 10.0, floatX)
+    # Build a so that moving `axes` to the end gives the matrix reshaped.
+    order = list(range(len(a_shape)))
+    for axis in axes or ():
+        order.remove(axis)
+        order.append(axis)
+    moved_shape = tuple(a_shape[i] for i in order)
+    a_value = np.transpose(matrix.reshape(moved_shape), np.argsort(order))
+    assert a_value.shape == a_shape
+    b_value = rng.normal(size=b_shape).astype(floatX)
+    a, b = input_like(a_value, "a", symbolic), input_like(b_value, "b", symbolic)
+    tol = tolerance(floatX, 10.0, size)
+    compare_onnx_and_py(
+        [a, b], [ptla.tensorsolve(a, b, axes=axes)], [a_value, b_value], rtol=tol, atol=tol
+    )
+
+
+def test_tensorsolve_mixed_dtypes_and_singular() -> None:
+    rng = np.random.default_rng(8)
+    a_value = general_matrix(rng, (6, 6), 10.0, "float32").reshape(6, 2, 3)
+    b_value = rng.normal(size=6)
+    a, b = input_like(a_value, "a"), input_like(b_value, "b")
+    out = ptla.tensorsolve(a, b)
+    assert out.dtype == "float64"
+    compare_onnx_and_py([a, b], [out], [a_value, b_value], rtol=1e-12, atol=1e-12)
+    model = export_onnx([a, b], [out])
+    singular_a = np.zeros((6, 2, 3), dtype="float32")
+    for (result,) in run_onnx(model, {"a": singular_a, "b": b_value}):
+        assert result.shape == (2, 3) and np.isnan(result).all()
+
+
+def test_tensorsolve_non_matrix_solution_is_refused() -> None:
+    # PyTensor types every tensorsolve result as a matrix; a 1-d or 3-d solution is refused.
+    a, b = pt.tensor3("a"), pt.matrix("b")
+    with pytest.raises(UnsupportedOpError, match="always types it as a matrix"):
+        export_onnx([a, b], [ptla.tensorsolve(a, b)])
+
+
+# ------------------------------------------------------------------------ Schur, QZ
+def test_schur_and_qz_are_refused() -> None:
+    a, b = pt.matrix("a", dtype="float64"), pt.matrix("b", dtype="float64")
+    with pytest.raises(UnsupportedOpError, match=r"(?s)Schur.*QR algorithm"):
+        export_onnx([a], list(ptla.schur(a)))
+    with pytest.raises(UnsupportedOpError, match=r"(?s)QZ.*QZ iteration"):
+        export_onnx([a, b], list(ptla.qz(a, b)))

@@ -12,12 +12,13 @@ import pytensor
 import pytensor.tensor as pt
 import pytensor.tensor.linalg as ptla
 import pytest
+import scipy.linalg
 from pytensor.tensor.blockwise import Blockwise
 
 from pytensor_onnx import export_onnx
 from pytensor_onnx.dispatch import UnsupportedOpError
 from pytensor_onnx.export import capture
-from tests.compare import compare_onnx_and_py, input_like
+from tests.compare import compare_onnx_and_py, input_like, run_onnx
 
 SIZES = [1, 2, 5, 32, pytest.param(100, marks=pytest.mark.slow)]
 #: Relative agreement per unit of condition number (float64), a few hundred ulps.
@@ -468,3 +469,144 @@ def test_large_sizes_use_loops() -> None:
     assert len(ops) < 200  # not unrolled
     fgraph = capture([a, b], [ptla.solve(a, b)]).fgraph
     assert any(type(node.op).__name__ == "Solve" for node in fgraph.toposort())
+
+
+# ---------------------------------------------------------------- block_diag
+BLOCK_DIAG_CASES = {
+    # (shape, dtype) of each block; the output dtype is their common upcast.
+    "float64": [((2, 3), "float64"), ((1, 1), "float64"), ((3, 2), "float64")],
+    "float32_float64": [((2, 2), "float32"), ((3, 4), "float64")],
+    "int_float32": [((2, 3), "int32"), ((2, 1), "float32")],
+    "int8": [((2, 2), "int8"), ((1, 3), "int8")],
+    "bool": [((2, 2), "bool"), ((1, 3), "bool")],
+    "empty_block": [((0, 2), "float64"), ((2, 0), "float64"), ((1, 1), "float64")],
+}
+
+
+@pytest.mark.parametrize("case", BLOCK_DIAG_CASES)
+def test_block_diag(case: str, symbolic: bool) -> None:
+    rng = np.random.default_rng(3)
+    values = [
+        (10 * rng.normal(size=shape)).astype(dtype) for shape, dtype in BLOCK_DIAG_CASES[case]
+    ]
+    inputs = [input_like(v, f"x{i}", symbolic) for i, v in enumerate(values)]
+    out = ptla.block_diag(*inputs)
+    compare_onnx_and_py(inputs, [out], values)
+
+
+@pytest.mark.parametrize(
+    "shapes",
+    [[(3, 2, 2), (3, 1, 3)], [(2, 1, 2, 3), (4, 1, 1), (1, 2, 2)]],
+    ids=["same_batch", "broadcast"],
+)
+def test_block_diag_batched(shapes: list[tuple[int, ...]], floatX: str, symbolic: bool) -> None:
+    rng = np.random.default_rng(4)
+    values = [rng.normal(size=shape).astype(floatX) for shape in shapes]
+    inputs = [input_like(v, f"x{i}", symbolic) for i, v in enumerate(values)]
+    out = ptla.block_diag(*inputs)
+    assert out.ndim == max(len(shape) for shape in shapes)
+    compare_onnx_and_py(inputs, [out], values)
+
+
+# ---------------------------------------------------------------------- expm
+def expm_matrix(rng: np.random.Generator, shape: tuple[int, ...], norm: float) -> np.ndarray:
+    """Random (..., n, n) matrices of 1-norm about ``norm`` whose exponential stays moderate.
+
+    A skew-symmetric part of 1-norm ``norm`` (eigenvalues on the imaginary axis) plus a
+    symmetric part of 1-norm ``min(norm, 1)``: real parts of the eigenvalues stay within 1,
+    so ``expm`` neither overflows nor underflows, while the scaling takes ``log2(norm)``
+    squarings.
+    """
+    g = rng.normal(size=shape)
+    skew = (g - np.swapaxes(g, -1, -2)) / 2
+    sym = (g + np.swapaxes(g, -1, -2)) / 2
+
+    def unit(x: np.ndarray) -> np.ndarray:
+        norms = np.abs(x).sum(axis=-2).max(axis=-1)[..., None, None]
+        return x / np.where(norms > 0, norms, 1.0)
+
+    return norm * unit(skew) + min(norm, 1.0) * unit(sym)
+
+
+def expm_tolerance(dtype: str, norm: float, n: int) -> float:
+    """Agreement with SciPy relative to the result's largest entry.
+
+    Rounding errors of scaling and squaring grow with ``||A||`` (the squarings), so the
+    tolerance does too.  SciPy computes float32 in float32 (measured 4e-5 relative error at
+    ``||A|| = 1e3``), the export in float64, hence the float32 margin.
+    """
+    unit = 2e-14 if dtype == "float64" else 3e-7
+    return unit * max(1.0, norm) * max(1.0, np.sqrt(n))
+
+
+EXPM_NORMS = [1e-3, 1.0, 30.0, 1e3]
+
+
+@pytest.mark.parametrize("n", [1, 2, 5, 32])
+@pytest.mark.parametrize("norm", EXPM_NORMS)
+def test_expm(n: int, norm: float, floatX: str, symbolic: bool) -> None:
+    rng = np.random.default_rng(n)
+    value = expm_matrix(rng, (n, n), norm).astype(floatX)
+    a = input_like(value, "a", symbolic)
+    out = ptla.expm(a)
+    tol = expm_tolerance(floatX, norm, n)
+    scale = float(np.abs(scipy.linalg.expm(value)).max())
+    compare_onnx_and_py([a], [out], [value], rtol=tol, atol=tol * scale)
+
+
+def test_expm_batched(floatX: str, symbolic: bool) -> None:
+    # Norms from 1e-3 to 1e3 in one batch: each matrix is squared its own number of times.
+    rng = np.random.default_rng(5)
+    norms = np.logspace(-3, 3, 6)
+    value = np.stack([expm_matrix(rng, (4, 4), norm) for norm in norms]).reshape(2, 3, 4, 4)
+    value = value.astype(floatX)
+    a = input_like(value, "a", symbolic)
+    tol = expm_tolerance(floatX, 1e3, 4)
+    compare_onnx_and_py([a], [ptla.expm(a)], [value], rtol=tol, atol=tol * 10)
+
+
+@pytest.mark.parametrize("n", [0, 3])
+def test_expm_zero_and_empty(n: int, floatX: str, symbolic: bool) -> None:
+    value = np.zeros((2, n, n), dtype=floatX)
+    a = input_like(value, "a", symbolic)
+    # onnx.reference cannot run a Loop of zero iterations with scan outputs (the LU's, not
+    # unrolled for symbolic sizes).
+    compare_onnx_and_py([a], [ptla.expm(a)], [value], reference=not (symbolic and n == 0))
+
+
+def test_expm_non_finite_gives_nan(symbolic: bool) -> None:
+    # Only the matrices holding inf or NaN are NaN (SciPy gives all-NaN for dense matrices).
+    rng = np.random.default_rng(6)
+    value = rng.normal(size=(3, 4, 4))
+    value[0, 1, 2] = np.nan
+    value[2, 3, 0] = -np.inf
+    a = input_like(value, "a", symbolic)
+    model = compare_onnx_and_py([a], [ptla.expm(a)], [value])
+    runtime, reference = run_onnx(model, {"a": value})
+    for (result,) in (runtime, reference):
+        assert np.isnan(result[[0, 2]]).all() and np.isfinite(result[1]).all()
+
+
+IS_PYTENSOR_2 = not hasattr(ptla, "Expm") or "slinalg" in ptla.Expm.__module__
+
+
+@pytest.mark.skipif(IS_PYTENSOR_2, reason="PyTensor 2's Expm gradient uses complex Eig")
+@pytest.mark.parametrize("n", [1, 3, 6])
+def test_expm_grad(n: int, symbolic: bool) -> None:
+    # PyTensor 3 differentiates through the exponential of [[Aᵀ, G], [0, Aᵀ]].
+    rng = np.random.default_rng(7)
+    value = expm_matrix(rng, (n, n), 3.0)
+    weights = rng.normal(size=(n, n))
+    a = input_like(value, "a", symbolic)
+    cost = (ptla.expm(a) * weights).sum()
+    compare_onnx_and_py([a], [pytensor.grad(cost, a)], [value], rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.skipif(not IS_PYTENSOR_2, reason="PyTensor 3's Expm gradient is an Expm")
+def test_expm_grad_pytensor2_is_refused() -> None:
+    a = pt.matrix("a", dtype="float64")
+    grad = pytensor.grad(ptla.expm(a).sum(), a)
+    # Eig is refused, but the complex nodes after it currently stop the export first with a
+    # TypeError from the builder (the complex dtype of a converted Elemwise output).
+    with pytest.raises((UnsupportedOpError, TypeError), match="complex"):
+        export_onnx([a], [grad])

@@ -1171,3 +1171,128 @@ def _pivot_step(
     packed = where(b, compare(b, "Equal", n.arange, k), column_p, packed)
     swapped = unsqueeze(b, swap_indices(b, n, k, p), -1)
     return packed, b.op("GatherND", [perm, swapped], {"batch_dims": ndim - 2})
+
+
+# ------------------------------------------------------------------ matrix exponential
+#: Coefficients ``b_0 .. b_13`` of the degree-13 Padé approximant of ``exp`` (Higham 2005).
+PADE13 = (
+    64764752532480000.0,
+    32382376266240000.0,
+    7771770303897600.0,
+    1187353796428800.0,
+    129060195264000.0,
+    10559470521600.0,
+    670442572800.0,
+    33522128640.0,
+    1323241920.0,
+    40840800.0,
+    960960.0,
+    16380.0,
+    182.0,
+    1.0,
+)
+#: The largest 1-norm for which the degree-13 Padé approximant is accurate to double
+#: precision (Higham 2005, Table 2.3).
+THETA13 = 5.371920351148152
+#: The largest number of squarings: ``2**1023`` is the largest finite power of two (float64).
+MAX_SQUARINGS = 1023
+
+
+def expm(builder: ONNXBuilder, a: ir.Value, n: Size, ndim: int, dtype: str) -> ir.Value:
+    """The matrix exponentials of ``a`` (rank ``ndim``, (..., n, n)) by scaling and squaring.
+
+    Higham (2005), "The scaling and squaring method for the matrix exponential revisited":
+    each matrix is divided by ``2**s`` with ``s = max(0, ceil(log2(||A||_1 / THETA13)))``,
+    its degree-13 Padé approximant ``R = (V - U)^-1 (V + U)`` is formed from ``A²``, ``A⁴``,
+    ``A⁶`` (:func:`_pade13`) and solved with the pivoted LU, then squared ``s`` times.  The
+    squarings run in one ``Loop`` of ``max(s)`` steps over the whole batch; a matrix stops
+    squaring after its own ``s`` steps.  Matrices with an inf or NaN entry come out all-NaN.
+    """
+    zero = builder.scalar(0, dtype)
+    bad_entries = builder.op("Or", [builder.op("IsNaN", [a]), builder.op("IsInf", [a])])
+    # ReduceSum, not ReduceMax: the sum over an empty matrix is 0 (and defined in ORT).
+    bad_count = builder.op(
+        "ReduceSum",
+        [builder.cast(bad_entries, "int64", "bool"), builder.int64s([-2, -1])],
+        {"keepdims": 1},
+    )
+    bad = compare(builder, "Greater", bad_count, builder.scalar(0, "int64"))
+    clean = where(builder, bad, zero, a)
+    column_sums = builder.op(
+        "ReduceSum", [builder.op("Abs", [clean]), builder.int64s([-2])], {"keepdims": 1}
+    )
+    # A trailing 0 keeps the maximum defined for empty matrices (the norm is >= 0 anyway).
+    padded_sums = builder.op(
+        "Pad", [column_sums, builder.int64s([0, 1]), zero, builder.int64s([-1])]
+    )
+    norm = builder.op("ReduceMax", [padded_sums, builder.int64s([-1])], {"keepdims": 1})
+    ratio = builder.op("Div", [norm, builder.scalar(THETA13, dtype)])
+    log2 = builder.op("Div", [builder.op("Log", [ratio]), builder.scalar(np.log(2.0), dtype)])
+    # log(0) = -inf for the zero matrix: Max turns it into s = 0.  A norm that overflows to
+    # inf is capped at 2**MAX_SQUARINGS (finite, so that the count stays an integer); that
+    # many squarings then overflow as the exponential does.
+    s = builder.op(
+        "Clip",
+        [builder.op("Ceil", [log2]), zero, builder.scalar(MAX_SQUARINGS, dtype)],
+    )
+    scaled = builder.op("Div", [clean, builder.op("Pow", [builder.scalar(2.0, dtype), s])])
+    u, v = _pade13(builder, scaled, n, dtype)
+    lu = lu_factor(builder, builder.op("Sub", [v, u]), n, ndim, dtype)
+    r = lu_solve(builder, lu, builder.op("Add", [v, u]), n, ndim, dtype, nan_if_singular=True)
+
+    squarings = builder.cast(s, "int64", dtype)
+    every = builder.op(
+        "Concat",
+        [builder.op("Reshape", [squarings, builder.int64s([-1])]), builder.int64s([0])],
+        {"axis": 0},
+    )
+    count = builder.op("ReduceMax", [every, builder.int64s([0])], {"keepdims": 0})
+    steps = builder.op("Range", [builder.scalar(0, "int64"), count, builder.scalar(1, "int64")])
+    loop_size = Size(count, None, steps, unsqueeze(builder, steps, 1))
+
+    def step(b: ONNXBuilder, k: ir.Value, state: list[ir.Value]) -> list[ir.Value]:
+        (power,) = state
+        squared = b.op("MatMul", [power, power])
+        return [where(b, compare(b, "Less", k, squarings), squared, power)]
+
+    (r,), _ = fori_loop(builder, loop_size, [Carry(r, dtype)], [], step, "expm_squarings")
+    return nan_where(builder, bad, r, dtype)
+
+
+def _pade13(builder: ONNXBuilder, x: ir.Value, n: Size, dtype: str) -> tuple[ir.Value, ir.Value]:
+    """The odd and even parts ``U``, ``V`` of the degree-13 Padé approximant at ``x``.
+
+    ``U = x (A6 (b13 A6 + b11 A4 + b9 A2) + b7 A6 + b5 A4 + b3 A2 + b1 I)`` and
+    ``V = A6 (b12 A6 + b10 A4 + b8 A2) + b6 A6 + b4 A4 + b2 A2 + b0 I`` with ``A2 = x²``,
+    ``A4 = A2²``, ``A6 = A4 A2`` (six matrix products in all).
+    """
+    b = PADE13
+    eye = builder.cast(compare(builder, "Equal", n.rows, n.arange), dtype, "bool")
+    a2 = builder.op("MatMul", [x, x])
+    a4 = builder.op("MatMul", [a2, a2])
+    a6 = builder.op("MatMul", [a4, a2])
+
+    def combination(c6: float, c4: float, c2: float, c0: float | None = None) -> ir.Value:
+        terms = [
+            builder.op("Mul", [builder.scalar(c, dtype), power])
+            for c, power in ((c6, a6), (c4, a4), (c2, a2))
+        ]
+        if c0 is not None:
+            terms.append(builder.op("Mul", [builder.scalar(c0, dtype), eye]))
+        return builder.op("Sum", terms)
+
+    odd = builder.op(
+        "Add",
+        [
+            builder.op("MatMul", [a6, combination(b[13], b[11], b[9])]),
+            combination(b[7], b[5], b[3], b[1]),
+        ],
+    )
+    even = builder.op(
+        "Add",
+        [
+            builder.op("MatMul", [a6, combination(b[12], b[10], b[8])]),
+            combination(b[6], b[4], b[2], b[0]),
+        ],
+    )
+    return builder.op("MatMul", [x, odd]), even

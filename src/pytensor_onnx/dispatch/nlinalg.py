@@ -24,7 +24,12 @@ from pytensor.tensor import blas
 from pytensor_onnx.builder import ONNXBuilder, variable_dtype
 from pytensor_onnx.dispatch import _jacobi as jacobi
 from pytensor_onnx.dispatch import linalg as la
-from pytensor_onnx.dispatch.basic import Refusal, onnx_funcify, optional_classes
+from pytensor_onnx.dispatch.basic import (
+    Refusal,
+    UnsupportedOpError,
+    onnx_funcify,
+    optional_classes,
+)
 from pytensor_onnx.dispatch.math import matmul
 from pytensor_onnx.dispatch.slinalg import (
     linalg_class,
@@ -38,13 +43,18 @@ from pytensor_onnx.dispatch.slinalg import (
 Values = Sequence[ir.Value]
 
 
+def lu_inverse(builder: ONNXBuilder, a: ir.Value, n: la.Size, ndim: int, dtype: str) -> ir.Value:
+    """The inverses of square matrices ``a`` (rank ``ndim``): pivoted LU, then solves with the
+    identity.  Exactly singular matrices give NaN (NumPy raises ``LinAlgError``)."""
+    eye = builder.cast(la.compare(builder, "Equal", n.rows, n.arange), dtype, "bool")
+    lu = la.lu_factor(builder, a, n, ndim, dtype)
+    return la.lu_solve(builder, lu, eye, n, ndim, dtype, nan_if_singular=True)
+
+
 @register_core_and_batched(linalg_class("MatrixInverse"))
 def _inverse(op: Op, node: Apply, builder: ONNXBuilder) -> Values:
     a, n, dtype = square_input(builder, node)
-    eye = builder.cast(la.compare(builder, "Equal", n.rows, n.arange), dtype, "bool")
-    ndim = node.inputs[0].type.ndim
-    lu = la.lu_factor(builder, a, n, ndim, dtype)
-    return [la.lu_solve(builder, lu, eye, n, ndim, dtype, nan_if_singular=True)]
+    return [lu_inverse(builder, a, n, node.inputs[0].type.ndim, dtype)]
 
 
 @register_core_and_batched(linalg_class("Det"))
@@ -436,3 +446,126 @@ def _lstsq(op: Any, node: Apply, builder: ONNXBuilder) -> Values:
     )
     out_rank = builder.cast(rank, variable_dtype(node.outputs[2]), "int64")
     return [out_solution, out_sums, out_rank, out_values]
+
+
+# ------------------------------------------------------------------ tensor inverse/solve
+def float_output(node: Apply) -> str:
+    """The float dtype of ``node``'s output; refuse integer outputs.
+
+    PyTensor types ``tensorinv``/``tensorsolve`` of integer tensors as integer but NumPy
+    returns floats, so the declared type cannot hold the result.
+    """
+    dtype = variable_dtype(node.outputs[0])
+    if dtype not in ("float32", "float64"):
+        raise UnsupportedOpError.for_node(
+            node, f"{type(node.op).__name__} with output dtype {dtype} (NumPy returns floats)"
+        )
+    return dtype
+
+
+def static_product(dims: Sequence[int | None]) -> int | None:
+    """The product of ``dims`` if all are known, else ``None``."""
+    known = [d for d in dims if d is not None]
+    return int(np.prod(known, dtype=np.int64)) if len(known) == len(dims) else None
+
+
+def dims_product(builder: ONNXBuilder, x: ir.Value, start: int, end: int | None) -> ir.Value:
+    """The product of ``x``'s dims ``start:end`` as a 1-element int64 value."""
+    attributes = {"start": start} if end is None else {"start": start, "end": end}
+    dims = builder.op("Shape", [x], attributes)
+    return builder.op("ReduceProd", [dims, builder.int64s([0])], {"keepdims": 1})
+
+
+def as_square(
+    builder: ONNXBuilder, a: ir.Value, rows: ir.Value, static: int | None
+) -> tuple[ir.Value, la.Size]:
+    """``a`` reshaped to a (rows, rows) matrix, and its size (``static`` if known)."""
+    square = builder.op("Reshape", [a, builder.op("Concat", [rows, rows], {"axis": 0})])
+    return square, la.size_of(builder, square, -1, static)
+
+
+@onnx_funcify.register(linalg_class("TensorInv"))
+def _tensor_inv(op: Any, node: Apply, builder: ONNXBuilder) -> Values:
+    # numpy.linalg.tensorinv: a (I..., J...) with ind = len(I) is inverted as the matrix
+    # (prod(J), prod(I)) and the inverse reshaped to (J..., I...).
+    dtype = float_output(node)
+    shape = node.inputs[0].type.shape
+    ind = op.ind
+    if not 0 < ind < len(shape):
+        raise UnsupportedOpError.for_node(
+            node, f"tensorinv with ind={ind} on a {len(shape)}-d tensor (needs 0 < ind < ndim)"
+        )
+    rotated = shape[ind:] + shape[:ind]
+    declared = node.outputs[0].type.shape
+    if any(d is not None and d != r for d, r in zip(declared, rotated, strict=True)):
+        # PyTensor 2.38 gives the result the input's type, shape (I..., J...).
+        raise UnsupportedOpError.for_node(
+            node,
+            f"tensorinv: PyTensor types the result with static shape {declared} but NumPy "
+            f"returns shape {rotated}; give the input unknown dims",
+        )
+    rows_static, cols_static = static_product(shape[ind:]), static_product(shape[:ind])
+    if rows_static is not None and cols_static is not None and rows_static != cols_static:
+        raise UnsupportedOpError.for_node(
+            node, f"tensorinv of a non-square ({rows_static} x {cols_static}) tensor"
+        )
+    a = builder.input(node, 0, dtype)
+    square, n = as_square(
+        builder, a, dims_product(builder, a, ind, None), rows_static or cols_static
+    )
+    inverse = lu_inverse(builder, square, n, 2, dtype)
+    out_shape = builder.op(
+        "Concat",
+        [builder.op("Shape", [a], {"start": ind}), builder.op("Shape", [a], {"end": ind})],
+        {"axis": 0},
+    )
+    return [builder.op("Reshape", [inverse, out_shape])]
+
+
+@onnx_funcify.register(linalg_class("TensorSolve"))
+def _tensor_solve(op: Any, node: Apply, builder: ONNXBuilder) -> Values:
+    # numpy.linalg.tensorsolve: a (B..., Q...) with B = b's shape (after moving `axes` of a
+    # to the end) is solved as the matrix (prod(Q), prod(Q)) against b raveled; x has shape Q.
+    dtype = float_output(node)
+    a_ndim, b_ndim = node.inputs[0].type.ndim, node.inputs[1].type.ndim
+    if a_ndim - b_ndim != 2:
+        raise UnsupportedOpError.for_node(
+            node,
+            f"tensorsolve of a {a_ndim}-d by a {b_ndim}-d tensor: the solution has "
+            f"{a_ndim - b_ndim} dims but PyTensor always types it as a matrix",
+        )
+    order = list(range(a_ndim))
+    for axis in op.axes or ():
+        if not 0 <= axis < a_ndim:
+            # NumPy's list.remove fails on negative axes.
+            raise UnsupportedOpError.for_node(node, f"tensorsolve with axes={op.axes}")
+        order.remove(axis)
+        order.append(axis)
+    a = builder.input(node, 0, dtype)
+    if order != list(range(a_ndim)):
+        a = builder.op("Transpose", [a], {"perm": order})
+    a_shape = [node.inputs[0].type.shape[i] for i in order]
+    q_shape = builder.op("Shape", [a], {"start": b_ndim})
+    static = static_product(a_shape[b_ndim:])
+    if static is None:
+        static = static_product(node.inputs[1].type.shape)
+    square, n = as_square(builder, a, dims_product(builder, a, b_ndim, None), static)
+    rhs = builder.op("Reshape", [builder.input(node, 1, dtype), builder.int64s([-1, 1])])
+    lu = la.lu_factor(builder, square, n, 2, dtype)
+    x = la.lu_solve(builder, lu, rhs, n, 2, dtype, nan_if_singular=True)
+    return [builder.op("Reshape", [x, q_shape])]
+
+
+# --------------------------------------------------------------------- refused: Schur, QZ
+register_core_and_batched(linalg_class("Schur"))(
+    Refusal(
+        "the real Schur decomposition needs the Hessenberg QR algorithm with shifts and "
+        "deflation (LAPACK gees), a data-dependent iteration that is not constructed in ONNX"
+    )
+)
+register_core_and_batched(linalg_class("QZ"))(
+    Refusal(
+        "the generalized Schur (QZ) decomposition needs the Hessenberg-triangular QZ "
+        "iteration with shifts and deflation (LAPACK gges), which is not constructed in ONNX"
+    )
+)

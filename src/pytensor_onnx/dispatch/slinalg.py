@@ -324,3 +324,61 @@ def _batched_take_rows(core_op: Op, node: Apply, builder: ONNXBuilder) -> Values
 
 for _cls in optional_classes(subtensor, "AdvancedSubtensor", "AdvancedSubtensor1"):
     onnx_funcify_blockwise.register(_cls)(_batched_take_rows)
+
+
+def broadcast_batches(builder: ONNXBuilder, values: Sequence[ir.Value]) -> list[ir.Value]:
+    """Stacks of matrices ``values`` expanded to their common (broadcast) batch shape."""
+    # A scalar zero expanded to each batch shape; their Sum has the broadcast shape.
+    zeros = [builder.op("ConstantOfShape", [builder.op("Shape", [x], {"end": -2})]) for x in values]
+    batch = builder.op("Shape", [builder.op("Sum", zeros)])
+    return [
+        builder.op(
+            "Expand",
+            [
+                x,
+                builder.op("Concat", [batch, builder.op("Shape", [x], {"start": -2})], {"axis": 0}),
+            ],
+        )
+        for x in values
+    ]
+
+
+@register_core_and_batched(linalg_class("BlockDiagonal"))
+def _block_diagonal(op: Any, node: Apply, builder: ONNXBuilder) -> Values:
+    # Each block gets zero columns left and right (the widths of the other blocks), and the
+    # padded blocks are stacked along the rows.
+    dtype = variable_dtype(node.outputs[0])
+    blocks = [builder.input(node, i, dtype) for i in range(len(node.inputs))]
+    if any(var.type.ndim > 2 for var in node.inputs):
+        blocks = broadcast_batches(builder, blocks)
+    widths = [builder.op("Shape", [x], {"start": -1}) for x in blocks]
+    # (ONNX Sum has no integer types.)
+    total = builder.op("ReduceSum", [builder.op("Concat", widths, {"axis": 0})], {"keepdims": 1})
+    before = builder.int64s([0])
+    padded = []
+    for x, width in zip(blocks, widths, strict=True):
+        after = builder.op("Sub", [total, builder.op("Add", [before, width])])
+        pads = builder.op("Concat", [before, after], {"axis": 0})
+        padded.append(
+            builder.typed_op("Pad", [x, pads, None, builder.int64s([-1])], dtype, data=[0])
+        )
+        before = builder.op("Add", [before, width])
+    return [builder.op("Concat", padded, {"axis": -2})]
+
+
+#: The dtype the matrix exponential is computed in (float32 results are rounded from it).
+EXPM_DTYPE = "float64"
+
+
+@register_core_and_batched(linalg_class("Expm"))
+def _expm(op: Any, node: Apply, builder: ONNXBuilder) -> Values:
+    dtype = variable_dtype(node.outputs[0])
+    if dtype not in ("float32", "float64"):
+        # PyTensor 2.38 types expm of an integer matrix as integer but returns floats.
+        raise UnsupportedOpError.for_node(
+            node, f"Expm with output dtype {dtype}: PyTensor computes floats (SciPy's expm)"
+        )
+    a = builder.input(node, 0, EXPM_DTYPE)
+    n = matrix_size(builder, node, a)
+    result = la.expm(builder, a, n, node.inputs[0].type.ndim, EXPM_DTYPE)
+    return [builder.cast(result, dtype, EXPM_DTYPE)]
