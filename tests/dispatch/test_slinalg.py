@@ -508,6 +508,16 @@ def test_block_diag_batched(shapes: list[tuple[int, ...]], floatX: str, symbolic
     compare_onnx_and_py(inputs, [out], values)
 
 
+def test_block_diag_grad(symbolic: bool) -> None:
+    # PyTensor slices the output gradient back into blocks (advanced indexing with ix_).
+    rng = np.random.default_rng(9)
+    values = [rng.normal(size=(2, 3)), rng.normal(size=(3, 2))]
+    weights = rng.normal(size=(5, 5))
+    inputs = [input_like(v, f"x{i}", symbolic) for i, v in enumerate(values)]
+    cost = (ptla.block_diag(*inputs) * weights).sum()
+    compare_onnx_and_py(inputs, pytensor.grad(cost, inputs), values)
+
+
 # ---------------------------------------------------------------------- expm
 def expm_matrix(rng: np.random.Generator, shape: tuple[int, ...], norm: float) -> np.ndarray:
     """Random (..., n, n) matrices of 1-norm about ``norm`` whose exponential stays moderate.

@@ -2,8 +2,10 @@
 
 ``MatrixInverse``, ``Det`` and ``SLogDet`` are built on the pivoted LU factorization of
 :mod:`pytensor_onnx.dispatch.linalg` (ONNX Runtime has no float64 ``Det`` kernel), single and
-batched.  ``BatchedDot`` becomes ``MatMul``.  Eigen- and singular-value decompositions are
-refused with a reason.  ``KroneckerProduct`` is an ``OpFromGraph`` and is inlined by
+batched, and so are ``tensorinv``/``tensorsolve`` (reshaped to square matrices).
+``BatchedDot`` becomes ``MatMul``.  Symmetric eigen- and singular-value decompositions
+use Jacobi rotations (:mod:`pytensor_onnx.dispatch._jacobi`); general ``Eig``, ``Schur`` and
+``QZ`` are refused with a reason.  ``KroneckerProduct`` is an ``OpFromGraph`` and is inlined by
 :mod:`pytensor_onnx.dispatch.builders`.
 """
 

@@ -1,7 +1,8 @@
 """Converters for ``pytensor.tensor.slinalg`` (``pytensor.tensor.linalg`` in PyTensor 3).
 
-Cholesky, triangular and general solves, ``cho_solve``, LU and QR, as single matrices and
-batched through ``Blockwise``; the algorithms are in :mod:`pytensor_onnx.dispatch.linalg`.
+Cholesky, triangular and general solves, ``cho_solve``, LU, QR, ``block_diag`` and ``expm``,
+as single matrices and batched through ``Blockwise``; the algorithms are in
+:mod:`pytensor_onnx.dispatch.linalg`.
 The Op classes live in ``pytensor.tensor.linalg`` in PyTensor 3 and in
 ``pytensor.tensor.slinalg``/``nlinalg`` in PyTensor 2.38 (see :func:`linalg_class`).
 """
