@@ -178,26 +178,35 @@ def convert_nodes(nodes: Iterable[Apply], builder: ONNXBuilder) -> None:
     """Convert ``nodes`` (in topological order), binding every output in ``builder``.
 
     All nodes are attempted; if any fail, one :class:`UnsupportedOpError` listing all of
-    them is raised at the end.
+    them is raised at the end.  A node fed by an unconverted node is still tried for its own
+    :class:`UnsupportedOpError`, but any other error it raises is a consequence of the missing
+    input (such as a complex value ONNX cannot type) and is not reported.
     """
     failures: list[UnsupportedEntry] = []
+    unconverted: set[Any] = set()
     for node in nodes:
+        downstream = any(var in unconverted for var in node.inputs)
         try:
             outputs = onnx_funcify(node.op, node, builder)
+            if len(outputs) != len(node.outputs):
+                raise RuntimeError(
+                    f"converter for {type(node.op).__name__} returned {len(outputs)} values "
+                    f"for {len(node.outputs)} outputs"
+                )
+            for var, value in zip(node.outputs, outputs, strict=True):
+                builder.bind(var, value)
         except UnsupportedOpError as err:
             failures.extend(err.entries)
-            # Untyped placeholders let the remaining nodes be visited so that every failure
-            # is found (even outputs ONNX could not type, such as complex ones).
-            for var in node.outputs:
-                builder.bind_placeholder(var)
+        except Exception:
+            if not downstream:
+                raise
+        else:
             continue
-        if len(outputs) != len(node.outputs):
-            raise RuntimeError(
-                f"converter for {type(node.op).__name__} returned {len(outputs)} values for "
-                f"{len(node.outputs)} outputs"
-            )
-        for var, value in zip(node.outputs, outputs, strict=True):
-            builder.bind(var, value)
+        # Untyped placeholders let the remaining nodes be visited so that every failure is
+        # found (even outputs ONNX could not type, such as complex ones).
+        for var in node.outputs:
+            builder.bind_placeholder(var)
+            unconverted.add(var)
     if failures:
         raise UnsupportedOpError(failures)
 
