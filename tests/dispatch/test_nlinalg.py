@@ -293,6 +293,17 @@ def test_eigh_stays_orthogonal_for_clustered_eigenvalues(symbolic: bool) -> None
         np.testing.assert_allclose(value @ v_value, v_value * w_value, rtol=0, atol=3e-14)
 
 
+@pytest.mark.parametrize("scale", [1e-300, 1e-200, 1e200, 1e300])
+def test_spectral_decompositions_of_extreme_magnitudes(scale: float, symbolic: bool) -> None:
+    # Norms and Gram products square the entries: without rescaling they overflow (or
+    # underflow) and the iteration stops early with wrong results.
+    value = symmetric_matrix(np.random.default_rng(65), (6, 6), 10.0, "float64") * scale
+    a = input_like(value, "a", symbolic)
+    u, s, vt = ptla.svd(a)
+    outputs = [eigh(a)[0], s, (u * s) @ vt]
+    compare_onnx_and_py([a], outputs, [value], rtol=1e-14, atol=1e-14 * scale)
+
+
 def test_eigh_of_nan_is_nan() -> None:
     # LAPACK gives NaN (or NumPy raises); the Jacobi sweeps stop at once on NaN.
     value = np.array([[1.0, np.nan], [np.nan, 2.0]])

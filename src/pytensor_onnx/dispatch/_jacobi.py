@@ -182,6 +182,26 @@ def _identity_like(builder: ONNXBuilder, x: ir.Value, n: la.Size, dtype: str) ->
     return builder.op("Expand", [eye, la.broadcast_shape(builder, x, eye)])
 
 
+def power_of_two_scale(builder: ONNXBuilder, a: ir.Value, dtype: str) -> tuple[ir.Value, ir.Value]:
+    """``a / scale`` and ``scale`` (shape ``(..., 1, 1)``): the power of two near the largest
+    magnitude of each matrix (1 for a zero or non-finite matrix).
+
+    The iterations square entries (norms, Gram products): scaled to about 1, matrices with
+    entries near the overflow or underflow thresholds are decomposed as accurately as the
+    others, and a power of two rescales without rounding.
+    """
+    num = Num(builder, dtype)
+    largest = builder.op(
+        "ReduceMax", [builder.op("Abs", [a]), builder.int64s([-2, -1])], {"keepdims": 1}
+    )
+    usable = num.both(num.gt(largest, 0), num.lt(largest, np.inf))
+    exponent = num.unary(
+        "Floor", num.div(num.unary("Log", num.where(usable, largest, 1)), float(np.log(2.0)))
+    )
+    scale = num.where(usable, num.pow(2.0, exponent), 1)
+    return num.div(a, scale), scale
+
+
 def symmetric_eigen(
     builder: ONNXBuilder, a: ir.Value, n: la.Size, ndim: int, dtype: str, vectors: bool
 ) -> tuple[ir.Value, ir.Value | None]:
@@ -193,6 +213,7 @@ def symmetric_eigen(
     norm of the off-diagonal part is at most ``eps * ||a||_F``.
     """
     num = Num(builder, dtype)
+    a, scale = power_of_two_scale(builder, a, dtype)
     on_diagonal = la.compare(builder, "Equal", n.rows, n.arange)
     norm = builder.op("ReduceL2", [a, builder.int64s([-2, -1])], {"keepdims": 1})
     tolerance = num.mul(norm, _eps(dtype))
@@ -244,6 +265,7 @@ def symmetric_eigen(
         {"axis": -1, "largest": 0, "sorted": 1},
         num_outputs=2,
     )
+    values = num.mul(values, builder.op("Squeeze", [scale, builder.int64s([-1])]))
     if not vectors:
         return values, None
     return values, permute_columns(builder, final[1], order, ndim)
@@ -288,6 +310,7 @@ def orthogonalize_columns(
     """
     rows, cols = sizes
     num = Num(builder, dtype)
+    a, scale = power_of_two_scale(builder, a, dtype)
     eps = _eps(dtype)
     largest = builder.cast(builder.op("Max", [rows.value, cols.value]), dtype, "int64")
     tol = num.mul(largest, eps)
@@ -329,5 +352,7 @@ def orthogonalize_columns(
 
     start = [a] + ([_identity_like(builder, a, cols, dtype)] if vectors else [])
     final = _sweeps(num, start, one_round, tournament.rounds, converged, "svd")
+    x = num.mul(final[0], scale)
     s = builder.op("ReduceL2", [final[0], along_rows], {"keepdims": 0})
-    return Orthogonalized(final[0], s, final[1] if vectors else None)
+    s = num.mul(s, builder.op("Squeeze", [scale, builder.int64s([-1])]))
+    return Orthogonalized(x, s, final[1] if vectors else None)
