@@ -368,6 +368,24 @@ def test_qr_zero_columns(mode: str, pivoting: bool, symbolic: bool) -> None:
     check_qr(value, mode, pivoting, symbolic, 1e-12)
 
 
+@pytest.mark.parametrize("scale", [1e-300, 1e200])
+@pytest.mark.parametrize("mode", ["full", "raw"])
+@pytest.mark.parametrize("pivoting", [False, True], ids=["", "pivoting"])
+def test_qr_extreme_magnitudes(scale: float, mode: str, pivoting: bool) -> None:
+    # Column norms square the entries; LAPACK's dnrm2 avoids the over/underflow, and so must
+    # we (the matrix is scaled by a power of two first).
+    value = np.random.default_rng(6).normal(size=(5, 5)) * scale
+    a = input_like(value, "a", symbolic=True)
+    outs = qr_outputs(a, mode, pivoting)
+    # Compared at unit scale: R (and the R part of the raw array) divided by the scale.
+    if mode == "full":
+        outs[1] = outs[1] / scale
+    else:
+        outs[0] = pt.triu(outs[0]) / scale + pt.tril(outs[0], -1)
+        outs[2] = outs[2] / scale
+    compare_onnx_and_py([a], outs, [value], rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("mode", QR_MODES)
 def test_qr_pivoting_rank_deficient(mode: str, symbolic: bool) -> None:
     # Rank 4 of 5: the pivoted R ends with a rounding-size diagonal entry.  The last step has

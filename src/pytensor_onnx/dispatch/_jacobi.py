@@ -182,26 +182,6 @@ def _identity_like(builder: ONNXBuilder, x: ir.Value, n: la.Size, dtype: str) ->
     return builder.op("Expand", [eye, la.broadcast_shape(builder, x, eye)])
 
 
-def power_of_two_scale(builder: ONNXBuilder, a: ir.Value, dtype: str) -> tuple[ir.Value, ir.Value]:
-    """``a / scale`` and ``scale`` (shape ``(..., 1, 1)``): the power of two near the largest
-    magnitude of each matrix (1 for a zero or non-finite matrix).
-
-    The iterations square entries (norms, Gram products): scaled to about 1, matrices with
-    entries near the overflow or underflow thresholds are decomposed as accurately as the
-    others, and a power of two rescales without rounding.
-    """
-    num = Num(builder, dtype)
-    largest = builder.op(
-        "ReduceMax", [builder.op("Abs", [a]), builder.int64s([-2, -1])], {"keepdims": 1}
-    )
-    usable = num.both(num.gt(largest, 0), num.lt(largest, np.inf))
-    exponent = num.unary(
-        "Floor", num.div(num.unary("Log", num.where(usable, largest, 1)), float(np.log(2.0)))
-    )
-    scale = num.where(usable, num.pow(2.0, exponent), 1)
-    return num.div(a, scale), scale
-
-
 def symmetric_eigen(
     builder: ONNXBuilder, a: ir.Value, n: la.Size, ndim: int, dtype: str, vectors: bool
 ) -> tuple[ir.Value, ir.Value | None]:
@@ -213,7 +193,7 @@ def symmetric_eigen(
     norm of the off-diagonal part is at most ``eps * ||a||_F``.
     """
     num = Num(builder, dtype)
-    a, scale = power_of_two_scale(builder, a, dtype)
+    a, scale = la.power_of_two_scale(builder, a, dtype)
     on_diagonal = la.compare(builder, "Equal", n.rows, n.arange)
     norm = builder.op("ReduceL2", [a, builder.int64s([-2, -1])], {"keepdims": 1})
     tolerance = num.mul(norm, _eps(dtype))
@@ -310,7 +290,7 @@ def orthogonalize_columns(
     """
     rows, cols = sizes
     num = Num(builder, dtype)
-    a, scale = power_of_two_scale(builder, a, dtype)
+    a, scale = la.power_of_two_scale(builder, a, dtype)
     eps = _eps(dtype)
     largest = builder.cast(builder.op("Max", [rows.value, cols.value]), dtype, "int64")
     tol = num.mul(largest, eps)

@@ -27,6 +27,7 @@ import numpy as np
 import onnx_ir as ir
 
 from pytensor_onnx.builder import ONNXBuilder, onnx_dtype
+from pytensor_onnx.dispatch._numerics import Num
 
 #: Largest static matrix size whose column steps are unrolled instead of run in a ``Loop``.
 UNROLL_MAX = 12
@@ -1011,6 +1012,26 @@ def permutation_sign(builder: ONNXBuilder, lu: LUResult, n: Size, dtype: str) ->
     return reduce_last(builder, "ReduceProd", factors)
 
 
+def power_of_two_scale(builder: ONNXBuilder, a: ir.Value, dtype: str) -> tuple[ir.Value, ir.Value]:
+    """``a / scale`` and ``scale`` (shape ``(..., 1, 1)``): the power of two near the largest
+    magnitude of each matrix (1 for a zero or non-finite matrix).
+
+    The iterations square entries (norms, Gram products): scaled to about 1, matrices with
+    entries near the overflow or underflow thresholds are decomposed as accurately as the
+    others, and a power of two rescales without rounding.
+    """
+    num = Num(builder, dtype)
+    largest = builder.op(
+        "ReduceMax", [builder.op("Abs", [a]), builder.int64s([-2, -1])], {"keepdims": 1}
+    )
+    usable = num.both(num.gt(largest, 0), num.lt(largest, np.inf))
+    exponent = num.unary(
+        "Floor", num.div(num.unary("Log", num.where(usable, largest, 1)), float(np.log(2.0)))
+    )
+    scale = num.where(usable, num.pow(2.0, exponent), 1)
+    return num.div(a, scale), scale
+
+
 # --------------------------------------------------------------------------- QR
 @dataclass(frozen=True)
 class QRResult:
@@ -1065,6 +1086,8 @@ def householder_qr(
     column whose part in rows ``>= k`` has the largest norm (:func:`_pivot_step`).
     """
     zero = builder.scalar(0, dtype)
+    # Column norms square the entries: work on a / 2^e so that they cannot over/underflow.
+    a, scale = power_of_two_scale(builder, a, dtype)
     state = [Carry(a, dtype)]
     if want_q:
         eye = builder.cast(compare(builder, "Equal", m.rows, m.arange), dtype, "bool")
@@ -1094,6 +1117,8 @@ def householder_qr(
 
     (packed, *rest), stacked = fori_loop(builder, steps, state, scans, step, "qr")
     upper = compare(builder, "LessOrEqual", m.rows, n.arange)
+    # R carries the scale; the reflector vectors below the diagonal and tau do not.
+    packed = where(builder, upper, builder.op("Mul", [packed, scale]), packed)
     return QRResult(
         packed=packed,
         r=where(builder, upper, packed, zero),
