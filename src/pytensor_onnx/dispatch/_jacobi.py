@@ -43,25 +43,22 @@ MAX_SWEEPS = 40
 
 @dataclass(frozen=True)
 class Tournament:
-    """The round-robin pairing of ``n`` indices (values computed once, outside the loops).
+    """The round-robin pairing of ``n`` indices, as a table computed once, outside the loops.
+
+    Round ``r`` pairs ``j`` with ``(2r - j) mod (n' - 1)`` and ``r`` with ``n' - 1``, where
+    ``n'`` is ``n`` rounded up to even; with ``n`` odd, index ``n' - 1 = n`` is a phantom and
+    meeting it means sitting the round out (being one's own partner).
 
     Attributes
     ----------
-    n
-        The number of indices.
-    last
-        ``n' - 1``: the index every other index meets once (``n'`` = ``n`` rounded up to
-        even; with ``n`` odd it is a phantom, and meeting it means sitting the round out).
-    modulus
-        ``max(n' - 1, 1)``, the period of the rotation of the other indices.
     rounds
         The number of rounds of a sweep, ``n' - 1`` (0 for no indices).
+    table
+        ``table[r, j]``: the partner of index ``j`` in round ``r`` (int64, (rounds, n)).
     """
 
-    n: la.Size
-    last: ir.Value
-    modulus: ir.Value
     rounds: la.Size
+    table: ir.Value
 
     @classmethod
     def of(cls, builder: ONNXBuilder, n: la.Size) -> Tournament:
@@ -71,30 +68,31 @@ class Tournament:
             "Add", [n.value, builder.op("Mod", [n.value, builder.scalar(2, "int64")])]
         )
         last = builder.op("Sub", [even, one])
+        modulus = builder.op("Max", [last, one])
         if n.static is not None:
             rounds = la.size_of(builder, n.value, 0, max(n.static + n.static % 2 - 1, 0))
         else:
             count = builder.op("Max", [last, builder.scalar(0, "int64")])
             arange = builder.op("Range", [builder.scalar(0, "int64"), count, one])
             rounds = la.Size(count, None, arange, la.unsqueeze(builder, arange, 1))
-        return cls(n, last, builder.op("Max", [last, one]), rounds)
-
-    def partners(self, builder: ONNXBuilder, r: ir.Value) -> ir.Value:
-        """The partner of each index in round ``r`` (itself when it sits out)."""
-        j = self.n.arange
+        r, j = rounds.rows, n.arange
         # (2r - j) mod (n' - 1), shifted to be non-negative before the Mod.
         shifted = builder.op(
             "Add",
             [
                 builder.op("Sub", [builder.op("Add", [r, r]), j]),
-                builder.op("Add", [self.modulus, self.modulus]),
+                builder.op("Add", [modulus, modulus]),
             ],
         )
-        partner = builder.op("Mod", [shifted, self.modulus])
-        partner = la.where(builder, la.compare(builder, "Equal", partner, j), self.last, partner)
-        partner = la.where(builder, la.compare(builder, "Equal", j, self.last), r, partner)
-        outside = la.compare(builder, "GreaterOrEqual", partner, self.n.value)
-        return la.where(builder, outside, j, partner)
+        partner = builder.op("Mod", [shifted, modulus])
+        partner = la.where(builder, la.compare(builder, "Equal", partner, j), last, partner)
+        partner = la.where(builder, la.compare(builder, "Equal", j, last), r, partner)
+        outside = la.compare(builder, "GreaterOrEqual", partner, n.value)
+        return cls(rounds, la.where(builder, outside, j, partner))
+
+    def partners(self, builder: ONNXBuilder, r: ir.Value) -> ir.Value:
+        """The partner of each index in round ``r`` (itself when it sits out)."""
+        return builder.op("Gather", [self.table, r], {"axis": 0})
 
 
 @dataclass(frozen=True)
