@@ -227,6 +227,17 @@ def compare(builder: ONNXBuilder, op_type: str, a: ir.Value, b: ir.Value) -> ir.
     return builder.op(op_type, [a, b])
 
 
+def identity(builder: ONNXBuilder, n: Size, dtype: str) -> ir.Value:
+    """The (n, n) identity matrix of ``dtype``."""
+    return builder.cast(compare(builder, "Equal", n.rows, n.arange), dtype, "bool")
+
+
+def identity_like(builder: ONNXBuilder, x: ir.Value, n: Size, dtype: str) -> ir.Value:
+    """Identity matrices of size ``n`` with the batch dimensions of ``x``."""
+    eye = identity(builder, n, dtype)
+    return builder.op("Expand", [eye, broadcast_shape(builder, x, eye)])
+
+
 def diagonal(builder: ONNXBuilder, x: ir.Value, n: Size, dtype: str) -> ir.Value:
     """The diagonals of a stack of square matrices, shape ``(..., n)``."""
     eye = compare(builder, "Equal", n.rows, n.arange)
@@ -979,8 +990,7 @@ def lu_parts(
 ) -> tuple[ir.Value, ir.Value]:
     """The unit lower factor ``L`` and the upper factor ``U`` stored in ``packed``."""
     strictly_lower = compare(builder, "Greater", n.rows, n.arange)
-    eye = builder.cast(compare(builder, "Equal", n.rows, n.arange), dtype, "bool")
-    lower = where(builder, strictly_lower, packed, eye)
+    lower = where(builder, strictly_lower, packed, identity(builder, n, dtype))
     upper = where(builder, strictly_lower, builder.scalar(0, dtype), packed)
     return lower, upper
 
@@ -1090,8 +1100,7 @@ def householder_qr(
     a, scale = power_of_two_scale(builder, a, dtype)
     state = [Carry(a, dtype)]
     if want_q:
-        eye = builder.cast(compare(builder, "Equal", m.rows, m.arange), dtype, "bool")
-        state.append(Carry(builder.op("Expand", [eye, broadcast_shape(builder, a, eye)]), dtype))
+        state.append(Carry(identity_like(builder, a, m, dtype), dtype))
     if pivoting:
         vector_shape = builder.op("Shape", [a], {"start": -1})
         batch_shape = builder.op("Shape", [a], {"end": -2})
@@ -1292,7 +1301,7 @@ def _pade13(builder: ONNXBuilder, x: ir.Value, n: Size, dtype: str) -> tuple[ir.
     ``A4 = A2²``, ``A6 = A4 A2`` (six matrix products in all).
     """
     b = PADE13
-    eye = builder.cast(compare(builder, "Equal", n.rows, n.arange), dtype, "bool")
+    eye = identity(builder, n, dtype)
     a2 = builder.op("MatMul", [x, x])
     a4 = builder.op("MatMul", [a2, a2])
     a6 = builder.op("MatMul", [a4, a2])

@@ -48,9 +48,10 @@ Values = Sequence[ir.Value]
 def lu_inverse(builder: ONNXBuilder, a: ir.Value, n: la.Size, ndim: int, dtype: str) -> ir.Value:
     """The inverses of square matrices ``a`` (rank ``ndim``): pivoted LU, then solves with the
     identity.  Exactly singular matrices give NaN (NumPy raises ``LinAlgError``)."""
-    eye = builder.cast(la.compare(builder, "Equal", n.rows, n.arange), dtype, "bool")
     lu = la.lu_factor(builder, a, n, ndim, dtype)
-    return la.lu_solve(builder, lu, eye, n, ndim, dtype, nan_if_singular=True)
+    return la.lu_solve(
+        builder, lu, la.identity(builder, n, dtype), n, ndim, dtype, nan_if_singular=True
+    )
 
 
 @register_core_and_batched(linalg_class("MatrixInverse"))
@@ -320,18 +321,23 @@ def orthonormal_completion(
     return builder.op("Mul", [q, la.unsqueeze(builder, signs, -2)])
 
 
-@register_core_and_batched(linalg_class("SVD"))
-def _svd(op: Any, node: Apply, builder: ONNXBuilder) -> Values:
-    a = builder.input(node, 0, WORK_DTYPE)
-    svd = singular(builder, node, a, vectors=op.compute_uv)
-    ndim = svd.ndim
-    s, order = builder.op_multi(
+def sorted_singular_values(builder: ONNXBuilder, svd: Singular) -> tuple[ir.Value, ir.Value]:
+    """The ``k`` singular values in descending order, and the column order that sorts all."""
+    values, order = builder.op_multi(
         "TopK",
         [svd.orth.s, la.unsqueeze(builder, svd.cols.value, 0)],
         {"axis": -1, "largest": 1, "sorted": 1},
         num_outputs=2,
     )
-    s = leading(builder, s, svd.k, -1)
+    return leading(builder, values, svd.k, -1), order
+
+
+@register_core_and_batched(linalg_class("SVD"))
+def _svd(op: Any, node: Apply, builder: ONNXBuilder) -> Values:
+    a = builder.input(node, 0, WORK_DTYPE)
+    svd = singular(builder, node, a, vectors=op.compute_uv)
+    ndim = svd.ndim
+    s, order = sorted_singular_values(builder, svd)
     if not op.compute_uv:
         return _as_outputs(builder, node, [s])
     assert svd.orth.v is not None
@@ -362,13 +368,18 @@ def pseudo_inverse_weights(builder: ONNXBuilder, s: ir.Value, cutoff: ir.Value) 
 def apply_pseudo_inverse(
     builder: ONNXBuilder, svd: Singular, weights: ir.Value, rhs: ir.Value | None
 ) -> ir.Value:
-    """``pinv(t) @ rhs`` (or ``pinv(t)``) as ``v diag(weights) xᵀ rhs``; ``t`` as in ``svd``."""
+    """``pinv(a) @ rhs`` (or ``pinv(a)``) for the input ``a`` of ``svd``.
+
+    With ``t v = x`` for ``t = a``, ``pinv(a) = v diag(weights) xᵀ``; for ``t = aᵀ``
+    (``transposed``), ``pinv(a) = pinv(t)ᵀ = x diag(weights) vᵀ``.
+    """
     assert svd.orth.v is not None
-    xt = la.transpose_last(builder, svd.orth.x, svd.ndim)
+    left, right = (svd.orth.x, svd.orth.v) if svd.transposed else (svd.orth.v, svd.orth.x)
+    right = la.transpose_last(builder, right, svd.ndim)
     if rhs is not None:
-        xt = builder.op("MatMul", [xt, rhs])
-    scaled = builder.op("Mul", [svd.orth.v, la.unsqueeze(builder, weights, -2)])
-    return builder.op("MatMul", [scaled, xt])
+        right = builder.op("MatMul", [right, rhs])
+    scaled = builder.op("Mul", [left, la.unsqueeze(builder, weights, -2)])
+    return builder.op("MatMul", [scaled, right])
 
 
 @register_core_and_batched(linalg_class("MatrixPinv"))
@@ -383,10 +394,7 @@ def _pinv(op: Any, node: Apply, builder: ONNXBuilder) -> Values:
     weights = pseudo_inverse_weights(
         builder, svd.orth.s, builder.scalar(NUMPY_PINV_RCOND, WORK_DTYPE)
     )
-    result = apply_pseudo_inverse(builder, svd, weights, None)
-    if svd.transposed:
-        result = la.transpose_last(builder, result, svd.ndim)
-    return _as_outputs(builder, node, [result])
+    return _as_outputs(builder, node, [apply_pseudo_inverse(builder, svd, weights, None)])
 
 
 @onnx_funcify.register(linalg_class("Lstsq"))
@@ -413,18 +421,11 @@ def _lstsq(op: Any, node: Apply, builder: ONNXBuilder) -> Values:
     weights = pseudo_inverse_weights(builder, s, rcond)
     kept = la.compare(builder, "Greater", weights, builder.scalar(0, WORK_DTYPE))
     rank = builder.op("ReduceSum", [builder.cast(kept, "int64", "bool")], {"keepdims": 0})
-    if svd.transposed:
-        # pinv(a) = pinv(aᵀ)ᵀ = x diag(weights) vᵀ for aᵀ v = x.
-        assert svd.orth.v is not None
-        vt_rhs = builder.op("MatMul", [la.transpose_last(builder, svd.orth.v, 2), rhs])
-        scaled = builder.op("Mul", [svd.orth.x, la.unsqueeze(builder, weights, -2)])
-        solution = builder.op("MatMul", [scaled, vt_rhs])
-    else:
-        solution = apply_pseudo_inverse(builder, svd, weights, rhs)
+    solution = apply_pseudo_inverse(builder, svd, weights, rhs)
     residual = builder.op("Sub", [rhs, builder.op("MatMul", [a, solution])])
     sums = builder.op("ReduceSumSquare", [residual, builder.int64s([0])], {"keepdims": 0})
     # NumPy returns the residual sums only for full column rank with more rows than columns.
-    rows, cols, _ = qr_sizes(builder, node, a)
+    rows, cols = (svd.cols, svd.rows) if svd.transposed else (svd.rows, svd.cols)
     full = builder.op(
         "And",
         [
@@ -436,13 +437,7 @@ def _lstsq(op: Any, node: Apply, builder: ONNXBuilder) -> Values:
     sums = builder.op("Slice", [sums, builder.int64s([0]), count, builder.int64s([0])])
     if rhs_ndim == 1:
         solution = builder.op("Squeeze", [solution, builder.int64s([-1])])
-    values, _ = builder.op_multi(
-        "TopK",
-        [s, la.unsqueeze(builder, svd.cols.value, 0)],
-        {"axis": -1, "largest": 1, "sorted": 1},
-        num_outputs=2,
-    )
-    values = leading(builder, values, svd.k, -1)
+    values, _ = sorted_singular_values(builder, svd)
     out_solution, out_sums, out_values = _as_outputs(
         builder, [node.outputs[0], node.outputs[1], node.outputs[3]], [solution, sums, values]
     )
