@@ -35,7 +35,8 @@ import onnx_ir as ir
 
 from pytensor_onnx.builder import ONNXBuilder
 from pytensor_onnx.dispatch import linalg as la
-from pytensor_onnx.dispatch._numerics import Num, while_any
+from pytensor_onnx.dispatch._loop import Carry, Step, fori_loop, while_any
+from pytensor_onnx.dispatch._numerics import Num
 
 #: Upper bound on the number of sweeps (float64 took 4-13 in measurements up to n = 100).
 MAX_SWEEPS = 40
@@ -161,7 +162,7 @@ def rotation(
 def _sweeps(
     num: Num,
     state: list[ir.Value],
-    one_round: la.Step,
+    one_round: Step,
     rounds: la.Size,
     converged: Callable[[Num, list[ir.Value]], ir.Value],
     name: str,
@@ -169,8 +170,8 @@ def _sweeps(
     """Repeat sweeps of ``one_round`` until ``converged(state)`` (a per-matrix mask) holds."""
 
     def sweep(body: Num, values: list[ir.Value]) -> tuple[list[ir.Value], ir.Value]:
-        carries = [la.Carry(v, num.dtype) for v in values]
-        new, _ = la.fori_loop(body.builder, rounds, carries, [], one_round, f"{name}_round")
+        carries = [Carry(v, num.dtype) for v in values]
+        new, _ = fori_loop(body.builder, rounds, carries, [], one_round, f"{name}_round")
         return new, body.builder.op("Not", [converged(body, new)])
 
     return while_any(num, state, sweep, MAX_SWEEPS, name)

@@ -9,13 +9,12 @@ written once here and shared by all special functions.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from fractions import Fraction
 
-import numpy as np
 import onnx_ir as ir
 
-from pytensor_onnx.builder import ONNXBuilder, onnx_dtype
+from pytensor_onnx.builder import ONNXBuilder
 
 Operand = ir.Value | float
 
@@ -203,64 +202,3 @@ class Num:
         zero = self.eq(x, 0.0)
         negative_zero = self.both(zero, self.lt(self.div(1.0, x), 0.0))
         return self.either(self.lt(x, 0.0), negative_zero)
-
-
-#: One step of :func:`while_any`: the body's ``Num`` and the carried values give the new
-#: carried values and a bool tensor, true where another iteration is needed.
-LoopStep = Callable[[Num, list[ir.Value]], tuple[list[ir.Value], ir.Value]]
-
-
-def while_any(
-    num: Num, state: Sequence[ir.Value], step: LoopStep, max_iterations: int, name: str
-) -> list[ir.Value]:
-    """Iterate ``step`` in an ONNX ``Loop`` while any element still asks for more.
-
-    The carried values all have the dtype of ``num`` and keep their shape (elementwise
-    iterations); the loop stops
-    after ``max_iterations`` steps or once the mask returned by ``step`` is all false (an
-    empty tensor stops it at once).  The body sees the enclosing graph's values by ONNX's
-    scoping rules.
-
-    Returns
-    -------
-    list of onnx_ir.Value
-        The carried values after the last iteration.
-    """
-    builder = num.builder
-    body = ONNXBuilder(
-        builder.opset, builder.names.claim(name), parent=builder, names=builder.names
-    )
-    counter = ir.Value(
-        name=builder.names.claim(f"{name}_i"),
-        type=ir.TensorType(ir.DataType.INT64),
-        shape=ir.Shape([]),
-    )
-    cond_in = ir.Value(
-        name=builder.names.claim(f"{name}_cond"),
-        type=ir.TensorType(ir.DataType.BOOL),
-        shape=ir.Shape([]),
-    )
-    tensor_type = ir.TensorType(onnx_dtype(num.dtype))
-    carried = [ir.Value(name=builder.names.claim(f"{name}_state"), type=tensor_type) for _ in state]
-    body.graph.inputs.extend([counter, cond_in, *carried])
-    new_state, more = step(Num(body, num.dtype), list(carried))
-    count = body.op("ReduceSum", [body.cast(more, "int64", "bool")], {"keepdims": 0})
-    body.add_output(body.op("Greater", [count, body.scalar(0, "int64")]))
-    for value in new_state:
-        body.add_output(value).type = tensor_type
-    body.name_values()
-    node = ir.Node(
-        "",
-        "Loop",
-        [
-            builder.const(np.array(max_iterations, dtype=np.int64)),
-            builder.const(np.array(True)),
-            *state,
-        ],
-        attributes=[ir.AttrGraph("body", body.graph)],
-        num_outputs=len(state),
-    )
-    builder.add_node(node)
-    for out in node.outputs:
-        out.type = tensor_type
-    return list(node.outputs)

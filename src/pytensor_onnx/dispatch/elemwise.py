@@ -188,7 +188,8 @@ def _reduce_loop(
     for short static lengths) applies the scalar op's own converter, starting from its
     identity when it has one (so empty reductions work) or else from the first element.
     """
-    from pytensor_onnx.dispatch.linalg import Carry, fori_loop, size_of
+    from pytensor_onnx.dispatch._loop import Carry, fori_loop
+    from pytensor_onnx.dispatch.linalg import size_of
 
     flat, rest, static_len = _reduced_to_front(builder, node, axes, acc_dtype)
     identity = getattr(op.scalar_op, "identity", None)

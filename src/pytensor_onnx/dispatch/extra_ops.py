@@ -23,8 +23,9 @@ from pytensor.scalar import upcast
 from pytensor.tensor import extra_ops
 
 from pytensor_onnx.builder import ONNXBuilder, variable_dtype
+from pytensor_onnx.dispatch._loop import Carry, fori_loop
 from pytensor_onnx.dispatch.basic import UnsupportedOpError, onnx_funcify
-from pytensor_onnx.dispatch.linalg import Carry, Size, fori_loop
+from pytensor_onnx.dispatch.linalg import Size
 from pytensor_onnx.dispatch.tensor_basic import expand
 
 Values = Sequence[ir.Value]

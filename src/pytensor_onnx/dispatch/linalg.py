@@ -7,7 +7,8 @@ NumPy, so the same construction serves a core Op and its ``Blockwise``.
 
 Each step touches O(n²) elements with a few vectorized nodes (a matrix-vector ``MatMul`` or
 a broadcast rank-1 update), so an n-by-n factorization costs O(n³) flops in n steps.  The steps
-are *unrolled* when the matrix size is static and at most :data:`UNROLL_MAX`; otherwise they
+are *unrolled* when the matrix size is static and at most
+:data:`~pytensor_onnx.dispatch._loop.UNROLL_MAX`; otherwise they
 run in an ONNX ``Loop`` whose iteration number is the column index.  Column (row) ``k`` is
 read with ``Gather`` and written back with a ``Where`` on a one-hot mask, so every value in
 the loop keeps its shape.
@@ -20,25 +21,20 @@ rounding error (LAPACK's blocked kernels sum in a different order).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import onnx_ir as ir
 
-from pytensor_onnx.builder import ONNXBuilder, onnx_dtype
+from pytensor_onnx.builder import ONNXBuilder
+from pytensor_onnx.dispatch._loop import Carry, ScanOut, fori_loop
 from pytensor_onnx.dispatch._numerics import Num
 
-#: Largest static matrix size whose column steps are unrolled instead of run in a ``Loop``.
-UNROLL_MAX = 12
 #: Block size of the blocked Cholesky factorization.
 BLOCK = 32
 #: Static sizes up to this use the unblocked Cholesky (faster there: measured 1.3 ms vs 2.1 ms
 #: at n=100, 410 ms vs 72 ms at n=500, one ORT thread); larger and symbolic sizes are blocked.
 UNBLOCKED_MAX = 160
-
-#: One loop step: ``(builder, k, state) -> new state``; ``k`` is a 0-d int64 value.
-Step = Callable[[ONNXBuilder, ir.Value, list[ir.Value]], list[ir.Value]]
 
 
 @dataclass(frozen=True)
@@ -75,113 +71,6 @@ def size_of(builder: ONNXBuilder, x: ir.Value, axis: int, static: int | None) ->
         )
     rows = builder.op("Unsqueeze", [arange, builder.int64s([1])])
     return Size(value, static, arange, rows)
-
-
-# ------------------------------------------------------------------------------ loops
-@dataclass(frozen=True)
-class Carry:
-    """A value threaded through a loop, with its dtype (needed to type the loop body)."""
-
-    value: ir.Value
-    dtype: str
-
-
-@dataclass(frozen=True)
-class ScanOut:
-    """A per-step loop output: its dtype and its shape (a 1-D int64 value of the outer graph).
-
-    ``onnx.reference`` stacks ``Loop`` scan outputs with ``np.vstack``, which is only right
-    for 1-D values, so the body emits them flattened and the stack is reshaped afterwards.
-    """
-
-    dtype: str
-    shape: ir.Value
-
-
-def fori_loop(
-    builder: ONNXBuilder,
-    count: Size,
-    state: Sequence[Carry],
-    scans: Sequence[ScanOut],
-    step: Step,
-    name: str,
-    *,
-    unroll: bool = False,
-) -> tuple[list[ir.Value], list[ir.Value]]:
-    """Run ``step`` for ``k = 0 .. count-1`` and return the final state and the scan outputs.
-
-    ``step(builder, k, state)`` returns the new state followed by one value per entry of
-    ``scans``; those per-step values come back stacked along a new first axis (as the
-    scan outputs of an ONNX ``Loop``).  Unrolled into ``builder``'s graph when ``count`` is
-    static and at most :data:`UNROLL_MAX` (or static and ``unroll``), else an ONNX ``Loop``.
-    """
-    n_state = len(state)
-    if count.static is not None and (unroll or count.static <= UNROLL_MAX):
-        values = [c.value for c in state]
-        per_step: list[list[ir.Value]] = [[] for _ in scans]
-        for index in range(count.static):
-            results = step(builder, builder.scalar(index, "int64"), values)
-            values = results[:n_state]
-            for stack, value in zip(per_step, results[n_state:], strict=True):
-                stack.append(unsqueeze(builder, value, 0))
-        if count.static == 0:
-            # No steps: empty stacks, shaped (0, *per-step shape).
-            stacked = [
-                builder.op(
-                    "ConstantOfShape",
-                    [builder.op("Concat", [builder.int64s([0]), scan.shape], {"axis": 0})],
-                    {"value": ir.Tensor(np.zeros(1, dtype=scan.dtype))},
-                )
-                for scan in scans
-            ]
-        else:
-            stacked = [builder.op("Concat", stack, {"axis": 0}) for stack in per_step]
-        return values, stacked
-
-    body = ONNXBuilder(
-        builder.opset, builder.names.claim(name), parent=builder, names=builder.names
-    )
-    k = _typed_value(builder, f"{name}_k", "int64", ir.Shape([]))
-    cond = _typed_value(builder, f"{name}_cond", "bool", ir.Shape([]))
-    carried = [_typed_value(builder, f"{name}_state", c.dtype, c.value.shape) for c in state]
-    body.graph.inputs.extend([k, cond, *carried])
-    results = step(body, k, list(carried))
-    body.add_output(cond)
-    flat = body.int64s([-1])
-    results = results[:n_state] + [body.op("Reshape", [v, flat]) for v in results[n_state:]]
-    dtypes = [c.dtype for c in state] + [scan.dtype for scan in scans]
-    for value, dtype in zip(results, dtypes, strict=True):
-        body.add_output(value).dtype = onnx_dtype(dtype)
-    body.name_values()
-    node = ir.Node(
-        "",
-        "Loop",
-        [count.value, builder.const(np.array(True)), *(c.value for c in state)],
-        attributes=[ir.AttrGraph("body", body.graph)],
-        num_outputs=len(dtypes),
-    )
-    builder.add_node(node)
-    for out, dtype in zip(node.outputs, dtypes, strict=True):
-        out.dtype = onnx_dtype(dtype)
-    # The step count, not -1 (which cannot be resolved when a step's output is empty), and
-    # allowzero: a count of 0 means 0, not "copy the input's dimension".
-    steps = unsqueeze(builder, count.value, 0)
-    stacked = [
-        builder.op(
-            "Reshape",
-            [out, builder.op("Concat", [steps, scan.shape], {"axis": 0})],
-            {"allowzero": 1},
-        )
-        for out, scan in zip(node.outputs[n_state:], scans, strict=True)
-    ]
-    return list(node.outputs[:n_state]), stacked
-
-
-def _typed_value(builder: ONNXBuilder, name: str, dtype: str, shape: ir.Shape | None) -> ir.Value:
-    """A fresh (graph input) value of ``dtype``."""
-    return ir.Value(
-        name=builder.names.claim(name), type=ir.TensorType(onnx_dtype(dtype)), shape=shape
-    )
 
 
 def unstack_to(builder: ONNXBuilder, stacked: ir.Value, ndim: int, axis: int) -> ir.Value:

@@ -19,13 +19,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import onnx_ir as ir
-from pytensor.graph.basic import Apply, Variable
+from pytensor.graph.basic import Apply
 from pytensor.scalar.loop import ScalarLoop
-from pytensor.tensor.type import TensorType
 
 from pytensor_onnx.builder import ONNXBuilder, variable_dtype
+from pytensor_onnx.dispatch._loop import LoopBody, any_true
 from pytensor_onnx.dispatch.basic import convert_nodes, onnx_funcify, thaw
-from pytensor_onnx.dispatch.scan import LoopBody
 
 Values = Sequence[ir.Value]
 
@@ -41,21 +40,6 @@ def _broadcast_false(builder: ONNXBuilder, values: Sequence[ir.Value]) -> ir.Val
     return template
 
 
-def _any(body: ONNXBuilder, mask: ir.Value) -> ir.Value:
-    """Whether any element of the bool tensor ``mask`` is true (false when empty)."""
-    count = body.op("ReduceSum", [body.cast(mask, "int64", "bool")], {"keepdims": 0})
-    return body.op("Greater", [count, body.scalar(0, "int64")])
-
-
-def _carry(body: LoopBody, initial: ir.Value, name: str, like: Variable) -> ir.Value:
-    """A carried value of ``like``'s dtype; ``like`` gives the static shape only when it is a
-    tensor (inside a ``Composite`` the scalar variables stand for tensors of any shape)."""
-    value = body.carry(initial, name, like)
-    if not isinstance(like.type, TensorType):
-        value.shape = None
-    return value
-
-
 @onnx_funcify.register(ScalarLoop)
 def _scalar_loop(op: ScalarLoop, node: Apply, builder: ONNXBuilder) -> Values:
     fgraph = thaw(op.fgraph)
@@ -69,14 +53,14 @@ def _scalar_loop(op: ScalarLoop, node: Apply, builder: ONNXBuilder) -> Values:
     body = LoopBody(builder, f"{op.name or 'scalar_loop'}_body")
     inner = body.inner
     carried = [
-        _carry(body, builder.op("Expand", [initial, shape]), f"carry_{i}", like)
+        body.carry_like(builder.op("Expand", [initial, shape]), f"carry_{i}", like)
         for i, (initial, like) in enumerate(
             zip(inputs[1 : 1 + n_update], node.outputs[:n_update], strict=True)
         )
     ]
     active = inner.op("Less", [body.iteration, n_steps])
     if op.is_while:
-        done_in = _carry(body, done, "done", node.outputs[-1])
+        done_in = body.carry_like(done, "done", node.outputs[-1])
         active = inner.op("And", [active, inner.op("Not", [done_in])])
 
     for inner_input, value in zip(fgraph.inputs, [*carried, *inputs[1 + n_update :]], strict=True):
@@ -97,5 +81,5 @@ def _scalar_loop(op: ScalarLoop, node: Apply, builder: ONNXBuilder) -> Values:
     else:
         # At the elements' shape: a broadcast ``n_steps`` must not loop over no elements.
         next_active = inner.op("Expand", [next_active, shape])
-    body.continue_while(_any(inner, next_active))
+    body.continue_while(any_true(inner, next_active))
     return body.build(None)

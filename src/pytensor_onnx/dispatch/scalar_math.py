@@ -30,7 +30,8 @@ from pytensor.graph.basic import Apply, Constant
 
 from pytensor_onnx.builder import ONNXBuilder, variable_dtype
 from pytensor_onnx.dispatch import _special_tables as tables
-from pytensor_onnx.dispatch._numerics import BERNOULLI_EVEN, Num, while_any
+from pytensor_onnx.dispatch._loop import while_any
+from pytensor_onnx.dispatch._numerics import BERNOULLI_EVEN, Num
 from pytensor_onnx.dispatch.basic import (
     UnsupportedOpError,
     onnx_funcify,

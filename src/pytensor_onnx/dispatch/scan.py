@@ -35,16 +35,13 @@ import onnx_ir as ir
 from pytensor.graph.basic import Apply, Constant, Variable
 from pytensor.graph.fg import FunctionGraph
 from pytensor.scan.op import Scan
-from pytensor.tensor.type import TensorType
 
 from pytensor_onnx.builder import ONNXBuilder, onnx_dtype, variable_dtype, variable_shape
+from pytensor_onnx.dispatch._loop import LoopBody, unstack
 from pytensor_onnx.dispatch.basic import UnsupportedOpError, convert_nodes, onnx_funcify, thaw
 from pytensor_onnx.rewrite import rewrite_for_onnx
 
 Values = Sequence[ir.Value]
-
-#: The type of step counters and indices.
-_STEP_COUNT = TensorType("int64", shape=())()
 
 
 def rewritten_inner_graph(inner: Any) -> FunctionGraph:
@@ -54,97 +51,6 @@ def rewritten_inner_graph(inner: Any) -> FunctionGraph:
     fgraph = fgraph.clone() if fgraph is inner else fgraph
     rewrite_for_onnx(fgraph)
     return fgraph
-
-
-class LoopBody:
-    """The builder of an ONNX ``Loop`` body: iteration number, condition, carried values.
-
-    Parameters
-    ----------
-    builder
-        The builder of the graph holding the ``Loop`` node; the body sees its values.
-    name
-        The body graph's name.
-    """
-
-    def __init__(self, builder: ONNXBuilder, name: str) -> None:
-        self.outer = builder
-        self.inner = ONNXBuilder(
-            builder.opset, builder.names.claim(name), parent=builder, names=builder.names
-        )
-        self.iteration = self._graph_input("iteration", ir.DataType.INT64, ())
-        self.condition = self._graph_input("condition", ir.DataType.BOOL, ())
-        self._initial: list[ir.Value] = []
-        self._carried_in: list[ir.Value] = []
-        self._carried_out: list[ir.Value] = []
-        self._scan_out: list[ir.Value] = []
-        self._condition_out: ir.Value | None = None
-
-    def _graph_input(
-        self, name: str, dtype: ir.DataType, shape: tuple[int | None, ...] | None
-    ) -> ir.Value:
-        value = ir.Value(
-            name=self.inner.names.claim(name),
-            type=ir.TensorType(dtype),
-            shape=ir.Shape(shape) if shape is not None else None,
-        )
-        self.inner.graph.inputs.append(value)
-        return value
-
-    def carry(self, initial: ir.Value, name: str, like: Variable) -> ir.Value:
-        """Add a loop-carried value starting at ``initial``; return its in-body value.
-
-        ``like`` is a PyTensor variable of the value's type (dtype and static shape).
-        """
-        value = self._graph_input(name, onnx_dtype(variable_dtype(like)), variable_shape(like))
-        self._initial.append(initial)
-        self._carried_in.append(value)
-        return value
-
-    def carry_out(self, value: ir.Value) -> None:
-        """The next value of the carried value of the same index (in :meth:`carry` order)."""
-        self._carried_out.append(value)
-
-    def scan_out(self, value: ir.Value) -> None:
-        """Add a per-step value; the ``Loop`` stacks them, flattened, into a matrix.
-
-        ``onnx.reference`` stacks scan outputs with ``np.vstack``, which is right for 1-D
-        values only; :func:`_unstack` restores the step shape.
-        """
-        flat = self.inner.op("Reshape", [value, self.inner.int64s([-1])])
-        flat.type = value.type
-        self._scan_out.append(flat)
-
-    def continue_while(self, value: ir.Value) -> None:
-        """The body's condition output: the loop goes on while it is true."""
-        self._condition_out = value
-
-    def build(self, trip_count: ir.Value | None) -> list[ir.Value]:
-        """Append the ``Loop`` node to the outer graph; return carried finals then scan outputs."""
-        if len(self._carried_out) != len(self._initial):
-            raise RuntimeError("LoopBody: every carried value needs exactly one next value")
-        for carried_in, carried_out in zip(self._carried_in, self._carried_out, strict=True):
-            if carried_out.type is None:
-                carried_out.type = carried_in.type
-        condition = self._condition_out if self._condition_out is not None else self.condition
-        outputs = [
-            self.inner.add_output(v) for v in [condition, *self._carried_out, *self._scan_out]
-        ]
-        self.inner.name_values()
-        # onnx.reference runs no step without an explicit initial condition.
-        start = self.outer.const(np.array(True))
-        node = ir.Node(
-            "",
-            "Loop",
-            [trip_count, start, *self._initial],
-            attributes=[ir.AttrGraph("body", self.inner.graph)],
-            num_outputs=len(outputs) - 1,
-        )
-        self.outer.add_node(node)
-        results = list(node.outputs)
-        for result, body_out in zip(results, outputs[1:], strict=True):
-            result.type = body_out.type
-        return results
 
 
 @dataclass
@@ -187,18 +93,6 @@ def _length(builder: ONNXBuilder, value: ir.Value) -> ir.Value:
 
 def _as_1d(builder: ONNXBuilder, scalar: ir.Value) -> ir.Value:
     return builder.op("Reshape", [scalar, builder.int64s([1])])
-
-
-def _shape_type(ndim: int) -> Variable:
-    return TensorType("int64", shape=(ndim,))()
-
-
-def _unstack(
-    builder: ONNXBuilder, stacked: ir.Value, count: ir.Value, step_shape: ir.Value
-) -> ir.Value:
-    """Reshape ``count`` flattened steps (:meth:`LoopBody.scan_out`) to ``(count, *step_shape)``."""
-    shape = builder.op("Concat", [_as_1d(builder, count), step_shape], {"axis": 0})
-    return builder.op("Reshape", [stacked, shape], {"allowzero": 1})
 
 
 def _cut_history(
@@ -293,7 +187,7 @@ def _scan(op: Scan, node: Apply, builder: ONNXBuilder) -> Values:
 
     counter = None
     if info.as_while:
-        counter = body.carry(builder.scalar(0, "int64"), "steps_run", _STEP_COUNT)
+        counter = body.carry(builder.scalar(0, "int64"), "steps_run", "int64", ())
         body.carry_out(sub.op("Add", [counter, sub.scalar(1, "int64")]))
 
     for var, inner in zip(seqs, seq_inner, strict=True):
@@ -304,7 +198,7 @@ def _scan(op: Scan, node: Apply, builder: ONNXBuilder) -> Values:
     # mit-mot: carried buffers read at (pos + tap) % len and written at pos + out_tap.
     mit_mot_state: list[tuple[ir.Value, ir.Value]] = []
     for out in mit_mot:
-        buffer = body.carry(builder.value(out.buffer), "mit_mot_buffer", out.buffer)
+        buffer = body.carry_like(builder.value(out.buffer), "mit_mot_buffer", out.buffer)
         store = _length(builder, builder.value(out.buffer))
         pos = sub.op("Mod", [sub.op("Add", [step, sub.scalar(out.depth, "int64")]), store])
         for tap, inner in zip(out.taps, out.inner_inputs, strict=True):
@@ -317,7 +211,7 @@ def _scan(op: Scan, node: Apply, builder: ONNXBuilder) -> Values:
     for out in window_outs:
         initial = builder.value(out.buffer)
         window = [
-            body.carry(_scalar_at(builder, initial, j), "state", out.inner_inputs[0])
+            body.carry_like(_scalar_at(builder, initial, j), "state", out.inner_inputs[0])
             for j in range(out.depth)
         ]
         for tap, inner in zip(out.taps, out.inner_inputs, strict=True):
@@ -325,7 +219,7 @@ def _scan(op: Scan, node: Apply, builder: ONNXBuilder) -> Values:
         windows.append(window)
 
     untraced_carried = [
-        body.carry(builder.value(var), "carried", inner)
+        body.carry_like(builder.value(var), "carried", inner)
         for var, inner in zip(untraced, untraced_inner, strict=True)
     ]
     for inner, value in zip(untraced_inner, untraced_carried, strict=True):
@@ -333,7 +227,7 @@ def _scan(op: Scan, node: Apply, builder: ONNXBuilder) -> Values:
     for new in nit_new:
         # The shape of the last step's value, to undo the flattening of scan outputs.
         ndim = len(variable_shape(new))
-        body.carry(builder.const(np.zeros(ndim, dtype=np.int64)), "step_shape", _shape_type(ndim))
+        body.carry(builder.const(np.zeros(ndim, dtype=np.int64)), "step_shape", "int64", (ndim,))
 
     convert_nodes(fgraph.toposort(), sub)
 
@@ -355,12 +249,12 @@ def _scan(op: Scan, node: Apply, builder: ONNXBuilder) -> Values:
         static = _static_length(out.buffer)
         keeps_history.append(static is None or not 1 <= static <= out.depth)
         if keeps_history[-1]:
-            body.scan_out(sub.value(new))
+            body.scan_out(sub.value(new), variable_dtype(new))
     for new in untraced_new:
         body.carry_out(sub.value(new))
     for new in nit_new:
         body.carry_out(sub.shape(sub.value(new)))
-        body.scan_out(sub.value(new))
+        body.scan_out(sub.value(new), variable_dtype(new))
     if until is not None:
         stop = sub.cast(sub.value(until), "bool", variable_dtype(until))
         body.continue_while(sub.op("Not", [stop]))
@@ -392,13 +286,13 @@ def _scan(op: Scan, node: Apply, builder: ONNXBuilder) -> Values:
         initial = builder.op(
             "Slice", [buffer, builder.int64s([0]), builder.int64s([out.depth]), builder.int64s([0])]
         )
-        new_values = _unstack(builder, history, count, elem_shape)
+        new_values = unstack(builder, history, count, elem_shape)
         full = builder.op("Concat", [initial, new_values], {"axis": 0})
         store = _length(builder, buffer)
         outputs.append(_cut_history(builder, full, store, n_steps, steps_run, dtype))
     for size_var, shape, history in zip(nit_sizes, nit_shapes, nit_histories, strict=True):
         store = builder.cast(builder.value(size_var), "int64", variable_dtype(size_var))
-        new_values = _unstack(builder, history, count, shape)
+        new_values = unstack(builder, history, count, shape)
         outputs.append(_cut_history(builder, new_values, store, n_steps, steps_run, next(dtypes)))
     outputs.extend(untraced_final)
 
@@ -452,12 +346,12 @@ def blockwise_loop(node: Apply, builder: ONNXBuilder) -> list[ir.Value]:
         sub.bind(core_var, _scalar_at(sub, flat, body.iteration))
     for out in core_node.outputs:
         ndim = len(variable_shape(out))
-        body.carry(builder.const(np.zeros(ndim, dtype=np.int64)), "core_shape", _shape_type(ndim))
+        body.carry(builder.const(np.zeros(ndim, dtype=np.int64)), "core_shape", "int64", (ndim,))
     convert_nodes([core_node], sub)
     for out in core_node.outputs:
         body.carry_out(sub.shape(sub.value(out)))
     for out in core_node.outputs:
-        body.scan_out(sub.value(out))
+        body.scan_out(sub.value(out), variable_dtype(out))
     results = body.build(count)
     n_out = len(core_node.outputs)
     outputs = []

@@ -1,0 +1,295 @@
+"""The one construction of ONNX ``Loop`` nodes, shared by every converter that iterates.
+
+:class:`LoopBody` builds a ``Loop`` body (iteration number, condition, loop-carried values,
+per-step outputs) and appends the ``Loop`` node; everything that emits a ``Loop`` goes
+through it.  Two drivers cover the common shapes of iteration:
+
+* :func:`fori_loop`: a fixed number of steps ``k = 0 .. count-1`` (column steps of the
+  factorizations, cumulative products, sequential reductions), unrolled when the count is
+  static and small;
+* :func:`while_any`: an elementwise iteration that runs until no element asks for more
+  (series and continued fractions of the special functions, Jacobi sweeps).
+
+``Scan`` and ``ScalarLoop`` use :class:`LoopBody` directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import onnx_ir as ir
+from pytensor.graph.basic import Variable
+from pytensor.tensor.type import TensorType
+
+from pytensor_onnx.builder import ONNXBuilder, onnx_dtype, variable_dtype, variable_shape
+from pytensor_onnx.dispatch._numerics import Num
+
+#: Largest static step count that :func:`fori_loop` unrolls instead of emitting a ``Loop``.
+UNROLL_MAX = 12
+
+ShapeLike = ir.Shape | Sequence[int | None] | None
+
+
+class LoopBody:
+    """The builder of an ONNX ``Loop`` body: iteration number, condition, carried values.
+
+    Add carried values with :meth:`carry` (and their next values with :meth:`carry_out`, in
+    the same order), per-step outputs with :meth:`scan_out` and, for a while loop, the
+    condition with :meth:`continue_while`; then :meth:`build` appends the ``Loop`` node to
+    the enclosing graph.  The body sees the enclosing graph's values by ONNX's scoping rules.
+
+    Parameters
+    ----------
+    builder
+        The builder of the graph holding the ``Loop`` node.
+    name
+        The body graph's name (made unique in the model).
+
+    Attributes
+    ----------
+    inner
+        The builder of the body graph.
+    iteration
+        The 0-d int64 iteration number (``0, 1, ...``).
+    condition
+        The 0-d bool condition the body receives.
+    """
+
+    def __init__(self, builder: ONNXBuilder, name: str) -> None:
+        self.outer = builder
+        self.inner = ONNXBuilder(
+            builder.opset, builder.names.claim(name), parent=builder, names=builder.names
+        )
+        self.iteration = self._graph_input("iteration", "int64", ())
+        self.condition = self._graph_input("condition", "bool", ())
+        self._initial: list[ir.Value] = []
+        self._carried_in: list[ir.Value] = []
+        self._carried_out: list[ir.Value] = []
+        self._scan_out: list[ir.Value] = []
+        self._condition_out: ir.Value | None = None
+
+    def _graph_input(self, name: str, dtype: str, shape: ShapeLike) -> ir.Value:
+        value = ir.Value(
+            name=self.inner.names.claim(name),
+            type=ir.TensorType(onnx_dtype(dtype)),
+            shape=shape if shape is None or isinstance(shape, ir.Shape) else ir.Shape(shape),
+        )
+        self.inner.graph.inputs.append(value)
+        return value
+
+    def carry(self, initial: ir.Value, name: str, dtype: str, shape: ShapeLike = None) -> ir.Value:
+        """Add a loop-carried value starting at ``initial``; return its in-body value.
+
+        ``shape`` is the value's shape if it is the same at every step (``None``: unknown).
+        """
+        value = self._graph_input(name, dtype, shape)
+        self._initial.append(initial)
+        self._carried_in.append(value)
+        return value
+
+    def carry_like(self, initial: ir.Value, name: str, like: Variable) -> ir.Value:
+        """:meth:`carry` with the dtype of the PyTensor variable ``like`` and, for a tensor,
+        its static shape (scalar variables inside a ``Composite`` stand for tensors of any
+        shape, so theirs is left unknown)."""
+        shape = variable_shape(like) if isinstance(like.type, TensorType) else None
+        return self.carry(initial, name, variable_dtype(like), shape)
+
+    def carry_out(self, value: ir.Value) -> None:
+        """The next value of the carried value of the same index (in :meth:`carry` order)."""
+        self._carried_out.append(value)
+
+    def scan_out(self, value: ir.Value, dtype: str) -> None:
+        """Add a per-step value of ``dtype``; the ``Loop`` stacks them, flattened.
+
+        ``onnx.reference`` stacks scan outputs with ``np.vstack``, which is right for 1-D
+        values only; :func:`unstack` restores the step shape after the loop.
+        """
+        flat = self.inner.op("Reshape", [value, self.inner.int64s([-1])])
+        flat.dtype = onnx_dtype(dtype)
+        self._scan_out.append(flat)
+
+    def continue_while(self, value: ir.Value) -> None:
+        """The body's condition output: the loop goes on while this 0-d bool is true."""
+        self._condition_out = value
+
+    def build(self, trip_count: ir.Value | None) -> list[ir.Value]:
+        """Append the ``Loop`` node to the outer graph; return carried finals then scan outputs.
+
+        ``trip_count`` is a 0-d int64 value, or ``None`` for a loop bounded only by its
+        condition.
+        """
+        if len(self._carried_out) != len(self._initial):
+            raise RuntimeError("LoopBody: every carried value needs exactly one next value")
+        for carried_in, carried_out in zip(self._carried_in, self._carried_out, strict=True):
+            # The carried value keeps its type; a next value of unknown type takes it.
+            carried_out.type = carried_out.type or carried_in.type
+        condition = self._condition_out if self._condition_out is not None else self.condition
+        outputs = [
+            self.inner.add_output(v) for v in [condition, *self._carried_out, *self._scan_out]
+        ]
+        self.inner.name_values()
+        # onnx.reference runs no step without an explicit initial condition.
+        start = self.outer.const(np.array(True))
+        node = ir.Node(
+            "",
+            "Loop",
+            [trip_count, start, *self._initial],
+            attributes=[ir.AttrGraph("body", self.inner.graph)],
+            num_outputs=len(outputs) - 1,
+        )
+        self.outer.add_node(node)
+        results = list(node.outputs)
+        for result, body_out in zip(results, outputs[1:], strict=True):
+            result.type = body_out.type
+        return results
+
+
+def any_true(builder: ONNXBuilder, mask: ir.Value) -> ir.Value:
+    """Whether any element of the bool tensor ``mask`` is true, as a 0-d bool (false if empty)."""
+    count = builder.op("ReduceSum", [builder.cast(mask, "int64", "bool")], {"keepdims": 0})
+    return builder.op("Greater", [count, builder.scalar(0, "int64")])
+
+
+def unstack(
+    builder: ONNXBuilder, stacked: ir.Value, count: ir.Value, step_shape: ir.Value
+) -> ir.Value:
+    """Reshape ``count`` flattened steps (:meth:`LoopBody.scan_out`) to ``(count, *step_shape)``.
+
+    ``count`` is a 0-d int64 value and ``step_shape`` a 1-D int64 value.  With ``allowzero``,
+    a count of 0 means 0 steps, not "copy the dimension".
+    """
+    steps = builder.op("Unsqueeze", [count, builder.int64s([0])])
+    shape = builder.op("Concat", [steps, step_shape], {"axis": 0})
+    return builder.op("Reshape", [stacked, shape], {"allowzero": 1})
+
+
+# ------------------------------------------------------------------------------ fori_loop
+@dataclass(frozen=True)
+class Carry:
+    """A value threaded through a loop, with its dtype (needed to type the loop body)."""
+
+    value: ir.Value
+    dtype: str
+
+
+@dataclass(frozen=True)
+class ScanOut:
+    """A per-step loop output: its dtype and its shape (a 1-D int64 value of the outer graph)."""
+
+    dtype: str
+    shape: ir.Value
+
+
+class Count(Protocol):
+    """A step count: its 0-d int64 value and its static value if known (e.g. a ``Size``)."""
+
+    @property
+    def value(self) -> ir.Value: ...
+
+    @property
+    def static(self) -> int | None: ...
+
+
+#: One loop step: ``(builder, k, state) -> new state + per-step values``; ``k`` is 0-d int64.
+Step = Callable[[ONNXBuilder, ir.Value, list[ir.Value]], list[ir.Value]]
+
+
+def fori_loop(
+    builder: ONNXBuilder,
+    count: Count,
+    state: Sequence[Carry],
+    scans: Sequence[ScanOut],
+    step: Step,
+    name: str,
+    *,
+    unroll: bool = False,
+) -> tuple[list[ir.Value], list[ir.Value]]:
+    """Run ``step`` for ``k = 0 .. count-1`` and return the final state and the scan outputs.
+
+    ``step(builder, k, state)`` returns the new state followed by one value per entry of
+    ``scans``; those per-step values come back stacked along a new first axis.  Unrolled
+    into ``builder``'s graph when ``count`` is static and at most :data:`UNROLL_MAX` (or
+    static and ``unroll``), else an ONNX ``Loop``.
+    """
+    n_state = len(state)
+    if count.static is not None and (unroll or count.static <= UNROLL_MAX):
+        values = [c.value for c in state]
+        per_step: list[list[ir.Value]] = [[] for _ in scans]
+        for index in range(count.static):
+            results = step(builder, builder.scalar(index, "int64"), values)
+            values = results[:n_state]
+            for stack, value in zip(per_step, results[n_state:], strict=True):
+                stack.append(builder.op("Unsqueeze", [value, builder.int64s([0])]))
+        if count.static == 0:
+            # No steps: empty stacks, shaped (0, *per-step shape).
+            stacked = [
+                builder.op(
+                    "ConstantOfShape",
+                    [builder.op("Concat", [builder.int64s([0]), scan.shape], {"axis": 0})],
+                    {"value": ir.Tensor(np.zeros(1, dtype=scan.dtype))},
+                )
+                for scan in scans
+            ]
+        else:
+            stacked = [builder.op("Concat", stack, {"axis": 0}) for stack in per_step]
+        return values, stacked
+
+    body = LoopBody(builder, name)
+    carried = [body.carry(c.value, f"{name}_state", c.dtype, c.value.shape) for c in state]
+    results = step(body.inner, body.iteration, carried)
+    for value, carry in zip(results[:n_state], state, strict=True):
+        value.dtype = onnx_dtype(carry.dtype)
+        body.carry_out(value)
+    for value, scan in zip(results[n_state:], scans, strict=True):
+        body.scan_out(value, scan.dtype)
+    outputs = body.build(count.value)
+    stacked = [
+        unstack(builder, out, count.value, scan.shape)
+        for out, scan in zip(outputs[n_state:], scans, strict=True)
+    ]
+    return outputs[:n_state], stacked
+
+
+# ------------------------------------------------------------------------------ while_any
+#: One step of :func:`while_any`: the body's ``Num`` and the carried values give the new
+#: carried values and a bool tensor, true where another iteration is needed.
+LoopStep = Callable[[Num, list[ir.Value]], tuple[list[ir.Value], ir.Value]]
+
+
+def while_any(
+    num: Num, state: Sequence[ir.Value], step: LoopStep, max_iterations: int, name: str
+) -> list[ir.Value]:
+    """Iterate ``step`` in an ONNX ``Loop`` while any element still asks for more.
+
+    The carried values all have the dtype of ``num`` (their shapes may differ and change);
+    the loop stops after ``max_iterations`` steps or once the mask returned by ``step`` is
+    all false (an empty tensor stops it at once).
+
+    Returns
+    -------
+    list of onnx_ir.Value
+        The carried values after the last iteration.
+    """
+    body = LoopBody(num.builder, name)
+    carried = [body.carry(value, f"{name}_state", num.dtype) for value in state]
+    new_state, more = step(Num(body.inner, num.dtype), carried)
+    for value in new_state:
+        body.carry_out(value)
+    body.continue_while(any_true(body.inner, more))
+    return body.build(num.builder.const(np.array(max_iterations, dtype=np.int64)))
+
+
+__all__ = [
+    "UNROLL_MAX",
+    "Carry",
+    "LoopBody",
+    "ScanOut",
+    "Step",
+    "any_true",
+    "fori_loop",
+    "unstack",
+    "while_any",
+]
