@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import sys
@@ -19,8 +20,10 @@ from pytensor.graph.op import Op
 
 from pytensor_onnx import (
     DEFAULT_OPSET,
+    NAMES_METADATA_KEY,
     UnsupportedOpError,
     export_onnx,
+    feeds_by_name,
     newest_ir_version,
     onnx_funcify,
     supported_opsets,
@@ -360,3 +363,35 @@ def test_written_file_has_default_permissions(tmp_path: Path) -> None:
     mask = os.umask(0)
     os.umask(mask)
     assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask
+
+
+@pytest.mark.parametrize(
+    ("name", "onnx_name"),
+    [
+        ("σ_log__", "sigma_log__"),
+        ("Σ", "Sigma"),
+        ("μ_α", "mu_alpha"),
+        ("café", "cafe"),
+        ("chol_cholesky-cov-packed__", "chol_cholesky_cov_packed__"),
+        ("日本", "__"),
+        ("3x", "_3x"),
+    ],
+)
+def test_names_are_transliterated_and_recorded(name: str, onnx_name: str) -> None:
+    x = pt.vector(name)
+    y = (x * 2).copy(name=f"{name}_out")
+    model = export_onnx([x], [y])
+    assert [i.name for i in model.graph.input] == [onnx_name]
+    names = json.loads({p.key: p.value for p in model.metadata_props}[NAMES_METADATA_KEY])
+    assert names == {"inputs": {name: onnx_name}, "outputs": {f"{name}_out": f"{onnx_name}_out"}}
+    assert feeds_by_name(model, {name: 1}) == {onnx_name: 1}
+    assert feeds_by_name(model, {onnx_name: 1}) == {onnx_name: 1}
+
+
+def test_feeds_by_name_refuses_unknown_and_doubled_names() -> None:
+    x = pt.vector("σ")
+    model = export_onnx([x], [x + 1])
+    with pytest.raises(KeyError, match="no input named 'tau'"):
+        feeds_by_name(model, {"tau": 1})
+    with pytest.raises(ValueError, match="two values given for model input 'sigma'"):
+        feeds_by_name(model, {"σ": 1, "sigma": 2})

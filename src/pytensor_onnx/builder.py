@@ -9,6 +9,7 @@ variable, keeps value names unique and knows the target opset.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -91,9 +92,30 @@ def variable_shape(var: Variable) -> tuple[int | None, ...]:
     return tuple(getattr(var.type, "shape", ()))
 
 
+def _transliterate(char: str) -> str:
+    """An ASCII spelling of one (NFKD-decomposed) character: Greek letters by name
+    (``σ`` → ``sigma``, ``Σ`` → ``Sigma``), any other non-ASCII character ``_``."""
+    if char.isascii():
+        return char
+    words = unicodedata.name(char, "").split()
+    if words[:1] == ["GREEK"] and words[1:2] in (["SMALL"], ["CAPITAL"]):
+        letter = words[-1].lower()  # "GREEK SMALL LETTER FINAL SIGMA" -> "sigma"
+        return letter if words[1] == "SMALL" else letter.capitalize()
+    return "_"
+
+
 def sanitize_name(name: str) -> str:
-    """Make ``name`` a plain identifier-like ONNX name (letters, digits, ``_`` and ``.``)."""
-    cleaned = _INVALID_NAME_CHARS.sub("_", name)
+    """Make ``name`` a plain identifier-like ONNX name (letters, digits, ``_`` and ``.``).
+
+    Accents are dropped (``é`` → ``e``), Greek letters spelled out (``σ_log__`` →
+    ``sigma_log__``), and any other character becomes ``_``.  The original names are
+    recorded in the model's metadata (:data:`~pytensor_onnx.export.NAMES_METADATA_KEY`).
+    """
+    decomposed = unicodedata.normalize("NFKD", name)
+    spelled = "".join(
+        _transliterate(c) for c in decomposed if unicodedata.category(c) != "Mn"
+    )
+    cleaned = _INVALID_NAME_CHARS.sub("_", spelled)
     if not cleaned or cleaned[0].isdigit():
         cleaned = "_" + cleaned
     return cleaned

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import gc
+import json
 import os
 import tempfile
 import warnings
@@ -46,6 +47,10 @@ from pytensor_onnx.storage import (
 DEFAULT_OPSET = 18
 #: The oldest opset the converters target (Reduce* take axes as inputs from 18 on).
 MIN_OPSET = 18
+#: The metadata entry mapping the PyTensor names of the inputs and outputs to their ONNX
+#: names (ONNX names are plain identifiers: ``σ_log__`` becomes ``sigma_log__``), as JSON
+#: ``{"inputs": {name: onnx_name}, "outputs": {name: onnx_name}}``.
+NAMES_METADATA_KEY = "pytensor_onnx.names"
 #: The oldest IR version that can hold opset 18.
 MIN_IR_VERSION = 8
 
@@ -267,6 +272,14 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+def _name_map(names: Sequence[str], values: Sequence[ir.Value]) -> dict[str, str]:
+    """``{original name: ONNX name}``; of several variables sharing a name, the first."""
+    mapping: dict[str, str] = {}
+    for name, value in zip(names, values, strict=True):
+        mapping.setdefault(name, str(value.name))
+    return mapping
+
+
 def build_model(
     captured: CapturedGraph,
     *,
@@ -338,12 +351,47 @@ def build_model(
     )
     model.metadata_props["pytensor_version"] = pytensor.__version__
     model.metadata_props["pytensor_onnx_version"] = __version__
+    model.metadata_props[NAMES_METADATA_KEY] = json.dumps(
+        {
+            "inputs": _name_map(captured.input_names, builder.graph.inputs),
+            "outputs": _name_map(captured.output_names, builder.graph.outputs),
+        },
+        ensure_ascii=False,
+    )
     ir_passes.RemoveUnusedNodesPass()(model)
     ir_passes.NameFixPass()(model)
     # ONNX's symbolic shape inference names the output dims after the input dims they equal
     # and fills in dims PyTensor does not know statically (e.g. from weight shapes).
     ir_passes.ShapeInferencePass(data_prop=False)(model)
     return model
+
+
+def feeds_by_name(model: onnx.ModelProto, values: Mapping[str, object]) -> dict[str, object]:
+    """Key input values by the model's ONNX input names.
+
+    ``values`` may use the original PyTensor (e.g. PyMC) names recorded in the model's
+    :data:`NAMES_METADATA_KEY` entry or the ONNX names themselves.
+
+    Raises
+    ------
+    KeyError
+        For a name that is neither, listing the names the model knows.
+    """
+    known = {inp.name for inp in model.graph.input}
+    renamed: dict[str, str] = {}
+    for prop in model.metadata_props:
+        if prop.key == NAMES_METADATA_KEY:
+            renamed = json.loads(prop.value)["inputs"]
+    feeds: dict[str, object] = {}
+    for name, value in values.items():
+        onnx_name = name if name in known else renamed.get(name)
+        if onnx_name is None:
+            choices = sorted(known | set(renamed))
+            raise KeyError(f"the model has no input named {name!r}; its inputs are {choices}")
+        if onnx_name in feeds:
+            raise ValueError(f"two values given for model input {onnx_name!r}")
+        feeds[onnx_name] = value
+    return feeds
 
 
 def check_model(proto: onnx.ModelProto) -> None:
@@ -543,11 +591,13 @@ def export_onnx(
 
 __all__ = [
     "DEFAULT_OPSET",
+    "NAMES_METADATA_KEY",
     "CapturedGraph",
     "build_model",
     "capture",
     "check_model",
     "export_onnx",
+    "feeds_by_name",
     "newest_ir_version",
     "newest_runtime_opset",
     "supported_opsets",
