@@ -196,9 +196,22 @@ def test_opsets_and_ir_version(opset: int) -> None:
     x, y, _ = _mlp()
     model = export_onnx([x], [y], opset=opset)
     assert {o.domain: o.version for o in model.opset_import}[""] == opset
-    assert model.ir_version == newest_ir_version()
+    # The oldest IR version holding the opset, whatever the installed runtime reads.
+    expected_ir = onnx.helper.find_min_ir_version_for([onnx.helper.make_opsetid("", opset)])
+    assert model.ir_version == max(8, expected_ir) <= newest_ir_version()
     assert model.producer_name == "pytensor-onnx"
     ort_session(model)
+
+
+def test_ir_version_default_is_the_oldest_holding_the_model() -> None:
+    x, y, _ = _mlp()
+    assert export_onnx([x], [y]).ir_version == 8  # opset 18 (ONNX 1.13)
+    assert export_onnx([x], [y], opset=21).ir_version == 10  # opset 21 (ONNX 1.16)
+    # Provenance puts metadata on nodes, which IR version 10 introduced.
+    assert export_onnx([x], [y], provenance=True).ir_version == 10
+    assert export_onnx([x], [y], ir_version=onnx.IR_VERSION).ir_version == onnx.IR_VERSION
+    with pytest.raises(ValueError, match="needs IR version 10 or newer"):
+        export_onnx([x], [y], opset=21, ir_version=9)
 
 
 @pytest.mark.parametrize("opset", [17, 0, max(supported_opsets()) + 1, "18", True])

@@ -53,6 +53,8 @@ MIN_OPSET = 18
 NAMES_METADATA_KEY = "pytensor_onnx.names"
 #: The oldest IR version that can hold opset 18.
 MIN_IR_VERSION = 8
+#: The IR version that added ``metadata_props`` to nodes, graphs and functions (provenance).
+NODE_METADATA_IR_VERSION = 10
 
 PathLike = str | os.PathLike[str]
 
@@ -84,6 +86,38 @@ def newest_ir_version() -> int:
         if _ort_loads(version, MIN_OPSET):
             return version
     return 8
+
+
+def _has_node_metadata(graph: ir.Graph | ir.Function) -> bool:
+    return any(
+        node.metadata_props
+        or any(
+            _has_node_metadata(attr.value)
+            for attr in node.attributes.values()
+            if attr.type == ir.AttributeType.GRAPH
+        )
+        for node in graph
+    )
+
+
+def minimum_ir_version(model: ir.Model) -> int:
+    """The oldest ONNX IR version that holds everything ``model`` uses.
+
+    That is the oldest IR version of the ONNX release that introduced the newest opset the
+    model imports (``onnx.helper.find_min_ir_version_for``: 8 for opset 18, 10 for 21), and
+    at least :data:`NODE_METADATA_IR_VERSION` when nodes carry metadata (provenance).  Older
+    runtimes refuse newer IR versions (onnxruntime-web 1.30 reads up to 13), so this is the
+    default of :func:`export_onnx`.
+    """
+    opsets = [
+        onnx.helper.make_opsetid(domain, version) for domain, version in model.opset_imports.items()
+    ]
+    version = max(MIN_IR_VERSION, onnx.helper.find_min_ir_version_for(opsets, ignore_unknown=True))
+    if _has_node_metadata(model.graph) or any(
+        _has_node_metadata(function) for function in model.functions.values()
+    ):
+        version = max(version, NODE_METADATA_IR_VERSION)
+    return version
 
 
 @functools.cache
@@ -289,7 +323,7 @@ def build_model(
     producer_version: str = __version__,
     doc_string: str | None = None,
     value_map: dict[Variable, ir.Value] | None = None,
-    op_from_graph: str = "function",
+    op_from_graph: str = "inline",
 ) -> ir.Model:
     """Convert a captured graph into an :class:`onnx_ir.Model` (no checks, nothing written).
 
@@ -344,7 +378,7 @@ def build_model(
     model = ir.Model(
         builder.graph,
         functions=list(builder.functions.values()),
-        ir_version=newest_ir_version(),
+        ir_version=MIN_IR_VERSION,
         producer_name=producer_name,
         producer_version=producer_version,
         doc_string=doc_string,
@@ -363,6 +397,7 @@ def build_model(
     # ONNX's symbolic shape inference names the output dims after the input dims they equal
     # and fills in dims PyTensor does not know statically (e.g. from weight shapes).
     ir_passes.ShapeInferencePass(data_prop=False)(model)
+    model.ir_version = minimum_ir_version(model)
     return model
 
 
@@ -456,7 +491,7 @@ def export_onnx(
     provenance: bool = False,
     ir_version: int | None = None,
     metadata: Mapping[str, str] | None = None,
-    op_from_graph: str = "function",
+    op_from_graph: str = "inline",
 ) -> onnx.ModelProto:
     """Export a PyTensor graph to ONNX.
 
@@ -502,14 +537,15 @@ def export_onnx(
         Record on every ONNX node the PyTensor Op and variable it was converted from
         (node ``metadata_props``; no file paths).
     ir_version
-        The ONNX IR version to write; by default the newest the installed ONNX Runtime
-        loads.  Lower it for older runtimes (onnxruntime-web 1.30 reads up to 13).
+        The ONNX IR version to write; by default the oldest that holds the model
+        (:func:`minimum_ir_version`: 8 for opset 18), which every runtime that knows the
+        opset loads.  A higher one may be chosen, up to the installed ONNX's.
     metadata
         Extra ``metadata_props`` entries for the model (e.g. how to unpack an input).
     op_from_graph
-        How ``OpFromGraph`` ops become ONNX: ``"function"`` (default), one ONNX local
-        function per Op, called where it is used; ``"inline"``, their inner graphs copied
-        into the graph.
+        How ``OpFromGraph`` ops become ONNX: ``"inline"`` (default), their inner graphs
+        copied into the graph; ``"function"``, one ONNX local function per Op, called where
+        it is used (OpenVINO, tract and onnx2torch refuse local functions).
 
     Returns
     -------
@@ -562,13 +598,16 @@ def export_onnx(
     model.metadata_props.update(metadata or {})
     if provenance:
         annotate_provenance(model, value_map)
+    needed = minimum_ir_version(model)
     if ir_version is not None:
-        if not MIN_IR_VERSION <= ir_version <= onnx.IR_VERSION:
+        if not needed <= ir_version <= onnx.IR_VERSION:
             raise ValueError(
-                f"ir_version {ir_version} is not supported: choose {MIN_IR_VERSION}.."
-                f"{onnx.IR_VERSION} (opset 18 needs IR version {MIN_IR_VERSION})"
+                f"ir_version {ir_version} is not supported: choose {needed}..{onnx.IR_VERSION} "
+                f"(this model, at opset {opset}, needs IR version {needed} or newer)"
             )
         model.ir_version = ir_version
+    else:
+        model.ir_version = needed
     verifier = None
     if verify is not False:
         from pytensor_onnx.verify import verify_export
@@ -598,6 +637,7 @@ __all__ = [
     "check_model",
     "export_onnx",
     "feeds_by_name",
+    "minimum_ir_version",
     "newest_ir_version",
     "newest_runtime_opset",
     "supported_opsets",
