@@ -295,13 +295,17 @@ def _asinh64(builder: ONNXBuilder, xs: list[ir.Value], dtype: str) -> ir.Value:
 def _acosh64(builder: ONNXBuilder, xs: list[ir.Value], dtype: str) -> ir.Value:
     (x,) = xs
     t = builder.op("Sub", [x, builder.scalar(1, dtype)])
-    # acosh(1 + t) = log1p(t + sqrt(2t + t^2)), accurate near x = 1; NaN for x < 1.
+    # acosh(1 + t) = log1p(t + sqrt(2t + t^2)), accurate near x = 1.
     inner = builder.op("Add", [builder.op("Add", [t, t]), builder.op("Mul", [t, t])])
     moderate = log1p(builder, builder.op("Add", [t, builder.op("Sqrt", [inner])]), dtype)
     huge = builder.op("Add", [builder.op("Log", [x]), builder.scalar(_LN2, dtype)])
-    return builder.op(
+    result = builder.op(
         "Where", [builder.op("Less", [x, builder.scalar(1e8, dtype)]), moderate, huge]
     )
+    # NaN below 1: sqrt(2t + t^2) is real again for x < -1, the sum rounds to -1 or above
+    # for large |x| (-inf at x = -1.2e8).
+    below = builder.op("Less", [x, builder.scalar(1, dtype)])
+    return builder.op("Where", [below, builder.scalar(math.nan, dtype), result])
 
 
 def _atanh64(builder: ONNXBuilder, xs: list[ir.Value], dtype: str) -> ir.Value:
