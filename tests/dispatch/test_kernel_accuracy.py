@@ -10,8 +10,10 @@ Two probes over the whole float64 range (subnormals, +-0, +-inf, NaN, huge value
   with ``export_onnx`` and run in ONNX Runtime, against SciPy / NumPy / mpmath.
 
 ONNX Runtime's own ``Sigmoid`` fails such a probe (float64: 0.1 % off at -30, 0 below -36;
-float32: 5x off at -18), so ``pt.sigmoid`` is decomposed and ``Sigmoid`` is never emitted.
-The findings are recorded in ``docs/ops/special_functions.md``.
+float32: 5x off at -18), so ``pt.sigmoid`` is decomposed and ``Sigmoid`` is never emitted;
+its float64 ``Sin``/``Cos`` are relatively accurate only on ``[-pi/2, pi/2]`` and beyond
+``|x| = 16``, so float64 ``sin``/``cos``/``tan`` reduce their argument first.  The findings
+are recorded in ``docs/ops/special_functions.md``.
 """
 
 from __future__ import annotations

@@ -6,9 +6,10 @@ on the dtypes of ``node.inputs`` / ``node.outputs``, so the same code serves bot
 NumPy-style broadcasting does the rest.
 
 Functions that ONNX lacks (``log1p``, ``expm1``, ``round`` half away from zero, floor
-division with NumPy semantics...) or that ONNX Runtime lacks float64 kernels for
-(``tan``, ``sinh``, ``cosh``, ``asinh``, ``acosh``, ``atanh``) are built from accurate
-decompositions here.
+division with NumPy semantics...), that ONNX Runtime lacks float64 kernels for
+(``tan``, ``sinh``, ``cosh``, ``asinh``, ``acosh``, ``atanh``) or whose float64 kernels are
+not relatively accurate (``sin``, ``cos``: see ``tests/dispatch/test_kernel_accuracy.py``)
+are built from accurate decompositions here.
 """
 
 from __future__ import annotations
@@ -238,8 +239,8 @@ def _reduce_half_pi(num: Num, x: ir.Value) -> tuple[ir.Value, ir.Value]:
     (``Sin(pi) = -0.0``), but relatively accurate on ``[-pi/2, pi/2]``: ``r`` is computed
     Cody-Waite style, exact but for the last part's rounding, so that values next to the
     zeros keep their relative accuracy.  ``k`` is ``+0.0`` for small ``x`` so that ``r`` is
-    ``x`` itself, signed zero included (ONNX Runtime's optimizer removes an ``Add`` of 0,
-    hence ``0 - round(-x 2/pi)``).
+    ``x`` itself, signed zero included (``0 - round(-x 2/pi)``: ONNX Runtime's optimizer
+    was seen to remove ``round(x 2/pi) + 0``).
     """
     k = num.sub(0.0, num.unary("Round", num.mul(x, -2.0 / math.pi)))
     r = x
