@@ -172,9 +172,14 @@ class Num:
         return self.sin_pi(self.sub(0.5, self.unary("Abs", r)))
 
     def odd_integer(self, n: ir.Value) -> ir.Value:
-        """Whether the integer-valued ``n`` is odd (bool)."""
+        """Whether the integer-valued ``n`` is odd (bool; false for NaN and infinities).
+
+        A comparison without ``Not``: ONNX Runtime's optimizer turns ``Where(Not(c), a, b)``
+        into ``Where(c, b, a)``, which would move a ``-0.0`` into the branch whose signed
+        zeros its ``Where`` loses.
+        """
         half = self.mul(n, 0.5)
-        return self.ne(self.unary("Floor", half), half)
+        return self.lt(self.unary("Floor", half), half)
 
     def ne(self, a: Operand, b: Operand) -> ir.Value:
         """``a != b`` (bool, true for NaN)."""
