@@ -187,8 +187,7 @@ class Num:
 
     def is_inf(self, x: ir.Value, *, positive: bool = True, negative: bool = True) -> ir.Value:
         """Whether ``x`` is infinite (of the selected signs)."""
-        attrs = {"detect_positive": int(positive), "detect_negative": int(negative)}
-        return self.builder.op("IsInf", [x], attrs)
+        return self.builder.is_inf(x, self.dtype, positive=positive, negative=negative)
 
     def is_nan(self, x: ir.Value) -> ir.Value:
         """Whether ``x`` is NaN."""

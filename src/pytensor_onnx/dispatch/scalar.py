@@ -194,7 +194,7 @@ def log1p(builder: ONNXBuilder, x: ir.Value, dtype: str) -> ir.Value:
     exact = builder.op("Equal", [d, builder.scalar(0, dtype)])
     result = builder.op("Where", [exact, x, corrected])
     # For x = +inf the ratio x / d is inf / inf.
-    is_inf = builder.op("IsInf", [x], {"detect_negative": 0})
+    is_inf = builder.is_inf(x, dtype, negative=False)
     return builder.op("Where", [is_inf, x, result])
 
 
@@ -493,18 +493,17 @@ def _neq(builder: ONNXBuilder, xs: list[ir.Value], dtype: str) -> ir.Value:
     return builder.op("Not", [builder.op("Equal", xs)])
 
 
-def _float_check(onnx_op: str, attributes: dict[str, int] | None = None) -> Kernel:
-    def kernel(builder: ONNXBuilder, xs: list[ir.Value], dtype: str) -> ir.Value:
-        if _is_float(dtype):
-            return builder.op(onnx_op, xs, attributes)
-        # Integers are never NaN or infinite.
-        return builder.op("Not", [builder.op("Equal", [xs[0], xs[0]])])
-
-    return kernel
+@register_kernel(ps.IsNan, inputs_dtype="upcast")
+def _isnan(builder: ONNXBuilder, xs: list[ir.Value], dtype: str) -> ir.Value:
+    # x != x: true for NaN only (and never for integers).
+    return builder.op("Not", [builder.op("Equal", [xs[0], xs[0]])])
 
 
-register_kernel(ps.IsNan, inputs_dtype="upcast")(_float_check("IsNaN"))
-register_kernel(ps.IsInf, inputs_dtype="upcast")(_float_check("IsInf"))
+@register_kernel(ps.IsInf, inputs_dtype="upcast")
+def _isinf(builder: ONNXBuilder, xs: list[ir.Value], dtype: str) -> ir.Value:
+    if _is_float(dtype):
+        return builder.is_inf(xs[0], dtype)
+    return builder.op("Not", [builder.op("Equal", [xs[0], xs[0]])])  # integers: never
 
 
 register_kernel(ps.AND)(_bool_as("And", "BitwiseAnd"))
