@@ -21,6 +21,7 @@ from pytensor.graph.op import Op
 from pytensor_onnx import (
     DEFAULT_OPSET,
     NAMES_METADATA_KEY,
+    InvalidModelError,
     UnsupportedOpError,
     export_onnx,
     feeds_by_name,
@@ -408,3 +409,44 @@ def test_feeds_by_name_refuses_unknown_and_doubled_names() -> None:
         feeds_by_name(model, {"tau": 1})
     with pytest.raises(ValueError, match="two values given for model input 'sigma'"):
         feeds_by_name(model, {"σ": 1, "sigma": 2})
+
+
+def test_a_graph_without_outputs_is_refused() -> None:
+    with pytest.raises(ValueError, match="no outputs"):
+        export_onnx([pt.vector("x")], [])
+
+
+class _Broken(_Mystery):
+    """An Op whose (deliberately wrong) converter below emits an invalid model."""
+
+
+def _register_broken(op_type: str) -> type[_Broken]:
+    class Broken(_Broken):
+        pass
+
+    @onnx_funcify.register(Broken)
+    def _(op, node, builder):
+        return [builder.op(op_type, [builder.input(node, 0)])]
+
+    return Broken
+
+
+def test_models_failing_onnx_checks_raise_a_converter_bug(capfd, tmp_path: Path) -> None:
+    # Not of bool: the type is refused by shape inference.
+    x = pt.vector("x")
+    path = tmp_path / "bad.onnx"
+    with pytest.raises(InvalidModelError, match="converter bug: the exported model fails ONNX"):
+        export_onnx([x], [_register_broken("Not")()(x)], path)
+    assert not path.exists()
+    assert "Traceback" not in capfd.readouterr().err  # onnx-ir's logged traceback is silenced
+
+
+def test_models_onnx_runtime_cannot_load_raise_a_converter_bug(tmp_path: Path) -> None:
+    # ONNX Runtime has no float64 Acos kernel: the checker accepts the model, the load fails.
+    x = pt.vector("x")
+    path = tmp_path / "bad.onnx"
+    with pytest.raises(InvalidModelError, match="does not load in ONNX Runtime"):
+        export_onnx([x], [_register_broken("Acos")()(x)], path)
+    assert not path.exists()
+    model = export_onnx([x], [_register_broken("Acos")()(x)], check=False)
+    assert [n.op_type for n in model.graph.node] == ["Acos"]

@@ -6,6 +6,7 @@ from pytensor_onnx.dispatch import UnsupportedOpError, onnx_funcify
 from pytensor_onnx.export import (
     DEFAULT_OPSET,
     NAMES_METADATA_KEY,
+    InvalidModelError,
     export_onnx,
     feeds_by_name,
     newest_ir_version,
@@ -19,6 +20,7 @@ from pytensor_onnx.verify import VerificationError, VerificationReport, verify
 __all__ = [
     "DEFAULT_OPSET",
     "NAMES_METADATA_KEY",
+    "InvalidModelError",
     "ONNXBuilder",
     "ONNXLinker",
     "ONNXMode",

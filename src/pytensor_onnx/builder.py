@@ -436,6 +436,20 @@ class ONNXBuilder:
             attributes["end"] = axis + 1
         return self.op("Shape", [value], attributes)
 
+    def merge_dims(self, value: ir.Value, start: int, stop: int | None = None) -> ir.Value:
+        """``value`` with its axes ``start:stop`` merged into one (``stop=None``: to the end).
+
+        The merged length is computed, not ``-1``, and the reshape has ``allowzero``: ONNX
+        Runtime refuses a ``-1`` next to a 0-length dimension, and reads a plain 0 as "copy".
+        """
+        parts = [self.op("Shape", [value], {"start": 0, "end": start})] if start else []
+        middle = {"start": start} if stop is None else {"start": start, "end": stop}
+        parts.append(self.op("ReduceProd", [self.op("Shape", [value], middle)], {"keepdims": 1}))
+        if stop is not None:
+            parts.append(self.op("Shape", [value], {"start": stop}))
+        shape = parts[0] if len(parts) == 1 else self.op("Concat", parts, {"axis": 0})
+        return self.op("Reshape", [value, shape], {"allowzero": 1})
+
 
 # ---------------------------------------------------------------- portable operators
 def _is_nan(builder: ONNXBuilder, xs: list[Any], attrs: dict[str, Any]) -> ir.Value:

@@ -6,6 +6,7 @@ import contextlib
 import functools
 import gc
 import json
+import logging
 import os
 import tempfile
 import warnings
@@ -244,6 +245,8 @@ def capture(
                     f"input {var} is a {type(var).__name__}; inputs must be free variables"
                 )
 
+    if not out_vars:
+        raise ValueError("there is nothing to export: the graph has no outputs")
     if updates and not include_updates:
         warnings.warn(
             f"the function updates {len(updates)} shared variable(s); updates are not exported "
@@ -290,6 +293,18 @@ def capture(
     if float32:
         narrow_accumulators(fgraph)
     return CapturedGraph(fgraph, input_names, initializers, output_names)
+
+
+@contextlib.contextmanager
+def _quiet_logger(name: str) -> Iterator[None]:
+    """Silence the logger ``name`` (and its children) below CRITICAL for the duration."""
+    logger = logging.getLogger(name)
+    previous = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(previous)
 
 
 @contextlib.contextmanager
@@ -396,7 +411,10 @@ def build_model(
     ir_passes.NameFixPass()(model)
     # ONNX's symbolic shape inference names the output dims after the input dims they equal
     # and fills in dims PyTensor does not know statically (e.g. from weight shapes).
-    ir_passes.ShapeInferencePass(data_prop=False)(model)
+    # The pass logs a traceback when inference fails and leaves the model unchanged; the
+    # failure is raised by check_model instead, once, as an InvalidModelError.
+    with _quiet_logger("onnx_ir"):
+        ir_passes.ShapeInferencePass(data_prop=False)(model)
     model.ir_version = minimum_ir_version(model)
     return model
 
@@ -429,14 +447,59 @@ def feeds_by_name(model: onnx.ModelProto, values: Mapping[str, object]) -> dict[
     return feeds
 
 
+class InvalidModelError(RuntimeError):
+    """The exported model fails ONNX's checks or does not load in ONNX Runtime.
+
+    That is a bug of a converter (of this package or a user-registered one), never of the
+    user's graph: please report it with the graph that shows it.
+    """
+
+
+def _converter_bug(what: str, err: Exception) -> InvalidModelError:
+    message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return InvalidModelError(
+        f"converter bug: the exported model {what}: {message}\n(please report this at the "
+        "pytensor-onnx issue tracker with the graph that shows it)"
+    )
+
+
 def check_model(proto: onnx.ModelProto) -> None:
     """Run the ONNX checker (full check) and strict shape inference.
 
     ONNX's experimental data propagation is left off: with onnx 1.23 it rejected a valid
     ``Mul`` of shapes ``[60, 1]`` and ``[1, 2]`` (a PyMC mixture-model gradient).
+
+    Raises
+    ------
+    InvalidModelError
+        If the model fails either.
     """
-    onnx.checker.check_model(proto, full_check=True)
-    onnx.shape_inference.infer_shapes(proto, check_type=True, strict_mode=True, data_prop=False)
+    try:
+        onnx.checker.check_model(proto, full_check=True)
+        onnx.shape_inference.infer_shapes(proto, check_type=True, strict_mode=True, data_prop=False)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as err:
+        raise _converter_bug("fails ONNX's checks", err) from err
+
+
+def check_loads(proto: onnx.ModelProto) -> None:
+    """Load ``proto`` in ONNX Runtime (CPU, default graph optimizations).
+
+    The checker and strict shape inference accept some models that ONNX Runtime refuses
+    (unsupported type combinations, shapes its optimizer rejects): only loading proves it.
+
+    Raises
+    ------
+    InvalidModelError
+        If ONNX Runtime cannot load the model.
+    """
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 4  # the raised error says it all; no coloured log line
+    try:
+        ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    except Exception as err:  # ORT raises several pybind11 exception types
+        raise _converter_bug("does not load in ONNX Runtime", err) from err
 
 
 def _current_umask() -> int:
@@ -518,7 +581,9 @@ def export_onnx(
     graph_name, producer_name, producer_version, doc_string
         Recorded in the model.
     check
-        Run the ONNX checker (``full_check``) and strict shape inference before returning.
+        Run the ONNX checker (``full_check``) and strict shape inference, and load the
+        model in ONNX Runtime, before returning or writing it (models with external data
+        are checked but not loaded).  A failure raises :class:`InvalidModelError`.
     float32
         Convert the float64 parts of the graph (inputs, shared values, computation,
         outputs) to float32; integer and bool parts are unchanged.  Use
@@ -621,6 +686,7 @@ def export_onnx(
     proto = ir.serde.serialize_model(model)
     if check:
         check_model(proto)
+        check_loads(proto)
     if verifier is not None:
         verifier(proto)
     if target is not None:
@@ -632,8 +698,10 @@ __all__ = [
     "DEFAULT_OPSET",
     "NAMES_METADATA_KEY",
     "CapturedGraph",
+    "InvalidModelError",
     "build_model",
     "capture",
+    "check_loads",
     "check_model",
     "export_onnx",
     "feeds_by_name",

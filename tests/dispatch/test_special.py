@@ -43,3 +43,11 @@ def test_mlp_forward(floatX: str, symbolic: bool) -> None:
     x = input_like(value, "x", symbolic)
     h = pt.maximum(x @ w1 + 0.1, 0)
     compare_onnx_and_py([x], [softmax(h @ w2, axis=-1), pt.tanh(h).mean()], [value])
+
+
+@pytest.mark.parametrize("fn", [softmax, log_softmax])
+@pytest.mark.parametrize("dtype", ["int64", "int8"])
+def test_softmax_of_integers(fn, dtype: str) -> None:
+    value = np.array([[1, 0, 3], [2, 2, 0]]).astype(dtype)
+    x = input_like(value, "x")
+    compare_onnx_and_py([x], [fn(x, axis=-1)], [value])

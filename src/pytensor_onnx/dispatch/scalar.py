@@ -46,20 +46,26 @@ def _is_int(dtype: str) -> bool:
     return np.dtype(dtype).kind in "iu"
 
 
-def register_kernel(*op_classes: type, inputs_dtype: str = "output") -> Callable[[Kernel], Kernel]:
+def register_kernel(
+    *op_classes: type, inputs_dtype: str = "output", bool_native: bool = False
+) -> Callable[[Kernel], Kernel]:
     """Register ``kernel`` for scalar op classes whose inputs are cast to one common dtype.
 
     ``inputs_dtype`` is ``"output"`` (cast inputs to the output dtype, for arithmetic) or
     ``"upcast"`` (cast inputs to their common upcast dtype, for comparisons).
     The kernel gets the builder, the cast input values and that dtype, and returns the
     result, which is then cast to the node's output dtype if needed.
+
+    ONNX arithmetic has no bool kernels, so an ``"output"`` kernel of a bool node computes
+    on 0/1 in int8 and its result is cast back to bool (``sqr``, ``//``, ``%`` of bools), as
+    NumPy's bool arithmetic does, unless ``bool_native`` says it handles bools itself.
     """
 
     def decorator(kernel: Kernel) -> Kernel:
         def convert(op: ps.ScalarOp, node: Apply, builder: ONNXBuilder) -> Values:
             out_dtype = _out_dtype(node)
             if inputs_dtype == "output":
-                dtype = out_dtype
+                dtype = "int8" if out_dtype == "bool" and not bool_native else out_dtype
             else:
                 dtype = upcast(*(variable_dtype(i) for i in node.inputs))
             values = builder.inputs(node, dtype)
@@ -100,8 +106,8 @@ def _bool_as(bool_op: str, numeric_op: str) -> Kernel:
 
 
 # PyTensor adds and multiplies bools as logical or / and.
-register_kernel(ps.Add)(_bool_as("Or", "Add"))
-register_kernel(ps.Mul)(_bool_as("And", "Mul"))
+register_kernel(ps.Add, bool_native=True)(_bool_as("Or", "Add"))
+register_kernel(ps.Mul, bool_native=True)(_bool_as("And", "Mul"))
 
 for _cls, _onnx in [
     (ps.Sub, "Sub"),
@@ -506,12 +512,12 @@ def _isinf(builder: ONNXBuilder, xs: list[ir.Value], dtype: str) -> ir.Value:
     return builder.op("Not", [builder.op("Equal", [xs[0], xs[0]])])  # integers: never
 
 
-register_kernel(ps.AND)(_bool_as("And", "BitwiseAnd"))
-register_kernel(ps.OR)(_bool_as("Or", "BitwiseOr"))
-register_kernel(ps.XOR)(_bool_as("Xor", "BitwiseXor"))
+register_kernel(ps.AND, bool_native=True)(_bool_as("And", "BitwiseAnd"))
+register_kernel(ps.OR, bool_native=True)(_bool_as("Or", "BitwiseOr"))
+register_kernel(ps.XOR, bool_native=True)(_bool_as("Xor", "BitwiseXor"))
 
 
-@register_kernel(ps.Invert)
+@register_kernel(ps.Invert, bool_native=True)
 def _invert(builder: ONNXBuilder, xs: list[ir.Value], dtype: str) -> ir.Value:
     return builder.op("Not" if dtype == "bool" else "BitwiseNot", xs)
 
