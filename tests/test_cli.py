@@ -243,7 +243,8 @@ def test_export_pair_from_file_with_options(
     assert model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
     assert len(model.graph.output) == 2
     assert all(node.metadata_props for node in model.graph.node)
-    assert (module_dir / "g.onnx.data").stat().st_size == 16  # w, as float32
+    (data,) = module_dir.glob("g.onnx.*.data")
+    assert data.stat().st_size == 16  # w, as float32
     (w,) = model.graph.initializer
     assert w.data_location == onnx.TensorProto.EXTERNAL
 
@@ -261,3 +262,77 @@ def test_export_errors(module_dir: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert main(["export", "cli_demo_module:graph", out, "--opset", "3"]) == EXIT_FAILED
     assert "opset 3 is not supported" in capsys.readouterr().err
     assert not Path(out).exists()
+
+
+def _identity_model(path: Path, output_names: list[str]) -> None:
+    """A hand-made model whose outputs carry untrusted names."""
+    graph = onnx.helper.make_graph(
+        [onnx.helper.make_node("Identity", ["a"], [name]) for name in output_names],
+        "untrusted",
+        [onnx.helper.make_tensor_value_info("a", onnx.TensorProto.FLOAT, [2])],
+        [onnx.helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, [2]) for n in output_names],
+    )
+    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 18)])
+    model.ir_version = 8
+    onnx.save(model, path)
+
+
+def test_run_never_writes_outside_the_output_dir(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    names = ["../../escaped", str(tmp_path / "absolute"), "..", "\x1b[31mred"]
+    _identity_model(tmp_path / "m.onnx", names)
+    np.save(tmp_path / "a.npy", np.ones(2, dtype=np.float32))
+    out_dir = tmp_path / "deep" / "out"
+    status = main(
+        ["run", str(tmp_path / "m.onnx"), "-i", f"a={tmp_path / 'a.npy'}", "-o", str(out_dir)]
+    )
+    assert status == EXIT_OK
+    written = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*.npy") if p.name != "a.npy")
+    assert all(p.parent == Path("deep/out") for p in written), written
+    assert len(written) == len(names)
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\\x1b[31mred" in out
+
+
+def test_run_refuses_outputs_saved_to_one_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _identity_model(tmp_path / "m.onnx", ["a/b", "a_b"])
+    np.save(tmp_path / "a.npy", np.ones(2, dtype=np.float32))
+    status = main(
+        ["run", str(tmp_path / "m.onnx"), "-i", f"a={tmp_path / 'a.npy'}", "-o", str(tmp_path)]
+    )
+    assert status == EXIT_USAGE
+    assert "same file name" in capsys.readouterr().err
+
+
+def test_inspect_escapes_control_characters(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _identity_model(tmp_path / "m.onnx", ["\x1b]0;title\x07out"])
+    assert main(["inspect", str(tmp_path / "m.onnx")]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x07" not in out and "\\x1b]0;title\\x07out" in out
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "the file is empty"),
+        (b"hello, this is text\n", "not an ONNX model"),
+        (None, "is a directory"),
+    ],
+)
+def test_files_that_are_not_models_are_usage_errors(
+    tmp_path: Path, content: bytes | None, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "model.onnx"
+    if content is None:
+        path.mkdir()
+    else:
+        path.write_bytes(content)
+    for command in ("inspect", "check", "run"):
+        assert main([command, str(path)]) == EXIT_USAGE
+        captured = capsys.readouterr()
+        assert message in captured.err and captured.out == ""

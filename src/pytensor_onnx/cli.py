@@ -38,16 +38,49 @@ class UsageError(Exception):
 # ----------------------------------------------------------------------------- commands
 def _existing_file(path: str) -> Path:
     file = Path(path)
+    if file.is_dir():
+        raise UsageError(f"{path}: is a directory, not a file")
     if not file.is_file():
         raise UsageError(f"{path}: no such file")
     return file
+
+
+def _model_file(path: str) -> Path:
+    """``path`` if it holds an ONNX model (without reading external data)."""
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    from pytensor_onnx.storage import check_external_data_locations
+
+    file = _existing_file(path)
+    if file.stat().st_size == 0:
+        raise UsageError(f"{path}: not an ONNX model (the file is empty)")
+    try:
+        model = onnx.load(os.fspath(file), load_external_data=False)
+    except (DecodeError, ValueError, RuntimeError) as err:
+        raise UsageError(f"{path}: not an ONNX model ({type(err).__name__})") from err
+    if model.ir_version <= 0 or not model.HasField("graph"):
+        raise UsageError(f"{path}: not an ONNX model (no IR version or no graph)")
+    try:
+        check_external_data_locations(model)
+    except ValueError as err:
+        raise UsageError(f"{path}: {err}") from err
+    return file
+
+
+def _output_file(out_dir: Path, name: str, index: int) -> Path:
+    """Where ``run --output-dir`` saves an output: a plain file name inside ``out_dir``,
+    whatever the (untrusted) model calls the output."""
+    stem = "".join(c if c.isascii() and (c.isalnum() or c in "_-.") else "_" for c in name)
+    stem = stem.lstrip(".")[:200] or f"output_{index}"
+    return out_dir / f"{stem}.npy"
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     """Print the model summary."""
     from pytensor_onnx.inspect import summary
 
-    summary(_existing_file(args.model))
+    summary(_model_file(args.model))
     return EXIT_OK
 
 
@@ -69,7 +102,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     from pytensor_onnx.storage import check_model_file
 
-    path = os.fspath(_existing_file(args.model))
+    path = os.fspath(_model_file(args.model))
     ok = _step("onnx checker (full_check)", lambda: onnx.checker.check_model(path, full_check=True))
     ok &= _step("strict shape inference", lambda: check_model_file(path))
     ok &= _step(
@@ -97,7 +130,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     """Run the model in ONNX Runtime on ``.npy`` inputs; print and optionally save outputs."""
     import onnxruntime as ort
 
-    path = os.fspath(_existing_file(args.model))
+    from pytensor_onnx.inspect import printable
+
+    path = os.fspath(_model_file(args.model))
     values = _parse_inputs(args.input)
     session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
     expected = {i.name: i for i in session.get_inputs()}
@@ -112,15 +147,22 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UsageError("; ".join(parts) + f" (model inputs: {', '.join(expected)})")
     outputs = session.run(None, values)
     out_dir = Path(args.output_dir) if args.output_dir else None
+    names = [meta.name for meta in session.get_outputs()]
     if out_dir is not None:
+        targets = [_output_file(out_dir, name, i) for i, name in enumerate(names)]
+        if len(set(targets)) < len(targets):
+            raise UsageError(
+                "several outputs would be saved to the same file name: "
+                + ", ".join(printable(repr(name)) for name in names)
+            )
         out_dir.mkdir(parents=True, exist_ok=True)
     with np.printoptions(threshold=args.max_elements, precision=args.precision):
-        for meta, value in zip(session.get_outputs(), outputs, strict=True):
+        for i, (name, value) in enumerate(zip(names, outputs, strict=True)):
             array = np.asarray(value)
-            print(f"{meta.name}: {array.dtype} {list(array.shape)}")
+            print(f"{printable(name)}: {array.dtype} {list(array.shape)}")
             print(np.array2string(array))
             if out_dir is not None:
-                np.save(out_dir / f"{meta.name}.npy", array)
+                np.save(targets[i], array)
     if out_dir is not None:
         print(f"saved {len(outputs)} output(s) to {out_dir}")
     return EXIT_OK
@@ -261,7 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--external-data",
         choices=["auto", "always", "never"],
         default="auto",
-        help="weights in OUT.onnx.data: when over 1 GiB (auto), always, or never",
+        help="weights in OUT.onnx.<hash>.data: when over 1 GiB (auto), always, or never",
     )
     p.add_argument(
         "--external-data-threshold",

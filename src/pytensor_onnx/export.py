@@ -589,7 +589,7 @@ def export_onnx(
         outputs) to float32; integer and bool parts are unchanged.  Use
         :func:`~pytensor_onnx.verify` to measure the accuracy lost.
     external_data
-        Write initializers to ``<path>.data`` next to the model: ``None`` (default) does so
+        Write initializers to ``<path>.<hash>.data`` next to the model: ``None`` (default) does so
         when they exceed 1 GiB (protobuf caps a single file at 2 GiB), ``True`` always,
         ``False`` never (single file).  Needs ``path``.
     external_data_threshold

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -279,6 +280,18 @@ def model_summary(model: onnx.ModelProto | ir.Model | PathLike) -> ModelSummary:
     )
 
 
+def printable(text: str) -> str:
+    """``text`` with control characters (terminal escape sequences included) escaped, so that
+    names from an untrusted model cannot drive the terminal; newlines are kept."""
+
+    def escape(c: str) -> str:
+        if c == "\n" or not unicodedata.category(c).startswith("C"):
+            return c
+        return f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}"
+
+    return "".join(escape(c) for c in text)
+
+
 def summary(model: onnx.ModelProto | ir.Model | PathLike, file: TextIO | None = None) -> None:
     """Print a summary of ``model``: inputs/outputs with dims, op histogram, initializer bytes.
 
@@ -290,7 +303,7 @@ def summary(model: onnx.ModelProto | ir.Model | PathLike, file: TextIO | None = 
     file
         Where to print (default ``sys.stdout``).  Use :func:`model_summary` for the data.
     """
-    print(model_summary(model), file=file if file is not None else sys.stdout)
+    print(printable(str(model_summary(model))), file=file if file is not None else sys.stdout)
 
 
 __all__ = [
@@ -300,5 +313,6 @@ __all__ = [
     "ModelSummary",
     "annotate_provenance",
     "model_summary",
+    "printable",
     "summary",
 ]

@@ -9,12 +9,15 @@ export leaves nothing behind.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import onnx
 import onnx_ir as ir
 
@@ -39,9 +42,64 @@ def initializer_bytes(model: ir.Model) -> int:
     )
 
 
-def external_data_name(path: PathLike) -> str:
-    """The file name of the external data written next to ``path`` (``model.onnx.data``)."""
-    return f"{Path(path).name}.data"
+def external_data_name(path: PathLike, model: ir.Model, threshold: int) -> str:
+    """The name of the external data file written next to ``path`` for ``model``:
+    ``<model file name>.<hash>.data``, the hash of the tensors it holds.
+
+    A new model's data never overwrites the data file the previous model at ``path`` reads,
+    so replacing the model file is the one step that switches from the old pair to the new.
+    """
+    digest = hashlib.blake2b(digest_size=8)
+    for name, value in model.graph.initializers.items():
+        tensor = value.const_value
+        if tensor is not None and tensor.nbytes >= threshold:
+            digest.update(name.encode())
+            digest.update(memoryview(np.ascontiguousarray(tensor.numpy())).cast("B"))
+    return f"{Path(path).name}.{digest.hexdigest()}.data"
+
+
+def _own_data_files(path: Path) -> set[str]:
+    """The data files of this package's naming that the model at ``path`` references."""
+    if not path.is_file():
+        return set()
+    try:
+        model = onnx.load(os.fspath(path), load_external_data=False)
+    except Exception:  # not a model (or unreadable): it references nothing of ours
+        return set()
+    pattern = re.compile(re.escape(path.name) + r"(\.[0-9a-f]{16})?\.data")
+    locations = {
+        entry.value
+        for tensor in model.graph.initializer
+        for entry in tensor.external_data
+        if entry.key == "location"
+    }
+    return {name for name in locations if pattern.fullmatch(name)}
+
+
+def check_external_data_locations(model: onnx.ModelProto) -> None:
+    """Refuse external data outside the model's directory (absolute paths or ``..``).
+
+    Raises
+    ------
+    ValueError
+        Naming the tensor and the location.
+    """
+    tensors = list(model.graph.initializer)
+    for tensor in tensors:
+        for entry in tensor.external_data:
+            if entry.key != "location":
+                continue
+            location = Path(entry.value)
+            if location.is_absolute() or ".." in location.parts:
+                raise ValueError(
+                    f"initializer {tensor.name!r} reads external data from {entry.value!r}, "
+                    "outside the model's directory: refused"
+                )
+
+
+def _fsync(path: Path) -> None:
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
 
 
 def wants_external_data(model: ir.Model, path: PathLike | None, external_data: bool | None) -> bool:
@@ -106,17 +164,23 @@ def save_with_external_data(
     check: bool = True,
     verify: Callable[[Path], object] | None = None,
 ) -> onnx.ModelProto:
-    """Write ``model`` to ``path`` with its large initializers in ``<path>.data``.
+    """Write ``model`` to ``path`` with its large initializers in an external data file.
 
-    Both files are written into a temporary directory next to ``path``, checked (and
-    verified), then renamed into place, data file first.
+    The write is all-or-nothing: both files are written into a temporary directory next to
+    ``path``, checked (and verified) and flushed to disk; the data file, whose name holds
+    the hash of its content (:func:`external_data_name`), is renamed into place, and then
+    the model file: that rename is the commit.  Until it happens the previous model and the
+    data file it reads are untouched; after it, the previous model's data file (of this
+    package's naming) is removed.  A failure at any step removes what this write added.
+    A process killed mid-write can leave its temporary directory (``.<name>.*``) and, killed
+    between the two renames, an unreferenced data file; the old pair stays intact.
 
     Parameters
     ----------
     model
         The model to write; it is not modified.
     path
-        The ``.onnx`` file; the data file is ``<name>.data`` in the same directory.
+        The ``.onnx`` file; the data file is ``<name>.<hash>.data`` in the same directory.
     threshold
         Initializers of at least this many bytes go to the data file.
     check
@@ -131,8 +195,10 @@ def save_with_external_data(
         The written model without its external tensor data (tensors reference the file).
     """
     target = Path(path)
-    data_name = external_data_name(target)
+    data_name = external_data_name(target, model, threshold)
+    previous = _own_data_files(target)
     tmpdir = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    published: Path | None = None
     try:
         tmp_model = tmpdir / target.name
         ir.save(model, tmp_model, external_data=data_name, size_threshold_bytes=threshold)
@@ -141,11 +207,20 @@ def save_with_external_data(
         if verify is not None:
             verify(tmp_model)
         tmp_data = tmpdir / data_name
-        if tmp_data.exists():
-            os.replace(tmp_data, target.parent / data_name)
-        os.replace(tmp_model, target)
+        final_data = target.parent / data_name
+        if tmp_data.exists() and not final_data.exists():  # same name: same content
+            _fsync(tmp_data)
+            os.replace(tmp_data, final_data)
+            published = final_data
+        _fsync(tmp_model)
+        os.replace(tmp_model, target)  # the commit
+        published = None
     finally:
+        if published is not None:
+            published.unlink(missing_ok=True)
         shutil.rmtree(tmpdir, ignore_errors=True)
+    for name in previous - {data_name}:
+        (target.parent / name).unlink(missing_ok=True)
     return onnx.load(os.fspath(target), load_external_data=False)
 
 
@@ -153,6 +228,7 @@ __all__ = [
     "AUTO_EXTERNAL_DATA_BYTES",
     "DEFAULT_EXTERNAL_DATA_THRESHOLD",
     "PROTOBUF_LIMIT_BYTES",
+    "check_external_data_locations",
     "check_model_file",
     "external_data_name",
     "initializer_bytes",
