@@ -183,6 +183,14 @@ class ScanOut:
     shape: ir.Value
 
 
+@dataclass(frozen=True)
+class Steps:
+    """A step count: its 0-d int64 value and, if known when exporting, its length."""
+
+    value: ir.Value
+    static: int | None
+
+
 class Count(Protocol):
     """A step count: its 0-d int64 value and its static value if known (e.g. a ``Size``)."""
 
@@ -288,6 +296,7 @@ __all__ = [
     "LoopBody",
     "ScanOut",
     "Step",
+    "Steps",
     "any_true",
     "fori_loop",
     "unstack",

@@ -122,7 +122,6 @@ for _cls, _onnx in [
     (ps.Reciprocal, "Reciprocal"),
     (ps.Maximum, "Max"),
     (ps.Minimum, "Min"),
-    (ps.Pow, "Pow"),
 ]:
     register_kernel(_cls)(_direct(_onnx))
 
@@ -132,6 +131,54 @@ def _float_or_ints(float_kernel: Kernel, int_kernel: Kernel) -> Kernel:
         return (float_kernel if _is_float(dtype) else int_kernel)(builder, xs, dtype)
 
     return kernel
+
+
+#: Squarings of an exact integer power: enough for every bit of a non-negative int64 exponent.
+_INT_POW_STEPS = 63
+
+
+def _int_pow(builder: ONNXBuilder, xs: list[ir.Value], dtype: str) -> ir.Value:
+    """``x ** y`` of integers, exact with wrap-around (as NumPy and PyTensor's Numba backend):
+    ONNX Runtime's integer ``Pow`` goes through float64 (``3 ** 39`` is off by 11).
+
+    Square-and-multiply over the bits of ``y`` in 64-bit integers.  A negative exponent
+    gives the integer result ``1 / x ** -y`` truncated: ``1`` for ``x = 1``, ``+-1`` for
+    ``x = -1``, else 0 (what the Numba backend computes; NumPy raises).
+    """
+    from pytensor_onnx.dispatch._loop import Carry, Steps, fori_loop
+
+    wide = "uint64" if dtype.startswith("u") else "int64"
+    x, y = (builder.cast(v, wide, dtype) for v in xs)
+    shape = builder.shape(builder.op("Add", [x, y]))
+    one, two, zero = (builder.scalar(v, wide) for v in (1, 2, 0))
+
+    def step(b: ONNXBuilder, k: ir.Value, state: list[ir.Value]) -> list[ir.Value]:
+        result, base, exponent = state
+        odd = b.op("Equal", [b.op("Mod", [exponent, two]), one])
+        result = b.typed_op("Where", [odd, b.op("Mul", [result, base]), result], wide, data=[1, 2])
+        return [result, b.op("Mul", [base, base]), b.op("Div", [exponent, two])]
+
+    start = [
+        builder.op("Expand", [one, shape]),
+        builder.op("Expand", [x, shape]),
+        builder.op("Expand", [builder.op("Max", [y, zero]), shape]),
+    ]
+    steps = Steps(builder.scalar(_INT_POW_STEPS, "int64"), _INT_POW_STEPS)
+    (result, _, _), _ = fori_loop(builder, steps, [Carry(v, wide) for v in start], [], step, "pow")
+    if wide == "int64":
+        negative_result = builder.op(
+            "Where",
+            [
+                builder.op("Equal", [x, builder.scalar(-1, wide)]),
+                builder.op("Sub", [one, builder.op("Mul", [two, builder.op("Mod", [y, two])])]),
+                builder.op("Where", [builder.op("Equal", [x, one]), one, zero]),
+            ],
+        )
+        result = builder.op("Where", [builder.op("Less", [y, zero]), negative_result, result])
+    return builder.cast(result, dtype, wide)
+
+
+register_kernel(ps.Pow)(_float_or_ints(_direct("Pow"), _int_pow))
 
 
 def _identity_kernel(builder: ONNXBuilder, xs: list[ir.Value], dtype: str) -> ir.Value:
