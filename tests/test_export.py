@@ -450,3 +450,28 @@ def test_models_onnx_runtime_cannot_load_raise_a_converter_bug(tmp_path: Path) -
     assert not path.exists()
     model = export_onnx([x], [_register_broken("Acos")()(x)], check=False)
     assert [n.op_type for n in model.graph.node] == ["Acos"]
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "message"),
+    [
+        ({"ir_version": "10"}, TypeError, "ir_version must be an int"),
+        ({"metadata": {"a": 1}}, TypeError, "metadata entries must be str"),
+        ({"metadata": {1: "a"}}, TypeError, "metadata entries must be str"),
+        ({"metadata": ["a"]}, TypeError, "metadata must be a mapping"),
+        ({"graph_name": ""}, ValueError, "graph_name must be a non-empty string"),
+        ({"producer_name": None}, ValueError, "producer_name must be a non-empty string"),
+        ({"op_from_graph": "flat"}, ValueError, "op_from_graph must be one of"),
+    ],
+)
+def test_bad_options_are_refused_before_any_work(options, error, message, tmp_path: Path) -> None:
+    x = pt.vector("x")
+    with pytest.raises(error, match=message):
+        export_onnx([x], [x + 1], tmp_path / "m.onnx", **options)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_input_given_twice_is_refused() -> None:
+    x = pt.vector("x")
+    with pytest.raises(ValueError, match=r"inputs \['x'\] are given more than once"):
+        export_onnx([x, x], [x + 1])

@@ -239,6 +239,9 @@ def capture(
         for var in [*user_inputs, *out_vars]:
             if not isinstance(var, Variable):
                 raise TypeError(f"expected PyTensor variables, got {var!r}")
+        repeated = {var for var in user_inputs if user_inputs.count(var) > 1}
+        if repeated:
+            raise ValueError(f"inputs {sorted(map(str, repeated))} are given more than once")
         for var in user_inputs:
             if isinstance(var, (SharedVariable, Constant)):
                 raise TypeError(
@@ -534,6 +537,33 @@ def _check_writable(path: PathLike) -> None:
         raise PermissionError(f"cannot write the ONNX model to {target}: {parent} is not writable")
 
 
+def _check_options(
+    *,
+    ir_version: object,
+    metadata: object,
+    names: Mapping[str, object],
+    op_from_graph: object,
+) -> None:
+    """Refuse export options of the wrong type or value before any work is done."""
+    from pytensor_onnx.dispatch.builders import OP_FROM_GRAPH_MODES
+
+    if ir_version is not None and (isinstance(ir_version, bool) or not isinstance(ir_version, int)):
+        raise TypeError(f"ir_version must be an int, got {ir_version!r}")
+    if metadata is not None:
+        if not isinstance(metadata, Mapping):
+            raise TypeError(f"metadata must be a mapping of str to str, got {metadata!r}")
+        for key, value in metadata.items():
+            if not (isinstance(key, str) and isinstance(value, str)):
+                raise TypeError(f"metadata entries must be str: str, got {key!r}: {value!r}")
+    for option, value in names.items():
+        if not isinstance(value, str) or not value:
+            raise ValueError(f"{option} must be a non-empty string, got {value!r}")
+    if op_from_graph not in OP_FROM_GRAPH_MODES:
+        raise ValueError(
+            f"op_from_graph must be one of {OP_FROM_GRAPH_MODES}, got {op_from_graph!r}"
+        )
+
+
 def export_onnx(
     fn_or_inputs: Function | Sequence[Variable],
     outputs_or_path: Variable | Sequence[Variable] | PathLike | None = None,
@@ -639,6 +669,12 @@ def export_onnx(
             f"{supported_opsets().stop - 1} (the installed onnx {onnx.__version__} knows up to "
             f"{onnx.defs.onnx_opset_version()})"
         )
+    _check_options(
+        ir_version=ir_version,
+        metadata=metadata,
+        names={"graph_name": graph_name, "producer_name": producer_name},
+        op_from_graph=op_from_graph,
+    )
     if target is not None:
         _check_writable(target)
 
