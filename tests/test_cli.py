@@ -336,3 +336,43 @@ def test_files_that_are_not_models_are_usage_errors(
         assert main([command, str(path)]) == EXIT_USAGE
         captured = capsys.readouterr()
         assert message in captured.err and captured.out == ""
+
+
+def test_run_timeout_stops_an_endless_loop(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    h, tp = onnx.helper, onnx.TensorProto
+    body = h.make_graph(
+        [
+            h.make_node("Add", ["v_in", "one"], ["v_out"]),
+            h.make_node("Identity", ["c_in"], ["c_out"]),
+        ],
+        "body",
+        [
+            h.make_tensor_value_info("i", tp.INT64, []),
+            h.make_tensor_value_info("c_in", tp.BOOL, []),
+            h.make_tensor_value_info("v_in", tp.FLOAT, [1]),
+        ],
+        [
+            h.make_tensor_value_info("c_out", tp.BOOL, []),
+            h.make_tensor_value_info("v_out", tp.FLOAT, [1]),
+        ],
+        [onnx.numpy_helper.from_array(np.ones(1, np.float32), "one")],
+    )
+    graph = h.make_graph(
+        [h.make_node("Loop", ["n", "go", "a"], ["y"], body=body)],
+        "endless",
+        [h.make_tensor_value_info("a", tp.FLOAT, [1])],
+        [h.make_tensor_value_info("y", tp.FLOAT, [1])],
+        [
+            onnx.numpy_helper.from_array(np.array(2**62, np.int64), "n"),
+            onnx.numpy_helper.from_array(np.array(True), "go"),
+        ],
+    )
+    model = h.make_model(graph, opset_imports=[h.make_opsetid("", 18)])
+    model.ir_version = 8
+    onnx.save(model, tmp_path / "loop.onnx")
+    np.save(tmp_path / "a.npy", np.zeros(1, np.float32))
+    args = ["run", str(tmp_path / "loop.onnx"), "-i", f"a={tmp_path / 'a.npy'}", "--timeout", "0.5"]
+    assert main(args) == EXIT_FAILED
+    assert "stopped after 0.5 s (--timeout)" in capsys.readouterr().err

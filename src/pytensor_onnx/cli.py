@@ -126,6 +126,32 @@ def _parse_inputs(specs: Sequence[str]) -> dict[str, np.ndarray]:
     return values
 
 
+class RunTimeout(Exception):
+    """A run stopped by ``--timeout`` (exit status 1)."""
+
+
+def _run_with_timeout(session: Any, feeds: dict[str, np.ndarray], timeout: float | None) -> list:
+    """``session.run`` that ONNX Runtime stops after ``timeout`` seconds (``None``: never)."""
+    import threading
+
+    import onnxruntime as ort
+
+    if timeout is None:
+        return session.run(None, feeds)
+    options = ort.RunOptions()
+    options.log_severity_level = 4
+    timer = threading.Timer(timeout, lambda: setattr(options, "terminate", True))
+    timer.start()
+    try:
+        return session.run(None, feeds, options)
+    except Exception as err:
+        if options.terminate:
+            raise RunTimeout(f"the run was stopped after {timeout:g} s (--timeout)") from err
+        raise
+    finally:
+        timer.cancel()
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the model in ONNX Runtime on ``.npy`` inputs; print and optionally save outputs."""
     import onnxruntime as ort
@@ -145,7 +171,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if unknown:
             parts.append(f"the model has no input {', '.join(unknown)}")
         raise UsageError("; ".join(parts) + f" (model inputs: {', '.join(expected)})")
-    outputs = session.run(None, values)
+    outputs = _run_with_timeout(session, values, args.timeout)
     out_dir = Path(args.output_dir) if args.output_dir else None
     names = [meta.name for meta in session.get_outputs()]
     if out_dir is not None:
@@ -284,6 +310,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-elements", type=int, default=100, help="print arrays up to this size in full"
     )
     p.add_argument("--precision", type=int, default=8, help="digits printed for floats")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        metavar="SECONDS",
+        help="stop the run after this many seconds (exit status 1); default: no limit",
+    )
     p.set_defaults(handler=cmd_run)
 
     p = sub.add_parser(
