@@ -1,16 +1,23 @@
 """Export a PyMC model's log-density, its NUTS gradient and its posterior predictive to ONNX.
 
-Run with ``python examples/pymc_logp.py`` (needs ``pip install -e ".[pymc]"``).  The model is
-a hierarchical varying-intercept regression with an integer group index held in ``pm.Data``.
+Run with ``python examples/pymc_logp.py [OUTPUT_DIR]`` (needs PyMC: ``pip install -e ".[pymc]"``
+from a clone).  The three ``.onnx`` files go to ``OUTPUT_DIR`` (default: ``pymc_onnx/``).  The
+model is a hierarchical varying-intercept regression with an integer group index in ``pm.Data``.
 """
 
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
-import pymc as pm
+
+try:
+    import pymc as pm
+except ImportError:
+    sys.exit('this example needs PyMC: pip install -e ".[pymc]" (from a clone of pytensor-onnx)')
 
 from pytensor_onnx.pymc import RAVEL_METADATA_KEY, export_logp, export_logp_dlogp, export_predictive
 
@@ -33,13 +40,15 @@ def build_model(rng: np.random.Generator) -> pm.Model:
     return model
 
 
-def main() -> None:
+def main(out_dir: Path) -> None:
     rng = np.random.default_rng(0)
     model = build_model(rng)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    print(f"writing the models to {out_dir}/")
 
     # 1. logp over the value variables (transformed space)
-    export_logp(model, "model_logp.onnx")
-    session = ort.InferenceSession("model_logp.onnx", providers=["CPUExecutionProvider"])
+    export_logp(model, out_dir / "model_logp.onnx")
+    session = ort.InferenceSession(out_dir / "model_logp.onnx", providers=["CPUExecutionProvider"])
     point = model.initial_point()
     feeds = {v.name: np.asarray(point[v.name]) for v in model.value_vars}
     (logp,) = session.run(None, feeds)
@@ -47,10 +56,12 @@ def main() -> None:
     print(f"logp at the initial point: ONNX {float(logp):.12f}, PyMC {expected:.12f}")
 
     # 2. logp and gradient over one raveled vector: what a NUTS sampler calls
-    proto = export_logp_dlogp(model, "model_logp_dlogp.onnx")
+    proto = export_logp_dlogp(model, out_dir / "model_logp_dlogp.onnx")
     layout = json.loads({p.key: p.value for p in proto.metadata_props}[RAVEL_METADATA_KEY])
     print("raveled layout:", [(e["name"], e["shape"], e["start"], e["stop"]) for e in layout])
-    session = ort.InferenceSession("model_logp_dlogp.onnx", providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(
+        out_dir / "model_logp_dlogp.onnx", providers=["CPUExecutionProvider"]
+    )
     x = rng.normal(size=layout[-1]["stop"])
     logp, dlogp = session.run(None, {"x": x})
     reference = model.logp_dlogp_function(ravel_inputs=True)
@@ -63,12 +74,19 @@ def main() -> None:
     draws = {name: rng.normal(size=(100, *np.shape(point[name]))) for name in ("mu_a", "a", "b")}
     draws["sigma_a"] = np.abs(rng.normal(size=100))
     draws["sigma"] = np.abs(rng.normal(size=100))
-    export_predictive(model, draws, "model_predictive.onnx", var_names=["mu"])
-    session = ort.InferenceSession("model_predictive.onnx", providers=["CPUExecutionProvider"])
+    export_predictive(model, draws, out_dir / "model_predictive.onnx", var_names=["mu"])
+    session = ort.InferenceSession(
+        out_dir / "model_predictive.onnx", providers=["CPUExecutionProvider"]
+    )
     new_groups = np.array([0, 3, 4], dtype=model["group_idx"].dtype)  # PyMC stores int32
-    (mu,) = session.run(None, {"group_idx": new_groups, "x": np.array([-1.0, 0.0, 1.0])})
-    print(f"predictive mu: {mu.shape[0]} draws x {mu.shape[1]} new points; mean {mu.mean(axis=0)}")
+    new_x = np.array([-1.0, 0.0, 1.0])
+    (mu,) = session.run(None, {"group_idx": new_groups, "x": new_x})
+    expected = draws["a"][:, new_groups] + draws["b"][:, None] * new_x  # mu, draw by draw
+    print(
+        f"predictive mu: {mu.shape[0]} draws x {mu.shape[1]} new points; "
+        f"max |difference| from NumPy {np.abs(mu - expected).max():.2e}"
+    )
 
 
 if __name__ == "__main__":
-    main()
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else Path("pymc_onnx"))

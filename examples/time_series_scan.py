@@ -74,3 +74,6 @@ if __name__ == "__main__":
     else:
         with tempfile.TemporaryDirectory() as tmp:
             main(Path(tmp) / "local_level.onnx")
+        print(
+            "(the model was written to a temporary directory, now removed; pass a path to keep it)"
+        )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -376,3 +377,26 @@ def test_run_timeout_stops_an_endless_loop(
     args = ["run", str(tmp_path / "loop.onnx"), "-i", f"a={tmp_path / 'a.npy'}", "--timeout", "0.5"]
     assert main(args) == EXIT_FAILED
     assert "stopped after 0.5 s (--timeout)" in capsys.readouterr().err
+
+
+def test_python_dash_m_runs_the_command_line() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "pytensor_onnx", "--help"], capture_output=True, text=True
+    )
+    assert result.returncode == 0 and "inspect" in result.stdout
+
+
+def test_a_closed_pipe_ends_quietly(model_path: Path) -> None:
+    # `pytensor-onnx inspect model.onnx | head -0`: the reader is gone before the first write.
+    reader = subprocess.Popen([sys.executable, "-c", "pass"], stdin=subprocess.PIPE)
+    reader.wait()
+    writer = subprocess.run(
+        [sys.executable, "-m", "pytensor_onnx", "inspect", str(model_path)],
+        stdout=reader.stdin,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert reader.stdin is not None
+    reader.stdin.close()
+    assert "BrokenPipeError" not in writer.stderr and "Traceback" not in writer.stderr

@@ -1,6 +1,6 @@
 """PyMC entry points: a model's log-density, its gradient (the NUTS interface) and predictions.
 
-Needs the optional extra ``pytensor-onnx[pymc]``.
+Needs PyMC: the optional extra ``pymc`` (``pip install -e ".[pymc]"`` from a clone).
 
 - :func:`export_logp`: inputs are the model's value variables (transformed space, named as
   PyMC names them, e.g. ``sigma_log__``), output the scalar joint ``logp``.
@@ -35,7 +35,10 @@ try:
     import pymc as pm
     from pymc.pytensorf import join_nonshared_inputs
 except ImportError as err:  # pragma: no cover - exercised only without the extra
-    raise ImportError("pytensor_onnx.pymc needs PyMC: pip install 'pytensor-onnx[pymc]'") from err
+    raise ImportError(
+        "pytensor_onnx.pymc needs PyMC: pip install -e '.[pymc]' from a clone of pytensor-onnx "
+        "(or pip install pymc)"
+    ) from err
 
 #: The metadata key holding the unpacking information of ``export_logp_dlogp``'s input.
 RAVEL_METADATA_KEY = "pymc.ravel"
