@@ -1,0 +1,285 @@
+"""Converters for ``pytensor.tensor.random``: RandomVariables as seeded, counter-based draws.
+
+A random generator (a shared ``RandomGeneratorType`` variable or an input) is an int64 seed
+in ONNX (one scalar graph input, named after the variable, ``seed`` if unnamed).  Each
+RandomVariable node draws from its own stream of the Threefry generator of
+:mod:`pytensor_onnx.dispatch._random`, transforms the uniforms in float64 and casts the result
+to the node's dtype.  Its "next generator" output is ``seed + 1``: a function whose update
+feeds it back draws anew on every call, and a chained draw gets a different key.
+
+The draws are not NumPy's bit stream; the contract is distributional and reproducible: the
+same seed gives the same bits in every runtime (see ``docs/random.md``).  Distributions
+without a converter are refused by name.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from functools import reduce
+
+import onnx_ir as ir
+import pytensor.tensor.random.basic as ptr
+from pytensor.graph.basic import Apply
+from pytensor.tensor.random.op import RandomVariable
+from pytensor.tensor.type_other import NoneTypeT
+
+from pytensor_onnx.builder import ONNXBuilder, variable_dtype
+from pytensor_onnx.dispatch._numerics import Num
+from pytensor_onnx.dispatch._random import RandomStream
+from pytensor_onnx.dispatch.basic import Refusal, onnx_funcify
+from pytensor_onnx.dispatch.scalar import log1p
+
+#: ``transform(num, stream, params)``: float64 draws (1-D, one per element) from the stream
+#: and the float64 parameters, broadcast and flattened to the draw's shape.
+Transform = Callable[[Num, RandomStream, list[ir.Value]], ir.Value]
+
+
+def _batch_shape(op: RandomVariable, node: Apply, builder: ONNXBuilder) -> ir.Value:
+    """The 1-D int64 shape of the draws: ``size`` if given, else the parameters' broadcast
+    batch shape (each parameter's shape without its support dims)."""
+    if not isinstance(node.inputs[1].type, NoneTypeT):
+        return builder.input(node, 1, "int64")
+    params = node.inputs[2:]
+    ranks = [p.type.ndim - nd for p, nd in zip(params, op.ndims_params, strict=True)]
+    rank = max(ranks, default=0)
+    shapes = []
+    for index, batch_rank in enumerate(ranks, start=2):
+        if batch_rank == 0:
+            continue
+        shape = builder.op("Shape", [builder.input(node, index)], {"start": 0, "end": batch_rank})
+        if batch_rank < rank:
+            shape = builder.op(
+                "Concat", [builder.int64s([1] * (rank - batch_rank)), shape], {"axis": 0}
+            )
+        shapes.append(shape)
+    if not shapes:
+        return builder.int64s([])
+    # Each dim is 1 or the common length, so the broadcast length is the largest.
+    return reduce(lambda a, b: builder.op("Max", [a, b]), shapes)
+
+
+def _element_count(builder: ONNXBuilder, shape: ir.Value) -> ir.Value:
+    """The 0-d int64 number of elements of ``shape`` (1 for the empty shape)."""
+    with_one = builder.op("Concat", [builder.int64s([1]), shape], {"axis": 0})
+    return builder.op("ReduceProd", [with_one], {"keepdims": 0})
+
+
+def _flat_param(builder: ONNXBuilder, node: Apply, index: int, shape: ir.Value) -> ir.Value:
+    """Parameter ``index`` of ``node`` in float64, broadcast to ``shape`` and flattened."""
+    value = builder.input(node, index, "float64")
+    expanded = builder.op("Expand", [value, shape])
+    return builder.op("Reshape", [expanded, builder.int64s([-1])])
+
+
+def standard_normal(num: Num, stream: RandomStream, word: int = 0) -> ir.Value:
+    """Standard normal deviates by Box–Muller from uniform words ``word`` and ``word + 1``.
+
+    ``sqrt(-2 log u) cos(2 pi v)`` with ``u`` in the open interval: ``|z|`` reaches 8.57
+    (``u = 2**-53``), so tails are exact down to probabilities of about 1e-17.
+    """
+    u = stream.uniform(word, open_interval=True)
+    v = stream.uniform(word + 1)
+    radius = num.unary("Sqrt", num.mul(-2.0, num.unary("Log", u)))
+    return num.mul(radius, num.unary("Cos", num.mul(2.0 * math.pi, v)))
+
+
+def _location_scale(standard: Callable[[Num, RandomStream], ir.Value]) -> Transform:
+    def transform(num: Num, stream: RandomStream, params: list[ir.Value]) -> ir.Value:
+        loc, scale = params
+        return num.add(loc, num.mul(scale, standard(num, stream)))
+
+    return transform
+
+
+def _exponential_deviate(num: Num, stream: RandomStream) -> ir.Value:
+    """``-log(u)``: a standard exponential deviate (``u`` never 0)."""
+    return num.unary("Neg", num.unary("Log", stream.uniform(0, open_interval=True)))
+
+
+def _tan_half_turn(num: Num, stream: RandomStream) -> ir.Value:
+    """``tan(pi (u - 1/2))``, a standard Cauchy deviate (sin/cos: ONNX Runtime has no
+    float64 ``Tan``)."""
+    angle = num.mul(math.pi, num.sub(stream.uniform(0, open_interval=True), 0.5))
+    return num.div(num.unary("Sin", angle), num.unary("Cos", angle))
+
+
+def _laplace_deviate(num: Num, stream: RandomStream) -> ir.Value:
+    """``-sign(t) log(1 - 2 |t|)`` for ``t = u - 1/2`` (exact: ``u`` is a multiple of 2**-53)."""
+    t = num.sub(stream.uniform(0, open_interval=True), 0.5)
+    magnitude = num.unary("Neg", num.unary("Log", num.sub(1.0, num.mul(2.0, num.unary("Abs", t)))))
+    return num.mul(num.unary("Sign", t), magnitude)
+
+
+def _logistic_deviate(num: Num, stream: RandomStream) -> ir.Value:
+    """``log(u / (1 - u))`` (``1 - u`` exact)."""
+    u = stream.uniform(0, open_interval=True)
+    return num.unary("Log", num.div(u, num.sub(1.0, u)))
+
+
+def _gumbel_deviate(num: Num, stream: RandomStream) -> ir.Value:
+    """``-log(-log(u))``."""
+    inner = num.unary("Neg", num.unary("Log", stream.uniform(0, open_interval=True)))
+    return num.unary("Neg", num.unary("Log", inner))
+
+
+def _uniform(num: Num, stream: RandomStream, params: list[ir.Value]) -> ir.Value:
+    low, high = params
+    return num.add(low, num.mul(num.sub(high, low), stream.uniform(0)))
+
+
+def _halfnormal(num: Num, stream: RandomStream, params: list[ir.Value]) -> ir.Value:
+    loc, scale = params
+    return num.add(loc, num.mul(scale, num.unary("Abs", standard_normal(num, stream))))
+
+
+def _lognormal(num: Num, stream: RandomStream, params: list[ir.Value]) -> ir.Value:
+    return num.unary("Exp", _location_scale(standard_normal)(num, stream, params))
+
+
+def _exponential(num: Num, stream: RandomStream, params: list[ir.Value]) -> ir.Value:
+    return num.mul(params[0], _exponential_deviate(num, stream))
+
+
+def _halfcauchy(num: Num, stream: RandomStream, params: list[ir.Value]) -> ir.Value:
+    loc, scale = params
+    return num.add(loc, num.mul(scale, num.unary("Abs", _tan_half_turn(num, stream))))
+
+
+def _weibull(num: Num, stream: RandomStream, params: list[ir.Value]) -> ir.Value:
+    return num.pow(_exponential_deviate(num, stream), num.div(1.0, params[0]))
+
+
+def _bernoulli(num: Num, stream: RandomStream, params: list[ir.Value]) -> ir.Value:
+    hit = num.lt(stream.uniform(0), params[0])
+    return num.builder.cast(hit, "float64", "bool")
+
+
+def _integers(num: Num, stream: RandomStream, params: list[ir.Value]) -> ir.Value:
+    """``low + floor(u (high - low))``: uniform on ``[low, high)`` with a bias below
+    ``(high - low) / 2**53``."""
+    low, high = params
+    return num.add(low, num.unary("Floor", num.mul(stream.uniform(0), num.sub(high, low))))
+
+
+def _geometric(num: Num, stream: RandomStream, params: list[ir.Value]) -> ir.Value:
+    """Inversion: ``ceil(log(u) / log1p(-p))``, at least 1 (trials up to the first success)."""
+    log_q = log1p(num.builder, num.unary("Neg", params[0]), "float64")
+    trials = num.unary(
+        "Ceil", num.div(num.unary("Log", stream.uniform(0, open_interval=True)), log_q)
+    )
+    return num.builder.op("Max", [trials, num.val(1.0)])
+
+
+#: The RandomVariables converted by a transform of float64 uniforms (no rejection loop).
+TRANSFORMS: dict[type[RandomVariable], Transform] = {
+    ptr.UniformRV: _uniform,
+    ptr.NormalRV: _location_scale(standard_normal),
+    ptr.HalfNormalRV: _halfnormal,
+    ptr.LogNormalRV: _lognormal,
+    ptr.ExponentialRV: _exponential,
+    ptr.CauchyRV: _location_scale(_tan_half_turn),
+    ptr.HalfCauchyRV: _halfcauchy,
+    ptr.LaplaceRV: _location_scale(_laplace_deviate),
+    ptr.LogisticRV: _location_scale(_logistic_deviate),
+    ptr.GumbelRV: _location_scale(_gumbel_deviate),
+    ptr.WeibullRV: _weibull,
+    ptr.BernoulliRV: _bernoulli,
+    ptr.IntegersRV: _integers,
+    ptr.GeometricRV: _geometric,
+}
+
+
+def _draw(
+    node: Apply, builder: ONNXBuilder, shape: ir.Value, draws: Callable[[RandomStream], ir.Value]
+) -> list[ir.Value]:
+    """The two outputs of a RandomVariable node: the next seed and the draws.
+
+    ``draws`` gets the node's stream (over the elements of ``shape``) and returns the flat
+    float64 draws, reshaped to ``shape`` and cast to the node's dtype here.
+    """
+    seed = builder.input(node, 0)
+    stream = RandomStream(builder, seed, _element_count(builder, shape))
+    flat = draws(stream)
+    values = builder.op("Reshape", [flat, shape])
+    values = builder.cast(values, variable_dtype(node.outputs[1]), "float64")
+    return [builder.op("Add", [seed, builder.scalar(1, "int64")]), values]
+
+
+def _transform_converter(transform: Transform) -> Callable[..., Sequence[ir.Value]]:
+    def convert(op: RandomVariable, node: Apply, builder: ONNXBuilder) -> list[ir.Value]:
+        shape = _batch_shape(op, node, builder)
+        params = [_flat_param(builder, node, i, shape) for i in range(2, len(node.inputs))]
+        return _draw(
+            node, builder, shape, lambda stream: transform(Num(builder, "float64"), stream, params)
+        )
+
+    return convert
+
+
+for _cls, _transform in TRANSFORMS.items():
+    onnx_funcify.register(_cls)(_transform_converter(_transform))
+
+
+@onnx_funcify.register(ptr.CategoricalRV)
+def _categorical(op: RandomVariable, node: Apply, builder: ONNXBuilder) -> list[ir.Value]:
+    """Inversion: the number of cumulative probabilities below ``u`` times their total (the
+    probabilities need not be normalized; the last category takes any rounding excess)."""
+    shape = _batch_shape(op, node, builder)
+    probs = builder.input(node, 2, "float64")
+    categories = builder.dim(probs, -1)
+    full = builder.op("Concat", [shape, categories], {"axis": 0})
+    rows = builder.op("Expand", [probs, full])
+    rows = builder.op(
+        "Reshape", [rows, builder.op("Concat", [builder.int64s([-1]), categories], {"axis": 0})]
+    )
+    cdf = builder.op("CumSum", [rows, builder.scalar(1, "int64")])
+    total = builder.op(
+        "Slice", [cdf, builder.int64s([-1]), builder.int64s([2**62]), builder.int64s([1])]
+    )
+    num = Num(builder, "float64")
+
+    def draws(stream: RandomStream) -> ir.Value:
+        target = num.mul(builder.op("Unsqueeze", [stream.uniform(0), builder.int64s([1])]), total)
+        below = builder.cast(num.le(cdf, target), "int64", "bool")
+        index = builder.op("ReduceSum", [below, builder.int64s([1])], {"keepdims": 0})
+        last = builder.op("Sub", [builder.op("Squeeze", [categories]), builder.scalar(1, "int64")])
+        return builder.cast(builder.op("Min", [index, last]), "float64", "int64")
+
+    return _draw(node, builder, shape, draws)
+
+
+#: RandomVariables that need a rejection sampler (an exact ONNX ``Loop``) or a multivariate
+#: construction, not converted yet.
+_NOT_CONVERTED = (
+    "BetaBinomialRV",
+    "BetaRV",
+    "BinomialRV",
+    "ChiSquareRV",
+    "ChoiceWithoutReplacement",
+    "DirichletRV",
+    "GammaRV",
+    "GenGammaRV",
+    "HyperGeometricRV",
+    "InvGammaRV",
+    "MultinomialRV",
+    "MvNormalRV",
+    "NegBinomialRV",
+    "ParetoRV",
+    "PermutationRV",
+    "PoissonRV",
+    "StudentTRV",
+    "TriangularRV",
+    "TruncExponentialRV",
+    "VonMisesRV",
+    "WaldRV",
+)
+for _name in _NOT_CONVERTED:
+    _rv_class = getattr(ptr, _name, None)
+    if _rv_class is not None:
+        onnx_funcify.register(_rv_class)(
+            Refusal(
+                f"{_name} has no ONNX sampler yet (only transforms of uniforms are converted: "
+                "see docs/random.md); draw it outside the model and pass the draws in as inputs"
+            )
+        )
