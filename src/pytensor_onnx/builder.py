@@ -82,7 +82,7 @@ def onnx_dtype(dtype: str | np.dtype[Any]) -> ir.DataType:
         raise TypeError(f"dtype {np_dtype} has no ONNX equivalent") from err
 
 
-#: The dtype of a random generator in ONNX: its int64 seed (see :mod:`pytensor_onnx.dispatch.random`).
+#: The dtype of a random generator in ONNX: its seed (see :mod:`pytensor_onnx.dispatch.random`).
 SEED_DTYPE = "int64"
 
 

@@ -16,7 +16,7 @@ every runtime.
 * The counter of an element is its flat (C-order) index in the draw's shape, as two words;
   one Threefry call gives two uint32 words per element.
 
-A node that needs several random numbers per element (Box–Muller pairs, rejection rounds)
+A node that needs several random numbers per element (Box-Muller pairs, rejection rounds)
 uses distinct words.
 """
 

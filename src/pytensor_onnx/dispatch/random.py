@@ -14,10 +14,12 @@ without a converter are refused by name.
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable, Sequence
 from functools import reduce
 
+import numpy as np
 import onnx_ir as ir
 import pytensor.tensor.random.basic as ptr
 from pytensor.graph.basic import Apply
@@ -73,7 +75,7 @@ def _flat_param(builder: ONNXBuilder, node: Apply, index: int, shape: ir.Value) 
 
 
 def standard_normal(num: Num, stream: RandomStream, word: int = 0) -> ir.Value:
-    """Standard normal deviates by Box–Muller from uniform words ``word`` and ``word + 1``.
+    """Standard normal deviates by Box-Muller from uniform words ``word`` and ``word + 1``.
 
     ``sqrt(-2 log u) cos(2 pi v)`` with ``u`` in the open interval: ``|z|`` reaches 8.57
     (``u = 2**-53``), so tails are exact down to probabilities of about 1e-17.
@@ -283,3 +285,18 @@ for _name in _NOT_CONVERTED:
                 "see docs/random.md); draw it outside the model and pass the draws in as inputs"
             )
         )
+
+
+def seed_from_generator(generator: np.random.Generator) -> np.ndarray:
+    """The int64 seed (0-d array) that stands for ``generator`` in an ONNX graph.
+
+    It is the generator's next ``integers(2**63)`` draw, taken from a copy: ``generator``
+    itself is not advanced, so the same generator state always gives the same seed.
+    """
+    return np.asarray(copy.deepcopy(generator).integers(2**63), dtype=np.int64)
+
+
+def generator_from_seed(seed: np.ndarray) -> np.random.Generator:
+    """The NumPy generator that stands for the int64 ``seed`` an ONNX graph returned (the
+    next state of a generator): ``numpy.random.default_rng(seed)`` (of the unsigned value)."""
+    return np.random.default_rng(int(np.asarray(seed).astype(np.uint64)))
