@@ -18,7 +18,7 @@ import pytest
 import scipy.stats as st
 from onnx.reference import ReferenceEvaluator
 
-from pytensor_onnx import UnsupportedOpError, export_onnx
+from pytensor_onnx import UnsupportedOpError, export_onnx, verify
 from pytensor_onnx.builder import ONNXBuilder
 from pytensor_onnx.dispatch._random import (
     THREEFRY_PARITY,
@@ -445,6 +445,12 @@ def test_unconverted_distributions_are_refused_by_name() -> None:
         export_onnx([], [x, y])
     assert "PoissonRV" in str(info.value)
     assert "no ONNX sampler yet" in str(info.value)
+
+
+def test_verify_against_pytensor_refuses_random_graphs() -> None:
+    x = pt.random.normal(size=3, rng=_rng())
+    with pytest.raises(ValueError, match="cannot be compared with PyTensor's value by value"):
+        verify(([], [x]))
 
 
 # ----------------------------------------------------------------------------- mode ONNX
