@@ -246,6 +246,43 @@ CONTINUOUS: list[Case] = [
         lambda r, d, s: pt.random.weibull(0.3, size=s, rng=r, dtype=d),
         st.weibull_min(0.3),
     ),
+    (
+        "gamma",
+        lambda r, d, s: pt.random.gamma(4.5, scale=2.0, size=s, rng=r, dtype=d),
+        st.gamma(4.5, scale=2.0),
+    ),
+    (
+        "gamma_small_shape",
+        lambda r, d, s: pt.random.gamma(0.3, scale=1.0, size=s, rng=r, dtype=d),
+        st.gamma(0.3),
+    ),
+    (
+        "gamma_huge_shape",
+        lambda r, d, s: pt.random.gamma(1e6, scale=1e-6, size=s, rng=r, dtype=d),
+        st.gamma(1e6, scale=1e-6),
+    ),
+    ("chisquare", lambda r, d, s: pt.random.chisquare(3.0, size=s, rng=r).astype(d), st.chi2(3.0)),
+    (
+        "invgamma",
+        lambda r, d, s: pt.random.invgamma(3.0, 2.0, size=s, rng=r, dtype=d),
+        st.invgamma(3.0, scale=2.0),
+    ),
+    ("beta", lambda r, d, s: pt.random.beta(2.0, 5.0, size=s, rng=r, dtype=d), st.beta(2.0, 5.0)),
+    (
+        "beta_u_shaped",
+        lambda r, d, s: pt.random.beta(0.2, 0.5, size=s, rng=r, dtype=d),
+        st.beta(0.2, 0.5),
+    ),
+    (
+        "student_t",
+        lambda r, d, s: pt.random.t(3.0, -1.0, 2.0, size=s, rng=r, dtype=d),
+        st.t(3.0, -1.0, 2.0),
+    ),
+    (
+        "student_t_large_df",
+        lambda r, d, s: pt.random.t(1e5, 0.0, 1.0, size=s, rng=r, dtype=d),
+        st.t(1e5),
+    ),
 ]
 
 DISCRETE: list[Case] = [
@@ -320,6 +357,26 @@ def test_discrete_goodness_of_fit(name: str, make: Callable[..., Any], dist: Any
 def test_support_edges(make: Callable[[Any], Any], expected: float) -> None:
     (draws,) = _draw([make(_rng())], seed=3)
     assert np.all(draws == expected)
+
+
+def test_gamma_with_tiny_shape_keeps_its_mass_near_zero() -> None:
+    # Half of gamma(1e-3) lies below 1e-300: compare the CDF at points spanning that range.
+    shape = 1e-3
+    (draws,) = _draw([pt.random.gamma(shape, scale=1.0, size=N_DRAWS, rng=_rng())], seed=4)
+    assert np.all(draws >= 0) and np.all(np.isfinite(draws))
+    for point in [1e-300, 1e-100, 1e-10, 1e-3, 1.0]:
+        expected = st.gamma(shape).cdf(point)
+        observed = np.mean(draws <= point)
+        assert abs(observed - expected) < 5 * np.sqrt(expected * (1 - expected) / draws.size)
+
+
+def test_beta_with_tiny_shapes_is_bernoulli_like() -> None:
+    # beta(a, a) for tiny a puts half its mass at each end; X / (X + Y) of underflowing
+    # gamma draws would be 0/0 without the log-space ratio.
+    (draws,) = _draw([pt.random.beta(1e-3, 1e-3, size=N_DRAWS, rng=_rng())], seed=6)
+    assert np.all((draws >= 0) & (draws <= 1))
+    assert abs(np.mean(draws > 0.5) - 0.5) < 5 * np.sqrt(0.25 / draws.size)
+    assert np.mean((draws > 1e-6) & (draws < 1 - 1e-6)) < 0.05
 
 
 def test_uniform_is_in_the_half_open_interval_and_moments_match() -> None:
@@ -439,9 +496,9 @@ def test_chained_generators_draw_new_values() -> None:
 
 # ------------------------------------------------------------------------------ refusals
 def test_unconverted_distributions_are_refused_by_name() -> None:
-    x = pt.random.gamma(2.0, scale=1.0, size=3, rng=_rng())
+    x = pt.random.binomial(10, 0.5, size=3, rng=_rng())
     y = pt.random.poisson(3.0, size=3, rng=_rng())
-    with pytest.raises(UnsupportedOpError, match="GammaRV") as info:
+    with pytest.raises(UnsupportedOpError, match="BinomialRV") as info:
         export_onnx([], [x, y])
     assert "PoissonRV" in str(info.value)
     assert "no ONNX sampler yet" in str(info.value)

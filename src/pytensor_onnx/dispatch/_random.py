@@ -22,9 +22,15 @@ uses distinct words.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import numpy as np
 import onnx_ir as ir
 
 from pytensor_onnx.builder import ONNXBuilder
+from pytensor_onnx.dispatch._loop import LoopBody, any_true
+from pytensor_onnx.dispatch._numerics import Num
 
 #: The rotation constants of Threefry-2x32 (Random123's ``R_32x2``).
 THREEFRY_ROTATIONS = (13, 15, 26, 6, 17, 29, 16, 24)
@@ -78,34 +84,71 @@ def split_words(builder: ONNXBuilder, value: ir.Value) -> Words:
     return low, builder.op("Cast", [shifted], {"to": ir.DataType.UINT32})
 
 
+@dataclass(frozen=True)
 class RandomStream:
     """The random bits of one RandomVariable node, for every element of a draw shape.
 
-    Parameters
+    Make one with :meth:`create`; :meth:`lane` and :meth:`within` give views of it.
+
+    Attributes
     ----------
     builder
-        The builder of the graph that draws.
-    seed
-        The 0-d int64 seed (the generator's value).
-    count
-        The 0-d int64 number of elements drawn.
+        The builder of the graph that draws (a loop body's inside a loop).
+    key
+        The base key: the seed's two words.
+    stream
+        The node's stream number (0-d uint32).
+    counter
+        The two words of each element's flat index (1-D uint32).
+    lanes, lane_index
+        Word ``w`` of this view is word ``w * lanes + lane_index`` of the node's stream, so
+        that the lanes of one node (e.g. the two gamma variates of a beta draw) never share
+        a word, however many rejection rounds each runs.
     """
 
-    def __init__(self, builder: ONNXBuilder, seed: ir.Value, count: ir.Value) -> None:
-        self.builder = builder
-        self.key = split_words(builder, seed)
-        self.stream = builder.scalar(builder.next_stream(), "uint32")
+    builder: ONNXBuilder
+    key: Words
+    stream: ir.Value
+    counter: Words
+    lanes: int = 1
+    lane_index: int = 0
+
+    @classmethod
+    def create(cls, builder: ONNXBuilder, seed: ir.Value, count: ir.Value) -> RandomStream:
+        """The stream of a new node drawing ``count`` (0-d int64) elements from ``seed``
+        (0-d int64); its stream number is the next of the model."""
         index = builder.op("Range", [builder.scalar(0, "int64"), count, builder.scalar(1, "int64")])
-        self.counter = split_words(builder, index)
-
-    def bits(self, word: int) -> Words:
-        """Two uint32 words per element (1-D), from draw ``word`` of this stream."""
-        word_key = threefry2x32(
-            self.builder, self.key, (self.stream, self.builder.scalar(word, "uint32"))
+        return cls(
+            builder,
+            split_words(builder, seed),
+            builder.scalar(builder.next_stream(), "uint32"),
+            split_words(builder, index),
         )
-        return threefry2x32(self.builder, word_key, self.counter)
 
-    def uniform(self, word: int, *, open_interval: bool = False) -> ir.Value:
+    def lane(self, index: int, lanes: int) -> RandomStream:
+        """Lane ``index`` of ``lanes`` disjoint sub-streams of this view."""
+        return replace(self, lanes=self.lanes * lanes, lane_index=self.lane_index * lanes + index)
+
+    def within(self, builder: ONNXBuilder) -> RandomStream:
+        """This view drawing in ``builder``'s graph (a loop body of the original graph)."""
+        return replace(self, builder=builder)
+
+    def bits(self, word: int | ir.Value) -> Words:
+        """Two uint32 words per element (1-D), from draw ``word`` (an int or 0-d int64)."""
+        b = self.builder
+        if isinstance(word, int):
+            word_value = b.scalar((word * self.lanes + self.lane_index) % 2**32, "uint32")
+        else:
+            scaled = b.op("Mul", [word, b.scalar(self.lanes, "int64")])
+            word_value = b.op(
+                "Cast",
+                [b.op("Add", [scaled, b.scalar(self.lane_index, "int64")])],
+                {"to": ir.DataType.UINT32},
+            )
+        word_key = threefry2x32(b, self.key, (self.stream, word_value))
+        return threefry2x32(b, word_key, self.counter)
+
+    def uniform(self, word: int | ir.Value, *, open_interval: bool = False) -> ir.Value:
         """Float64 uniforms per element (1-D) from draw ``word``.
 
         ``open_interval=False``: ``k / 2**53`` for a 53-bit ``k``, in ``[0, 1)`` (NumPy's
@@ -128,3 +171,66 @@ class RandomStream:
         if open_interval:
             k = b.op("Add", [b.op("Mul", [k, b.scalar(2.0, "float64")]), b.scalar(1.0, "float64")])
         return b.op("Mul", [k, b.scalar(2.0**-53, "float64")])
+
+
+#: One rejection round: the loop body's ``Num`` (float64), the stream drawing in the body for
+#: the pending elements only, the 0-d int64 round number and the parameters of the pending
+#: elements give the candidates (float64) and where they are accepted (bool), one per pending
+#: element.
+Proposal = Callable[[Num, RandomStream, ir.Value, list[ir.Value]], tuple[ir.Value, ir.Value]]
+
+
+def rejection_sample(
+    stream: RandomStream, params: list[ir.Value], propose: Proposal, name: str
+) -> ir.Value:
+    """Exact rejection sampling: rounds of ``propose`` until every element has accepted.
+
+    One ONNX ``Loop`` (:class:`~pytensor_onnx.dispatch._loop.LoopBody`) without a trip
+    count.  Each round proposes for the pending elements only (their counters and parameters
+    gathered), scatters the accepted candidates into the draws and stops once none is
+    pending, however many rounds that takes; the work is about one round over all elements
+    plus the rejected fraction.  Rounds must draw from words that depend on the round
+    number, so that every round is new; an element's draws depend only on its own counter,
+    so they do not depend on which other elements are pending.
+
+    Parameters
+    ----------
+    stream
+        The node's stream (or a lane of it), drawing in the graph that holds the loop.
+    params
+        1-D float64 parameters, one entry per element (at least one).
+    propose
+        One round (see :data:`Proposal`).
+    name
+        The loop body's name.
+    """
+    b = stream.builder
+    body = LoopBody(b, name)
+    shape = b.shape(params[0])
+    zeros = b.op("ConstantOfShape", [shape], {"value": ir.tensor(np.zeros(1))})
+    everywhere = b.op("ConstantOfShape", [shape], {"value": ir.tensor(np.ones(1, dtype=bool))})
+    result = body.carry(zeros, f"{name}_draws", "float64", params[0].shape)
+    pending = body.carry(everywhere, f"{name}_pending", "bool", params[0].shape)
+    inner = body.inner
+    index = inner.op("Reshape", [inner.op("NonZero", [pending]), inner.int64s([-1])])
+
+    def gather(value: ir.Value) -> ir.Value:
+        return inner.op("Gather", [value, index])
+
+    counter = (gather(stream.counter[0]), gather(stream.counter[1]))
+    pending_stream = replace(stream, builder=inner, counter=counter)
+    candidate, accepted = propose(
+        Num(inner, "float64"), pending_stream, body.iteration, [gather(p) for p in params]
+    )
+    taken = inner.op("Compress", [index, accepted], {"axis": 0})
+    body.carry_out(
+        inner.op(
+            "ScatterElements",
+            [result, taken, inner.op("Compress", [candidate, accepted], {"axis": 0})],
+        )
+    )
+    done = inner.op("Expand", [inner.const(np.array(False)), inner.shape(taken)])
+    still = inner.op("ScatterElements", [pending, taken, done])
+    body.carry_out(still)
+    body.continue_while(any_true(inner, still))
+    return body.build(None)[0]

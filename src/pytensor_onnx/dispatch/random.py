@@ -28,7 +28,7 @@ from pytensor.tensor.type_other import NoneTypeT
 
 from pytensor_onnx.builder import ONNXBuilder, variable_dtype
 from pytensor_onnx.dispatch._numerics import Num
-from pytensor_onnx.dispatch._random import RandomStream
+from pytensor_onnx.dispatch._random import RandomStream, rejection_sample
 from pytensor_onnx.dispatch.basic import Refusal, onnx_funcify
 from pytensor_onnx.dispatch.scalar import log1p
 
@@ -74,16 +74,58 @@ def _flat_param(builder: ONNXBuilder, node: Apply, index: int, shape: ir.Value) 
     return builder.op("Reshape", [expanded, builder.int64s([-1])])
 
 
-def standard_normal(num: Num, stream: RandomStream, word: int = 0) -> ir.Value:
-    """Standard normal deviates by Box-Muller from uniform words ``word`` and ``word + 1``.
+def box_muller(num: Num, u: ir.Value, v: ir.Value) -> ir.Value:
+    """``sqrt(-2 log u) cos(2 pi v)``: a standard normal deviate from two uniforms.
 
-    ``sqrt(-2 log u) cos(2 pi v)`` with ``u`` in the open interval: ``|z|`` reaches 8.57
+    With ``u`` in the open interval of :meth:`RandomStream.uniform`, ``|z|`` reaches 8.57
     (``u = 2**-53``), so tails are exact down to probabilities of about 1e-17.
     """
-    u = stream.uniform(word, open_interval=True)
-    v = stream.uniform(word + 1)
     radius = num.unary("Sqrt", num.mul(-2.0, num.unary("Log", u)))
     return num.mul(radius, num.unary("Cos", num.mul(2.0 * math.pi, v)))
+
+
+def standard_normal(num: Num, stream: RandomStream) -> ir.Value:
+    """Standard normal deviates by Box-Muller from uniform words 0 and 1."""
+    return box_muller(num, stream.uniform(0, open_interval=True), stream.uniform(1))
+
+
+def log_standard_gamma(num: Num, stream: RandomStream, shape: ir.Value) -> ir.Value:
+    """The logarithm of standard gamma deviates of ``shape`` (per element).
+
+    Marsaglia and Tsang (2000), exact by rejection (acceptance above 95 % for every shape):
+    ``d v`` with ``d = a - 1/3``, ``v = (1 + c x)**3``, ``c = 1 / sqrt(9 d)``, ``x`` normal,
+    accepted when ``log u < x**2 / 2 + d - d v + d log v``.  Shapes ``a < 1`` draw with
+    ``a + 1`` and add ``log(u') / a`` (the boost ``G(a) = G(a + 1) u'**(1/a)``), in log space,
+    so that tiny shapes (``a = 1e-3``, whose draws underflow float64 half of the time) keep
+    their logarithm, which beta draws use.  Word 0 is the boost's uniform; round ``r`` uses
+    words ``3 r + 1 .. 3 r + 3``.
+    """
+    small = num.lt(shape, 1.0)
+
+    def propose(
+        body: Num, inner: RandomStream, round_: ir.Value, params: list[ir.Value]
+    ) -> tuple[ir.Value, ir.Value]:
+        (a,) = params
+        d = body.sub(body.where(body.lt(a, 1.0), body.add(a, 1.0), a), 1.0 / 3.0)
+        c = body.div(1.0, body.unary("Sqrt", body.mul(9.0, d)))
+        b = body.builder
+        first = b.op("Add", [b.op("Mul", [round_, b.scalar(3, "int64")]), b.scalar(1, "int64")])
+        second = b.op("Add", [first, b.scalar(1, "int64")])
+        third = b.op("Add", [first, b.scalar(2, "int64")])
+        x = box_muller(body, inner.uniform(first, open_interval=True), inner.uniform(second))
+        t = body.add(1.0, body.mul(c, x))
+        v = body.mul(body.mul(t, t), t)
+        log_v = body.unary("Log", v)
+        bound = body.add(
+            body.mul(0.5, body.mul(x, x)), body.mul(d, body.add(body.sub(1.0, v), log_v))
+        )
+        log_u = body.unary("Log", inner.uniform(third, open_interval=True))
+        accepted = body.both(body.gt(v, 0.0), body.lt(log_u, bound))
+        return body.add(body.unary("Log", d), log_v), accepted
+
+    log_draws = rejection_sample(stream, [shape], propose, "gamma_rejection")
+    boost = num.div(num.unary("Log", stream.uniform(0, open_interval=True)), shape)
+    return num.add(log_draws, num.where(small, boost, 0.0))
 
 
 def _location_scale(standard: Callable[[Num, RandomStream], ir.Value]) -> Transform:
@@ -123,6 +165,37 @@ def _gumbel_deviate(num: Num, stream: RandomStream) -> ir.Value:
     """``-log(-log(u))``."""
     inner = num.unary("Neg", num.unary("Log", stream.uniform(0, open_interval=True)))
     return num.unary("Neg", num.unary("Log", inner))
+
+
+def _gamma(num: Num, stream: RandomStream, params: list[ir.Value]) -> ir.Value:
+    shape, scale = params
+    return num.mul(scale, num.unary("Exp", log_standard_gamma(num, stream, shape)))
+
+
+def _invgamma(num: Num, stream: RandomStream, params: list[ir.Value]) -> ir.Value:
+    shape, scale = params
+    log_gamma = log_standard_gamma(num, stream, shape)
+    return num.mul(scale, num.unary("Exp", num.unary("Neg", log_gamma)))
+
+
+def _beta(num: Num, stream: RandomStream, params: list[ir.Value]) -> ir.Value:
+    """``X / (X + Y)`` for gamma deviates ``X``, ``Y`` of shapes ``a`` and ``b``, computed as
+    ``1 / (1 + exp(log Y - log X))`` (stays exact when both underflow, as for tiny shapes)."""
+    a, b = params
+    log_x = log_standard_gamma(num, stream.lane(0, 2), a)
+    log_y = log_standard_gamma(num, stream.lane(1, 2), b)
+    return num.div(1.0, num.add(1.0, num.unary("Exp", num.sub(log_y, log_x))))
+
+
+def _student_t(num: Num, stream: RandomStream, params: list[ir.Value]) -> ir.Value:
+    """``loc + scale z / sqrt(G / (df / 2))`` for a normal ``z`` and a gamma ``G`` of shape
+    ``df / 2`` (``2 G / df`` is a chi-square deviate over its degrees of freedom)."""
+    df, loc, scale = params
+    half = num.mul(0.5, df)
+    z = standard_normal(num, stream.lane(0, 2))
+    log_g = log_standard_gamma(num, stream.lane(1, 2), half)
+    ratio = num.unary("Exp", num.mul(0.5, num.sub(num.unary("Log", half), log_g)))
+    return num.add(loc, num.mul(scale, num.mul(z, ratio)))
 
 
 def _uniform(num: Num, stream: RandomStream, params: list[ir.Value]) -> ir.Value:
@@ -173,7 +246,8 @@ def _geometric(num: Num, stream: RandomStream, params: list[ir.Value]) -> ir.Val
     return num.builder.op("Max", [trials, num.val(1.0)])
 
 
-#: The RandomVariables converted by a transform of float64 uniforms (no rejection loop).
+#: The RandomVariables converted by a transform of float64 uniforms (the gamma family with
+#: one rejection loop per gamma variate).
 TRANSFORMS: dict[type[RandomVariable], Transform] = {
     ptr.UniformRV: _uniform,
     ptr.NormalRV: _location_scale(standard_normal),
@@ -189,6 +263,10 @@ TRANSFORMS: dict[type[RandomVariable], Transform] = {
     ptr.BernoulliRV: _bernoulli,
     ptr.IntegersRV: _integers,
     ptr.GeometricRV: _geometric,
+    ptr.GammaRV: _gamma,
+    ptr.InvGammaRV: _invgamma,
+    ptr.BetaRV: _beta,
+    ptr.StudentTRV: _student_t,
 }
 
 
@@ -201,7 +279,7 @@ def _draw(
     float64 draws, reshaped to ``shape`` and cast to the node's dtype here.
     """
     seed = builder.input(node, 0)
-    stream = RandomStream(builder, seed, _element_count(builder, shape))
+    stream = RandomStream.create(builder, seed, _element_count(builder, shape))
     flat = draws(stream)
     values = builder.op("Reshape", [flat, shape])
     values = builder.cast(values, variable_dtype(node.outputs[1]), "float64")
@@ -255,22 +333,17 @@ def _categorical(op: RandomVariable, node: Apply, builder: ONNXBuilder) -> list[
 #: construction, not converted yet.
 _NOT_CONVERTED = (
     "BetaBinomialRV",
-    "BetaRV",
     "BinomialRV",
-    "ChiSquareRV",
     "ChoiceWithoutReplacement",
     "DirichletRV",
-    "GammaRV",
     "GenGammaRV",
     "HyperGeometricRV",
-    "InvGammaRV",
     "MultinomialRV",
     "MvNormalRV",
     "NegBinomialRV",
     "ParetoRV",
     "PermutationRV",
     "PoissonRV",
-    "StudentTRV",
     "TriangularRV",
     "TruncExponentialRV",
     "VonMisesRV",
@@ -281,8 +354,8 @@ for _name in _NOT_CONVERTED:
     if _rv_class is not None:
         onnx_funcify.register(_rv_class)(
             Refusal(
-                f"{_name} has no ONNX sampler yet (only transforms of uniforms are converted: "
-                "see docs/random.md); draw it outside the model and pass the draws in as inputs"
+                f"{_name} has no ONNX sampler yet (docs/random.md lists the converted "
+                "distributions); draw it outside the model and pass the draws in as inputs"
             )
         )
 
