@@ -289,6 +289,10 @@ DISCRETE: list[Case] = [
     ("bernoulli", lambda r, d, s: pt.random.bernoulli(0.3, size=s, rng=r), st.bernoulli(0.3)),
     ("integers", lambda r, d, s: pt.random.integers(-3, 7, size=s, rng=r), st.randint(-3, 7)),
     ("geometric", lambda r, d, s: pt.random.geometric(0.2, size=s, rng=r), st.geom(0.2)),
+    ("poisson_small", lambda r, d, s: pt.random.poisson(0.5, size=s, rng=r), st.poisson(0.5)),
+    ("poisson", lambda r, d, s: pt.random.poisson(3.5, size=s, rng=r), st.poisson(3.5)),
+    ("poisson_ptrs", lambda r, d, s: pt.random.poisson(50.0, size=s, rng=r), st.poisson(50.0)),
+    ("poisson_large", lambda r, d, s: pt.random.poisson(1e4, size=s, rng=r), st.poisson(1e4)),
     ("geometric_rare", lambda r, d, s: pt.random.geometric(1e-6, size=s, rng=r), None),
     (
         "categorical",
@@ -377,6 +381,26 @@ def test_beta_with_tiny_shapes_is_bernoulli_like() -> None:
     assert np.all((draws >= 0) & (draws <= 1))
     assert abs(np.mean(draws > 0.5) - 0.5) < 5 * np.sqrt(0.25 / draws.size)
     assert np.mean((draws > 1e-6) & (draws < 1 - 1e-6)) < 0.05
+
+
+def test_poisson_at_extreme_rates() -> None:
+    rate = pt.dscalar("rate")
+    model = export_onnx([rate], [pt.random.poisson(rate, size=N_DRAWS, rng=_rng())])
+    session = ort_session(model)
+
+    def draw(value: float) -> np.ndarray:
+        return session.run(None, {"rate": np.array(value), "seed": np.array(8)})[0]
+
+    assert np.all(draw(1e-8) == 0)  # P(X > 0) = 1e-8
+    huge = draw(1e9)
+    assert abs(huge.mean() - 1e9) < 5 * np.sqrt(1e9 / N_DRAWS)
+    assert abs(huge.var() / 1e9 - 1) < 5 * np.sqrt(2 / N_DRAWS)
+    # Mixed rates in one draw: each element takes its own branch (inversion or PTRS).
+    rates = pt.dvector("rates")
+    mixed = export_onnx([rates], [pt.random.poisson(rates, size=(4000, 3), rng=_rng())])
+    values = np.array([0.2, 9.5, 12.0])
+    (draws,) = ort_session(mixed).run(None, {"rates": values, "seed": np.array(1)})
+    np.testing.assert_allclose(draws.mean(axis=0), values, atol=5 * np.sqrt(12.0 / 4000))
 
 
 def test_uniform_is_in_the_half_open_interval_and_moments_match() -> None:
@@ -497,10 +521,10 @@ def test_chained_generators_draw_new_values() -> None:
 # ------------------------------------------------------------------------------ refusals
 def test_unconverted_distributions_are_refused_by_name() -> None:
     x = pt.random.binomial(10, 0.5, size=3, rng=_rng())
-    y = pt.random.poisson(3.0, size=3, rng=_rng())
+    y = pt.random.vonmises(0.0, 3.0, size=3, rng=_rng())
     with pytest.raises(UnsupportedOpError, match="BinomialRV") as info:
         export_onnx([], [x, y])
-    assert "PoissonRV" in str(info.value)
+    assert "VonMisesRV" in str(info.value)
     assert "no ONNX sampler yet" in str(info.value)
 
 

@@ -27,10 +27,12 @@ from pytensor.tensor.random.op import RandomVariable
 from pytensor.tensor.type_other import NoneTypeT
 
 from pytensor_onnx.builder import ONNXBuilder, variable_dtype
+from pytensor_onnx.dispatch._loop import while_any
 from pytensor_onnx.dispatch._numerics import Num
 from pytensor_onnx.dispatch._random import RandomStream, rejection_sample
 from pytensor_onnx.dispatch.basic import Refusal, onnx_funcify
 from pytensor_onnx.dispatch.scalar import log1p
+from pytensor_onnx.dispatch.scalar_math import gammaln64
 
 #: ``transform(num, stream, params)``: float64 draws (1-D, one per element) from the stream
 #: and the float64 parameters, broadcast and flattened to the draw's shape.
@@ -198,6 +200,90 @@ def _student_t(num: Num, stream: RandomStream, params: list[ir.Value]) -> ir.Val
     return num.add(loc, num.mul(scale, num.mul(z, ratio)))
 
 
+#: Below this rate Poisson draws are by inversion, from it on by PTRS (NumPy's threshold).
+POISSON_INVERSION_MAX = 10.0
+
+
+def _poisson_inversion(num: Num, stream: RandomStream, rate: ir.Value) -> ir.Value:
+    """Sequential-search inversion (rates below :data:`POISSON_INVERSION_MAX`): the least
+    ``k`` with ``u <= P(X <= k)``, one ``while_any`` loop (about ``rate + 1`` steps; one for
+    tiny rates).  Elements with larger rates stop at once."""
+    u = stream.uniform(0)
+    p0 = num.unary("Exp", num.unary("Neg", rate))
+
+    def step(body: Num, state: list[ir.Value]) -> tuple[list[ir.Value], ir.Value]:
+        k, p, cdf = state
+        # Not below the cdf yet (and the terms have not underflowed, where rounding left
+        # the cdf short of u).
+        more = body.both(body.gt(u, cdf), body.gt(p, 0.0))
+        more = body.both(more, body.lt(rate, POISSON_INVERSION_MAX))
+        k_next = body.add(k, 1.0)
+        p_next = body.mul(p, body.div(rate, k_next))
+        return [
+            body.where(more, k_next, k),
+            body.where(more, p_next, p),
+            body.where(more, body.add(cdf, p_next), cdf),
+        ], more
+
+    zeros = num.mul(rate, 0.0)
+    return while_any(num, [zeros, p0, p0], step, 2**62, "poisson_inversion")[0]
+
+
+def _poisson_ptrs(num: Num, stream: RandomStream, rate: ir.Value) -> ir.Value:
+    """PTRS, the transformed rejection of Hoermann (1993) (rates from
+    :data:`POISSON_INVERSION_MAX` on; acceptance above 85 %, so up to rate 1e9 and beyond
+    it costs about one round).  Round ``r`` uses words ``2 r`` and ``2 r + 1``; elements with
+    smaller rates accept at once (their value is not used)."""
+
+    def propose(
+        body: Num, inner: RandomStream, round_: ir.Value, params: list[ir.Value]
+    ) -> tuple[ir.Value, ir.Value]:
+        (lam,) = params
+        b = body.builder
+        first = b.op("Mul", [round_, b.scalar(2, "int64")])
+        second = b.op("Add", [first, b.scalar(1, "int64")])
+        slam = body.unary("Sqrt", lam)
+        big_b = body.add(0.931, body.mul(2.53, slam))
+        big_a = body.add(-0.059, body.mul(0.02483, big_b))
+        inv_alpha = body.add(1.1239, body.div(1.1328, body.sub(big_b, 3.4)))
+        v_r = body.sub(0.9277, body.div(3.6224, body.sub(big_b, 2.0)))
+        centred = body.sub(inner.uniform(first, open_interval=True), 0.5)
+        v = inner.uniform(second, open_interval=True)
+        us = body.sub(0.5, body.unary("Abs", centred))
+        k = body.unary(
+            "Floor",
+            body.add(
+                body.mul(body.add(body.div(body.mul(2.0, big_a), us), big_b), centred),
+                body.add(lam, 0.43),
+            ),
+        )
+        quick = body.both(body.ge(us, 0.07), body.le(v, v_r))
+        excluded = body.either(body.lt(k, 0.0), body.both(body.lt(us, 0.013), body.gt(v, us)))
+        log_accept = body.add(
+            body.unary("Log", body.mul(v, inv_alpha)),
+            body.unary(
+                "Neg", body.unary("Log", body.add(body.div(big_a, body.mul(us, us)), big_b))
+            ),
+        )
+        log_target = body.sub(
+            body.sub(body.mul(k, body.unary("Log", lam)), lam), gammaln64(body, body.add(k, 1.0))
+        )
+        accepted = body.either(
+            quick, body.both(body.unary("Not", excluded), body.le(log_accept, log_target))
+        )
+        small = body.lt(lam, POISSON_INVERSION_MAX)
+        return k, body.either(accepted, small)
+
+    return rejection_sample(stream, [rate], propose, "poisson_rejection")
+
+
+def _poisson(num: Num, stream: RandomStream, params: list[ir.Value]) -> ir.Value:
+    (rate,) = params
+    small = num.lt(rate, POISSON_INVERSION_MAX)
+    inversion = _poisson_inversion(num, stream.lane(0, 2), rate)
+    return num.where(small, inversion, _poisson_ptrs(num, stream.lane(1, 2), rate))
+
+
 def _uniform(num: Num, stream: RandomStream, params: list[ir.Value]) -> ir.Value:
     low, high = params
     return num.add(low, num.mul(num.sub(high, low), stream.uniform(0)))
@@ -267,6 +353,7 @@ TRANSFORMS: dict[type[RandomVariable], Transform] = {
     ptr.InvGammaRV: _invgamma,
     ptr.BetaRV: _beta,
     ptr.StudentTRV: _student_t,
+    ptr.PoissonRV: _poisson,
 }
 
 
@@ -343,7 +430,6 @@ _NOT_CONVERTED = (
     "NegBinomialRV",
     "ParetoRV",
     "PermutationRV",
-    "PoissonRV",
     "TriangularRV",
     "TruncExponentialRV",
     "VonMisesRV",
