@@ -23,11 +23,16 @@ from pytensor_onnx.builder import ONNXBuilder
 from pytensor_onnx.dispatch._random import (
     THREEFRY_PARITY,
     THREEFRY_ROTATIONS,
+    RandomStream,
     split_words,
     threefry2x32,
 )
 from pytensor_onnx.dispatch.random import generator_from_seed, seed_from_generator
 from tests.compare import OPSETS, ort_session
+
+#: onnx.reference evaluates both sides of every ``Where`` with NumPy, which warns about the
+#: logarithms of the unused side (e.g. a rejection sampler's excluded candidates).
+pytestmark = pytest.mark.filterwarnings("ignore:.*encountered in:RuntimeWarning")
 
 #: The p-value below which a goodness-of-fit test fails (the seeds are fixed, so a pass is
 #: reproducible; a wrong sampler gives p-values many orders of magnitude lower at these sizes).
@@ -130,6 +135,21 @@ def test_seed_splits_into_twos_complement_words() -> None:
     ):
         np.testing.assert_array_equal(got[0], low)
         np.testing.assert_array_equal(got[1], high)
+
+
+def test_nested_lanes_draw_from_disjoint_words() -> None:
+    builder = ONNXBuilder(OPSETS[0])
+    seed = builder.scalar(0, "int64")
+    stream = RandomStream.create(builder, seed, builder.scalar(1, "int64"))
+    # As a negative binomial draw nests them: gamma in lane 0 of 2, Poisson in lane 1 of 2,
+    # whose inversion and rejection parts are lanes 0 and 1 of 2 of that.
+    leaves = [stream.lane(0, 2), stream.lane(1, 2).lane(0, 2), stream.lane(1, 2).lane(1, 2)]
+    words = [{leaf.word(w) for w in range(100)} for leaf in leaves]
+    parent = {stream.lane(1, 2).word(w) for w in range(200)}
+    assert words[1] | words[2] <= parent
+    for i in range(3):
+        for j in range(i):
+            assert not words[i] & words[j]
 
 
 # --------------------------------------------------------------------------- seed input
@@ -293,6 +313,26 @@ DISCRETE: list[Case] = [
     ("poisson", lambda r, d, s: pt.random.poisson(3.5, size=s, rng=r), st.poisson(3.5)),
     ("poisson_ptrs", lambda r, d, s: pt.random.poisson(50.0, size=s, rng=r), st.poisson(50.0)),
     ("poisson_large", lambda r, d, s: pt.random.poisson(1e4, size=s, rng=r), st.poisson(1e4)),
+    (
+        "negative_binomial",
+        lambda r, d, s: pt.random.negative_binomial(3, 0.3, size=s, rng=r),
+        st.nbinom(3, 0.3),
+    ),
+    (
+        "binomial_inversion",
+        lambda r, d, s: pt.random.binomial(10, 0.3, size=s, rng=r),
+        st.binom(10, 0.3),
+    ),
+    (
+        "binomial_btrs",
+        lambda r, d, s: pt.random.binomial(1000, 0.4, size=s, rng=r),
+        st.binom(1000, 0.4),
+    ),
+    (
+        "binomial_flipped",
+        lambda r, d, s: pt.random.binomial(200, 0.97, size=s, rng=r),
+        st.binom(200, 0.97),
+    ),
     ("geometric_rare", lambda r, d, s: pt.random.geometric(1e-6, size=s, rng=r), None),
     (
         "categorical",
@@ -401,6 +441,26 @@ def test_poisson_at_extreme_rates() -> None:
     values = np.array([0.2, 9.5, 12.0])
     (draws,) = ort_session(mixed).run(None, {"rates": values, "seed": np.array(1)})
     np.testing.assert_allclose(draws.mean(axis=0), values, atol=5 * np.sqrt(12.0 / 4000))
+
+
+def test_binomial_at_extreme_parameters() -> None:
+    n = pt.lscalar("n")
+    p = pt.dscalar("p")
+    model = export_onnx([n, p], [pt.random.binomial(n, p, size=N_DRAWS, rng=_rng())])
+    session = ort_session(model)
+
+    def draw(trials: int, prob: float) -> np.ndarray:
+        return session.run(None, {"n": np.array(trials), "p": np.array(prob), "seed": np.array(2)})[
+            0
+        ]
+
+    assert np.all(draw(50, 0.0) == 0) and np.all(draw(50, 1.0) == 50) and np.all(draw(0, 0.5) == 0)
+    for trials, prob in [(10**9, 0.3), (10**9, 1e-9)]:
+        draws = draw(trials, prob)
+        mean, var = trials * prob, trials * prob * (1 - prob)
+        assert abs(draws.mean() - mean) < 5 * np.sqrt(var / N_DRAWS)
+        assert abs(draws.var() / var - 1) < 5 * np.sqrt(2 / N_DRAWS)
+        assert draws.min() >= 0 and draws.max() <= trials
 
 
 def test_uniform_is_in_the_half_open_interval_and_moments_match() -> None:
@@ -520,9 +580,9 @@ def test_chained_generators_draw_new_values() -> None:
 
 # ------------------------------------------------------------------------------ refusals
 def test_unconverted_distributions_are_refused_by_name() -> None:
-    x = pt.random.binomial(10, 0.5, size=3, rng=_rng())
+    x = pt.random.betabinom(10, 0.5, 0.5, size=3, rng=_rng())
     y = pt.random.vonmises(0.0, 3.0, size=3, rng=_rng())
-    with pytest.raises(UnsupportedOpError, match="BinomialRV") as info:
+    with pytest.raises(UnsupportedOpError, match="BetaBinomialRV") as info:
         export_onnx([], [x, y])
     assert "VonMisesRV" in str(info.value)
     assert "no ONNX sampler yet" in str(info.value)

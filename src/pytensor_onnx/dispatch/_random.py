@@ -126,8 +126,15 @@ class RandomStream:
         )
 
     def lane(self, index: int, lanes: int) -> RandomStream:
-        """Lane ``index`` of ``lanes`` disjoint sub-streams of this view."""
-        return replace(self, lanes=self.lanes * lanes, lane_index=self.lane_index * lanes + index)
+        """Lane ``index`` of ``lanes`` disjoint sub-streams of this view: its word ``w`` is
+        this view's word ``w * lanes + index``."""
+        return replace(
+            self, lanes=self.lanes * lanes, lane_index=self.lane_index + index * self.lanes
+        )
+
+    def word(self, w: int) -> int:
+        """The word of the node's stream that word ``w`` of this view draws from."""
+        return w * self.lanes + self.lane_index
 
     def within(self, builder: ONNXBuilder) -> RandomStream:
         """This view drawing in ``builder``'s graph (a loop body of the original graph)."""
@@ -137,7 +144,7 @@ class RandomStream:
         """Two uint32 words per element (1-D), from draw ``word`` (an int or 0-d int64)."""
         b = self.builder
         if isinstance(word, int):
-            word_value = b.scalar((word * self.lanes + self.lane_index) % 2**32, "uint32")
+            word_value = b.scalar(self.word(word) % 2**32, "uint32")
         else:
             scaled = b.op("Mul", [word, b.scalar(self.lanes, "int64")])
             word_value = b.op(

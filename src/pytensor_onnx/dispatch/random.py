@@ -284,6 +284,104 @@ def _poisson(num: Num, stream: RandomStream, params: list[ir.Value]) -> ir.Value
     return num.where(small, inversion, _poisson_ptrs(num, stream.lane(1, 2), rate))
 
 
+def _negative_binomial(num: Num, stream: RandomStream, params: list[ir.Value]) -> ir.Value:
+    """Gamma-Poisson mixture: ``Poisson(G)`` for ``G`` gamma of shape ``n`` and scale
+    ``(1 - p) / p`` (failures before the ``n``-th success, NumPy's convention)."""
+    n, p = params
+    scale = num.div(num.sub(1.0, p), p)
+    rate = num.mul(scale, num.unary("Exp", log_standard_gamma(num, stream.lane(0, 2), n)))
+    return _poisson(num, stream.lane(1, 2), [rate])
+
+
+#: Binomial draws with ``n min(p, 1 - p)`` below this are by inversion, else by BTRS.
+BINOMIAL_INVERSION_MAX = 10.0
+
+
+def _binomial_inversion(num: Num, stream: RandomStream, n: ir.Value, p: ir.Value) -> ir.Value:
+    """Sequential-search inversion for ``p <= 1/2`` and ``n p`` below
+    :data:`BINOMIAL_INVERSION_MAX` (about ``n p + 1`` steps of one ``while_any`` loop)."""
+    u = stream.uniform(0)
+    ratio = num.div(p, num.sub(1.0, p))
+    pmf0 = num.unary("Exp", num.mul(n, log1p(num.builder, num.unary("Neg", p), "float64")))
+    active = num.lt(num.mul(n, p), BINOMIAL_INVERSION_MAX)
+
+    def step(body: Num, state: list[ir.Value]) -> tuple[list[ir.Value], ir.Value]:
+        k, pmf, cdf = state
+        more = body.both(body.both(body.gt(u, cdf), body.gt(pmf, 0.0)), body.lt(k, n))
+        more = body.both(more, active)
+        pmf_next = body.mul(pmf, body.mul(ratio, body.div(body.sub(n, k), body.add(k, 1.0))))
+        return [
+            body.where(more, body.add(k, 1.0), k),
+            body.where(more, pmf_next, pmf),
+            body.where(more, body.add(cdf, pmf_next), cdf),
+        ], more
+
+    zeros = num.mul(n, 0.0)
+    return while_any(num, [zeros, pmf0, pmf0], step, 2**62, "binomial_inversion")[0]
+
+
+def _binomial_btrs(num: Num, stream: RandomStream, n: ir.Value, p: ir.Value) -> ir.Value:
+    """BTRS, the transformed rejection of Hoermann (1993), for ``p <= 1/2`` and ``n p`` from
+    :data:`BINOMIAL_INVERSION_MAX` on (acceptance above 80 %, about one round even at
+    ``n = 1e9``).  Round ``r`` uses words ``2 r`` and ``2 r + 1``; other elements accept at
+    once (their value is not used)."""
+
+    def propose(
+        body: Num, inner: RandomStream, round_: ir.Value, params: list[ir.Value]
+    ) -> tuple[ir.Value, ir.Value]:
+        trials, prob = params
+        b = body.builder
+        first = b.op("Mul", [round_, b.scalar(2, "int64")])
+        second = b.op("Add", [first, b.scalar(1, "int64")])
+        q = body.sub(1.0, prob)
+        spq = body.unary("Sqrt", body.mul(trials, body.mul(prob, q)))
+        big_b = body.add(1.15, body.mul(2.53, spq))
+        big_a = body.add(body.add(-0.0873, body.mul(0.0248, big_b)), body.mul(0.01, prob))
+        c = body.add(body.mul(trials, prob), 0.5)
+        v_r = body.sub(0.92, body.div(4.2, big_b))
+        alpha = body.mul(body.add(2.83, body.div(5.1, big_b)), spq)
+        mode = body.unary("Floor", body.mul(body.add(trials, 1.0), prob))
+        centred = body.sub(inner.uniform(first, open_interval=True), 0.5)
+        v = inner.uniform(second, open_interval=True)
+        us = body.sub(0.5, body.unary("Abs", centred))
+        k = body.unary(
+            "Floor",
+            body.add(body.mul(body.add(body.div(body.mul(2.0, big_a), us), big_b), centred), c),
+        )
+        inside = body.both(body.ge(k, 0.0), body.le(k, trials))
+        quick = body.both(body.ge(us, 0.07), body.le(v, v_r))
+        log_accept = body.unary(
+            "Log", body.div(body.mul(v, alpha), body.add(body.div(big_a, body.mul(us, us)), big_b))
+        )
+
+        def log_factorials(x: ir.Value) -> ir.Value:
+            return body.add(
+                gammaln64(body, body.add(x, 1.0)),
+                gammaln64(body, body.add(body.sub(trials, x), 1.0)),
+            )
+
+        log_target = body.add(
+            body.sub(log_factorials(mode), log_factorials(k)),
+            body.mul(body.sub(k, mode), body.unary("Log", body.div(prob, q))),
+        )
+        accepted = body.both(inside, body.either(quick, body.le(log_accept, log_target)))
+        small = body.lt(body.mul(trials, prob), BINOMIAL_INVERSION_MAX)
+        return k, body.either(accepted, small)
+
+    return rejection_sample(stream, [n, p], propose, "binomial_rejection")
+
+
+def _binomial(num: Num, stream: RandomStream, params: list[ir.Value]) -> ir.Value:
+    """Draws for ``min(p, 1 - p)`` (``n - k`` when ``p > 1/2``), by inversion or BTRS."""
+    n, p = params
+    flipped = num.gt(p, 0.5)
+    low_p = num.where(flipped, num.sub(1.0, p), p)
+    small = num.lt(num.mul(n, low_p), BINOMIAL_INVERSION_MAX)
+    inversion = _binomial_inversion(num, stream.lane(0, 2), n, low_p)
+    k = num.where(small, inversion, _binomial_btrs(num, stream.lane(1, 2), n, low_p))
+    return num.where(flipped, num.sub(n, k), k)
+
+
 def _uniform(num: Num, stream: RandomStream, params: list[ir.Value]) -> ir.Value:
     low, high = params
     return num.add(low, num.mul(num.sub(high, low), stream.uniform(0)))
@@ -354,6 +452,8 @@ TRANSFORMS: dict[type[RandomVariable], Transform] = {
     ptr.BetaRV: _beta,
     ptr.StudentTRV: _student_t,
     ptr.PoissonRV: _poisson,
+    ptr.NegBinomialRV: _negative_binomial,
+    ptr.BinomialRV: _binomial,
 }
 
 
@@ -420,14 +520,12 @@ def _categorical(op: RandomVariable, node: Apply, builder: ONNXBuilder) -> list[
 #: construction, not converted yet.
 _NOT_CONVERTED = (
     "BetaBinomialRV",
-    "BinomialRV",
     "ChoiceWithoutReplacement",
     "DirichletRV",
     "GenGammaRV",
     "HyperGeometricRV",
     "MultinomialRV",
     "MvNormalRV",
-    "NegBinomialRV",
     "ParetoRV",
     "PermutationRV",
     "TriangularRV",
