@@ -333,6 +333,11 @@ DISCRETE: list[Case] = [
         lambda r, d, s: pt.random.binomial(200, 0.97, size=s, rng=r),
         st.binom(200, 0.97),
     ),
+    (
+        "betabinomial",
+        lambda r, d, s: pt.random.betabinom(30, 2.0, 3.5, size=s, rng=r),
+        st.betabinom(30, 2.0, 3.5),
+    ),
     ("geometric_rare", lambda r, d, s: pt.random.geometric(1e-6, size=s, rng=r), None),
     (
         "categorical",
@@ -580,9 +585,9 @@ def test_chained_generators_draw_new_values() -> None:
 
 # ------------------------------------------------------------------------------ refusals
 def test_unconverted_distributions_are_refused_by_name() -> None:
-    x = pt.random.betabinom(10, 0.5, 0.5, size=3, rng=_rng())
+    x = pt.random.multinomial(10, np.array([0.5, 0.5]), size=3, rng=_rng())
     y = pt.random.vonmises(0.0, 3.0, size=3, rng=_rng())
-    with pytest.raises(UnsupportedOpError, match="BetaBinomialRV") as info:
+    with pytest.raises(UnsupportedOpError, match="MultinomialRV") as info:
         export_onnx([], [x, y])
     assert "VonMisesRV" in str(info.value)
     assert "no ONNX sampler yet" in str(info.value)

@@ -382,6 +382,13 @@ def _binomial(num: Num, stream: RandomStream, params: list[ir.Value]) -> ir.Valu
     return num.where(flipped, num.sub(n, k), k)
 
 
+def _beta_binomial(num: Num, stream: RandomStream, params: list[ir.Value]) -> ir.Value:
+    """``Binomial(n, P)`` for ``P`` beta of ``(a, b)``."""
+    n, a, b = params
+    prob = _beta(num, stream.lane(0, 2), [a, b])
+    return _binomial(num, stream.lane(1, 2), [n, prob])
+
+
 def _uniform(num: Num, stream: RandomStream, params: list[ir.Value]) -> ir.Value:
     low, high = params
     return num.add(low, num.mul(num.sub(high, low), stream.uniform(0)))
@@ -454,6 +461,7 @@ TRANSFORMS: dict[type[RandomVariable], Transform] = {
     ptr.PoissonRV: _poisson,
     ptr.NegBinomialRV: _negative_binomial,
     ptr.BinomialRV: _binomial,
+    ptr.BetaBinomialRV: _beta_binomial,
 }
 
 
@@ -519,7 +527,6 @@ def _categorical(op: RandomVariable, node: Apply, builder: ONNXBuilder) -> list[
 #: RandomVariables that need a rejection sampler (an exact ONNX ``Loop``) or a multivariate
 #: construction, not converted yet.
 _NOT_CONVERTED = (
-    "BetaBinomialRV",
     "ChoiceWithoutReplacement",
     "DirichletRV",
     "GenGammaRV",
