@@ -524,11 +524,32 @@ def _categorical(op: RandomVariable, node: Apply, builder: ONNXBuilder) -> list[
     return _draw(node, builder, shape, draws)
 
 
+@onnx_funcify.register(ptr.DirichletRV)
+def _dirichlet(op: RandomVariable, node: Apply, builder: ONNXBuilder) -> list[ir.Value]:
+    """Normalized gamma variates of shapes ``alpha``, in log space (a softmax of their
+    logarithms), so that components with tiny ``alpha`` keep their share instead of all
+    underflowing to 0/0."""
+    alpha = builder.input(node, 2, "float64")
+    categories = builder.dim(alpha, -1)
+    shape = builder.op("Concat", [_batch_shape(op, node, builder), categories], {"axis": 0})
+    flat_alpha = builder.op("Reshape", [builder.op("Expand", [alpha, shape]), builder.int64s([-1])])
+    rows = builder.op("Concat", [builder.int64s([-1]), categories], {"axis": 0})
+    num = Num(builder, "float64")
+
+    def draws(stream: RandomStream) -> ir.Value:
+        log_gamma = builder.op("Reshape", [log_standard_gamma(num, stream, flat_alpha), rows])
+        largest = builder.op("ReduceMax", [log_gamma, builder.int64s([1])], {"keepdims": 1})
+        weights = num.unary("Exp", num.sub(log_gamma, largest))
+        total = builder.op("ReduceSum", [weights, builder.int64s([1])], {"keepdims": 1})
+        return builder.op("Reshape", [num.div(weights, total), builder.int64s([-1])])
+
+    return _draw(node, builder, shape, draws)
+
+
 #: RandomVariables that need a rejection sampler (an exact ONNX ``Loop``) or a multivariate
 #: construction, not converted yet.
 _NOT_CONVERTED = (
     "ChoiceWithoutReplacement",
-    "DirichletRV",
     "GenGammaRV",
     "HyperGeometricRV",
     "MultinomialRV",
