@@ -490,6 +490,38 @@ def test_dirichlet_marginals_and_batches(dtype: str) -> None:
     np.testing.assert_allclose(reference, draws[:3], rtol=1e-6, atol=1e-300)
 
 
+@pytest.mark.parametrize("symbolic", [False, True])
+def test_multivariate_normal_moments(symbolic: bool) -> None:
+    cov_value = np.array([[[2.0, 0.6, 0.0], [0.6, 1.0, -0.3], [0.0, -0.3, 0.5]], np.eye(3) * 1e-4])
+    mean_value = np.array([1.0, -2.0, 3.0])
+    mean = pt.tensor("mean", shape=(None,) if symbolic else (3,), dtype="float64")
+    cov = pt.tensor("cov", shape=(None, None, None) if symbolic else (2, 3, 3), dtype="float64")
+    x = pt.random.multivariate_normal(mean, cov, size=(20_000, 2), rng=_rng())
+    feeds = {"mean": mean_value, "cov": cov_value}
+    (draws,) = _draw([x], 4, feeds, inputs=[mean, cov])
+    assert draws.shape == (20_000, 2, 3)
+    for b in range(2):
+        np.testing.assert_allclose(draws[:, b].mean(axis=0), mean_value, atol=0.05)
+        np.testing.assert_allclose(
+            np.cov(draws[:, b].T), cov_value[b], atol=0.05 * cov_value[b].max()
+        )
+    # Each projection is normal with the projected variance.
+    direction = np.array([1.0, 2.0, -1.0])
+    projected = (draws[:, 0] - mean_value) @ direction
+    sd = np.sqrt(direction @ cov_value[0] @ direction)
+    assert st.kstest(projected / sd, "norm").pvalue > P_MIN
+    (reference,) = _draw([x[:2]], 4, feeds, inputs=[mean, cov], runtime="reference")
+    np.testing.assert_allclose(reference, draws[:2], rtol=1e-10)
+
+
+def test_multivariate_normal_with_a_non_positive_definite_covariance_gives_nan() -> None:
+    x = pt.random.multivariate_normal(
+        np.zeros(2), np.array([[1.0, 2.0], [2.0, 1.0]]), size=4, rng=_rng()
+    )
+    (draws,) = _draw([x], 0)
+    assert np.all(np.isnan(draws))
+
+
 def test_uniform_is_in_the_half_open_interval_and_moments_match() -> None:
     (draws,) = _draw([pt.random.uniform(size=200_000, rng=_rng())], seed=9)
     assert draws.min() >= 0.0 and draws.max() < 1.0

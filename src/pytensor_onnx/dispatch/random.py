@@ -31,6 +31,7 @@ from pytensor_onnx.dispatch._loop import while_any
 from pytensor_onnx.dispatch._numerics import Num
 from pytensor_onnx.dispatch._random import RandomStream, rejection_sample
 from pytensor_onnx.dispatch.basic import Refusal, onnx_funcify
+from pytensor_onnx.dispatch.linalg import cholesky, size_of
 from pytensor_onnx.dispatch.scalar import log1p
 from pytensor_onnx.dispatch.scalar_math import gammaln64
 
@@ -546,6 +547,35 @@ def _dirichlet(op: RandomVariable, node: Apply, builder: ONNXBuilder) -> list[ir
     return _draw(node, builder, shape, draws)
 
 
+@onnx_funcify.register(ptr.MvNormalRV)
+def _multivariate_normal(op: RandomVariable, node: Apply, builder: ONNXBuilder) -> list[ir.Value]:
+    """``mean + L z`` with ``L`` the lower Cholesky factor of each covariance (of the
+    covariance's own batch shape, broadcast by ``MatMul``) and ``z`` standard normals.
+
+    Every ``method`` (``cholesky``, ``svd``, ``eigh``) uses the Cholesky factor: the draws have
+    the same distribution, but a singular covariance (which ``svd``/``eigh`` accept) gives NaN
+    draws, as PyTensor's ``Cholesky`` of it does.
+    """
+    mean = builder.input(node, 2, "float64")
+    cov = builder.input(node, 3, "float64")
+    cov_var = node.inputs[3]
+    n = size_of(builder, cov, -1, cov_var.type.shape[-1])
+    lower = cholesky(builder, cov, n, cov_var.type.ndim, "float64")
+    shape = builder.op(
+        "Concat", [_batch_shape(op, node, builder), builder.dim(mean, -1)], {"axis": 0}
+    )
+    flat_mean = builder.op("Reshape", [builder.op("Expand", [mean, shape]), builder.int64s([-1])])
+    columns = builder.op("Concat", [shape, builder.int64s([1])], {"axis": 0})
+    num = Num(builder, "float64")
+
+    def draws(stream: RandomStream) -> ir.Value:
+        z = builder.op("Reshape", [standard_normal(num, stream), columns])
+        scaled = builder.op("Reshape", [builder.op("MatMul", [lower, z]), builder.int64s([-1])])
+        return num.add(flat_mean, scaled)
+
+    return _draw(node, builder, shape, draws)
+
+
 #: RandomVariables that need a rejection sampler (an exact ONNX ``Loop``) or a multivariate
 #: construction, not converted yet.
 _NOT_CONVERTED = (
@@ -553,7 +583,6 @@ _NOT_CONVERTED = (
     "GenGammaRV",
     "HyperGeometricRV",
     "MultinomialRV",
-    "MvNormalRV",
     "ParetoRV",
     "PermutationRV",
     "TriangularRV",
