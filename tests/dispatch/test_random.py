@@ -299,6 +299,21 @@ CONTINUOUS: list[Case] = [
         st.t(3.0, -1.0, 2.0),
     ),
     (
+        "vonmises",
+        lambda r, d, s: pt.random.vonmises(1.0, 4.0, size=s, rng=r, dtype=d),
+        st.vonmises(4.0, loc=1.0),
+    ),
+    (
+        "vonmises_concentrated",
+        lambda r, d, s: pt.random.vonmises(2.0, 1e7, size=s, rng=r, dtype=d),
+        st.norm(2.0, 1 / np.sqrt(1e7)),
+    ),
+    (
+        "vonmises_flat",
+        lambda r, d, s: pt.random.vonmises(0.0, 1e-9, size=s, rng=r, dtype=d),
+        st.uniform(-np.pi, 2 * np.pi),
+    ),
+    (
         "student_t_large_df",
         lambda r, d, s: pt.random.t(1e5, 0.0, 1.0, size=s, rng=r, dtype=d),
         st.t(1e5),
@@ -522,6 +537,14 @@ def test_multivariate_normal_with_a_non_positive_definite_covariance_gives_nan()
     assert np.all(np.isnan(draws))
 
 
+def test_vonmises_wraps_to_minus_pi_pi() -> None:
+    # SciPy's von Mises is not wrapped (support loc +- pi): compare the angle from loc.
+    (draws,) = _draw([pt.random.vonmises(-3.0, 0.5, size=N_DRAWS, rng=_rng())], seed=5)
+    assert np.all(np.abs(draws) <= np.pi)
+    offset = np.angle(np.exp(1j * (draws + 3.0)))
+    assert st.kstest(offset, st.vonmises(0.5).cdf).pvalue > P_MIN
+
+
 def test_uniform_is_in_the_half_open_interval_and_moments_match() -> None:
     (draws,) = _draw([pt.random.uniform(size=200_000, rng=_rng())], seed=9)
     assert draws.min() >= 0.0 and draws.max() < 1.0
@@ -640,10 +663,10 @@ def test_chained_generators_draw_new_values() -> None:
 # ------------------------------------------------------------------------------ refusals
 def test_unconverted_distributions_are_refused_by_name() -> None:
     x = pt.random.multinomial(10, np.array([0.5, 0.5]), size=3, rng=_rng())
-    y = pt.random.vonmises(0.0, 3.0, size=3, rng=_rng())
+    y = pt.random.wald(1.0, 3.0, size=3, rng=_rng())
     with pytest.raises(UnsupportedOpError, match="MultinomialRV") as info:
         export_onnx([], [x, y])
-    assert "VonMisesRV" in str(info.value)
+    assert "WaldRV" in str(info.value)
     assert "no ONNX sampler yet" in str(info.value)
 
 

@@ -32,7 +32,7 @@ from pytensor_onnx.dispatch._numerics import Num
 from pytensor_onnx.dispatch._random import RandomStream, rejection_sample
 from pytensor_onnx.dispatch.basic import Refusal, onnx_funcify
 from pytensor_onnx.dispatch.linalg import cholesky, size_of
-from pytensor_onnx.dispatch.scalar import log1p
+from pytensor_onnx.dispatch.scalar import acos64, log1p
 from pytensor_onnx.dispatch.scalar_math import gammaln64
 
 #: ``transform(num, stream, params)``: float64 draws (1-D, one per element) from the stream
@@ -390,6 +390,56 @@ def _beta_binomial(num: Num, stream: RandomStream, params: list[ir.Value]) -> ir
     return _binomial(num, stream.lane(1, 2), [n, prob])
 
 
+#: Von Mises draws use the uniform angle below this concentration, a wrapped normal above
+#: :data:`VONMISES_NORMAL_MIN` (NumPy's thresholds), Best-Fisher rejection in between.
+VONMISES_UNIFORM_MAX = 1e-8
+VONMISES_NORMAL_MIN = 1e6
+
+
+def _vonmises(num: Num, stream: RandomStream, params: list[ir.Value]) -> ir.Value:
+    """Best and Fisher (1979) by rejection, as NumPy (acceptance above 65 %); the result is
+    ``mu + angle`` wrapped to ``[-pi, pi]``."""
+    mu, kappa = params
+
+    def propose(
+        body: Num, inner: RandomStream, round_: ir.Value, gathered: list[ir.Value]
+    ) -> tuple[ir.Value, ir.Value]:
+        (k,) = gathered
+        b = body.builder
+        first = b.op("Mul", [round_, b.scalar(2, "int64")])
+        second = b.op("Add", [first, b.scalar(1, "int64")])
+        r = body.add(1.0, body.unary("Sqrt", body.add(1.0, body.mul(4.0, body.mul(k, k)))))
+        rho = body.div(body.sub(r, body.unary("Sqrt", body.mul(2.0, r))), body.mul(2.0, k))
+        s_mid = body.div(body.add(1.0, body.mul(rho, rho)), body.mul(2.0, rho))
+        s = body.where(body.lt(k, 1e-5), body.add(body.div(1.0, k), k), s_mid)
+        z = body.unary("Cos", body.mul(math.pi, inner.uniform(first)))
+        w = body.div(body.add(1.0, body.mul(s, z)), body.add(s, z))
+        y = body.mul(k, body.sub(s, w))
+        v = inner.uniform(second, open_interval=True)
+        quick = body.ge(body.sub(body.mul(y, body.sub(2.0, y)), v), 0.0)
+        slow = body.ge(body.add(body.unary("Log", body.div(y, v)), body.sub(1.0, y)), 0.0)
+        extreme = body.either(body.lt(k, VONMISES_UNIFORM_MAX), body.gt(k, VONMISES_NORMAL_MIN))
+        return w, body.either(body.either(quick, slow), extreme)
+
+    w = rejection_sample(stream.lane(0, 3), [kappa], propose, "vonmises_rejection")
+    u = stream.lane(1, 3).uniform(0)
+    # w = cos(angle) may round just outside [-1, 1].
+    clipped = num.builder.op("Clip", [w, num.val(-1.0), num.val(1.0)])
+    angle = acos64(num.builder, [clipped], "float64")
+    angle = num.where(num.lt(u, 0.5), num.unary("Neg", angle), angle)
+    angle = num.where(
+        num.lt(kappa, VONMISES_UNIFORM_MAX), num.mul(math.pi, num.sub(num.mul(2.0, u), 1.0)), angle
+    )
+    wrapped_normal = num.div(standard_normal(num, stream.lane(2, 3)), num.unary("Sqrt", kappa))
+    angle = num.where(num.gt(kappa, VONMISES_NORMAL_MIN), wrapped_normal, angle)
+    # Wrap mu + angle to [-pi, pi] (symmetrically, as NumPy).
+    total = num.add(mu, angle)
+    magnitude = num.builder.op(
+        "Mod", [num.add(num.unary("Abs", total), math.pi), num.val(2.0 * math.pi)], {"fmod": 1}
+    )
+    return num.negate_where(num.lt(total, 0.0), num.sub(magnitude, math.pi))
+
+
 def _uniform(num: Num, stream: RandomStream, params: list[ir.Value]) -> ir.Value:
     low, high = params
     return num.add(low, num.mul(num.sub(high, low), stream.uniform(0)))
@@ -463,6 +513,7 @@ TRANSFORMS: dict[type[RandomVariable], Transform] = {
     ptr.NegBinomialRV: _negative_binomial,
     ptr.BinomialRV: _binomial,
     ptr.BetaBinomialRV: _beta_binomial,
+    ptr.VonMisesRV: _vonmises,
 }
 
 
@@ -587,7 +638,6 @@ _NOT_CONVERTED = (
     "PermutationRV",
     "TriangularRV",
     "TruncExponentialRV",
-    "VonMisesRV",
     "WaldRV",
 )
 for _name in _NOT_CONVERTED:
