@@ -314,6 +314,31 @@ CONTINUOUS: list[Case] = [
         st.uniform(-np.pi, 2 * np.pi),
     ),
     (
+        "pareto",
+        lambda r, d, s: pt.random.pareto(2.5, 1.5, size=s, rng=r, dtype=d),
+        st.pareto(2.5, scale=1.5),
+    ),
+    (
+        "triangular",
+        lambda r, d, s: pt.random.triangular(-1.0, 0.5, 3.0, size=s, rng=r, dtype=d),
+        st.triang(1.5 / 4.0, loc=-1.0, scale=4.0),
+    ),
+    (
+        "truncexpon",
+        lambda r, d, s: pt.random.truncexpon(2.0, 1.0, 0.5, size=s, rng=r, dtype=d),
+        st.truncexpon(2.0, loc=1.0, scale=0.5),
+    ),
+    (
+        "truncexpon_tiny_b",
+        lambda r, d, s: pt.random.truncexpon(1e-10, 0.0, 1.0, size=s, rng=r, dtype=d),
+        st.uniform(0.0, 1e-10),
+    ),
+    (
+        "wald",
+        lambda r, d, s: pt.random.wald(1.5, 2.0, size=s, rng=r, dtype=d),
+        st.invgauss(1.5 / 2.0, scale=2.0),
+    ),
+    (
         "student_t_large_df",
         lambda r, d, s: pt.random.t(1e5, 0.0, 1.0, size=s, rng=r, dtype=d),
         st.t(1e5),
@@ -663,10 +688,10 @@ def test_chained_generators_draw_new_values() -> None:
 # ------------------------------------------------------------------------------ refusals
 def test_unconverted_distributions_are_refused_by_name() -> None:
     x = pt.random.multinomial(10, np.array([0.5, 0.5]), size=3, rng=_rng())
-    y = pt.random.wald(1.0, 3.0, size=3, rng=_rng())
+    y = pt.random.hypergeometric(5, 5, 3, size=3, rng=_rng())
     with pytest.raises(UnsupportedOpError, match="MultinomialRV") as info:
         export_onnx([], [x, y])
-    assert "WaldRV" in str(info.value)
+    assert "HyperGeometricRV" in str(info.value)
     assert "no ONNX sampler yet" in str(info.value)
 
 

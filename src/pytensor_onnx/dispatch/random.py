@@ -32,7 +32,7 @@ from pytensor_onnx.dispatch._numerics import Num
 from pytensor_onnx.dispatch._random import RandomStream, rejection_sample
 from pytensor_onnx.dispatch.basic import Refusal, onnx_funcify
 from pytensor_onnx.dispatch.linalg import cholesky, size_of
-from pytensor_onnx.dispatch.scalar import acos64, log1p
+from pytensor_onnx.dispatch.scalar import acos64, expm1, log1p
 from pytensor_onnx.dispatch.scalar_math import gammaln64
 
 #: ``transform(num, stream, params)``: float64 draws (1-D, one per element) from the stream
@@ -440,6 +440,46 @@ def _vonmises(num: Num, stream: RandomStream, params: list[ir.Value]) -> ir.Valu
     return num.negate_where(num.lt(total, 0.0), num.sub(magnitude, math.pi))
 
 
+def _pareto(num: Num, stream: RandomStream, params: list[ir.Value]) -> ir.Value:
+    """Inversion, ``scale u**(-1/b)`` (SciPy's ``pareto``: support from ``scale`` on)."""
+    b, scale = params
+    return num.mul(scale, num.unary("Exp", num.div(_exponential_deviate(num, stream), b)))
+
+
+def _triangular(num: Num, stream: RandomStream, params: list[ir.Value]) -> ir.Value:
+    """Inversion on either side of the mode."""
+    left, mode, right = params
+    u = stream.uniform(0)
+    width = num.sub(right, left)
+    rising = num.add(left, num.unary("Sqrt", num.mul(u, num.mul(width, num.sub(mode, left)))))
+    falling = num.sub(
+        right, num.unary("Sqrt", num.mul(num.sub(1.0, u), num.mul(width, num.sub(right, mode))))
+    )
+    return num.where(num.lt(u, num.div(num.sub(mode, left), width)), rising, falling)
+
+
+def _truncated_exponential(num: Num, stream: RandomStream, params: list[ir.Value]) -> ir.Value:
+    """Inversion, ``loc - scale log1p(u expm1(-b))`` (SciPy's ``truncexpon``, support
+    ``[loc, loc + b scale]``)."""
+    b, loc, scale = params
+    tail = expm1(num.builder, num.unary("Neg", b), "float64")
+    standard = num.unary("Neg", log1p(num.builder, num.mul(stream.uniform(0), tail), "float64"))
+    return num.add(loc, num.mul(scale, standard))
+
+
+def _wald(num: Num, stream: RandomStream, params: list[ir.Value]) -> ir.Value:
+    """Michael, Schucany and Haas (1976), as NumPy: a root of the normal-square equation,
+    chosen by a uniform (words 0-1: the normal, word 2: the choice)."""
+    mean, scale = params
+    z = standard_normal(num, stream)
+    y = num.mul(z, z)
+    mean_y = num.mul(mean, y)
+    root = num.unary("Sqrt", num.add(num.mul(4.0, num.mul(scale, mean_y)), num.mul(mean_y, mean_y)))
+    x = num.add(mean, num.div(num.mul(mean, num.sub(mean_y, root)), num.mul(2.0, scale)))
+    choose_small = num.le(stream.uniform(2), num.div(mean, num.add(mean, x)))
+    return num.where(choose_small, x, num.div(num.mul(mean, mean), x))
+
+
 def _uniform(num: Num, stream: RandomStream, params: list[ir.Value]) -> ir.Value:
     low, high = params
     return num.add(low, num.mul(num.sub(high, low), stream.uniform(0)))
@@ -488,8 +528,8 @@ def _geometric(num: Num, stream: RandomStream, params: list[ir.Value]) -> ir.Val
     return num.builder.op("Max", [trials, num.val(1.0)])
 
 
-#: The RandomVariables converted by a transform of float64 uniforms (the gamma family with
-#: one rejection loop per gamma variate).
+#: The RandomVariables with one value per element, by a transform of float64 uniforms or an
+#: exact rejection sampler (see each function).
 TRANSFORMS: dict[type[RandomVariable], Transform] = {
     ptr.UniformRV: _uniform,
     ptr.NormalRV: _location_scale(standard_normal),
@@ -514,6 +554,10 @@ TRANSFORMS: dict[type[RandomVariable], Transform] = {
     ptr.BinomialRV: _binomial,
     ptr.BetaBinomialRV: _beta_binomial,
     ptr.VonMisesRV: _vonmises,
+    ptr.ParetoRV: _pareto,
+    ptr.TriangularRV: _triangular,
+    ptr.TruncExponentialRV: _truncated_exponential,
+    ptr.WaldRV: _wald,
 }
 
 
@@ -627,18 +671,14 @@ def _multivariate_normal(op: RandomVariable, node: Apply, builder: ONNXBuilder) 
     return _draw(node, builder, shape, draws)
 
 
-#: RandomVariables that need a rejection sampler (an exact ONNX ``Loop``) or a multivariate
-#: construction, not converted yet.
+#: RandomVariables not converted yet (multinomial needs a loop of conditional binomials over
+#: the categories; the others are rarely used by PyMC).
 _NOT_CONVERTED = (
     "ChoiceWithoutReplacement",
     "GenGammaRV",
     "HyperGeometricRV",
     "MultinomialRV",
-    "ParetoRV",
     "PermutationRV",
-    "TriangularRV",
-    "TruncExponentialRV",
-    "WaldRV",
 )
 for _name in _NOT_CONVERTED:
     _rv_class = getattr(ptr, _name, None)
