@@ -570,6 +570,27 @@ def test_vonmises_wraps_to_minus_pi_pi() -> None:
     assert st.kstest(offset, st.vonmises(0.5).cdf).pvalue > P_MIN
 
 
+def test_multinomial_moments_and_edges() -> None:
+    n = pt.lvector("n")
+    p = pt.dmatrix("p")
+    x = pt.random.multinomial(n, p, size=(N_DRAWS, 2), rng=_rng())
+    trials = np.array([10, 1000])
+    probs = np.array([[0.2, 0.0, 0.5, 0.3], [0.25, 0.25, 0.25, 0.25]])
+    (draws,) = _draw([x], 3, {"n": trials, "p": probs}, inputs=[n, p])
+    assert draws.dtype == np.int64 and draws.shape == (N_DRAWS, 2, 4)
+    np.testing.assert_array_equal(draws.sum(axis=-1), np.broadcast_to(trials, (N_DRAWS, 2)))
+    assert np.all(draws[:, 0, 1] == 0)
+    expected_var = trials[:, None] * probs * (1 - probs)
+    bound = 5 * np.sqrt(expected_var / N_DRAWS) + 1e-12
+    assert np.all(np.abs(draws.mean(axis=0) - trials[:, None] * probs) <= bound)
+    np.testing.assert_allclose(draws.var(axis=0), expected_var, rtol=0.05)
+    # Each category is binomial; two categories are negatively correlated (-1/3 here).
+    assert _chi_square_p(draws[:, 0, 2], st.binom(10, 0.5)) > P_MIN
+    assert abs(np.corrcoef(draws[:, 1, 0], draws[:, 1, 1])[0, 1] + 1 / 3) < 0.03
+    (reference,) = _draw([x[:3]], 3, {"n": trials, "p": probs}, inputs=[n, p], runtime="reference")
+    np.testing.assert_array_equal(reference, draws[:3])
+
+
 def test_uniform_is_in_the_half_open_interval_and_moments_match() -> None:
     (draws,) = _draw([pt.random.uniform(size=200_000, rng=_rng())], seed=9)
     assert draws.min() >= 0.0 and draws.max() < 1.0
@@ -687,9 +708,9 @@ def test_chained_generators_draw_new_values() -> None:
 
 # ------------------------------------------------------------------------------ refusals
 def test_unconverted_distributions_are_refused_by_name() -> None:
-    x = pt.random.multinomial(10, np.array([0.5, 0.5]), size=3, rng=_rng())
+    x = pt.random.permutation(5, rng=_rng())
     y = pt.random.hypergeometric(5, 5, 3, size=3, rng=_rng())
-    with pytest.raises(UnsupportedOpError, match="MultinomialRV") as info:
+    with pytest.raises(UnsupportedOpError, match="PermutationRV") as info:
         export_onnx([], [x, y])
     assert "HyperGeometricRV" in str(info.value)
     assert "no ONNX sampler yet" in str(info.value)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from functools import reduce
 
 import numpy as np
@@ -27,7 +28,7 @@ from pytensor.tensor.random.op import RandomVariable
 from pytensor.tensor.type_other import NoneTypeT
 
 from pytensor_onnx.builder import ONNXBuilder, variable_dtype
-from pytensor_onnx.dispatch._loop import while_any
+from pytensor_onnx.dispatch._loop import Carry, ScanOut, fori_loop, while_any
 from pytensor_onnx.dispatch._numerics import Num
 from pytensor_onnx.dispatch._random import RandomStream, rejection_sample
 from pytensor_onnx.dispatch.basic import Refusal, onnx_funcify
@@ -671,13 +672,75 @@ def _multivariate_normal(op: RandomVariable, node: Apply, builder: ONNXBuilder) 
     return _draw(node, builder, shape, draws)
 
 
-#: RandomVariables not converted yet (multinomial needs a loop of conditional binomials over
-#: the categories; the others are rarely used by PyMC).
+@dataclass(frozen=True)
+class _StepCount:
+    """A loop's step count for :func:`fori_loop`: 0-d int64 value and static value."""
+
+    value: ir.Value
+    static: int | None
+
+
+@onnx_funcify.register(ptr.MultinomialRV)
+def _multinomial(op: RandomVariable, node: Apply, builder: ONNXBuilder) -> list[ir.Value]:
+    """Conditional binomials over the categories: ``x_j = Binomial(n_left, p_j / p_left)``
+    for ``j < k - 1`` (one :func:`fori_loop` step each), the last category takes what is
+    left.  The draw of category ``j`` uses the counters of the output elements ``(..., j)``,
+    so every category draws from its own counters."""
+    probs = builder.input(node, 3, "float64")
+    static_k = node.inputs[3].type.shape[-1]
+    categories = builder.dim(probs, -1)
+    batch = _batch_shape(op, node, builder)
+    shape = builder.op("Concat", [batch, categories], {"axis": 0})
+    rows = builder.op("Concat", [builder.int64s([-1]), categories], {"axis": 0})
+    table = builder.op("Reshape", [builder.op("Expand", [probs, shape]), rows])
+    trials = builder.input(node, 2, "float64")
+    flat_trials = builder.op(
+        "Reshape", [builder.op("Expand", [trials, batch]), builder.int64s([-1])]
+    )
+    steps = _StepCount(
+        builder.op("Sub", [builder.op("Squeeze", [categories]), builder.scalar(1, "int64")]),
+        None if static_k is None else static_k - 1,
+    )
+
+    def draws(stream: RandomStream) -> ir.Value:
+        counters = [builder.op("Reshape", [word, rows]) for word in stream.counter]
+        left_p = builder.op("ReduceSum", [table, builder.int64s([1])], {"keepdims": 0})
+
+        def step(inner: ONNXBuilder, j: ir.Value, state: list[ir.Value]) -> list[ir.Value]:
+            left_n, left_p = state
+            num = Num(inner, "float64")
+            p_j = inner.op("Gather", [table, j], {"axis": 1})
+            share = num.where(
+                num.gt(left_p, 0.0),
+                inner.op("Clip", [num.div(p_j, left_p), num.val(0.0), num.val(1.0)]),
+                0.0,
+            )
+            low, high = (inner.op("Gather", [c, j], {"axis": 1}) for c in counters)
+            column = replace(stream, builder=inner, counter=(low, high))
+            x = _binomial(num, column, [left_n, share])
+            return [num.sub(left_n, x), num.sub(left_p, p_j), x]
+
+        (left, _), (taken,) = fori_loop(
+            builder,
+            steps,
+            [Carry(flat_trials, "float64"), Carry(left_p, "float64")],
+            [ScanOut("float64", builder.shape(flat_trials))],
+            step,
+            "multinomial",
+        )
+        columns = builder.op("Transpose", [taken], {"perm": [1, 0]})
+        last = builder.op("Unsqueeze", [left, builder.int64s([1])])
+        table_draws = builder.op("Concat", [columns, last], {"axis": 1})
+        return builder.op("Reshape", [table_draws, builder.int64s([-1])])
+
+    return _draw(node, builder, shape, draws)
+
+
+#: RandomVariables not converted yet (rarely used by PyMC).
 _NOT_CONVERTED = (
     "ChoiceWithoutReplacement",
     "GenGammaRV",
     "HyperGeometricRV",
-    "MultinomialRV",
     "PermutationRV",
 )
 for _name in _NOT_CONVERTED:
