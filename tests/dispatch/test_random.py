@@ -283,6 +283,11 @@ CONTINUOUS: list[Case] = [
     ),
     ("chisquare", lambda r, d, s: pt.random.chisquare(3.0, size=s, rng=r).astype(d), st.chi2(3.0)),
     (
+        "gengamma",
+        lambda r, d, s: pt.random.gengamma(3.0, 1.5, 2.0, size=s, rng=r, dtype=d),
+        st.gengamma(2.0, 1.5, scale=2.0),
+    ),
+    (
         "invgamma",
         lambda r, d, s: pt.random.invgamma(3.0, 2.0, size=s, rng=r, dtype=d),
         st.invgamma(3.0, scale=2.0),

@@ -176,6 +176,13 @@ def _gamma(num: Num, stream: RandomStream, params: list[ir.Value]) -> ir.Value:
     return num.mul(scale, num.unary("Exp", log_standard_gamma(num, stream, shape)))
 
 
+def _generalized_gamma(num: Num, stream: RandomStream, params: list[ir.Value]) -> ir.Value:
+    """``lambd G**(1/p)`` for ``G`` gamma of shape ``alpha / p`` (SciPy's ``gengamma``)."""
+    alpha, p, lambd = params
+    log_gamma = log_standard_gamma(num, stream, num.div(alpha, p))
+    return num.mul(lambd, num.unary("Exp", num.div(log_gamma, p)))
+
+
 def _invgamma(num: Num, stream: RandomStream, params: list[ir.Value]) -> ir.Value:
     shape, scale = params
     log_gamma = log_standard_gamma(num, stream, shape)
@@ -548,6 +555,7 @@ TRANSFORMS: dict[type[RandomVariable], Transform] = {
     ptr.GeometricRV: _geometric,
     ptr.GammaRV: _gamma,
     ptr.InvGammaRV: _invgamma,
+    ptr.GenGammaRV: _generalized_gamma,
     ptr.BetaRV: _beta,
     ptr.StudentTRV: _student_t,
     ptr.PoissonRV: _poisson,
@@ -739,7 +747,6 @@ def _multinomial(op: RandomVariable, node: Apply, builder: ONNXBuilder) -> list[
 #: RandomVariables not converted yet (rarely used by PyMC).
 _NOT_CONVERTED = (
     "ChoiceWithoutReplacement",
-    "GenGammaRV",
     "HyperGeometricRV",
     "PermutationRV",
 )
