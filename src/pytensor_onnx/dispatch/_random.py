@@ -188,7 +188,12 @@ Proposal = Callable[[Num, RandomStream, ir.Value, list[ir.Value]], tuple[ir.Valu
 
 
 def rejection_sample(
-    stream: RandomStream, params: list[ir.Value], propose: Proposal, name: str
+    stream: RandomStream,
+    params: list[ir.Value],
+    propose: Proposal,
+    name: str,
+    *,
+    where: ir.Value | None = None,
 ) -> ir.Value:
     """Exact rejection sampling: rounds of ``propose`` until every element has accepted.
 
@@ -210,14 +215,18 @@ def rejection_sample(
         One round (see :data:`Proposal`).
     name
         The loop body's name.
+    where
+        1-D bool: the elements to sample (default: all); the others are 0 and cost nothing
+        (e.g. the elements that another algorithm of the same distribution draws).
     """
     b = stream.builder
     body = LoopBody(b, name)
     shape = b.shape(params[0])
     zeros = b.op("ConstantOfShape", [shape], {"value": ir.tensor(np.zeros(1))})
-    everywhere = b.op("ConstantOfShape", [shape], {"value": ir.tensor(np.ones(1, dtype=bool))})
+    if where is None:
+        where = b.op("ConstantOfShape", [shape], {"value": ir.tensor(np.ones(1, dtype=bool))})
     result = body.carry(zeros, f"{name}_draws", "float64", params[0].shape)
-    pending = body.carry(everywhere, f"{name}_pending", "bool", params[0].shape)
+    pending = body.carry(where, f"{name}_pending", "bool", params[0].shape)
     inner = body.inner
     index = inner.op("Reshape", [inner.op("NonZero", [pending]), inner.int64s([-1])])
 

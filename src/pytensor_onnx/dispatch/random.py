@@ -242,7 +242,7 @@ def _poisson_ptrs(num: Num, stream: RandomStream, rate: ir.Value) -> ir.Value:
     """PTRS, the transformed rejection of Hoermann (1993) (rates from
     :data:`POISSON_INVERSION_MAX` on; acceptance above 85 %, so up to rate 1e9 and beyond
     it costs about one round).  Round ``r`` uses words ``2 r`` and ``2 r + 1``; elements with
-    smaller rates accept at once (their value is not used)."""
+    smaller rates are not sampled."""
 
     def propose(
         body: Num, inner: RandomStream, round_: ir.Value, params: list[ir.Value]
@@ -280,10 +280,10 @@ def _poisson_ptrs(num: Num, stream: RandomStream, rate: ir.Value) -> ir.Value:
         accepted = body.either(
             quick, body.both(body.unary("Not", excluded), body.le(log_accept, log_target))
         )
-        small = body.lt(lam, POISSON_INVERSION_MAX)
-        return k, body.either(accepted, small)
+        return k, accepted
 
-    return rejection_sample(stream, [rate], propose, "poisson_rejection")
+    large = num.ge(rate, POISSON_INVERSION_MAX)
+    return rejection_sample(stream, [rate], propose, "poisson_rejection", where=large)
 
 
 def _poisson(num: Num, stream: RandomStream, params: list[ir.Value]) -> ir.Value:
@@ -332,8 +332,8 @@ def _binomial_inversion(num: Num, stream: RandomStream, n: ir.Value, p: ir.Value
 def _binomial_btrs(num: Num, stream: RandomStream, n: ir.Value, p: ir.Value) -> ir.Value:
     """BTRS, the transformed rejection of Hoermann (1993), for ``p <= 1/2`` and ``n p`` from
     :data:`BINOMIAL_INVERSION_MAX` on (acceptance above 80 %, about one round even at
-    ``n = 1e9``).  Round ``r`` uses words ``2 r`` and ``2 r + 1``; other elements accept at
-    once (their value is not used)."""
+    ``n = 1e9``).  Round ``r`` uses words ``2 r`` and ``2 r + 1``; other elements are not
+    sampled."""
 
     def propose(
         body: Num, inner: RandomStream, round_: ir.Value, params: list[ir.Value]
@@ -374,10 +374,10 @@ def _binomial_btrs(num: Num, stream: RandomStream, n: ir.Value, p: ir.Value) -> 
             body.mul(body.sub(k, mode), body.unary("Log", body.div(prob, q))),
         )
         accepted = body.both(inside, body.either(quick, body.le(log_accept, log_target)))
-        small = body.lt(body.mul(trials, prob), BINOMIAL_INVERSION_MAX)
-        return k, body.either(accepted, small)
+        return k, accepted
 
-    return rejection_sample(stream, [n, p], propose, "binomial_rejection")
+    large = num.ge(num.mul(n, p), BINOMIAL_INVERSION_MAX)
+    return rejection_sample(stream, [n, p], propose, "binomial_rejection", where=large)
 
 
 def _binomial(num: Num, stream: RandomStream, params: list[ir.Value]) -> ir.Value:
@@ -426,10 +426,10 @@ def _vonmises(num: Num, stream: RandomStream, params: list[ir.Value]) -> ir.Valu
         v = inner.uniform(second, open_interval=True)
         quick = body.ge(body.sub(body.mul(y, body.sub(2.0, y)), v), 0.0)
         slow = body.ge(body.add(body.unary("Log", body.div(y, v)), body.sub(1.0, y)), 0.0)
-        extreme = body.either(body.lt(k, VONMISES_UNIFORM_MAX), body.gt(k, VONMISES_NORMAL_MIN))
-        return w, body.either(body.either(quick, slow), extreme)
+        return w, body.either(quick, slow)
 
-    w = rejection_sample(stream.lane(0, 3), [kappa], propose, "vonmises_rejection")
+    moderate = num.both(num.ge(kappa, VONMISES_UNIFORM_MAX), num.le(kappa, VONMISES_NORMAL_MIN))
+    w = rejection_sample(stream.lane(0, 3), [kappa], propose, "vonmises_rejection", where=moderate)
     u = stream.lane(1, 3).uniform(0)
     # w = cos(angle) may round just outside [-1, 1].
     clipped = num.builder.op("Clip", [w, num.val(-1.0), num.val(1.0)])
