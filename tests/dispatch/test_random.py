@@ -637,7 +637,7 @@ def test_symbolic_size() -> None:
     n = pt.lscalar("n")
     m = pt.lscalar("m")
     x = pt.random.exponential(2.0, size=(n, m), rng=_rng())
-    for shape in [(3, 5), (0, 4), (1, 1)]:
+    for shape in [(3, 5), (0, 4), (4, 0), (1, 1)]:
         feeds = {"n": np.array(shape[0]), "m": np.array(shape[1])}
         for runtime in ("ort", "reference"):
             (draws,) = _draw([x], 1, feeds, inputs=[n, m], runtime=runtime)

@@ -581,7 +581,7 @@ def _draw(
     seed = builder.input(node, 0)
     stream = RandomStream.create(builder, seed, _element_count(builder, shape))
     flat = draws(stream)
-    values = builder.op("Reshape", [flat, shape])
+    values = builder.op("Reshape", [flat, shape], {"allowzero": 1})
     values = builder.cast(values, variable_dtype(node.outputs[1]), "float64")
     return [builder.op("Add", [seed, builder.scalar(1, "int64")]), values]
 
