@@ -133,7 +133,7 @@ def export_section(result: dict[str, Any]) -> list[str]:
     return [
         "## 1. Export time against graph size",
         "",
-        "A chain of n elementwise nodes (`tanh`/`sin` alternating on a 16-vector). CPU time of",
+        "A chain of n elementwise nodes (`tanh`/`exp` alternating on a 16-vector). CPU time of",
         f"the exporting process (`time.process_time`), Python {python}, PyTensor {pytensor}.",
         "Stages: PyTensor rewrites, conversion to onnx-ir (with ONNX shape inference),",
         "serialization, the ONNX checker; then ONNX Runtime session creation for the same model.",

@@ -8,7 +8,7 @@ compares every output: dtype, shape and values.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -21,6 +21,7 @@ from pytensor.compile.mode import Mode
 from pytensor.graph.basic import Variable
 
 from pytensor_onnx import DEFAULT_OPSET, export_onnx, newest_runtime_opset
+from pytensor_onnx.builder import PORTABLE_REPLACEMENTS
 
 #: Opsets every comparison runs at: the default and the newest ONNX Runtime supports.
 OPSETS = tuple(sorted({DEFAULT_OPSET, newest_runtime_opset()}))
@@ -85,6 +86,26 @@ def assert_matches(
     )
 
 
+def all_nodes(model: onnx.ModelProto) -> Iterator[onnx.NodeProto]:
+    """Every node of ``model``: its graph, the subgraphs of ``If``/``Loop``/``Scan`` (at any
+    depth) and its local functions."""
+    graphs: list[Iterable[onnx.NodeProto]] = [model.graph.node, *(f.node for f in model.functions)]
+    while graphs:
+        for node in graphs.pop():
+            yield node
+            for attr in node.attribute:
+                if attr.type == onnx.AttributeProto.GRAPH:
+                    graphs.append(attr.g.node)
+                graphs.extend(g.node for g in attr.graphs)
+
+
+def assert_portable(model: onnx.ModelProto) -> None:
+    """Assert that ``model`` uses none of the operators some runtimes lack (the builder writes
+    them as portable nodes: ``PORTABLE_REPLACEMENTS``)."""
+    found = sorted({n.op_type for n in all_nodes(model) if n.op_type in PORTABLE_REPLACEMENTS})
+    assert not found, f"the model uses {found}, which some runtimes lack"
+
+
 def compare_onnx_and_py(
     inputs: Sequence[Variable],
     outputs: Variable | Sequence[Variable],
@@ -127,6 +148,7 @@ def compare_onnx_and_py(
     model: onnx.ModelProto | None = None
     for opset in opsets:
         model = export_onnx(list(inputs), outputs_list, opset=opset, **export_kwargs)
+        assert_portable(model)
         feeds = {inp.name: val for inp, val in zip(model.graph.input, values, strict=False)}
         runtime = ort_session(model).run(None, feeds)
         for i, (got, want) in enumerate(zip(runtime, expected, strict=True)):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import sys
@@ -19,8 +20,11 @@ from pytensor.graph.op import Op
 
 from pytensor_onnx import (
     DEFAULT_OPSET,
+    NAMES_METADATA_KEY,
+    InvalidModelError,
     UnsupportedOpError,
     export_onnx,
+    feeds_by_name,
     newest_ir_version,
     onnx_funcify,
     supported_opsets,
@@ -193,9 +197,22 @@ def test_opsets_and_ir_version(opset: int) -> None:
     x, y, _ = _mlp()
     model = export_onnx([x], [y], opset=opset)
     assert {o.domain: o.version for o in model.opset_import}[""] == opset
-    assert model.ir_version == newest_ir_version()
+    # The oldest IR version holding the opset, whatever the installed runtime reads.
+    expected_ir = onnx.helper.find_min_ir_version_for([onnx.helper.make_opsetid("", opset)])
+    assert model.ir_version == max(8, expected_ir) <= newest_ir_version()
     assert model.producer_name == "pytensor-onnx"
     ort_session(model)
+
+
+def test_ir_version_default_is_the_oldest_holding_the_model() -> None:
+    x, y, _ = _mlp()
+    assert export_onnx([x], [y]).ir_version == 8  # opset 18 (ONNX 1.13)
+    assert export_onnx([x], [y], opset=21).ir_version == 10  # opset 21 (ONNX 1.16)
+    # Provenance puts metadata on nodes, which IR version 10 introduced.
+    assert export_onnx([x], [y], provenance=True).ir_version == 10
+    assert export_onnx([x], [y], ir_version=onnx.IR_VERSION).ir_version == onnx.IR_VERSION
+    with pytest.raises(ValueError, match="needs IR version 10 or newer"):
+        export_onnx([x], [y], opset=21, ir_version=9)
 
 
 @pytest.mark.parametrize("opset", [17, 0, max(supported_opsets()) + 1, "18", True])
@@ -357,3 +374,76 @@ def test_written_file_has_default_permissions(tmp_path: Path) -> None:
     mask = os.umask(0)
     os.umask(mask)
     assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask
+
+
+@pytest.mark.parametrize(
+    ("name", "onnx_name"),
+    [
+        ("σ_log__", "sigma_log__"),
+        ("Σ", "Sigma"),
+        ("μ_α", "mu_alpha"),
+        ("café", "cafe"),
+        ("chol_cholesky-cov-packed__", "chol_cholesky_cov_packed__"),
+        ("日本", "__"),
+        ("3x", "_3x"),
+    ],
+)
+def test_names_are_transliterated_and_recorded(name: str, onnx_name: str) -> None:
+    x = pt.vector(name)
+    y = (x * 2).copy(name=f"{name}_out")
+    model = export_onnx([x], [y])
+    assert [i.name for i in model.graph.input] == [onnx_name]
+    names = json.loads({p.key: p.value for p in model.metadata_props}[NAMES_METADATA_KEY])
+    assert names == {"inputs": {name: onnx_name}, "outputs": {f"{name}_out": f"{onnx_name}_out"}}
+    assert feeds_by_name(model, {name: 1}) == {onnx_name: 1}
+    assert feeds_by_name(model, {onnx_name: 1}) == {onnx_name: 1}
+
+
+def test_feeds_by_name_refuses_unknown_and_doubled_names() -> None:
+    x = pt.vector("σ")
+    model = export_onnx([x], [x + 1])
+    with pytest.raises(KeyError, match="no input named 'tau'"):
+        feeds_by_name(model, {"tau": 1})
+    with pytest.raises(ValueError, match="two values given for model input 'sigma'"):
+        feeds_by_name(model, {"σ": 1, "sigma": 2})
+
+
+def test_a_graph_without_outputs_is_refused() -> None:
+    with pytest.raises(ValueError, match="no outputs"):
+        export_onnx([pt.vector("x")], [])
+
+
+class _Broken(_Mystery):
+    """An Op whose (deliberately wrong) converter below emits an invalid model."""
+
+
+def _register_broken(op_type: str) -> type[_Broken]:
+    class Broken(_Broken):
+        pass
+
+    @onnx_funcify.register(Broken)
+    def _(op, node, builder):
+        return [builder.op(op_type, [builder.input(node, 0)])]
+
+    return Broken
+
+
+def test_models_failing_onnx_checks_raise_a_converter_bug(capfd, tmp_path: Path) -> None:
+    # Not of bool: the type is refused by shape inference.
+    x = pt.vector("x")
+    path = tmp_path / "bad.onnx"
+    with pytest.raises(InvalidModelError, match="converter bug: the exported model fails ONNX"):
+        export_onnx([x], [_register_broken("Not")()(x)], path)
+    assert not path.exists()
+    assert "Traceback" not in capfd.readouterr().err  # onnx-ir's logged traceback is silenced
+
+
+def test_models_onnx_runtime_cannot_load_raise_a_converter_bug(tmp_path: Path) -> None:
+    # ONNX Runtime has no float64 Acos kernel: the checker accepts the model, the load fails.
+    x = pt.vector("x")
+    path = tmp_path / "bad.onnx"
+    with pytest.raises(InvalidModelError, match="does not load in ONNX Runtime"):
+        export_onnx([x], [_register_broken("Acos")()(x)], path)
+    assert not path.exists()
+    model = export_onnx([x], [_register_broken("Acos")()(x)], check=False)
+    assert [n.op_type for n in model.graph.node] == ["Acos"]

@@ -225,3 +225,54 @@ def test_predictive_logistic_from_inference_data() -> None:
 def test_predictive_refuses_observed_variables() -> None:
     with pytest.raises(ValueError, match="sampling noise"):
         export_predictive(linear_regression(), {}, var_names=["y"])
+
+
+def greek_model() -> pm.Model:
+    y = RNG.normal(1.0, 2.0, size=30)
+    with pm.Model() as model:
+        μ = pm.Normal("μ", 0, 10)
+        σ = pm.HalfNormal("σ", 5)
+        pm.Normal("y", μ, σ, observed=y)
+    return model
+
+
+def test_greek_names_round_trip_by_pymc_name() -> None:
+    from pytensor_onnx import NAMES_METADATA_KEY, feeds_by_name, verify
+
+    model = greek_model()
+    exported = export_logp(model)
+    assert [i.name for i in exported.graph.input] == ["mu", "sigma_log__"]
+    names = json.loads({p.key: p.value for p in exported.metadata_props}[NAMES_METADATA_KEY])
+    assert names["inputs"] == {"μ": "mu", "σ_log__": "sigma_log__"}
+    point = {"μ": np.array(0.7), "σ_log__": np.array(0.3)}
+    expected = model.compile_logp(mode=PYMC_MODE)(point)
+    for (logp,) in run_onnx(exported, feeds_by_name(exported, point)):
+        np.testing.assert_allclose(logp, expected, rtol=1e-12)
+    report = verify((list(model.value_vars), [model.logp()]), point, model=exported)
+    assert report.passed
+    with pytest.raises(KeyError, match="no input named 'sigma'"):
+        feeds_by_name(exported, {"sigma": 1.0})
+
+
+def test_predictive_names_unknown_variables() -> None:
+    with pytest.raises(ValueError, match=r"\['nope'\] are not variables of the model"):
+        export_predictive(linear_regression(), {}, var_names=["nope"])
+
+
+def test_predictive_names_free_variables_without_draws() -> None:
+    model = linear_regression()
+    draws = {"intercept": RNG.normal(size=5), "sigma": RNG.uniform(1, 2, size=5)}
+    with pytest.raises(ValueError, match=r"free random variables \['slope'\] that have no"):
+        export_predictive(model, draws, var_names=["mu"])
+
+
+def test_predictive_names_gp_conditional_without_draws() -> None:
+    x = np.linspace(0, 1, 10)[:, None]
+    with pm.Model() as model:
+        ell = pm.HalfNormal("ell", 1)
+        gp = pm.gp.Marginal(cov_func=pm.gp.cov.ExpQuad(1, ell))
+        gp.marginal_likelihood("y", X=x, y=np.sin(3 * x[:, 0]), sigma=0.1)
+        gp.conditional("f_pred", np.linspace(0, 1.2, 4)[:, None])
+    draws = {"ell": RNG.uniform(0.5, 1, size=3)}
+    with pytest.raises(ValueError, match=r"\['f_pred'\]"):
+        export_predictive(model, draws, var_names=["f_pred"])

@@ -27,8 +27,6 @@ from pytensor_onnx import export_onnx, verify
 
 WEB = Path(__file__).resolve().parent
 N_TRAIN = 1400
-#: onnxruntime-web 1.30 reads IR versions up to 13; 10 (ONNX 1.16) suits most runtimes.
-WEB_IR_VERSION = 10
 
 
 def train(steps: int, hidden: int, seed: int) -> tuple[pt.TensorVariable, pt.TensorVariable, dict]:
@@ -84,7 +82,6 @@ def main() -> None:
         [probabilities],
         args.output,
         float32=True,
-        ir_version=WEB_IR_VERSION,
         graph_name="digits_mlp",
     )
     report = verify(([pixels], [probabilities]), [images], model=args.output)

@@ -5,7 +5,10 @@ from pytensor_onnx.builder import ONNXBuilder
 from pytensor_onnx.dispatch import UnsupportedOpError, onnx_funcify
 from pytensor_onnx.export import (
     DEFAULT_OPSET,
+    NAMES_METADATA_KEY,
+    InvalidModelError,
     export_onnx,
+    feeds_by_name,
     newest_ir_version,
     newest_runtime_opset,
     supported_opsets,
@@ -16,6 +19,8 @@ from pytensor_onnx.verify import VerificationError, VerificationReport, verify
 
 __all__ = [
     "DEFAULT_OPSET",
+    "NAMES_METADATA_KEY",
+    "InvalidModelError",
     "ONNXBuilder",
     "ONNXLinker",
     "ONNXMode",
@@ -24,6 +29,7 @@ __all__ = [
     "VerificationReport",
     "__version__",
     "export_onnx",
+    "feeds_by_name",
     "model_summary",
     "newest_ir_version",
     "newest_runtime_opset",

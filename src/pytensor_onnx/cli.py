@@ -282,8 +282,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--ir-version",
         type=int,
-        help="ONNX IR version to write (default: the newest the installed ONNX Runtime loads; "
-        "onnxruntime-web 1.30 reads up to 13)",
+        help="ONNX IR version to write (default: the oldest that holds the model, 8 for "
+        "opset 18, which every runtime knowing the opset loads)",
     )
     p.set_defaults(handler=cmd_export)
     return parser

@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import gc
+import json
+import logging
 import os
 import tempfile
 import warnings
@@ -52,8 +54,14 @@ from pytensor_onnx.storage import (
 DEFAULT_OPSET = 18
 #: The oldest opset the converters target (Reduce* take axes as inputs from 18 on).
 MIN_OPSET = 18
+#: The metadata entry mapping the PyTensor names of the inputs and outputs to their ONNX
+#: names (ONNX names are plain identifiers: ``σ_log__`` becomes ``sigma_log__``), as JSON
+#: ``{"inputs": {name: onnx_name}, "outputs": {name: onnx_name}}``.
+NAMES_METADATA_KEY = "pytensor_onnx.names"
 #: The oldest IR version that can hold opset 18.
 MIN_IR_VERSION = 8
+#: The IR version that added ``metadata_props`` to nodes, graphs and functions (provenance).
+NODE_METADATA_IR_VERSION = 10
 
 PathLike = str | os.PathLike[str]
 
@@ -85,6 +93,38 @@ def newest_ir_version() -> int:
         if _ort_loads(version, MIN_OPSET):
             return version
     return 8
+
+
+def _has_node_metadata(graph: ir.Graph | ir.Function) -> bool:
+    return any(
+        node.metadata_props
+        or any(
+            _has_node_metadata(attr.value)
+            for attr in node.attributes.values()
+            if attr.type == ir.AttributeType.GRAPH
+        )
+        for node in graph
+    )
+
+
+def minimum_ir_version(model: ir.Model) -> int:
+    """The oldest ONNX IR version that holds everything ``model`` uses.
+
+    That is the oldest IR version of the ONNX release that introduced the newest opset the
+    model imports (``onnx.helper.find_min_ir_version_for``: 8 for opset 18, 10 for 21), and
+    at least :data:`NODE_METADATA_IR_VERSION` when nodes carry metadata (provenance).  Older
+    runtimes refuse newer IR versions (onnxruntime-web 1.30 reads up to 13), so this is the
+    default of :func:`export_onnx`.
+    """
+    opsets = [
+        onnx.helper.make_opsetid(domain, version) for domain, version in model.opset_imports.items()
+    ]
+    version = max(MIN_IR_VERSION, onnx.helper.find_min_ir_version_for(opsets, ignore_unknown=True))
+    if _has_node_metadata(model.graph) or any(
+        _has_node_metadata(function) for function in model.functions.values()
+    ):
+        version = max(version, NODE_METADATA_IR_VERSION)
+    return version
 
 
 @functools.cache
@@ -220,6 +260,8 @@ def capture(
                     f"input {var} is a {type(var).__name__}; inputs must be free variables"
                 )
 
+    if not out_vars:
+        raise ValueError("there is nothing to export: the graph has no outputs")
     if updates and not include_updates:
         warnings.warn(
             f"the function updates {len(updates)} shared variable(s); updates are not exported "
@@ -271,6 +313,18 @@ def capture(
 
 
 @contextlib.contextmanager
+def _quiet_logger(name: str) -> Iterator[None]:
+    """Silence the logger ``name`` (and its children) below CRITICAL for the duration."""
+    logger = logging.getLogger(name)
+    previous = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(previous)
+
+
+@contextlib.contextmanager
 def _gc_paused() -> Iterator[None]:
     """Pause Python's cyclic garbage collector: conversion allocates many objects and no
     garbage cycles, and collections made its per-node cost grow with graph size
@@ -284,6 +338,14 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+def _name_map(names: Sequence[str], values: Sequence[ir.Value]) -> dict[str, str]:
+    """``{original name: ONNX name}``; of several variables sharing a name, the first."""
+    mapping: dict[str, str] = {}
+    for name, value in zip(names, values, strict=True):
+        mapping.setdefault(name, str(value.name))
+    return mapping
+
+
 def build_model(
     captured: CapturedGraph,
     *,
@@ -293,7 +355,7 @@ def build_model(
     producer_version: str = __version__,
     doc_string: str | None = None,
     value_map: dict[Variable, ir.Value] | None = None,
-    op_from_graph: str = "function",
+    op_from_graph: str = "inline",
 ) -> ir.Model:
     """Convert a captured graph into an :class:`onnx_ir.Model` (no checks, nothing written).
 
@@ -348,19 +410,74 @@ def build_model(
     model = ir.Model(
         builder.graph,
         functions=list(builder.functions.values()),
-        ir_version=newest_ir_version(),
+        ir_version=MIN_IR_VERSION,
         producer_name=producer_name,
         producer_version=producer_version,
         doc_string=doc_string,
     )
     model.metadata_props["pytensor_version"] = pytensor.__version__
     model.metadata_props["pytensor_onnx_version"] = __version__
+    model.metadata_props[NAMES_METADATA_KEY] = json.dumps(
+        {
+            "inputs": _name_map(captured.input_names, builder.graph.inputs),
+            "outputs": _name_map(captured.output_names, builder.graph.outputs),
+        },
+        ensure_ascii=False,
+    )
     ir_passes.RemoveUnusedNodesPass()(model)
     ir_passes.NameFixPass()(model)
     # ONNX's symbolic shape inference names the output dims after the input dims they equal
     # and fills in dims PyTensor does not know statically (e.g. from weight shapes).
-    ir_passes.ShapeInferencePass(data_prop=False)(model)
+    # The pass logs a traceback when inference fails and leaves the model unchanged; the
+    # failure is raised by check_model instead, once, as an InvalidModelError.
+    with _quiet_logger("onnx_ir"):
+        ir_passes.ShapeInferencePass(data_prop=False)(model)
+    model.ir_version = minimum_ir_version(model)
     return model
+
+
+def feeds_by_name(model: onnx.ModelProto, values: Mapping[str, object]) -> dict[str, object]:
+    """Key input values by the model's ONNX input names.
+
+    ``values`` may use the original PyTensor (e.g. PyMC) names recorded in the model's
+    :data:`NAMES_METADATA_KEY` entry or the ONNX names themselves.
+
+    Raises
+    ------
+    KeyError
+        For a name that is neither, listing the names the model knows.
+    """
+    known = {inp.name for inp in model.graph.input}
+    renamed: dict[str, str] = {}
+    for prop in model.metadata_props:
+        if prop.key == NAMES_METADATA_KEY:
+            renamed = json.loads(prop.value)["inputs"]
+    feeds: dict[str, object] = {}
+    for name, value in values.items():
+        onnx_name = name if name in known else renamed.get(name)
+        if onnx_name is None:
+            choices = sorted(known | set(renamed))
+            raise KeyError(f"the model has no input named {name!r}; its inputs are {choices}")
+        if onnx_name in feeds:
+            raise ValueError(f"two values given for model input {onnx_name!r}")
+        feeds[onnx_name] = value
+    return feeds
+
+
+class InvalidModelError(RuntimeError):
+    """The exported model fails ONNX's checks or does not load in ONNX Runtime.
+
+    That is a bug of a converter (of this package or a user-registered one), never of the
+    user's graph: please report it with the graph that shows it.
+    """
+
+
+def _converter_bug(what: str, err: Exception) -> InvalidModelError:
+    message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return InvalidModelError(
+        f"converter bug: the exported model {what}: {message}\n(please report this at the "
+        "pytensor-onnx issue tracker with the graph that shows it)"
+    )
 
 
 def check_model(proto: onnx.ModelProto) -> None:
@@ -368,9 +485,38 @@ def check_model(proto: onnx.ModelProto) -> None:
 
     ONNX's experimental data propagation is left off: with onnx 1.23 it rejected a valid
     ``Mul`` of shapes ``[60, 1]`` and ``[1, 2]`` (a PyMC mixture-model gradient).
+
+    Raises
+    ------
+    InvalidModelError
+        If the model fails either.
     """
-    onnx.checker.check_model(proto, full_check=True)
-    onnx.shape_inference.infer_shapes(proto, check_type=True, strict_mode=True, data_prop=False)
+    try:
+        onnx.checker.check_model(proto, full_check=True)
+        onnx.shape_inference.infer_shapes(proto, check_type=True, strict_mode=True, data_prop=False)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as err:
+        raise _converter_bug("fails ONNX's checks", err) from err
+
+
+def check_loads(proto: onnx.ModelProto) -> None:
+    """Load ``proto`` in ONNX Runtime (CPU, default graph optimizations).
+
+    The checker and strict shape inference accept some models that ONNX Runtime refuses
+    (unsupported type combinations, shapes its optimizer rejects): only loading proves it.
+
+    Raises
+    ------
+    InvalidModelError
+        If ONNX Runtime cannot load the model.
+    """
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 4  # the raised error says it all; no coloured log line
+    try:
+        ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    except Exception as err:  # ORT raises several pybind11 exception types
+        raise _converter_bug("does not load in ONNX Runtime", err) from err
 
 
 def _current_umask() -> int:
@@ -425,7 +571,7 @@ def export_onnx(
     provenance: bool = False,
     ir_version: int | None = None,
     metadata: Mapping[str, str] | None = None,
-    op_from_graph: str = "function",
+    op_from_graph: str = "inline",
 ) -> onnx.ModelProto:
     """Export a PyTensor graph to ONNX.
 
@@ -452,7 +598,9 @@ def export_onnx(
     graph_name, producer_name, producer_version, doc_string
         Recorded in the model.
     check
-        Run the ONNX checker (``full_check``) and strict shape inference before returning.
+        Run the ONNX checker (``full_check``) and strict shape inference, and load the
+        model in ONNX Runtime, before returning or writing it (models with external data
+        are checked but not loaded).  A failure raises :class:`InvalidModelError`.
     float32
         Convert the float64 parts of the graph (inputs, shared values, computation,
         outputs) to float32; integer and bool parts are unchanged.  Use
@@ -471,14 +619,15 @@ def export_onnx(
         Record on every ONNX node the PyTensor Op and variable it was converted from
         (node ``metadata_props``; no file paths).
     ir_version
-        The ONNX IR version to write; by default the newest the installed ONNX Runtime
-        loads.  Lower it for older runtimes (onnxruntime-web 1.30 reads up to 13).
+        The ONNX IR version to write; by default the oldest that holds the model
+        (:func:`minimum_ir_version`: 8 for opset 18), which every runtime that knows the
+        opset loads.  A higher one may be chosen, up to the installed ONNX's.
     metadata
         Extra ``metadata_props`` entries for the model (e.g. how to unpack an input).
     op_from_graph
-        How ``OpFromGraph`` ops become ONNX: ``"function"`` (default), one ONNX local
-        function per Op, called where it is used; ``"inline"``, their inner graphs copied
-        into the graph.
+        How ``OpFromGraph`` ops become ONNX: ``"inline"`` (default), their inner graphs
+        copied into the graph; ``"function"``, one ONNX local function per Op, called where
+        it is used (OpenVINO, tract and onnx2torch refuse local functions).
 
     Returns
     -------
@@ -531,13 +680,16 @@ def export_onnx(
     model.metadata_props.update(metadata or {})
     if provenance:
         annotate_provenance(model, value_map)
+    needed = minimum_ir_version(model)
     if ir_version is not None:
-        if not MIN_IR_VERSION <= ir_version <= onnx.IR_VERSION:
+        if not needed <= ir_version <= onnx.IR_VERSION:
             raise ValueError(
-                f"ir_version {ir_version} is not supported: choose {MIN_IR_VERSION}.."
-                f"{onnx.IR_VERSION} (opset 18 needs IR version {MIN_IR_VERSION})"
+                f"ir_version {ir_version} is not supported: choose {needed}..{onnx.IR_VERSION} "
+                f"(this model, at opset {opset}, needs IR version {needed} or newer)"
             )
         model.ir_version = ir_version
+    else:
+        model.ir_version = needed
     verifier = None
     if verify is not False:
         from pytensor_onnx.verify import verify_export
@@ -551,6 +703,7 @@ def export_onnx(
     proto = ir.serde.serialize_model(model)
     if check:
         check_model(proto)
+        check_loads(proto)
     if verifier is not None:
         verifier(proto)
     if target is not None:
@@ -560,11 +713,16 @@ def export_onnx(
 
 __all__ = [
     "DEFAULT_OPSET",
+    "NAMES_METADATA_KEY",
     "CapturedGraph",
+    "InvalidModelError",
     "build_model",
     "capture",
+    "check_loads",
     "check_model",
     "export_onnx",
+    "feeds_by_name",
+    "minimum_ir_version",
     "newest_ir_version",
     "newest_runtime_opset",
     "supported_opsets",

@@ -169,15 +169,24 @@ def export_logp_dlogp(
 def _posterior_draws(model: pm.Model, draws: Any, names: Sequence[str]) -> dict[str, np.ndarray]:
     """``{free RV name: array of shape (n_draws, *rv_shape)}`` from InferenceData or a mapping."""
     posterior = getattr(draws, "posterior", None)
+    if posterior is None and not isinstance(draws, Mapping):
+        raise TypeError("draws must be an arviz.InferenceData with a posterior, or a mapping")
+    available = posterior.data_vars if posterior is not None else draws
+    missing = [name for name in names if name not in available]
+    if missing:
+        raise ValueError(
+            f"the requested variables depend on free random variables {missing} that have no "
+            "posterior draws (e.g. a GP conditional or another variable added to the model "
+            "after sampling): drawing them needs random sampling, which export_predictive "
+            "does not do; pass draws that contain them"
+        )
     result: dict[str, np.ndarray] = {}
     for name in names:
         if posterior is not None:
             values = np.asarray(posterior[name].values)  # (chain, draw, *shape)
             values = values.reshape(-1, *values.shape[2:])
-        elif isinstance(draws, Mapping):
-            values = np.asarray(draws[name])
         else:
-            raise TypeError("draws must be an arviz.InferenceData with a posterior, or a mapping")
+            values = np.asarray(draws[name])
         result[name] = values
     return result
 
@@ -218,7 +227,9 @@ def export_predictive(
     Raises
     ------
     ValueError
-        For names of observed variables: their sampling noise is not part of this export.
+        For names of observed variables (their sampling noise is not part of this export),
+        names that are not variables of the model, and outputs that depend on free
+        variables without posterior draws.
     """
     observed = {rv.name for rv in model.observed_RVs}
     noisy = [name for name in var_names if name in observed]
@@ -226,6 +237,11 @@ def export_predictive(
         raise ValueError(
             f"{noisy} are observed random variables: sampling noise is not exported; wrap "
             "their expected value in a pm.Deterministic and export that"
+        )
+    unknown = [name for name in var_names if name not in model.named_vars]
+    if unknown:
+        raise ValueError(
+            f"{unknown} are not variables of the model; it has {sorted(model.named_vars)}"
         )
     outputs = [model[name] for name in var_names]
     upstream = set(ancestors(outputs))

@@ -308,9 +308,11 @@ def _feeds(
     shared: Mapping[str, SharedVariable],
 ) -> dict[str, np.ndarray]:
     """Model inputs: ``values`` by position or name, the others from shared variables."""
+    from pytensor_onnx.export import feeds_by_name
+
     model_inputs = list(proto.graph.input)
     if isinstance(values, Mapping):
-        given = dict(values)
+        given = feeds_by_name(proto, values)
     else:
         if len(values) > len(model_inputs):
             raise ValueError(
@@ -529,8 +531,10 @@ def verify(
         variables, or an ONNX model (``ModelProto`` or path) alone, in which case ONNX
         Runtime is compared with ``onnx.reference``.
     values
-        Input values, by position (the function's input order) or by model input name.
-        ``None`` draws random values from the model's input types (see :func:`random_inputs`).
+        Input values, by position (the function's input order) or by name: the model's
+        input name or the original PyTensor/PyMC name (see
+        :func:`~pytensor_onnx.feeds_by_name`).  ``None`` draws random values from the
+        model's input types (see :func:`random_inputs`).
         Values are cast to the model's input dtypes (e.g. float32 for ``float32=True``).
         Model inputs made from shared variables (``shared_inputs``) take the variables'
         current values unless given.

@@ -43,6 +43,15 @@ def test_op_from_graph_used_twice(mode: str, floatX: str) -> None:
         assert not _calls(model) and not model.functions
 
 
+def test_op_from_graph_is_inlined_by_default() -> None:
+    # OpenVINO, tract and onnx2torch refuse local functions; every runtime runs inlined graphs.
+    op = _softplus_ofg("float64")
+    x = pt.vector("x")
+    model = export_onnx([x], [op(op(x))])
+    assert not _calls(model) and not model.functions
+    assert model.ir_version == 8
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_op_from_graph_several_outputs_and_nested(mode: str, floatX: str) -> None:
     a = pt.matrix("a", dtype=floatX)
@@ -90,7 +99,7 @@ def test_op_from_graph_inside_scan(floatX: str) -> None:
     xs = pt.matrix("xs", dtype=floatX)
     out = pytensor.scan(lambda row: op(row), sequences=[xs], return_updates=False)
     values = [[np.linspace(-2, 2, 3 * n).reshape(n, 3).astype(floatX)] for n in (2, 5)]
-    model = compare_at_lengths([xs], [out], values)
+    model = compare_at_lengths([xs], [out], values, op_from_graph="function")
     assert [f.name for f in model.functions] == ["soft_plus"]
 
 

@@ -90,3 +90,15 @@ def test_all_any_including_empty() -> None:
         pt.any(e, axis=0),
     ]
     compare_onnx_and_py([x, e], outputs, [value, empty])
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [lambda b: b * b, pt.sqr, lambda b: b // b, lambda b: b % b, pt.abs, lambda b: b**b],
+    ids=["mul", "sqr", "floor_div", "mod", "abs", "pow"],
+)
+def test_bool_arithmetic(fn, symbolic: bool) -> None:
+    # ONNX arithmetic has no bool kernels: the converters compute on 0/1 and cast back.
+    a = np.array([True, False, True, False])
+    b = input_like(a, "b", symbolic)
+    compare_onnx_and_py([b], [fn(b)], [a])

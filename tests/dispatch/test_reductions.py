@@ -192,3 +192,14 @@ def test_prod_gradient_with_zeros() -> None:
     value = np.array([[1.5, 0.0, -2.0], [0.0, 0.0, 3.0], [1.0, 2.0, 4.0]])
     x = input_like(value, "x", symbolic=True)
     compare_onnx_and_py([x], [pytensor.grad(pt.prod(x, axis=1).sum(), x)], [value])
+
+
+@pytest.mark.parametrize("name", ["sum", "prod", "mean", "max", "all"])
+@pytest.mark.parametrize("dtype", ["int64", "int32", "bool"])
+@pytest.mark.parametrize(("shape", "axis"), [((0, 3), 1), ((3, 0), 0), ((0, 3), 0)])
+def test_discrete_reductions_of_empty_arrays(name: str, dtype: str, shape, axis) -> None:
+    if name == "max" and shape[axis] == 0:
+        pytest.skip("max of an empty axis raises in PyTensor")
+    value = np.zeros(shape, dtype=dtype)
+    x = input_like(value, "x", symbolic=True)
+    compare_onnx_and_py([x], [getattr(x, name)(axis=axis)], [value])

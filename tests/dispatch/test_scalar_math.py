@@ -372,6 +372,22 @@ def test_gammainc_small_arguments_and_tails() -> None:
     np.testing.assert_allclose(got_q, sp.gammaincc(a, x), rtol=2e-13)
 
 
+def test_gammainc_far_below_a_keeps_relative_accuracy() -> None:
+    # x << a: the prefix x^a e^-x / Gamma(a) used to lose its accuracy (8e-7 at x = 1e-8) and
+    # underflow to 0 at x = 1e-20 (true 2.8e-207), so a gamma log-CDF became -inf.
+    a = np.array([10.0, 10.0, 10.0, 50.0, 1e3, 2.5])
+    x = np.array([1e-8, 1e-12, 1e-20, 1e-3, 10.0, 1e-30])
+    np.testing.assert_allclose(_onnx_values(pt.gammainc, a, x), sp.gammainc(a, x), rtol=1e-13)
+    log_cdf = _onnx_values(lambda a, x: pt.log(pt.gammainc(a, x)), a[2:3], x[2:3])
+    np.testing.assert_allclose(log_cdf, np.log(sp.gammainc(a[2:3], x[2:3])), rtol=1e-14)
+
+
+def test_gammainc_of_two_infinities_is_nan() -> None:
+    inf = np.array([np.inf])
+    assert np.isnan(_onnx_values(pt.gammainc, inf, inf)).all()
+    assert np.isnan(_onnx_values(pt.gammaincc, inf, inf)).all()
+
+
 def test_gammainc_gradient_wrt_x() -> None:
     a_val = np.array([0.5, 2.0, 30.0])
     x_val = np.array([0.3, 2.5, 28.0])

@@ -8,6 +8,7 @@ import pytensor.tensor as pt
 import pytest
 from pytensor.tensor.special import log_softmax, softmax
 
+from pytensor_onnx import UnsupportedOpError, export_onnx
 from tests.compare import compare_onnx_and_py, input_like
 
 
@@ -43,3 +44,16 @@ def test_mlp_forward(floatX: str, symbolic: bool) -> None:
     x = input_like(value, "x", symbolic)
     h = pt.maximum(x @ w1 + 0.1, 0)
     compare_onnx_and_py([x], [softmax(h @ w2, axis=-1), pt.tanh(h).mean()], [value])
+
+
+@pytest.mark.parametrize("fn", [softmax, log_softmax])
+@pytest.mark.parametrize("dtype", ["int64", "int8"])
+def test_softmax_of_integers(fn, dtype: str) -> None:
+    value = np.array([[1, 0, 3], [2, 2, 0]]).astype(dtype)
+    x = input_like(value, "x")
+    out = fn(x, axis=-1)
+    if not out.dtype.startswith("float"):  # PyTensor 2: typed as integers, cannot run
+        with pytest.raises(UnsupportedOpError, match="cast the input to a float dtype"):
+            export_onnx([x], [out])
+        return
+    compare_onnx_and_py([x], [out], [value])

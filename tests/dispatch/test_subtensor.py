@@ -286,3 +286,17 @@ def test_gradient_separated_advanced_indices() -> None:
     i = pt.lvector("i")
     grad = pytensor.grad((x[i, 1:3, i] ** 2).sum(), x)
     compare_onnx_and_py([x, i], [grad], [value, np.array([0, 2, 0])])
+
+
+@pytest.mark.parametrize("set_instead_of_inc", [True, False])
+@pytest.mark.parametrize(
+    ("shape", "index"),
+    [((0, 3), lambda x: x[1:]), ((2, 0), lambda x: x[:, 1:]), ((0, 3), lambda x: x[:, [0, 2]])],
+    ids=["rows", "columns", "advanced"],
+)
+def test_set_and_inc_subtensor_of_empty_arrays(shape, index, set_instead_of_inc: bool) -> None:
+    value = np.zeros(shape)
+    x = input_like(value, "x", symbolic=True)
+    target = index(x)
+    out = pt.set_subtensor(target, 1.0) if set_instead_of_inc else pt.inc_subtensor(target, 1.0)
+    compare_onnx_and_py([x], [out], [value])

@@ -172,9 +172,14 @@ class Num:
         return self.sin_pi(self.sub(0.5, self.unary("Abs", r)))
 
     def odd_integer(self, n: ir.Value) -> ir.Value:
-        """Whether the integer-valued ``n`` is odd (bool)."""
+        """Whether the integer-valued ``n`` is odd (bool; false for NaN and infinities).
+
+        A comparison without ``Not``: ONNX Runtime's optimizer turns ``Where(Not(c), a, b)``
+        into ``Where(c, b, a)``, which would move a ``-0.0`` into the branch whose signed
+        zeros its ``Where`` loses.
+        """
         half = self.mul(n, 0.5)
-        return self.ne(self.unary("Floor", half), half)
+        return self.lt(self.unary("Floor", half), half)
 
     def ne(self, a: Operand, b: Operand) -> ir.Value:
         """``a != b`` (bool, true for NaN)."""
@@ -182,8 +187,7 @@ class Num:
 
     def is_inf(self, x: ir.Value, *, positive: bool = True, negative: bool = True) -> ir.Value:
         """Whether ``x`` is infinite (of the selected signs)."""
-        attrs = {"detect_positive": int(positive), "detect_negative": int(negative)}
-        return self.builder.op("IsInf", [x], attrs)
+        return self.builder.is_inf(x, self.dtype, positive=positive, negative=negative)
 
     def is_nan(self, x: ir.Value) -> ir.Value:
         """Whether ``x`` is NaN."""

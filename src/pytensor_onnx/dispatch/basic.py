@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import sysconfig
 import traceback
 from collections.abc import Callable, Iterable, Sequence
@@ -165,12 +166,19 @@ def onnx_funcify(op: Op, node: Apply, builder: ONNXBuilder) -> Sequence[ir.Value
 OPTIONAL_OP_CLASSES: list[tuple[str, str]] = []
 
 
-def optional_classes(module: ModuleType, *names: str) -> list[type]:
-    """The classes among ``names`` that ``module`` defines in the installed PyTensor.
+def optional_classes(module: ModuleType | str, *names: str) -> list[type]:
+    """The classes among ``names`` that ``module`` (or the module of that dotted name, if the
+    installed PyTensor has it) defines in the installed PyTensor.
 
     Converters for Ops that exist only in some PyTensor versions register through this.
     """
-    OPTIONAL_OP_CLASSES.extend((module.__name__, name) for name in names)
+    module_name = module if isinstance(module, str) else module.__name__
+    OPTIONAL_OP_CLASSES.extend((module_name, name) for name in names)
+    if isinstance(module, str):
+        try:
+            module = importlib.import_module(module)
+        except ImportError:
+            return []
     return [getattr(module, name) for name in names if hasattr(module, name)]
 
 

@@ -2,10 +2,11 @@
 
 A user's ``OpFromGraph`` becomes, by the export option ``op_from_graph``:
 
-* ``"function"`` (the default): an ONNX local function (domain :data:`FUNCTION_DOMAIN`,
-  named after the Op), called by one node per use.  The structure stays visible (Netron
-  shows the call and the function body), and repeated uses share one body;
-* ``"inline"``: its inner graph converted in place into the enclosing graph.
+* ``"inline"`` (the default): its inner graph converted in place into the enclosing graph,
+  which every runtime runs (OpenVINO, tract and onnx2torch refuse local functions);
+* ``"function"``: an ONNX local function (domain :data:`FUNCTION_DOMAIN`, named after the
+  Op), called by one node per use.  The structure stays visible (Netron shows the call and
+  the function body), and repeated uses share one body.
 
 PyTensor's own ``OpFromGraph`` subclasses (the "symbolic ops" of PyTensor 3 such as
 decompositions, which exist as plain ops in PyTensor 2) are always inlined, so that a
@@ -63,7 +64,7 @@ def _function_for(op: OpFromGraph, builder: ONNXBuilder) -> ir.Function:
 
 @onnx_funcify.register(OpFromGraph)
 def _op_from_graph(op: OpFromGraph, node: Apply, builder: ONNXBuilder) -> Sequence[ir.Value]:
-    mode = builder.options.get("op_from_graph", "function")
+    mode = builder.options.get("op_from_graph", "inline")
     if mode not in OP_FROM_GRAPH_MODES:
         raise ValueError(f"op_from_graph must be one of {OP_FROM_GRAPH_MODES}, got {mode!r}")
     if mode == "inline" or type(op) is not OpFromGraph:

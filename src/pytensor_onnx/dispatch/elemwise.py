@@ -124,10 +124,7 @@ def _sum_int64(
     x = builder.cast(x, "int64", dtype)
     if axes != list(range(len(kept), ndim)):
         x = builder.op("Transpose", [x], {"perm": [*kept, *axes]})
-    kept_shape = builder.op("Shape", [x], {"start": 0, "end": len(kept)})
-    x = builder.op(
-        "Reshape", [x, builder.op("Concat", [kept_shape, builder.int64s([-1])], {"axis": 0})]
-    )
+    x = builder.merge_dims(x, len(kept))
     ones = builder.op(
         "Expand", [builder.scalar(1, "int64"), builder.op("Shape", [x], {"start": -1})]
     )
@@ -154,9 +151,7 @@ def _reduced_to_front(
     if axes != list(range(len(axes))):
         x = builder.op("Transpose", [x], {"perm": [*axes, *kept]})
     rest = builder.op("Shape", [x], {"start": len(axes)})
-    flat = builder.op(
-        "Reshape", [x, builder.op("Concat", [builder.int64s([-1]), rest], {"axis": 0})]
-    )
+    flat = builder.merge_dims(x, 0, len(axes))
     static_shape = node.inputs[0].type.shape
     reduced = [static_shape[a] for a in axes]
     return flat, rest, int(np.prod(reduced)) if None not in reduced else None

@@ -14,7 +14,6 @@ converted directly inside the ``If`` branches.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from types import ModuleType
 from typing import Any
 
 import onnx_ir as ir
@@ -25,14 +24,10 @@ from pytensor_onnx.builder import ONNXBuilder, onnx_dtype, variable_dtype, varia
 from pytensor_onnx.dispatch.basic import convert_nodes, onnx_funcify, optional_classes
 from pytensor_onnx.dispatch.scan import rewritten_inner_graph
 
-conditional_ops: ModuleType | None
 try:  # PyTensor 3
-    import pytensor.conditional.op as conditional_ops
     from pytensor.conditional.op import IfElse
 except ImportError:  # PyTensor 2
     from pytensor.ifelse import IfElse  # type: ignore[no-redef]
-
-    conditional_ops = None
 
 Values = Sequence[ir.Value]
 
@@ -102,7 +97,7 @@ def _inline_branch(branch_op: OpFromGraph, node: Apply) -> Callable[[ONNXBuilder
     return compute
 
 
-for _lazy in optional_classes(conditional_ops, "LazyIfElse") if conditional_ops else []:
+for _lazy in optional_classes("pytensor.conditional.op", "LazyIfElse"):
 
     @onnx_funcify.register(_lazy)
     def _lazy_ifelse(op: Any, node: Apply, builder: ONNXBuilder) -> Values:

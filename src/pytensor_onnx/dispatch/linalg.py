@@ -1132,7 +1132,7 @@ def expm(builder: ONNXBuilder, a: ir.Value, n: Size, ndim: int, dtype: str) -> i
     squaring after its own ``s`` steps.  Matrices with an inf or NaN entry come out all-NaN.
     """
     zero = builder.scalar(0, dtype)
-    bad_entries = builder.op("Or", [builder.op("IsNaN", [a]), builder.op("IsInf", [a])])
+    bad_entries = builder.op("Or", [builder.op("IsNaN", [a]), builder.is_inf(a, dtype)])
     # ReduceSum, not ReduceMax: the sum over an empty matrix is 0 (and defined in ORT).
     bad_count = builder.op(
         "ReduceSum",

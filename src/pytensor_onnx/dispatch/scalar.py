@@ -6,9 +6,10 @@ on the dtypes of ``node.inputs`` / ``node.outputs``, so the same code serves bot
 NumPy-style broadcasting does the rest.
 
 Functions that ONNX lacks (``log1p``, ``expm1``, ``round`` half away from zero, floor
-division with NumPy semantics...) or that ONNX Runtime lacks float64 kernels for
-(``tan``, ``sinh``, ``cosh``, ``asinh``, ``acosh``, ``atanh``) are built from accurate
-decompositions here.
+division with NumPy semantics...), that ONNX Runtime lacks float64 kernels for
+(``tan``, ``sinh``, ``cosh``, ``asinh``, ``acosh``, ``atanh``) or whose float64 kernels are
+not relatively accurate (``sin``, ``cos``: see ``tests/dispatch/test_kernel_accuracy.py``)
+are built from accurate decompositions here.
 """
 
 from __future__ import annotations
@@ -45,20 +46,26 @@ def _is_int(dtype: str) -> bool:
     return np.dtype(dtype).kind in "iu"
 
 
-def register_kernel(*op_classes: type, inputs_dtype: str = "output") -> Callable[[Kernel], Kernel]:
+def register_kernel(
+    *op_classes: type, inputs_dtype: str = "output", bool_native: bool = False
+) -> Callable[[Kernel], Kernel]:
     """Register ``kernel`` for scalar op classes whose inputs are cast to one common dtype.
 
     ``inputs_dtype`` is ``"output"`` (cast inputs to the output dtype, for arithmetic) or
     ``"upcast"`` (cast inputs to their common upcast dtype, for comparisons).
     The kernel gets the builder, the cast input values and that dtype, and returns the
     result, which is then cast to the node's output dtype if needed.
+
+    ONNX arithmetic has no bool kernels, so an ``"output"`` kernel of a bool node computes
+    on 0/1 in int8 and its result is cast back to bool (``sqr``, ``//``, ``%`` of bools), as
+    NumPy's bool arithmetic does, unless ``bool_native`` says it handles bools itself.
     """
 
     def decorator(kernel: Kernel) -> Kernel:
         def convert(op: ps.ScalarOp, node: Apply, builder: ONNXBuilder) -> Values:
             out_dtype = _out_dtype(node)
             if inputs_dtype == "output":
-                dtype = out_dtype
+                dtype = "int8" if out_dtype == "bool" and not bool_native else out_dtype
             else:
                 dtype = upcast(*(variable_dtype(i) for i in node.inputs))
             values = builder.inputs(node, dtype)
@@ -99,8 +106,8 @@ def _bool_as(bool_op: str, numeric_op: str) -> Kernel:
 
 
 # PyTensor adds and multiplies bools as logical or / and.
-register_kernel(ps.Add)(_bool_as("Or", "Add"))
-register_kernel(ps.Mul)(_bool_as("And", "Mul"))
+register_kernel(ps.Add, bool_native=True)(_bool_as("Or", "Add"))
+register_kernel(ps.Mul, bool_native=True)(_bool_as("And", "Mul"))
 
 for _cls, _onnx in [
     (ps.Sub, "Sub"),
@@ -111,8 +118,6 @@ for _cls, _onnx in [
     (ps.Exp, "Exp"),
     (ps.Log, "Log"),
     (ps.Sqrt, "Sqrt"),
-    (ps.Sin, "Sin"),
-    (ps.Cos, "Cos"),
     (ps.Tanh, "Tanh"),
     (ps.Reciprocal, "Reciprocal"),
     (ps.Maximum, "Max"),
@@ -195,7 +200,7 @@ def log1p(builder: ONNXBuilder, x: ir.Value, dtype: str) -> ir.Value:
     exact = builder.op("Equal", [d, builder.scalar(0, dtype)])
     result = builder.op("Where", [exact, x, corrected])
     # For x = +inf the ratio x / d is inf / inf.
-    is_inf = builder.op("IsInf", [x], {"detect_negative": 0})
+    is_inf = builder.is_inf(x, dtype, negative=False)
     return builder.op("Where", [is_inf, x, result])
 
 
@@ -226,8 +231,73 @@ def _native_float32(op_type: str, float64_kernel: Kernel) -> Kernel:
     return kernel
 
 
+#: pi/2 as a sum of three doubles, the first two of 33 significant bits (fdlibm's ``pio2_1``,
+#: ``pio2_2``, ``pio2_2t``), so that ``k * part`` is exact for the first two when |k| < 2**20.
+_HALF_PI_PARTS = (1.57079632673412561417e00, 6.07710050630396597660e-11, 2.02226624879595063154e-21)
+#: Arguments from here on go to ONNX Runtime's kernels (accurate there, probed up to 1e300).
+_REDUCTION_LIMIT = 2.0**19
+
+
+def _reduce_half_pi(num: Num, x: ir.Value) -> tuple[ir.Value, ir.Value]:
+    """``(k, r)`` with ``x = k pi/2 + r``, ``|r| <= pi/4``, for ``|x| < 2**19``.
+
+    ONNX Runtime's float64 ``Sin``/``Cos`` are only absolutely accurate for ``1 < |x| < 16``
+    (``Sin(pi) = -0.0``), but relatively accurate on ``[-pi/2, pi/2]``: ``r`` is computed
+    Cody-Waite style, exact but for the last part's rounding, so that values next to the
+    zeros keep their relative accuracy.  ``k`` is ``+0.0`` for small ``x`` so that ``r`` is
+    ``x`` itself, signed zero included (``0 - round(-x 2/pi)``: ONNX Runtime's optimizer
+    was seen to remove ``round(x 2/pi) + 0``).
+    """
+    k = num.sub(0.0, num.unary("Round", num.mul(x, -2.0 / math.pi)))
+    r = x
+    for part in _HALF_PI_PARTS:
+        r = num.sub(r, num.mul(k, part))
+    return k, r
+
+
+def _sin_in_quadrant(num: Num, k: ir.Value, r: ir.Value) -> ir.Value:
+    """``sin(k pi/2 + r)`` for integer-valued ``k`` and ``|r| <= pi/4``: ``+-sin r`` or
+    ``+-cos r = +-sin(pi/2 - |r|)``, one ``Sin`` on ``[-pi/2, pi/2]``.
+
+    ``r`` is in ``Where``'s second branch: ONNX Runtime's ``Where`` keeps a ``-0.0`` there,
+    but turns a ``-0.0`` taken from its first branch into ``+0.0``.
+    """
+    cosine = num.sub(math.pi / 2, num.unary("Abs", r))
+    value = num.unary("Sin", num.where(num.odd_integer(k), cosine, r))
+    return num.negate_where(num.odd_integer(num.unary("Floor", num.mul(k, 0.5))), value)
+
+
+def _beyond_reduction(num: Num, x: ir.Value, native: ir.Value, reduced: ir.Value) -> ir.Value:
+    # ``reduced`` second, for its signed zeros (see _sin_in_quadrant).
+    return num.where(num.ge(num.unary("Abs", x), _REDUCTION_LIMIT), native, reduced)
+
+
+def _sin64(builder: ONNXBuilder, xs: list[ir.Value], dtype: str) -> ir.Value:
+    num = Num(builder, dtype)
+    (x,) = xs
+    k, r = _reduce_half_pi(num, x)
+    return _beyond_reduction(num, x, num.unary("Sin", x), _sin_in_quadrant(num, k, r))
+
+
+def _cos64(builder: ONNXBuilder, xs: list[ir.Value], dtype: str) -> ir.Value:
+    num = Num(builder, dtype)
+    (x,) = xs
+    k, r = _reduce_half_pi(num, x)
+    # cos(x) = sin(x + pi/2).
+    reduced = _sin_in_quadrant(num, num.add(k, 1.0), r)
+    return _beyond_reduction(num, x, num.unary("Cos", x), reduced)
+
+
 def _tan64(builder: ONNXBuilder, xs: list[ir.Value], dtype: str) -> ir.Value:
-    return builder.op("Div", [builder.op("Sin", xs), builder.op("Cos", xs)])
+    num = Num(builder, dtype)
+    (x,) = xs
+    k, r = _reduce_half_pi(num, x)
+    sin_r, cos_r = num.unary("Sin", r), num.unary("Cos", r)
+    # tan(r + pi/2) = -cos r / sin r.
+    cotangent = num.unary("Neg", num.div(cos_r, sin_r))
+    reduced = num.where(num.odd_integer(k), cotangent, num.div(sin_r, cos_r))
+    native = num.div(num.unary("Sin", x), num.unary("Cos", x))
+    return _beyond_reduction(num, x, native, reduced)
 
 
 def _with_sign_of(builder: ONNXBuilder, x: ir.Value, magnitude: ir.Value, dtype: str) -> ir.Value:
@@ -295,13 +365,17 @@ def _asinh64(builder: ONNXBuilder, xs: list[ir.Value], dtype: str) -> ir.Value:
 def _acosh64(builder: ONNXBuilder, xs: list[ir.Value], dtype: str) -> ir.Value:
     (x,) = xs
     t = builder.op("Sub", [x, builder.scalar(1, dtype)])
-    # acosh(1 + t) = log1p(t + sqrt(2t + t^2)), accurate near x = 1; NaN for x < 1.
+    # acosh(1 + t) = log1p(t + sqrt(2t + t^2)), accurate near x = 1.
     inner = builder.op("Add", [builder.op("Add", [t, t]), builder.op("Mul", [t, t])])
     moderate = log1p(builder, builder.op("Add", [t, builder.op("Sqrt", [inner])]), dtype)
     huge = builder.op("Add", [builder.op("Log", [x]), builder.scalar(_LN2, dtype)])
-    return builder.op(
+    result = builder.op(
         "Where", [builder.op("Less", [x, builder.scalar(1e8, dtype)]), moderate, huge]
     )
+    # NaN below 1: sqrt(2t + t^2) is real again for x < -1, the sum rounds to -1 or above
+    # for large |x| (-inf at x = -1.2e8).
+    below = builder.op("Less", [x, builder.scalar(1, dtype)])
+    return builder.op("Where", [below, builder.scalar(math.nan, dtype), result])
 
 
 def _atanh64(builder: ONNXBuilder, xs: list[ir.Value], dtype: str) -> ir.Value:
@@ -315,6 +389,8 @@ def _atanh64(builder: ONNXBuilder, xs: list[ir.Value], dtype: str) -> ir.Value:
 
 
 for _cls, _onnx, _kernel in [
+    (ps.Sin, "Sin", _sin64),
+    (ps.Cos, "Cos", _cos64),
     (ps.Tan, "Tan", _tan64),
     (ps.Sinh, "Sinh", _sinh64),
     (ps.Cosh, "Cosh", _cosh64),
@@ -423,26 +499,25 @@ def _neq(builder: ONNXBuilder, xs: list[ir.Value], dtype: str) -> ir.Value:
     return builder.op("Not", [builder.op("Equal", xs)])
 
 
-def _float_check(onnx_op: str, attributes: dict[str, int] | None = None) -> Kernel:
-    def kernel(builder: ONNXBuilder, xs: list[ir.Value], dtype: str) -> ir.Value:
-        if _is_float(dtype):
-            return builder.op(onnx_op, xs, attributes)
-        # Integers are never NaN or infinite.
-        return builder.op("Not", [builder.op("Equal", [xs[0], xs[0]])])
-
-    return kernel
+@register_kernel(ps.IsNan, inputs_dtype="upcast")
+def _isnan(builder: ONNXBuilder, xs: list[ir.Value], dtype: str) -> ir.Value:
+    # x != x: true for NaN only (and never for integers).
+    return builder.op("Not", [builder.op("Equal", [xs[0], xs[0]])])
 
 
-register_kernel(ps.IsNan, inputs_dtype="upcast")(_float_check("IsNaN"))
-register_kernel(ps.IsInf, inputs_dtype="upcast")(_float_check("IsInf"))
+@register_kernel(ps.IsInf, inputs_dtype="upcast")
+def _isinf(builder: ONNXBuilder, xs: list[ir.Value], dtype: str) -> ir.Value:
+    if _is_float(dtype):
+        return builder.is_inf(xs[0], dtype)
+    return builder.op("Not", [builder.op("Equal", [xs[0], xs[0]])])  # integers: never
 
 
-register_kernel(ps.AND)(_bool_as("And", "BitwiseAnd"))
-register_kernel(ps.OR)(_bool_as("Or", "BitwiseOr"))
-register_kernel(ps.XOR)(_bool_as("Xor", "BitwiseXor"))
+register_kernel(ps.AND, bool_native=True)(_bool_as("And", "BitwiseAnd"))
+register_kernel(ps.OR, bool_native=True)(_bool_as("Or", "BitwiseOr"))
+register_kernel(ps.XOR, bool_native=True)(_bool_as("Xor", "BitwiseXor"))
 
 
-@register_kernel(ps.Invert)
+@register_kernel(ps.Invert, bool_native=True)
 def _invert(builder: ONNXBuilder, xs: list[ir.Value], dtype: str) -> ir.Value:
     return builder.op("Not" if dtype == "bool" else "BitwiseNot", xs)
 

@@ -11,7 +11,7 @@ from pytensor.graph.op import Op
 from pytensor.tensor.special import LogSoftmax, Softmax
 
 from pytensor_onnx.builder import ONNXBuilder, variable_dtype
-from pytensor_onnx.dispatch.basic import onnx_funcify, optional_classes
+from pytensor_onnx.dispatch.basic import UnsupportedOpError, onnx_funcify, optional_classes
 from pytensor_onnx.dispatch.elemwise import reduce, reduce_axes
 
 Values = Sequence[ir.Value]
@@ -30,8 +30,15 @@ def _shifted(builder: ONNXBuilder, x: ir.Value, axes: list[int], dtype: str) -> 
 @onnx_funcify.register(Softmax)
 @onnx_funcify.register(LogSoftmax)
 def _softmax(op: Softmax | LogSoftmax, node: Apply, builder: ONNXBuilder) -> Values:
-    x = builder.input(node, 0)
     dtype = variable_dtype(node.outputs[0])
+    if not dtype.startswith("float"):
+        raise UnsupportedOpError.for_node(
+            node,
+            f"{type(op).__name__} with a {dtype} output is not defined (PyTensor 2 types "
+            "the softmax of integers as integers and cannot compute it); cast the input to "
+            "a float dtype first",
+        )
+    x = builder.input(node, 0, dtype)  # integer inputs give float outputs (PyTensor 3)
     axes = _softmax_axes(op, node.inputs[0].type.ndim)
     is_log = isinstance(op, LogSoftmax)
     # ONNX LogSoftmax is not used: onnx.reference computes it as log(softmax(x)), which
@@ -48,8 +55,8 @@ def _softmax(op: Softmax | LogSoftmax, node: Apply, builder: ONNXBuilder) -> Val
 
 def _softmax_grad(op: Op, node: Apply, builder: ONNXBuilder) -> Values:
     # dx = dy * sm - sm * sum(dy * sm, axes)
-    dy, sm = builder.inputs(node)
     dtype = variable_dtype(node.outputs[0])
+    dy, sm = builder.inputs(node, dtype)
     axes = _softmax_axes(op, node.inputs[1].type.ndim)
     dy_sm = builder.op("Mul", [dy, sm])
     total = reduce(builder, "ReduceSum", dy_sm, axes, dtype, keepdims=True)

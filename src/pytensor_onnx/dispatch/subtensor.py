@@ -325,13 +325,15 @@ def _scatter(
     # update number writing there, and let every writer write that value, so that the
     # (unspecified) order of ScatterND's writes does not matter.
     flat_positions = builder.op("Reshape", [positions, builder.int64s([-1])])
+    n_updates = builder.op("Size", [flat_positions])
     row_shape = builder.op("Shape", [target], {"start": 1})
-    rows = builder.op(
-        "Reshape", [updates, builder.op("Concat", [builder.int64s([-1]), row_shape], {"axis": 0})]
+    # The row count, not -1: ONNX Runtime refuses -1 next to a 0-length row.
+    rows_shape = builder.op(
+        "Concat", [builder.op("Reshape", [n_updates, builder.int64s([1])]), row_shape], {"axis": 0}
     )
+    rows = builder.op("Reshape", [updates, rows_shape], {"allowzero": 1})
     if not set_instead_of_inc:  # ignore_duplicates: x[idx] = x[idx] + y
         rows = builder.op("Add", [builder.op("Gather", [target, flat_positions]), rows])
-    n_updates = builder.op("Size", [flat_positions])
     order = builder.op("Range", [builder.scalar(0, "int64"), n_updates, builder.scalar(1, "int64")])
     none = builder.op("Expand", [builder.scalar(-1, "int64"), builder.dim(target, 0)])
     flat_index = builder.op("Unsqueeze", [flat_positions, builder.int64s([-1])])
@@ -408,11 +410,13 @@ def _update(
     size = builder.op("Size", [x])
     arange = builder.op("Range", [builder.scalar(0, "int64"), size, builder.scalar(1, "int64")])
     x_shape = tuple(getattr(node.inputs[0].type, "shape", ()))
-    positions = index_tensor(builder, builder.op("Reshape", [arange, shape]), x_shape, items)
+    positions = index_tensor(
+        builder, builder.op("Reshape", [arange, shape], {"allowzero": 1}), x_shape, items
+    )
     updates = builder.op("Expand", [y, builder.shape(positions)])
     x_flat = builder.op("Reshape", [x, flat_shape])
     result = _scatter(builder, x_flat, positions, updates, **modes)
-    return builder.op("Reshape", [result, shape])
+    return builder.op("Reshape", [result, shape], {"allowzero": 1})
 
 
 def _single_array_axis(items: Sequence[_Item]) -> tuple[int, _Item] | None:

@@ -159,7 +159,8 @@ def _float_arange(builder: ONNXBuilder, node: Apply, dtype: str) -> ir.Value:
     # raises for a zero delta, so the index range gets delta 0 there instead of a garbage
     # length from casting inf or NaN.
     finite = builder.op(
-        "Not", [builder.op("Or", [builder.op("IsNaN", [length]), builder.op("IsInf", [length])])]
+        "Not",
+        [builder.op("Or", [builder.op("IsNaN", [length]), builder.is_inf(length, "float64")])],
     )
     index = builder.op(
         "Range",

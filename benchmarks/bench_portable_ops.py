@@ -1,0 +1,105 @@
+"""The cost of the portable operator replacements in ONNX Runtime (issue #12).
+
+``ONNXBuilder.op`` writes ``IsNaN``, ``IsInf``, ``GreaterOrEqual`` and ``LessOrEqual`` as
+other nodes (``builder.PORTABLE_REPLACEMENTS``) because tract has no float64 ``IsNaN``/
+``IsInf`` and onnx2torch no ``GreaterOrEqual``/``LessOrEqual``.  This script times each
+operator and its replacement, exported by the builder itself, on ``--size`` float64 values
+(one intra-op thread, interleaved medians) and prints the difference per million values.
+
+Usage: ``python benchmarks/bench_portable_ops.py [--size 1000000]``.  Not part of
+``run_all.py``; the numbers are recorded in ``docs/deployment.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnx_ir as ir
+import onnxruntime as ort
+from onnx import TensorProto, helper
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import emit, interleaved_call_times
+
+from pytensor_onnx.builder import PORTABLE_REPLACEMENTS, ONNXBuilder
+
+#: Operator -> (attributes, number of inputs).
+CASES: dict[str, tuple[dict[str, int], int]] = {
+    "IsNaN": ({}, 1),
+    "IsInf": ({}, 1),
+    "GreaterOrEqual": ({}, 2),
+    "LessOrEqual": ({}, 2),
+}
+
+
+def native(op_type: str, attributes: dict[str, int], n_inputs: int) -> onnx.ModelProto:
+    """A one-node model of the original operator."""
+    names = [f"x{i}" for i in range(n_inputs)]
+    graph = helper.make_graph(
+        [helper.make_node(op_type, names, ["y"], **attributes)],
+        op_type,
+        [helper.make_tensor_value_info(n, TensorProto.DOUBLE, [None]) for n in names],
+        [helper.make_tensor_value_info("y", TensorProto.BOOL, [None])],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=8)
+
+
+def portable(op_type: str, attributes: dict[str, int], n_inputs: int) -> onnx.ModelProto:
+    """The same operator as the builder writes it."""
+    builder = ONNXBuilder(18, op_type)
+    inputs = [
+        ir.Value(name=f"x{i}", type=ir.TensorType(ir.DataType.DOUBLE), shape=ir.Shape([None]))
+        for i in range(n_inputs)
+    ]
+    builder.graph.inputs.extend(inputs)
+    out = builder.add_output(builder.op(op_type, inputs, attributes))
+    out.name, out.dtype, out.shape = "y", ir.DataType.BOOL, ir.Shape([None])
+    builder.graph.opset_imports[""] = 18
+    return ir.serde.serialize_model(ir.Model(builder.graph, ir_version=8))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=1_000_000)
+    args = parser.parse_args()
+    assert set(CASES) == set(PORTABLE_REPLACEMENTS)
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=(2, args.size)) * 100
+    values[0, ::97] = np.nan
+    values[1, ::89] = np.inf
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    rows = []
+    for op_type, (attributes, n_inputs) in CASES.items():
+        feeds = {f"x{i}": values[i] for i in range(n_inputs)}
+        calls = {}
+        for kind, build in [("native", native), ("portable", portable)]:
+            session = ort.InferenceSession(
+                build(op_type, attributes, n_inputs).SerializeToString(),
+                options,
+                providers=["CPUExecutionProvider"],
+            )
+            calls[kind] = lambda s=session: s.run(None, feeds)
+        times = interleaved_call_times(calls)
+        per_million = {k: t * 1e9 / args.size for k, t in times.items()}  # ms per 1e6
+        rows.append(
+            {
+                "op": op_type,
+                "native_ms_per_1e6": round(per_million["native"], 3),
+                "portable_ms_per_1e6": round(per_million["portable"], 3),
+            }
+        )
+        print(
+            f"{op_type:15s} native {per_million['native']:6.2f} ms, "
+            f"portable {per_million['portable']:6.2f} ms per 1e6 float64 values"
+        )
+    emit({"benchmark": "portable_ops", "size": args.size, "rows": rows})
+
+
+if __name__ == "__main__":
+    main()
