@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import onnx_ir as ir
 from pytensor.graph.basic import Constant, Variable
+from pytensor.tensor.random.type import RandomGeneratorType
 from pytensor.tensor.type import TensorType
 
 #: ONNX Runtime CPU kernels missing for some dtypes (probed with onnxruntime 1.32 at opsets
@@ -82,8 +83,19 @@ def onnx_dtype(dtype: str | np.dtype[Any]) -> ir.DataType:
         raise TypeError(f"dtype {np_dtype} has no ONNX equivalent") from err
 
 
+#: The dtype of a random generator in ONNX: its seed (see :mod:`pytensor_onnx.dispatch.random`).
+SEED_DTYPE = "int64"
+
+
+def is_random_generator(var: Variable) -> bool:
+    """Whether ``var`` is a random generator, which ONNX holds as an int64 seed."""
+    return isinstance(var.type, RandomGeneratorType)
+
+
 def variable_dtype(var: Variable) -> str:
-    """The dtype string of a tensor or scalar PyTensor variable."""
+    """The dtype string of a tensor or scalar PyTensor variable (a generator's: its seed's)."""
+    if is_random_generator(var):
+        return SEED_DTYPE
     return str(var.type.dtype)
 
 
@@ -188,6 +200,7 @@ class ONNXBuilder:
         self._tape = ir.tape.Tape(self.graph)
         self._values: dict[Variable, ir.Value] = {}
         self._constants: dict[tuple[str, tuple[int, ...], bytes], ir.Value] = {}
+        self._streams = 0
         self.opset_imports: dict[str, int] = {"": opset} if parent is None else parent.opset_imports
 
     # ------------------------------------------------------------------ values
@@ -395,6 +408,12 @@ class ONNXBuilder:
     def scalar(self, value: Any, dtype: str) -> ir.Value:
         """A 0-d constant of ``dtype``."""
         return self.const(np.array(value, dtype=dtype))
+
+    def next_stream(self) -> int:
+        """A new random-stream number, unique in the model (0, 1, ... in conversion order)."""
+        root = self.root
+        root._streams += 1
+        return root._streams - 1
 
     def is_inf(
         self, x: ir.Value, dtype: str, *, positive: bool = True, negative: bool = True

@@ -28,7 +28,13 @@ from pytensor.scalar import ScalarType
 from pytensor.tensor.type import TensorType
 
 from pytensor_onnx._version import __version__
-from pytensor_onnx.builder import NameRegistry, ONNXBuilder, onnx_dtype, variable_dtype
+from pytensor_onnx.builder import (
+    NameRegistry,
+    ONNXBuilder,
+    is_random_generator,
+    onnx_dtype,
+    variable_dtype,
+)
 from pytensor_onnx.dispatch import convert_nodes
 from pytensor_onnx.dispatch.ifelse import sink_into_branches
 from pytensor_onnx.inspect import annotate_provenance
@@ -146,6 +152,8 @@ class CapturedGraph:
 
 def _check_representable(var: Variable, role: str) -> None:
     type_name = type(var.type).__name__
+    if is_random_generator(var):
+        return
     if isinstance(var.type, (TensorType, ScalarType)) and "Sparse" not in type_name:
         onnx_dtype(variable_dtype(var))
         return
@@ -153,8 +161,8 @@ def _check_representable(var: Variable, role: str) -> None:
         advice = "densify it first (pytensor.sparse.dense_from_sparse) or export a dense graph"
     elif "Random" in type_name:
         advice = (
-            "ONNX has no random-generator state; export the deterministic part of the graph "
-            "(e.g. pass random draws in as inputs)"
+            "only numpy Generator-based random variables (RandomGeneratorType) are converted; "
+            "export the deterministic part of the graph (e.g. pass random draws in as inputs)"
         )
     else:
         advice = "ONNX graphs hold tensors only"
@@ -163,8 +171,15 @@ def _check_representable(var: Variable, role: str) -> None:
     )
 
 
+def _default_name(var: Variable, fallback: str) -> str:
+    """``var``'s name; else ``seed`` for a random generator, else ``fallback``."""
+    if var.name:
+        return var.name
+    return "seed" if is_random_generator(var) else fallback
+
+
 def _shared_name(var: SharedVariable, index: int) -> str:
-    return var.name or f"shared_{index}"
+    return _default_name(var, f"shared_{index}")
 
 
 def _resolve_shared_inputs(
@@ -272,6 +287,8 @@ def capture(
             shared.append(var)
     as_inputs = _resolve_shared_inputs(shared, shared_inputs)
     as_inputs.extend(var for var, _ in updates if var not in as_inputs)
+    # A random generator is always an input: its int64 seed (see dispatch/random.py).
+    as_inputs.extend(var for var in shared if is_random_generator(var) and var not in as_inputs)
     as_initializers = [s for s in shared if s not in as_inputs]
 
     for var in user_inputs:
@@ -279,7 +296,7 @@ def capture(
     for var in shared:
         _check_representable(var, "shared variable")
 
-    input_names = [v.name or f"input_{i}" for i, v in enumerate(user_inputs)]
+    input_names = [_default_name(v, f"input_{i}") for i, v in enumerate(user_inputs)]
     input_names += [_shared_name(v, i) for i, v in enumerate(as_inputs)]
     initializers = [
         (_shared_name(v, i), np.asarray(v.get_value(borrow=True)))

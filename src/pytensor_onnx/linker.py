@@ -9,7 +9,10 @@ that session on every call.
 Every ``FunctionGraph`` input becomes an ONNX graph input, shared variables included, so that
 ``set_value`` between calls is seen by the next call; shared-variable updates are extra
 outputs of the ``FunctionGraph`` (``FunctionMaker`` appends them) and PyTensor's ``Function``
-writes them back after each call.  After ``import pytensor_onnx``,
+writes them back after each call.  A random generator is fed as its int64 seed, derived from
+the NumPy ``Generator`` in its storage, and a generator output (the update of a shared
+generator) comes back as a new ``Generator``: each call draws anew, and ``set_value`` reseeds
+(see :mod:`pytensor_onnx.dispatch.random`).  After ``import pytensor_onnx``,
 ``pytensor.function(..., mode="ONNX")`` uses this linker with the CPU execution provider.
 """
 
@@ -37,6 +40,8 @@ from pytensor.link.basic import JITLinker
 from pytensor.link.utils import raise_with_op
 from pytensor.scalar import ScalarType
 
+from pytensor_onnx.builder import is_random_generator
+from pytensor_onnx.dispatch.random import generator_from_seed, seed_from_generator
 from pytensor_onnx.export import (
     DEFAULT_OPSET,
     CapturedGraph,
@@ -73,6 +78,12 @@ class ConvertedGraph:
         scalars, which ONNX Runtime only takes as 0-d arrays).
     scalar_outputs
         Positions of outputs of ``ScalarType`` (returned as NumPy scalars, as PyTensor does).
+    generator_inputs
+        Positions (among the ONNX graph inputs) of random generators, fed as their int64 seed
+        (:func:`~pytensor_onnx.dispatch.random.seed_from_generator`).
+    generator_outputs
+        Positions of random-generator outputs, returned as NumPy generators made from the
+        seed the model computes (:func:`~pytensor_onnx.dispatch.random.generator_from_seed`).
     """
 
     model: onnx.ModelProto
@@ -82,6 +93,19 @@ class ConvertedGraph:
     output_names: tuple[str, ...]
     scalar_inputs: frozenset[int]
     scalar_outputs: frozenset[int]
+    generator_inputs: frozenset[int]
+    generator_outputs: frozenset[int]
+
+    @property
+    def plain(self) -> bool:
+        """Whether inputs and outputs are the ONNX values themselves (no scalar or generator
+        conversions)."""
+        return not (
+            self.scalar_inputs
+            or self.scalar_outputs
+            or self.generator_inputs
+            or self.generator_outputs
+        )
 
 
 def convert_fgraph(
@@ -137,6 +161,7 @@ def convert_fgraph(
     if check:
         check_model(proto)
     scalar_positions = _scalar_positions(fgraph.inputs)
+    generator_positions = _generator_positions(fgraph.inputs)
     return ConvertedGraph(
         model=proto,
         input_names=tuple(value.name or "" for value in model.graph.inputs),
@@ -145,6 +170,8 @@ def convert_fgraph(
         output_names=tuple(value.name or "" for value in model.graph.outputs),
         scalar_inputs=frozenset(j for j, i in enumerate(fed) if i in scalar_positions),
         scalar_outputs=_scalar_positions(fgraph.outputs),
+        generator_inputs=frozenset(j for j, i in enumerate(fed) if i in generator_positions),
+        generator_outputs=_generator_positions(fgraph.outputs),
     )
 
 
@@ -154,6 +181,10 @@ def _input_name(var: Variable, index: int) -> str:
 
 def _scalar_positions(variables: Sequence[Variable]) -> frozenset[int]:
     return frozenset(i for i, var in enumerate(variables) if isinstance(var.type, ScalarType))
+
+
+def _generator_positions(variables: Sequence[Variable]) -> frozenset[int]:
+    return frozenset(i for i, var in enumerate(variables) if is_random_generator(var))
 
 
 def _run_nothing(*args: Any) -> None:
@@ -203,7 +234,9 @@ def _make_runner(
     output_names = list(converted.output_names)
     scalar_in = converted.scalar_inputs
     scalar_out = converted.scalar_outputs
-    if not scalar_in and not scalar_out and fed == tuple(range(n_inputs)):
+    generator_in = converted.generator_inputs
+    generator_out = converted.generator_outputs
+    if converted.plain and fed == tuple(range(n_inputs)):
 
         def run_arrays(*args: Any) -> list[Any]:
             return run(output_names, dict(zip(input_names, args)), None)  # noqa: B905
@@ -212,12 +245,18 @@ def _make_runner(
 
     def run_general(*args: Any) -> list[Any]:
         feeds = {
-            name: np.asarray(args[i]) if j in scalar_in else args[i]
+            name: np.asarray(args[i])
+            if j in scalar_in
+            else seed_from_generator(args[i])
+            if j in generator_in
+            else args[i]
             for j, (name, i) in enumerate(zip(input_names, fed))  # noqa: B905
         }
         outputs = run(output_names, feeds, None)
         for k in scalar_out:
             outputs[k] = outputs[k][()]
+        for k in generator_out:
+            outputs[k] = generator_from_seed(outputs[k])
         return outputs
 
     return run_general
@@ -401,7 +440,9 @@ class ONNXLinker(JITLinker):
             constants = {
                 i: storage_map[var][0]
                 for i, var in enumerate(fgraph.inputs)
-                if isinstance(var, SharedVariable) and i not in updated
+                if isinstance(var, SharedVariable)
+                and i not in updated
+                and not is_random_generator(var)
             }
         return self._convert(fgraph, constants)
 
@@ -467,11 +508,11 @@ class ONNXLinker(JITLinker):
         """The one thunk of the function: run the session on the input cells.
 
         Overrides ``JITLinker.create_jitable_thunk`` (same contract) for a cheaper call: unless
-        the graph has ``ScalarType`` inputs or outputs (then the thunk calls the runner of
-        :meth:`jit_compile`), the thunk builds the feeds from the storage cells and calls ONNX
-        Runtime in one Python frame (:func:`_fast_thunk`).  Either thunk returns the outputs
-        besides storing them, which spares ``Function.__call__`` collecting them from the
-        cells.  Errors are re-raised with PyTensor's node information (``raise_with_op``), as
+        the graph has ``ScalarType`` or generator inputs or outputs (then the thunk calls the
+        runner of :meth:`jit_compile`), the thunk builds the feeds from the storage cells and
+        calls ONNX Runtime in one Python frame (:func:`_fast_thunk`).  Either thunk returns the
+        outputs besides storing them, which spares ``Function.__call__`` collecting them from
+        the cells.  Errors are re-raised with PyTensor's node information (``raise_with_op``), as
         ``JITLinker``'s thunk does.
         """
         fgraph = self.fgraph
@@ -497,11 +538,7 @@ class ONNXLinker(JITLinker):
             new = self._refreeze({i: input_cells[i][0] for i, _ in converted.frozen})
             return session_run(self.session), _frozen_cells(new, input_cells)
 
-        if (
-            self.session is not None
-            and not converted.scalar_inputs
-            and not converted.scalar_outputs
-        ):
+        if self.session is not None and converted.plain:
             thunk = _fast_thunk(
                 session_run(self.session), converted, input_cells, output_cells, on_error, refreeze
             )

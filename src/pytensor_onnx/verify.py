@@ -28,6 +28,8 @@ from pytensor.graph.traversal import graph_inputs
 from pytensor.scan.op import Scan
 from pytensor.tensor.basic import AllocEmpty
 
+from pytensor_onnx.builder import is_random_generator
+
 PathLike = str | os.PathLike[str]
 Source = Function | tuple[Sequence[Variable], Variable | Sequence[Variable]]
 Tolerance = float | Mapping[str, float] | None
@@ -579,6 +581,14 @@ def verify(
         return VerificationReport(checks, clock.timings, reference="onnx.reference")
 
     inputs, outputs, source_mode = _source_graph(source)
+    generators = [var for var in graph_inputs(outputs) if is_random_generator(var)]
+    if generators:
+        raise ValueError(
+            f"the graph draws random values from {generators}: ONNX draws are not NumPy's "
+            "stream, so they cannot be compared with PyTensor's value by value; verify the "
+            "exported model alone (ONNX Runtime against onnx.reference) or compare in "
+            "distribution (see docs/random.md)"
+        )
     if model is None:
         from pytensor_onnx.export import export_onnx
 

@@ -668,7 +668,8 @@ def _asin64(builder: ONNXBuilder, xs: list[ir.Value], dtype: str) -> ir.Value:
     return _atan64(builder, [num.div(x, cosine)], dtype)
 
 
-def _acos64(builder: ONNXBuilder, xs: list[ir.Value], dtype: str) -> ir.Value:
+def acos64(builder: ONNXBuilder, xs: list[ir.Value], dtype: str) -> ir.Value:
+    """``arccos(x)`` (ONNX Runtime has no float64 ``Acos``)."""
     num = Num(builder, dtype)
     (x,) = xs
     # acos(x) = 2 atan(sqrt((1 - x) / (1 + x))), accurate at both ends.
@@ -700,7 +701,7 @@ def _atan2(builder: ONNXBuilder, xs: list[ir.Value], dtype: str) -> ir.Value:
 for _cls, _onnx, _kernel in [
     (ps.ArcTan, "Atan", _atan64),
     (ps.ArcSin, "Asin", _asin64),
-    (ps.ArcCos, "Acos", _acos64),
+    (ps.ArcCos, "Acos", acos64),
 ]:
     register_kernel(_cls)(_native_float32(_onnx, _kernel))
 register_kernel(ps.ArcTan2)(_atan2)

@@ -1,0 +1,252 @@
+"""The counter-based random generator that every RandomVariable converter draws from.
+
+ONNX has no generator state, and its ``RandomNormal``/``RandomUniform`` take their seed as a
+fixed attribute and differ between runtimes.  Draws are therefore computed from a seed that
+is a graph input: a random generator becomes one int64 scalar, and the bits are
+Threefry-2x32-20 (Salmon et al., "Parallel random numbers: as easy as 1, 2, 3", SC 2011),
+built from ONNX integer ops on uint32 (``Add``, ``BitShift``, ``BitwiseOr``, ``BitwiseXor``,
+which ONNX Runtime's CPU provider and ``onnx.reference`` both run, opset 18 on).  The bits
+are a pure function of (seed, stream, word, element index), so a seed gives the same bits in
+every runtime.
+
+* The 64-bit seed is the base key ``(low word, high word)``.
+* Every RandomVariable node gets a stream number (:meth:`ONNXBuilder.next_stream`, in
+  conversion order); draw ``word`` of a stream uses the key
+  ``threefry(base key, (stream, word))``, a scalar computation.
+* The counter of an element is its flat (C-order) index in the draw's shape, as two words;
+  one Threefry call gives two uint32 words per element.
+
+A node that needs several random numbers per element (Box-Muller pairs, rejection rounds)
+uses distinct words.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import numpy as np
+import onnx_ir as ir
+
+from pytensor_onnx.builder import ONNXBuilder
+from pytensor_onnx.dispatch._loop import LoopBody, any_true
+from pytensor_onnx.dispatch._numerics import Num
+
+#: The rotation constants of Threefry-2x32 (Random123's ``R_32x2``).
+THREEFRY_ROTATIONS = (13, 15, 26, 6, 17, 29, 16, 24)
+#: The key-schedule parity constant of Threefry-32 (Random123's ``SKEIN_KS_PARITY32``).
+THREEFRY_PARITY = 0x1BD11BDA
+#: Rounds of the Threefry-2x32 variant used (the recommended, crush-resistant 20).
+THREEFRY_ROUNDS = 20
+
+Words = tuple[ir.Value, ir.Value]
+
+
+def threefry2x32(builder: ONNXBuilder, key: Words, counter: Words) -> Words:
+    """Threefry-2x32-20 of ``counter`` under ``key``: two uint32 words.
+
+    Every input is a uint32 value; keys and counters broadcast against each other.
+    """
+
+    def u32(value: int) -> ir.Value:
+        return builder.scalar(value, "uint32")
+
+    def add(a: ir.Value, b: ir.Value) -> ir.Value:
+        return builder.op("Add", [a, b])
+
+    def rotate_left(x: ir.Value, r: int) -> ir.Value:
+        left = builder.op("BitShift", [x, u32(r)], {"direction": "LEFT"})
+        right = builder.op("BitShift", [x, u32(32 - r)], {"direction": "RIGHT"})
+        return builder.op("BitwiseOr", [left, right])
+
+    k0, k1 = key
+    schedule = (
+        k0,
+        k1,
+        builder.op("BitwiseXor", [builder.op("BitwiseXor", [k0, k1]), u32(THREEFRY_PARITY)]),
+    )
+    x0, x1 = add(counter[0], k0), add(counter[1], k1)
+    for i in range(THREEFRY_ROUNDS):
+        x0 = add(x0, x1)
+        x1 = builder.op("BitwiseXor", [rotate_left(x1, THREEFRY_ROTATIONS[i % 8]), x0])
+        if i % 4 == 3:
+            s = (i + 1) // 4
+            x0 = add(x0, schedule[s % 3])
+            x1 = add(add(x1, schedule[(s + 1) % 3]), u32(s))
+    return x0, x1
+
+
+def split_words(builder: ONNXBuilder, value: ir.Value) -> Words:
+    """The low and high uint32 words of an int64 value (two's complement)."""
+    low = builder.op("Cast", [value], {"to": ir.DataType.UINT32})
+    wide = builder.op("Cast", [value], {"to": ir.DataType.UINT64})
+    shifted = builder.op("BitShift", [wide, builder.scalar(32, "uint64")], {"direction": "RIGHT"})
+    return low, builder.op("Cast", [shifted], {"to": ir.DataType.UINT32})
+
+
+@dataclass(frozen=True)
+class RandomStream:
+    """The random bits of one RandomVariable node, for every element of a draw shape.
+
+    Make one with :meth:`create`; :meth:`lane` and :meth:`within` give views of it.
+
+    Attributes
+    ----------
+    builder
+        The builder of the graph that draws (a loop body's inside a loop).
+    key
+        The base key: the seed's two words.
+    stream
+        The node's stream number (0-d uint32).
+    counter
+        The two words of each element's flat index (1-D uint32).
+    lanes, lane_index
+        Word ``w`` of this view is word ``w * lanes + lane_index`` of the node's stream, so
+        that the lanes of one node (e.g. the two gamma variates of a beta draw) never share
+        a word, however many rejection rounds each runs.
+    """
+
+    builder: ONNXBuilder
+    key: Words
+    stream: ir.Value
+    counter: Words
+    lanes: int = 1
+    lane_index: int = 0
+
+    @classmethod
+    def create(cls, builder: ONNXBuilder, seed: ir.Value, count: ir.Value) -> RandomStream:
+        """The stream of a new node drawing ``count`` (0-d int64) elements from ``seed``
+        (0-d int64); its stream number is the next of the model."""
+        index = builder.op("Range", [builder.scalar(0, "int64"), count, builder.scalar(1, "int64")])
+        return cls(
+            builder,
+            split_words(builder, seed),
+            builder.scalar(builder.next_stream(), "uint32"),
+            split_words(builder, index),
+        )
+
+    def lane(self, index: int, lanes: int) -> RandomStream:
+        """Lane ``index`` of ``lanes`` disjoint sub-streams of this view: its word ``w`` is
+        this view's word ``w * lanes + index``."""
+        return replace(
+            self, lanes=self.lanes * lanes, lane_index=self.lane_index + index * self.lanes
+        )
+
+    def word(self, w: int) -> int:
+        """The word of the node's stream that word ``w`` of this view draws from."""
+        return w * self.lanes + self.lane_index
+
+    def within(self, builder: ONNXBuilder) -> RandomStream:
+        """This view drawing in ``builder``'s graph (a loop body of the original graph)."""
+        return replace(self, builder=builder)
+
+    def bits(self, word: int | ir.Value) -> Words:
+        """Two uint32 words per element (1-D), from draw ``word`` (an int or 0-d int64)."""
+        b = self.builder
+        if isinstance(word, int):
+            word_value = b.scalar(self.word(word) % 2**32, "uint32")
+        else:
+            scaled = b.op("Mul", [word, b.scalar(self.lanes, "int64")])
+            word_value = b.op(
+                "Cast",
+                [b.op("Add", [scaled, b.scalar(self.lane_index, "int64")])],
+                {"to": ir.DataType.UINT32},
+            )
+        word_key = threefry2x32(b, self.key, (self.stream, word_value))
+        return threefry2x32(b, word_key, self.counter)
+
+    def uniform(self, word: int | ir.Value, *, open_interval: bool = False) -> ir.Value:
+        """Float64 uniforms per element (1-D) from draw ``word``.
+
+        ``open_interval=False``: ``k / 2**53`` for a 53-bit ``k``, in ``[0, 1)`` (NumPy's
+        interval).  ``open_interval=True``: ``(2 k + 1) / 2**53`` for a 52-bit ``k``, in
+        ``[2**-53, 1 - 2**-53]``, never 0 or 1 (for transforms that take a logarithm);
+        ``1 - u`` is exact then.  Both are exact in float64 (no rounding).
+        """
+        b = self.builder
+        high, low = self.bits(word)
+        high_bits = 27 if not open_interval else 26
+        top = b.op("BitShift", [high, b.scalar(32 - high_bits, "uint32")], {"direction": "RIGHT"})
+        bottom = b.op("BitShift", [low, b.scalar(6, "uint32")], {"direction": "RIGHT"})
+        k = b.op(
+            "Add",
+            [
+                b.op("Mul", [b.cast(top, "float64", "uint32"), b.scalar(2.0**26, "float64")]),
+                b.cast(bottom, "float64", "uint32"),
+            ],
+        )
+        if open_interval:
+            k = b.op("Add", [b.op("Mul", [k, b.scalar(2.0, "float64")]), b.scalar(1.0, "float64")])
+        return b.op("Mul", [k, b.scalar(2.0**-53, "float64")])
+
+
+#: One rejection round: the loop body's ``Num`` (float64), the stream drawing in the body for
+#: the pending elements only, the 0-d int64 round number and the parameters of the pending
+#: elements give the candidates (float64) and where they are accepted (bool), one per pending
+#: element.
+Proposal = Callable[[Num, RandomStream, ir.Value, list[ir.Value]], tuple[ir.Value, ir.Value]]
+
+
+def rejection_sample(
+    stream: RandomStream,
+    params: list[ir.Value],
+    propose: Proposal,
+    name: str,
+    *,
+    where: ir.Value | None = None,
+) -> ir.Value:
+    """Exact rejection sampling: rounds of ``propose`` until every element has accepted.
+
+    One ONNX ``Loop`` (:class:`~pytensor_onnx.dispatch._loop.LoopBody`) without a trip
+    count.  Each round proposes for the pending elements only (their counters and parameters
+    gathered), scatters the accepted candidates into the draws and stops once none is
+    pending, however many rounds that takes; the work is about one round over all elements
+    plus the rejected fraction.  Rounds must draw from words that depend on the round
+    number, so that every round is new; an element's draws depend only on its own counter,
+    so they do not depend on which other elements are pending.
+
+    Parameters
+    ----------
+    stream
+        The node's stream (or a lane of it), drawing in the graph that holds the loop.
+    params
+        1-D float64 parameters, one entry per element (at least one).
+    propose
+        One round (see :data:`Proposal`).
+    name
+        The loop body's name.
+    where
+        1-D bool: the elements to sample (default: all); the others are 0 and cost nothing
+        (e.g. the elements that another algorithm of the same distribution draws).
+    """
+    b = stream.builder
+    body = LoopBody(b, name)
+    shape = b.shape(params[0])
+    zeros = b.op("ConstantOfShape", [shape], {"value": ir.tensor(np.zeros(1))})
+    if where is None:
+        where = b.op("ConstantOfShape", [shape], {"value": ir.tensor(np.ones(1, dtype=bool))})
+    result = body.carry(zeros, f"{name}_draws", "float64", params[0].shape)
+    pending = body.carry(where, f"{name}_pending", "bool", params[0].shape)
+    inner = body.inner
+    index = inner.op("Reshape", [inner.op("NonZero", [pending]), inner.int64s([-1])])
+
+    def gather(value: ir.Value) -> ir.Value:
+        return inner.op("Gather", [value, index])
+
+    counter = (gather(stream.counter[0]), gather(stream.counter[1]))
+    pending_stream = replace(stream, builder=inner, counter=counter)
+    candidate, accepted = propose(
+        Num(inner, "float64"), pending_stream, body.iteration, [gather(p) for p in params]
+    )
+    taken = inner.op("Compress", [index, accepted], {"axis": 0})
+    body.carry_out(
+        inner.op(
+            "ScatterElements",
+            [result, taken, inner.op("Compress", [candidate, accepted], {"axis": 0})],
+        )
+    )
+    done = inner.op("Expand", [inner.const(np.array(False)), inner.shape(taken)])
+    still = inner.op("ScatterElements", [pending, taken, done])
+    body.carry_out(still)
+    body.continue_while(any_true(inner, still))
+    return body.build(None)[0]
