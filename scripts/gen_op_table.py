@@ -121,21 +121,23 @@ def check(text: str) -> list[str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="fail if the file is not current")
+    parser.add_argument("--table", type=Path, default=TARGET, help="the file to write or check")
     args = parser.parse_args()
     assert dispatch  # importing the package registers every converter
     text = render()
     if args.check:
-        problems = check(TARGET.read_text()) if TARGET.exists() else [f"{TARGET} is missing"]
+        table = args.table
+        problems = check(table.read_text()) if table.exists() else [f"{table} is missing"]
         if problems:
             print(
-                f"{TARGET} is out of date (run python scripts/gen_op_table.py in the newest "
+                f"{table} is out of date (run python scripts/gen_op_table.py in the newest "
                 "environment):\n  " + "\n  ".join(problems),
                 file=sys.stderr,
             )
             return 1
         return 0
-    TARGET.write_text(text)
-    print(f"wrote {TARGET}")
+    args.table.write_text(text)
+    print(f"wrote {args.table}")
     return 0
 
 
