@@ -125,6 +125,10 @@ def _retype_scalar_inner_graph(op: ps.Composite | ScalarLoop, kept: list[Apply])
         )
     else:
         new_op = ps.Composite(inputs, outputs)
+        # PyTensor 2's CAReduce fusion sets the identity of the reduction it fused on the
+        # Composite (a CAReduce over it starts from that value); others have none.
+        if hasattr(op, "identity"):
+            new_op.identity = op.identity
     kept.extend(inner.kept_float64)
     return new_op
 
