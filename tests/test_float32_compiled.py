@@ -18,6 +18,7 @@ import onnx
 import pytensor
 import pytensor.tensor as pt
 import pytest
+import scipy.special as sp
 from pytensor.compile import Function
 from pytensor.ifelse import ifelse
 
@@ -281,3 +282,101 @@ def test_float64_tensors_finds_every_kind() -> None:
     # computes it in float32.
     assert any("Cast" in entry for entry in float64_tensors(export_onnx([v], [pt.erf(v)])))
     assert float64_tensors(export_onnx([v], [pt.erf(v)], float32=True)) == []
+
+
+def test_float32_graph_with_a_fused_reduction_accumulating_in_float64() -> None:
+    # PyTensor 2 fuses tanh into the float64-accumulated sum of a float32 mean: its
+    # Composite takes a float64 accumulator and a float32 element (a converter bug before).
+    x = pt.matrix("x", dtype="float32")
+    fn = pytensor.function([x], [pt.tanh(x).mean(axis=0), pt.exp(x).sum(axis=1)])
+    value = MATRIX.astype(np.float32)
+    model = export_onnx(fn)
+    for results in run_onnx(model, {"x": value}):
+        for got, want in zip(results, fn(value), strict=True):
+            np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+_EPS32 = float(np.finfo(np.float32).eps)
+_LOG = np.logspace
+_POS = np.concatenate([_LOG(-30, 1.5, 1500), np.linspace(0.01, 40, 3000), 1 + _LOG(-8, -3, 50)])
+_NEG = -np.linspace(0.001, 30, 3000) + 1e-3 * np.sin(np.arange(3000))
+_A = np.repeat(np.exp([-6.0, -3, -1, 0, 0.5, 1, 2, 4, 7]).astype(np.float32), 100)
+_X = np.tile(np.logspace(-20, 3.5, 100), 9)
+
+#: ``name: (function, SciPy reference, float64 grid, bound in float32 epsilons, relative)``:
+#: the float32 paths' accuracy table of docs/deployment.md (measured maxima, with margin).
+#: Relative bounds hold where the result is a normal float32; the absolute ones (scaled by
+#: ``max(1, |f|)``) apply next to the zeros of gammaln and psi on the negative axis.
+FLOAT32_ACCURACY: dict[str, tuple[Callable[..., Any], Callable[..., Any], np.ndarray, float, bool]]
+FLOAT32_ACCURACY = {
+    "erf": (pt.erf, sp.erf, np.concatenate([np.linspace(-6, 6, 3000), _LOG(-30, 0, 300)]), 4, True),
+    "erfc": (pt.erfc, sp.erfc, np.linspace(-6, 10, 3000), 5, True),
+    "erfcx": (
+        pt.erfcx,
+        sp.erfcx,
+        np.concatenate([np.linspace(-9, 30, 3000), _LOG(1, 9, 200)]),
+        6,
+        True,
+    ),
+    "erfinv": (
+        pt.erfinv,
+        sp.erfinv,
+        np.concatenate([np.linspace(-1, 1, 3001), 1 - _LOG(-7, -1, 200)]),
+        3,
+        True,
+    ),
+    "erfcinv": (
+        pt.erfcinv,
+        sp.erfcinv,
+        np.concatenate([np.linspace(0, 2, 3001), _LOG(-37, 0, 300)]),
+        3,
+        True,
+    ),
+    "gammaln": (pt.gammaln, sp.gammaln, np.concatenate([_POS, _LOG(1.6, 30, 300)]), 8, True),
+    "gammaln_negative": (pt.gammaln, sp.gammaln, _NEG, 10, False),
+    "gamma": (
+        pt.gamma,
+        sp.gamma,
+        np.concatenate([np.linspace(-30, -1e-3, 2000), np.linspace(1e-3, 35, 2000)]),
+        5,
+        True,
+    ),
+    "psi": (
+        pt.psi,
+        sp.psi,
+        np.concatenate([_POS, 1.4616321 + np.linspace(-1e-4, 1e-4, 101)]),
+        3,
+        True,
+    ),
+    "psi_negative": (pt.psi, sp.psi, _NEG, 10, False),
+    "tri_gamma": (pt.tri_gamma, lambda x: sp.polygamma(1, x), _POS[500:], 5, True),
+    "i0": (pt.i0, sp.i0, np.linspace(-88, 88, 3000), 5, True),
+    "i1": (pt.i1, sp.i1, np.linspace(-88, 88, 3000), 14, True),
+    "arctan2": (
+        lambda x: pt.arctan2(x, 1 - x),
+        lambda x: np.arctan2(x, 1 - x),
+        np.linspace(-1e3, 1e3, 3000),
+        2,
+        True,
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FLOAT32_ACCURACY))
+def test_float32_accuracy_against_scipy(name: str) -> None:
+    fn, reference, grid, bound, relative = FLOAT32_ACCURACY[name]
+    x = pt.vector("x")
+    model = _export_float32(pytensor.function([x], fn(x)))
+    value = grid.astype(np.float32)
+    want = reference(value.astype(np.float64))
+    for got, *_ in run_onnx(model, {"x": value}):
+        normal = (np.abs(want) > np.finfo(np.float32).tiny) & (
+            np.abs(want) < np.finfo(np.float32).max
+        )
+        error = np.abs(got[normal] - want[normal])
+        scale = np.abs(want[normal]) if relative else np.maximum(np.abs(want[normal]), 1.0)
+        assert np.max(error / scale) < bound * _EPS32
+        # Infinities, NaN and results beyond float32's range as SciPy has them.
+        np.testing.assert_array_equal(
+            got[~normal & ~np.isfinite(want)], want[~normal & ~np.isfinite(want)]
+        )

@@ -124,11 +124,12 @@ def _retype_scalar_inner_graph(op: ps.Composite | ScalarLoop, kept: list[Apply])
             name=op.name,
         )
     else:
-        new_op = ps.Composite(inputs, outputs)
+        composite = ps.Composite(inputs, outputs)
         # PyTensor 2's CAReduce fusion sets the identity of the reduction it fused on the
         # Composite (a CAReduce over it starts from that value); others have none.
         if hasattr(op, "identity"):
-            new_op.identity = op.identity
+            composite.identity = op.identity  # type: ignore[attr-defined]
+        new_op = composite
     kept.extend(inner.kept_float64)
     return new_op
 
