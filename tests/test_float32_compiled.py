@@ -140,6 +140,21 @@ def test_indexing_and_increments() -> None:
     _check(pytensor.function([x, idx], out), [MATRIX, np.array([0, -1, 2, 2])])
 
 
+def test_doubling_scans_of_symbolic_length() -> None:
+    # cumprod and searchsorted take ceil(log2(n + 1)) rounds, computed in float32 here:
+    # lengths next to powers of two.
+    x = pt.vector("x")
+    fn = pytensor.function([x], [pt.cumprod(x * 0.1 + 1.0), pt.searchsorted(pt.sort(x), x)])
+    model = _export_float32(fn)
+    assert float64_tensors(model) == []
+    for n in (1, 7, 8, 9, 16, 17):
+        value = RNG.normal(size=n).astype(np.float32)
+        for got_prod, got_index in run_onnx(model, {"x": value}):
+            want_prod, want_index = fn(value.astype(np.float64))
+            np.testing.assert_allclose(got_prod, want_prod, rtol=1e-5)
+            np.testing.assert_array_equal(got_index, want_index)
+
+
 def test_mlp_with_cross_entropy_loss_and_gradients() -> None:
     # The README's MLP plus a cross-entropy loss over integer targets (issue 19).
     x = pt.matrix("x", shape=(6, 5))
@@ -181,6 +196,28 @@ def test_cholesky_and_solve() -> None:
     out = [chol, pt.linalg.solve(spd, b), pt.linalg.solve_triangular(chol, b, lower=True)]
     # Ill-conditioning amplifies float32 rounding: a condition number of about 10 here.
     _check(pytensor.function([a, b], out), [MATRIX, RNG.normal(size=(4, 2))], rtol=1e-4)
+
+
+def test_linear_algebra_decompositions() -> None:
+    # The spectral decompositions (Jacobi eigh/svd) and expm compute in float32 too.  A wide
+    # matrix of symbolic shape: pinv must discard the extra Jacobi column, rounding noise
+    # in float32 (pinv was off by 3e9 before).
+    a = pt.matrix("a")
+    spd = a @ a.T + 3.0 * pt.eye(a.shape[0])
+    linalg = pt.linalg
+    out = [
+        linalg.eigh(spd)[0],
+        pt.abs(linalg.eigh(spd)[1]),
+        linalg.svd(a, compute_uv=False),
+        linalg.pinv(a),
+        linalg.pinv(a.T),
+        linalg.expm(spd * 0.1),
+        linalg.det(spd),
+        linalg.inv(spd),
+        pt.abs(linalg.qr(a)[1]),
+    ]
+    # Condition numbers of about 10: a few float32 roundings times that.
+    _check(pytensor.function([a], out), [MATRIX], rtol=1e-5, atol=1e-5)
 
 
 def test_verify_with_float32_on_a_compiled_function() -> None:
