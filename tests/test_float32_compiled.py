@@ -31,15 +31,18 @@ from tests.compare import run_onnx
 RTOL = 2e-5
 ATOL = 1e-6
 
+#: The start of the warning that names nodes left in float64 (none may be).
+FLOAT32_WARNING = "float32 conversion"
+
 RNG = np.random.default_rng(7)
 MATRIX = RNG.normal(size=(4, 5))
 POSITIVE = np.abs(MATRIX) + 0.1
 
 
 def _export_float32(fn: Function) -> onnx.ModelProto:
-    """``export_onnx(fn, float32=True)``, failing on any warning of the conversion."""
+    """``export_onnx(fn, float32=True)``, failing if the conversion leaves nodes in float64."""
     with warnings.catch_warnings():
-        warnings.simplefilter("error", UserWarning)
+        warnings.filterwarnings("error", FLOAT32_WARNING)
         return export_onnx(fn, float32=True)
 
 
@@ -223,33 +226,52 @@ def test_linear_algebra_decompositions() -> None:
 def test_verify_with_float32_on_a_compiled_function() -> None:
     fn = _matrix_fn(lambda x: pt.special.gammaln(pt.exp(x)).sum(axis=1))
     with warnings.catch_warnings():
-        warnings.simplefilter("error", UserWarning)
+        warnings.filterwarnings("error", FLOAT32_WARNING)
         report = verify(fn, [MATRIX], float32=True)
     assert report.passed, str(report)
 
 
-def test_pymc_logp_and_gradient() -> None:
+def _pymc_model(name: str) -> Any:
     pm = pytest.importorskip("pymc")
+    with pm.Model() as model:
+        if name == "special_functions":
+            mu = pm.Normal("mu", 0, 1)
+            sigma = pm.HalfNormal("sigma", 1)
+            nu = pm.Gamma("nu", 2, 0.1)
+            p = pm.Beta("p", 2, 3)
+            pm.StudentT("y", nu=nu, mu=mu, sigma=sigma, observed=RNG.normal(size=20))
+            pm.Binomial("k", n=10, p=p, observed=[3, 4, 7])
+        else:  # Cholesky factor of a covariance: batched AllocDiag (Blockwise of an OpFromGraph)
+            chol, _, _ = pm.LKJCholeskyCov(
+                "c", n=3, eta=2.0, sd_dist=pm.Exponential.dist(1.0), compute_corr=True
+            )
+            pm.MvNormal("obs", mu=np.zeros(3), chol=chol, observed=RNG.normal(size=(10, 3)))
+    return model
+
+
+@pytest.mark.parametrize("name", ["special_functions", "lkj_mvnormal"])
+def test_pymc_logp_and_gradient(name: str) -> None:
     from pytensor_onnx.pymc import export_logp_dlogp
 
-    with pm.Model() as model:
-        mu = pm.Normal("mu", 0, 1)
-        sigma = pm.HalfNormal("sigma", 1)
-        nu = pm.Gamma("nu", 2, 0.1)
-        p = pm.Beta("p", 2, 3)
-        pm.StudentT("y", nu=nu, mu=mu, sigma=sigma, observed=RNG.normal(size=20))
-        pm.Binomial("k", n=10, p=p, observed=[3, 4, 7])
+    model = _pymc_model(name)
     with warnings.catch_warnings():
-        warnings.simplefilter("error", UserWarning)
+        warnings.filterwarnings("error", FLOAT32_WARNING)
         onnx_model = export_logp_dlogp(model, float32=True)
     assert float64_tensors(onnx_model) == []
     logp = model.logp()
     values = model.continuous_value_vars
-    fn = pytensor.function(values, [logp, *pytensor.grad(logp, values)])
-    point = {"mu": 0.3, "sigma_log__": -0.2, "nu_log__": 1.5, "p_logodds__": 0.4}
-    x = np.array([point[v.name] for v in values])
-    want_logp, *want_grad = fn(*x)
-    for logp_got, dlogp_got in run_onnx(onnx_model, {"x": x.astype(np.float32)}):
+    fn = pytensor.function(
+        values, [logp, pt.concatenate([g.ravel() for g in pytensor.grad(logp, values)])]
+    )
+    point = model.initial_point()
+    x = np.concatenate([np.ravel(point[v.name]) + 0.1 for v in values]).astype(np.float32)
+    split = np.cumsum([np.size(point[v.name]) for v in values])[:-1]
+    args = [
+        part.reshape(np.shape(point[v.name])).astype(np.float64)
+        for part, v in zip(np.split(x, split), values, strict=True)
+    ]
+    want_logp, want_grad = fn(*args)
+    for logp_got, dlogp_got in run_onnx(onnx_model, {"x": x}):
         np.testing.assert_allclose(logp_got, want_logp, rtol=1e-5)
         np.testing.assert_allclose(dlogp_got, want_grad, rtol=1e-4, atol=1e-4)
 

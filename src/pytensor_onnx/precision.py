@@ -31,9 +31,11 @@ from pytensor.compile.builders import OpFromGraph
 from pytensor.graph.basic import Apply, Constant, Variable
 from pytensor.graph.fg import FunctionGraph
 from pytensor.graph.op import Op
+from pytensor.graph.replace import vectorize_graph
 from pytensor.graph.rewriting.basic import copy_stack_trace
 from pytensor.scalar.loop import ScalarLoop
 from pytensor.scan.op import Scan
+from pytensor.tensor.blockwise import Blockwise
 from pytensor.tensor.elemwise import CAReduce, Elemwise
 from pytensor.tensor.type import TensorType
 
@@ -204,6 +206,9 @@ class _Float32Rebuilder:
         return [self.get(out) for out in outputs]
 
     def convert_node(self, node: Apply) -> None:
+        if isinstance(node.op, Blockwise) and isinstance(node.op.core_op, OpFromGraph):
+            self.inline_blockwise(node)
+            return
         inputs = [self.get(i) for i in node.inputs]
         if isinstance(node.op, OpFromGraph):
             self.inline(node, inputs)
@@ -226,6 +231,17 @@ class _Float32Rebuilder:
             inner.memo[inner_in] = outer_in
         new_outputs = inner.convert(op.inner_outputs)
         self.kept_float64.extend(inner.kept_float64)
+        for old, new in zip(node.outputs, new_outputs, strict=True):
+            self.memo[old] = new
+
+    def inline_blockwise(self, node: Apply) -> None:
+        """Convert a ``Blockwise`` of an ``OpFromGraph`` (e.g. PyTensor 3's batched
+        ``AllocDiag``) as its vectorized inner graph, whose inner types are not fixed."""
+        op: Any = node.op.core_op
+        vectorized = vectorize_graph(
+            op.inner_outputs, replace=dict(zip(op.inner_inputs, node.inputs, strict=True))
+        )
+        new_outputs = self.convert(vectorized)
         for old, new in zip(node.outputs, new_outputs, strict=True):
             self.memo[old] = new
 
