@@ -249,7 +249,9 @@ def _pymc_model(name: str) -> Any:
     return model
 
 
-@pytest.mark.parametrize("name", ["special_functions", "lkj_mvnormal"])
+@pytest.mark.parametrize(
+    "name", ["special_functions", pytest.param("lkj_mvnormal", marks=pytest.mark.slow)]
+)
 def test_pymc_logp_and_gradient(name: str) -> None:
     from pytensor_onnx.pymc import export_logp_dlogp
 
