@@ -63,7 +63,8 @@ class Num:
     builder
         The builder that receives the nodes.
     dtype
-        The float dtype of every value handled (``"float64"`` for the decompositions).
+        The float dtype of every value handled (the :func:`work_dtype` for the
+        decompositions).
     """
 
     def __init__(self, builder: ONNXBuilder, dtype: str) -> None:

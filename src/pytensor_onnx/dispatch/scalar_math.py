@@ -128,14 +128,14 @@ def _erfc_abs(num: Num, a: ir.Value) -> ir.Value:
 
 
 def erf64(num: Num, x: ir.Value) -> ir.Value:
-    """``erf(x)`` in float64."""
+    """``erf(x)`` in ``num.dtype``."""
     a = num.unary("Abs", x)
     large = num.mul(num.unary("Sign", x), num.sub(1.0, _erfc_abs(num, a)))
     return num.where(num.lt(a, 0.5), _erf_small(num, x), large)
 
 
 def erfc64(num: Num, x: ir.Value) -> ir.Value:
-    """``erfc(x)`` in float64, relatively accurate in the right tail."""
+    """``erfc(x)`` in ``num.dtype``, relatively accurate in the right tail."""
     a = num.unary("Abs", x)
     tail = _erfc_abs(num, a)
     large = num.where(num.lt(x, 0.0), num.sub(2.0, tail), tail)
@@ -143,7 +143,7 @@ def erfc64(num: Num, x: ir.Value) -> ir.Value:
 
 
 def erfcx64(num: Num, x: ir.Value) -> ir.Value:
-    """``erfcx(x) = exp(x**2) * erfc(x)`` in float64."""
+    """``erfcx(x) = exp(x**2) * erfc(x)`` in ``num.dtype``."""
     a = num.unary("Abs", x)
     positive = _erfcx_nonnegative(num, a)
     # erfcx(-a) = 2 exp(a**2) - erfcx(a); it overflows for a > 26.6.
@@ -172,14 +172,14 @@ def _erfcinv_tail(num: Num, q: ir.Value) -> ir.Value:
 
 
 def erfinv64(num: Num, y: ir.Value) -> ir.Value:
-    """``erfinv(y)`` in float64 (``1 - |y|`` is exact where the tail formula is used)."""
+    """``erfinv(y)`` in ``num.dtype`` (``1 - |y|`` is exact where the tail formula is used)."""
     a = num.unary("Abs", y)
     tail = num.mul(num.unary("Sign", y), _erfcinv_tail(num, num.sub(1.0, a)))
     return num.where(num.le(a, 0.5), _erfinv_central(num, y), tail)
 
 
 def erfcinv64(num: Num, q: ir.Value) -> ir.Value:
-    """``erfcinv(q)`` in float64, relatively accurate for tiny ``q``."""
+    """``erfcinv(q)`` in ``num.dtype``, relatively accurate for tiny ``q``."""
     upper = num.gt(q, 1.0)
     p = num.where(upper, num.sub(2.0, q), q)
     tail = num.negate_where(upper, _erfcinv_tail(num, p))
@@ -273,7 +273,7 @@ def _reflected(num: Num, x: ir.Value) -> tuple[ir.Value, ir.Value, ir.Value]:
 
 
 def gammaln64(num: Num, x: ir.Value) -> ir.Value:
-    """``log|Gamma(x)|`` in float64 (SciPy's ``gammaln``)."""
+    """``log|Gamma(x)|`` in ``num.dtype`` (SciPy's ``gammaln``)."""
     negative, z, r = _reflected(num, x)
     positive = _gammaln_nonnegative(num, z)
     # log|Gamma(x)| = log(pi / |sin(pi x)|) - gammaln(1 - x)
@@ -285,7 +285,7 @@ def gammaln64(num: Num, x: ir.Value) -> ir.Value:
 
 
 def gamma64(num: Num, x: ir.Value) -> ir.Value:
-    """``Gamma(x)`` in float64."""
+    """``Gamma(x)`` in ``num.dtype``."""
     negative = num.lt(x, 0.0)
     # Reflect through Gamma(1 - x) = z Gamma(z) with z = -x exact (1 - x is not, and Gamma
     # would amplify its rounding error by psi(1 - x)).
@@ -312,7 +312,8 @@ def gamma64(num: Num, x: ir.Value) -> ir.Value:
 
 
 def psi64(num: Num, x: ir.Value) -> ir.Value:
-    """The digamma function ``psi(x)`` in float64, relatively accurate at its positive zero."""
+    """The digamma function ``psi(x)`` in ``num.dtype``, relatively accurate at its positive
+    zero."""
     negative, z, r = _reflected(num, x)
     reduced = _Reduced(num, z)
     root_hi, root_lo = tables.DIGAMMA_ROOT
@@ -341,7 +342,7 @@ def psi64(num: Num, x: ir.Value) -> ir.Value:
 
 
 def trigamma64(num: Num, x: ir.Value) -> ir.Value:
-    """``polygamma(1, x)`` in float64 (upward recurrence: a sum of positive terms)."""
+    """``polygamma(1, x)`` in ``num.dtype`` (upward recurrence: a sum of positive terms)."""
     negative, z, r = _reflected(num, x)
     total: ir.Value | float = 0.0
     y = z
@@ -381,7 +382,7 @@ def _cot_derivative_polynomial(n: int) -> list[int]:
 
 
 def polygamma64(num: Num, x: ir.Value, n: int) -> ir.Value:
-    """``polygamma(n, x)`` for a fixed order ``n >= 1`` in float64.
+    """``polygamma(n, x)`` for a fixed order ``n >= 1`` in ``num.dtype``.
 
     ``(-1)^(n+1) n! sum_{k<m} (x+k)^-(n+1)`` plus the asymptotic series at ``x + m >= 10 + 2n``
     (exact Bernoulli coefficients, as many terms as reach 1e-18), and for ``x < 0`` the
@@ -598,12 +599,12 @@ def _gammainc_pair(num: Num, a: ir.Value, x: ir.Value) -> tuple[ir.Value, ir.Val
 
 
 def gammainc64(num: Num, a: ir.Value, x: ir.Value) -> ir.Value:
-    """The regularized lower incomplete gamma function ``P(a, x)`` in float64."""
+    """The regularized lower incomplete gamma function ``P(a, x)`` in ``num.dtype``."""
     return _gammainc_pair(num, a, x)[0]
 
 
 def gammaincc64(num: Num, a: ir.Value, x: ir.Value) -> ir.Value:
-    """The regularized upper incomplete gamma function ``Q(a, x)`` in float64."""
+    """The regularized upper incomplete gamma function ``Q(a, x)`` in ``num.dtype``."""
     return _gammainc_pair(num, a, x)[1]
 
 
