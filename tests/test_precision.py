@@ -207,8 +207,12 @@ class _Float64Only(Op):
 def test_nodes_that_cannot_be_float32_compute_in_float64_with_a_warning() -> None:
     x = pt.vector("x", dtype="float64", shape=(3,))
     y = _Float64Only()(pt.exp(x)) + 1
+    # The warning names each node left in float64, its output types and where it was made.
     with pytest.warns(
-        UserWarning, match=r"1 node\(s\) could not be re-made in float32.*_Float64Only"
+        UserWarning,
+        match=r"1 node\(s\) could not be re-made in float32 and still compute in float64 "
+        r"between casts:\n- _Float64Only\(Exp\.0\) -> Vector\(float64, shape=\(3,\)\) "
+        r"\(created at .*test_precision\.py",
     ):
         captured = capture([x], [y], float32=True)
     (node,) = [n for n in captured.fgraph.toposort() if isinstance(n.op, _Float64Only)]

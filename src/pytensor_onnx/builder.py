@@ -168,8 +168,8 @@ class ONNXBuilder:
         The model's local functions by key (e.g. the Op they implement), shared by every
         builder of a model (default: the parent's, else a new dict).
     options
-        Export options that converters read, e.g. ``op_from_graph`` (default: the
-        parent's, else none).
+        Export options that converters read, e.g. ``op_from_graph``, or ``float32`` (no
+        value of the model may be float64) (default: the parent's, else none).
     initializers
         Whether large constants may become initializers; ``False`` for ONNX function
         bodies, which have none (constants are then ``Constant`` nodes).

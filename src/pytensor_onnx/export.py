@@ -148,6 +148,8 @@ class CapturedGraph:
     input_names: list[str]
     initializers: list[tuple[str, np.ndarray]]
     output_names: list[str]
+    #: Converted with ``float32=True``: converters then compute in float32 only.
+    float32: bool = False
 
 
 def _check_representable(var: Variable, role: str) -> None:
@@ -312,7 +314,7 @@ def capture(
     rewrite_for_onnx(fgraph)
     if float32:
         narrow_accumulators(fgraph)
-    return CapturedGraph(fgraph, input_names, initializers, output_names)
+    return CapturedGraph(fgraph, input_names, initializers, output_names, float32)
 
 
 @contextlib.contextmanager
@@ -367,7 +369,9 @@ def build_model(
     ``op_from_graph`` is the export option of :func:`export_onnx`.
     """
     fgraph = captured.fgraph
-    builder = ONNXBuilder(opset, graph_name, options={"op_from_graph": op_from_graph})
+    builder = ONNXBuilder(
+        opset, graph_name, options={"op_from_graph": op_from_graph, "float32": captured.float32}
+    )
     names = NameRegistry()
     n_inputs = len(captured.input_names)
     for var, name in zip(fgraph.inputs[:n_inputs], captured.input_names, strict=True):

@@ -23,16 +23,23 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import onnx
+import onnx.inliner
 import pytensor.scalar as ps
 import pytensor.tensor as pt
 from pytensor.compile.builders import OpFromGraph
 from pytensor.graph.basic import Apply, Constant, Variable
 from pytensor.graph.fg import FunctionGraph
 from pytensor.graph.op import Op
+from pytensor.graph.replace import vectorize_graph
 from pytensor.graph.rewriting.basic import copy_stack_trace
+from pytensor.scalar.loop import ScalarLoop
 from pytensor.scan.op import Scan
+from pytensor.tensor.blockwise import Blockwise
 from pytensor.tensor.elemwise import CAReduce, Elemwise
 from pytensor.tensor.type import TensorType
+
+from pytensor_onnx.dispatch.basic import _node_origin
 
 FLOAT64 = "float64"
 FLOAT32 = "float32"
@@ -54,8 +61,9 @@ def _retype(type_: Any) -> Any:
     return type_
 
 
-def _retype_param(value: Any) -> Any:
-    """An Op parameter with float64 dtypes/types replaced by float32 ones."""
+def _retype_param(value: Any, kept: list[Apply]) -> Any:
+    """An Op parameter with float64 dtypes/types replaced by float32 ones (``kept`` as in
+    :func:`_retype_op`)."""
     if isinstance(value, str):
         return FLOAT32 if value == FLOAT64 else value
     if isinstance(value, np.dtype):
@@ -63,23 +71,30 @@ def _retype_param(value: Any) -> Any:
     if isinstance(value, (TensorType, ps.ScalarType)):
         return _retype(value)
     if isinstance(value, Op):
-        return _retype_op(value)
+        return _retype_op(value, kept)
     return value
 
 
-def _retype_op(op: Op) -> Op:
-    """``op`` with float64 parameters retargeted to float32 (``op`` itself if none)."""
+def _retype_op(op: Op, kept: list[Apply]) -> Op:
+    """``op`` with float64 parameters retargeted to float32 (``op`` itself if none).
+
+    Scalar Ops with an inner graph (``Composite``, ``ScalarLoop``, also inside
+    ``Elemwise``) get their inner graph converted like any other graph; inner nodes that
+    must stay float64 are appended to ``kept``.
+    """
     if isinstance(op, ps.Cast):
         return ps.Cast(_retype(op.o_type), name=op.name) if op.o_type.dtype == FLOAT64 else op
     if isinstance(op, Elemwise):
-        scalar_op = _retype_op(op.scalar_op)
+        scalar_op = _retype_op(op.scalar_op, kept)
         if scalar_op is op.scalar_op:
             return op
         return Elemwise(scalar_op, op.inplace_pattern)
+    if isinstance(op, (ps.Composite, ScalarLoop)):
+        return _retype_scalar_inner_graph(op, kept)
     changes = {}
     for prop in getattr(op, "__props__", ()):
         old = getattr(op, prop)
-        new = _retype_param(old)
+        new = _retype_param(old, kept)
         if new is not old and new != old:
             changes[prop] = new
     if not changes:
@@ -90,6 +105,42 @@ def _retype_op(op: Op) -> Op:
     for prop, value in changes.items():
         setattr(new_op, prop, value)
     return new_op
+
+
+def _retype_scalar_inner_graph(op: ps.Composite | ScalarLoop, kept: list[Apply]) -> Op:
+    """A ``Composite`` or ``ScalarLoop`` whose inner scalar graph is converted to float32;
+    inner nodes that must stay float64 are appended to ``kept``."""
+    if not any(var.type.dtype == FLOAT64 for var in [*op.inputs, *op.outputs]):
+        return op
+    inner = _Float32Rebuilder()
+    inputs = [inner.new_input(var) for var in op.inputs]
+    outputs = inner.convert(op.outputs)
+    new_op: Op
+    if isinstance(op, ScalarLoop):
+        n_state = len(op.outputs) - op.is_while
+        new_op = ScalarLoop(
+            init=inputs[:n_state],
+            update=outputs[:n_state],
+            constant=inputs[n_state:],
+            until=outputs[-1] if op.is_while else None,
+            name=op.name,
+        )
+    else:
+        composite = ps.Composite(inputs, outputs)
+        # PyTensor 2's CAReduce fusion sets the identity of the reduction it fused on the
+        # Composite (a CAReduce over it starts from that value); others have none.
+        if hasattr(op, "identity"):
+            composite.identity = op.identity  # type: ignore[attr-defined]
+        new_op = composite
+    kept.extend(inner.kept_float64)
+    return new_op
+
+
+def _cast(var: Variable, dtype: str) -> Variable:
+    """``var`` cast to ``dtype``, as a scalar or a tensor like ``var``."""
+    if isinstance(var.type, ps.ScalarType):
+        return ps.cast(var, dtype)
+    return pt.cast(var, dtype)
 
 
 def _expected_type(old: Variable) -> Any:
@@ -155,6 +206,9 @@ class _Float32Rebuilder:
         return [self.get(out) for out in outputs]
 
     def convert_node(self, node: Apply) -> None:
+        if isinstance(node.op, Blockwise) and isinstance(node.op.core_op, OpFromGraph):
+            self.inline_blockwise(node)
+            return
         inputs = [self.get(i) for i in node.inputs]
         if isinstance(node.op, OpFromGraph):
             self.inline(node, inputs)
@@ -177,6 +231,17 @@ class _Float32Rebuilder:
             inner.memo[inner_in] = outer_in
         new_outputs = inner.convert(op.inner_outputs)
         self.kept_float64.extend(inner.kept_float64)
+        for old, new in zip(node.outputs, new_outputs, strict=True):
+            self.memo[old] = new
+
+    def inline_blockwise(self, node: Apply) -> None:
+        """Convert a ``Blockwise`` of an ``OpFromGraph`` (e.g. PyTensor 3's batched
+        ``AllocDiag``) as its vectorized inner graph, whose inner types are not fixed."""
+        op: Any = node.op.core_op
+        vectorized = vectorize_graph(
+            op.inner_outputs, replace=dict(zip(op.inner_inputs, node.inputs, strict=True))
+        )
+        new_outputs = self.convert(vectorized)
         for old, new in zip(node.outputs, new_outputs, strict=True):
             self.memo[old] = new
 
@@ -219,13 +284,13 @@ class _Float32Rebuilder:
         graph, like ``Scan``), the node is recorded as computing in float64 and its output
         is cast to float32.
         """
-        op = _retype_op(node.op)
+        op = _retype_op(node.op, self.kept_float64)
         outputs = _make_outputs(op, inputs, node)
         if outputs is not None and any(
             _still_float64(new, old) for new, old in zip(outputs, node.outputs, strict=True)
         ):
             as_float = [
-                pt.cast(i, FLOAT32) if getattr(i.type, "dtype", "")[:1] in ("i", "u") else i
+                _cast(i, FLOAT32) if getattr(i.type, "dtype", "")[:1] in ("i", "u") else i
                 for i in inputs
             ]
             outputs = _make_outputs(op, as_float, node) or outputs
@@ -236,7 +301,7 @@ class _Float32Rebuilder:
             if _still_float64(new, old):
                 if not self.kept_float64 or self.kept_float64[-1] is not node:
                     self.kept_float64.append(node)
-                results.append(pt.cast(new, FLOAT32))
+                results.append(_cast(new, FLOAT32))
             elif _types_match(new, old):
                 results.append(new)
             else:
@@ -247,14 +312,22 @@ class _Float32Rebuilder:
         """Compute ``node`` in its original types, casting in and out."""
         self.kept_float64.append(node)
         original = [
-            pt.cast(new, old.type.dtype) if new.type != old.type else new
+            _cast(new, old.type.dtype) if new.type != old.type else new
             for new, old in zip(inputs, node.inputs, strict=True)
         ]
         outputs = node.op.make_node(*original).outputs
         return [
-            pt.cast(out, FLOAT32) if getattr(out.type, "dtype", None) == FLOAT64 else out
+            _cast(out, FLOAT32) if getattr(out.type, "dtype", None) == FLOAT64 else out
             for out in outputs
         ]
+
+
+def _describe(node: Apply) -> str:
+    """One line naming a node left in float64: the node, its output types, and the user
+    code line that created it where PyTensor recorded one."""
+    types = ", ".join(str(out.type) for out in node.outputs)
+    origin = _node_origin(node)
+    return f"- {node} -> {types}" + (f" (created at {origin})" if origin else "")
 
 
 def convert_fgraph_to_float32(fgraph: FunctionGraph) -> FunctionGraph:
@@ -267,10 +340,10 @@ def convert_fgraph_to_float32(fgraph: FunctionGraph) -> FunctionGraph:
     new_inputs = [rebuilder.new_input(var) for var in fgraph.inputs]
     new_outputs = rebuilder.convert(fgraph.outputs)
     if rebuilder.kept_float64:
-        names = sorted({type(node.op).__name__ for node in rebuilder.kept_float64})
         warnings.warn(
             f"float32 conversion: {len(rebuilder.kept_float64)} node(s) could not be re-made "
-            f"in float32 and still compute in float64 between casts ({', '.join(names)})",
+            "in float32 and still compute in float64 between casts:\n"
+            + "\n".join(_describe(node) for node in rebuilder.kept_float64),
             UserWarning,
             stacklevel=2,
         )
@@ -298,4 +371,68 @@ def narrow_accumulators(fgraph: FunctionGraph) -> None:
             fgraph.replace(node.outputs[0], new_out, reason="float32_accumulator")
 
 
-__all__ = ["convert_fgraph_to_float32", "float32_array", "narrow_accumulators"]
+_DOUBLE = onnx.TensorProto.DOUBLE
+#: Node attributes that name the element type the node produces.
+_DTYPE_ATTRIBUTES = ("to", "dtype", "output_dtype")
+
+
+def _graph_float64_tensors(graph: onnx.GraphProto, where: str) -> list[str]:
+    """The float64 tensors of one (sub)graph, described with their location ``where``."""
+    found = [
+        f"{where}: {kind} {value.name!r}"
+        for kind, values in (
+            ("input", graph.input),
+            ("output", graph.output),
+            ("value", graph.value_info),
+        )
+        for value in values
+        if value.type.tensor_type.elem_type == _DOUBLE
+    ]
+    found += [
+        f"{where}: initializer {tensor.name!r}"
+        for tensor in graph.initializer
+        if tensor.data_type == _DOUBLE
+    ]
+    for node in graph.node:
+        label = f"{where}: {node.op_type} node {node.name!r}"
+        for attr in node.attribute:
+            if attr.name in _DTYPE_ATTRIBUTES and attr.type == onnx.AttributeProto.INT:
+                if attr.i == _DOUBLE:
+                    found.append(f"{label} makes float64 ({attr.name}=DOUBLE)")
+            elif attr.type == onnx.AttributeProto.TENSOR and attr.t.data_type == _DOUBLE:
+                found.append(f"{label} has a float64 tensor attribute {attr.name!r}")
+            for sub in [attr.g] if attr.type == onnx.AttributeProto.GRAPH else attr.graphs:
+                found += _graph_float64_tensors(
+                    sub, f"{where}/{node.name or node.op_type}.{attr.name}"
+                )
+    return found
+
+
+def float64_tensors(model: onnx.ModelProto) -> list[str]:
+    """Every float64 tensor of ``model``, one description each (empty if there is none).
+
+    Looks at graph inputs, outputs, initializers and every intermediate value, in the main
+    graph, in ``Loop``/``If``/``Scan`` bodies and in local functions, plus nodes whose
+    attributes make float64 (``Cast(to=DOUBLE)``, float64 ``Constant`` values...).
+    Intermediate types come from ONNX shape inference, run after inlining the local
+    functions (shape inference does not type the values inside functions); local
+    functions are also scanned as they are, so that unused ones count too.
+
+    A model exported with ``float32=True`` has none; float32-only runtimes (OpenVINO's
+    f32 mode, tract, many mobile runtimes) need that.
+    """
+    inlined = onnx.inliner.inline_local_functions(model)
+    inferred = onnx.shape_inference.infer_shapes(inlined, strict_mode=True)
+    found = _graph_float64_tensors(inferred.graph, "graph")
+    for function in model.functions:
+        body = onnx.helper.make_graph(list(function.node), function.name, [], [])
+        found += _graph_float64_tensors(body, f"function {function.domain}.{function.name}")
+    return found
+
+
+__all__ = [
+    "convert_fgraph_to_float32",
+    "float32_array",
+    "float64_tensors",
+    "narrow_accumulators",
+]

@@ -12,6 +12,7 @@ import math
 from collections.abc import Sequence
 from fractions import Fraction
 
+import numpy as np
 import onnx_ir as ir
 
 from pytensor_onnx.builder import ONNXBuilder
@@ -35,6 +36,25 @@ BERNOULLI_EVEN = (
 )
 
 
+def work_dtype(builder: ONNXBuilder, dtype: str) -> str:
+    """The dtype a decomposition of ``dtype`` values computes in.
+
+    Float64, so that float32 (and float16) results are the float64 value rounded once;
+    but ``dtype`` itself when the export is float32-only (``float32=True``: no float64
+    value may appear in the model), where the float32 paths are float32-accurate instead
+    (their measured accuracy is in ``docs/deployment.md``).
+    """
+    if builder.options.get("float32") and dtype != "float64":
+        return "float32"
+    return "float64"
+
+
+#: ``exp_square`` splits ``a`` at multiples of ``2**-k``: ``hi**2`` must be exact for every
+#: ``a`` where ``exp(+-a**2)`` is finite and not zero (``a < 28`` in float64, ``< 11`` in
+#: float32), so ``hi`` has at most half the significand bits.
+_SQUARE_SPLIT = {"float64": 2.0**12, "float32": 2.0**6}
+
+
 class Num:
     """Arithmetic on ONNX values of one float ``dtype``.
 
@@ -43,12 +63,15 @@ class Num:
     builder
         The builder that receives the nodes.
     dtype
-        The float dtype of every value handled (``"float64"`` for the decompositions).
+        The float dtype of every value handled (the :func:`work_dtype` for the
+        decompositions).
     """
 
     def __init__(self, builder: ONNXBuilder, dtype: str) -> None:
         self.builder = builder
         self.dtype = dtype
+        #: The machine epsilon of ``dtype``.
+        self.eps = float(np.finfo(dtype).eps)
 
     # ----------------------------------------------------------------- basics
     def val(self, x: Operand) -> ir.Value:
@@ -125,7 +148,18 @@ class Num:
         return result
 
     def chebyshev(self, t: ir.Value, coeffs: Sequence[float]) -> ir.Value:
-        """``sum(coeffs[k] * T_k(t))`` by Clenshaw's recurrence (stable for ``|t| <= 1``)."""
+        """``sum(coeffs[k] * T_k(t))`` by Clenshaw's recurrence (stable for ``|t| <= 1``).
+
+        Below float64, trailing coefficients that together are below a sixteenth of the
+        dtype's rounding error (relative to the series' largest coefficient) are left out:
+        the float64 tables serve float32 with far fewer terms.
+        """
+        if self.dtype != "float64":
+            coeffs = list(coeffs)
+            bound = self.eps / 16 * max(abs(c) for c in coeffs)
+            dropped = 0.0
+            while len(coeffs) > 3 and dropped + abs(coeffs[-1]) < bound:
+                dropped += abs(coeffs.pop())
         two_t = self.add(t, t)
         b1: Operand = coeffs[-1]
         b2: Operand = 0.0
@@ -145,10 +179,11 @@ class Num:
     def exp_square(self, a: ir.Value, sign: int) -> ir.Value:
         """``exp(sign * a**2)`` for finite ``a >= 0`` without the rounding error of ``a**2``.
 
-        ``a = hi + lo`` with ``hi`` a multiple of ``2**-12``, so that ``hi**2`` is exact
-        (for ``a < 2**20``) and ``a**2 = hi**2 + lo * (a + hi)`` up to a tiny term.
+        ``a = hi + lo`` with ``hi`` a multiple of ``2**-12`` (``2**-6`` in float32), so that
+        ``hi**2`` is exact and ``a**2 = hi**2 + lo * (a + hi)`` up to a tiny term.
         """
-        hi = self.div(self.unary("Floor", self.mul(a, 4096.0)), 4096.0)
+        split = _SQUARE_SPLIT[self.dtype]
+        hi = self.div(self.unary("Floor", self.mul(a, split)), split)
         lo = self.sub(a, hi)
         head = self.unary("Exp", self.mul(self.mul(hi, hi), float(sign)))
         tail = self.unary("Exp", self.mul(self.mul(lo, self.add(a, hi)), float(sign)))

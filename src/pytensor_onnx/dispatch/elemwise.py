@@ -182,11 +182,14 @@ def _reduce_loop(
     The reduced axes are moved to the front and flattened, then an ONNX ``Loop`` (unrolled
     for short static lengths) applies the scalar op's own converter, starting from its
     identity when it has one (so empty reductions work) or else from the first element.
+    Elements keep the input dtype: a Composite fused by PyTensor 2 takes an accumulator of
+    ``acc_dtype`` and an element of the input dtype (e.g. float64 and float32).
     """
     from pytensor_onnx.dispatch._loop import Carry, fori_loop
     from pytensor_onnx.dispatch.linalg import size_of
 
-    flat, rest, static_len = _reduced_to_front(builder, node, axes, acc_dtype)
+    in_dtype = variable_dtype(node.inputs[0])
+    flat, rest, static_len = _reduced_to_front(builder, node, axes, in_dtype)
     identity = getattr(op.scalar_op, "identity", None)
     kind = np.dtype(acc_dtype).kind
     if identity is not None and (kind in "fb" or identity == 0):
@@ -194,16 +197,16 @@ def _reduce_loop(
         count = size_of(builder, flat, 0, static_len)
     else:
         # No usable identity (e.g. bitwise and of integers): start from the first element.
-        init = builder.op("Gather", [flat, builder.scalar(0, "int64")], {"axis": 0})
+        first = builder.op("Gather", [flat, builder.scalar(0, "int64")], {"axis": 0})
+        init = builder.cast(first, acc_dtype, in_dtype)
         flat = builder.op(
             "Slice", [flat, builder.int64s([1]), builder.int64s([INT64_MAX]), builder.int64s([0])]
         )
         count = size_of(builder, flat, 0, None if static_len is None else static_len - 1)
-    scalar_type = ps.get_scalar_type(acc_dtype)
 
     def step(body: ONNXBuilder, k: ir.Value, state: list[ir.Value]) -> list[ir.Value]:
         element = body.op("Gather", [flat, k], {"axis": 0})
-        acc_var, elem_var = scalar_type(), scalar_type()
+        acc_var, elem_var = ps.get_scalar_type(acc_dtype)(), ps.get_scalar_type(in_dtype)()
         body.bind(acc_var, state[0])
         body.bind(elem_var, element)
         scalar_node = op.scalar_op.make_node(acc_var, elem_var)

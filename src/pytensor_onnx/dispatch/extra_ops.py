@@ -24,6 +24,7 @@ from pytensor.tensor import extra_ops
 
 from pytensor_onnx.builder import ONNXBuilder, variable_dtype
 from pytensor_onnx.dispatch._loop import Carry, fori_loop
+from pytensor_onnx.dispatch._numerics import work_dtype
 from pytensor_onnx.dispatch.basic import UnsupportedOpError, onnx_funcify
 from pytensor_onnx.dispatch.linalg import Size
 from pytensor_onnx.dispatch.tensor_basic import expand
@@ -48,10 +49,14 @@ def _halving_rounds(builder: ONNXBuilder, length: ir.Value, static: int | None) 
     if static is not None:
         rounds = int(np.ceil(np.log2(static + 1)))
         return Size(builder.scalar(rounds, "int64"), rounds, length, length)
-    n_plus_1 = builder.cast(builder.op("Add", [length, builder.int64s([1])]), "float64")
-    log2 = builder.op(
-        "Div", [builder.op("Log", [n_plus_1]), builder.scalar(np.log(2.0), "float64")]
-    )
+    # In float64, or in float32 for float32-only exports: there the error of log2(n + 1), a
+    # few float32 ulps of a value below 64 (under 2e-5), could make ceil fall one round
+    # short just above a power of two; a margin of 1e-4 gives one more round instead.
+    work = work_dtype(builder, "float32")
+    n_plus_1 = builder.cast(builder.op("Add", [length, builder.int64s([1])]), work)
+    log2 = builder.op("Div", [builder.op("Log", [n_plus_1]), builder.scalar(np.log(2.0), work)])
+    if work != "float64":
+        log2 = builder.op("Add", [log2, builder.scalar(1e-4, work)])
     rounds_value = builder.op(
         "Squeeze", [builder.cast(builder.op("Ceil", [log2]), "int64"), builder.int64s([0])]
     )

@@ -26,6 +26,7 @@ from pytensor.tensor import blas
 from pytensor_onnx.builder import ONNXBuilder, variable_dtype
 from pytensor_onnx.dispatch import _jacobi as jacobi
 from pytensor_onnx.dispatch import linalg as la
+from pytensor_onnx.dispatch._numerics import work_dtype
 from pytensor_onnx.dispatch.basic import (
     Refusal,
     UnsupportedOpError,
@@ -92,9 +93,14 @@ register_core_and_batched(linalg_class("Eig"))(
 
 
 # ------------------------------------------------------------------- symmetric eigen
-#: The dtype the spectral decompositions compute in: float32 inputs are decomposed in float64
-#: and the results rounded, as NumPy's ``linalg`` does.
-WORK_DTYPE = "float64"
+def spectral_dtype(builder: ONNXBuilder, node: Apply) -> str:
+    """The dtype the spectral decompositions of ``node`` compute in.
+
+    Float64: float32 inputs are decomposed in float64 and the results rounded, as NumPy's
+    ``linalg`` does; float32 in float32-only exports (:func:`~._numerics.work_dtype`).
+    """
+    return work_dtype(builder, variable_dtype(node.outputs[0]))
+
 
 #: NumPy's default ``rcond`` of ``pinv``: singular values up to this times the largest are
 #: discarded.
@@ -115,8 +121,9 @@ _LEGACY_MODULES = (
 def symmetric_input(
     builder: ONNXBuilder, node: Apply, index: int, n: la.Size, lower: bool
 ) -> ir.Value:
-    """Input ``index`` in :data:`WORK_DTYPE`, symmetrized from its ``lower`` (upper) triangle."""
-    a = builder.input(node, index, WORK_DTYPE)
+    """Input ``index`` in :func:`spectral_dtype`, symmetrized from its ``lower`` (upper)
+    triangle."""
+    a = builder.input(node, index, spectral_dtype(builder, node))
     return symmetric_from_triangle(builder, a, n, node.inputs[index].type.ndim, lower)
 
 
@@ -150,27 +157,28 @@ def eigen(
     """
     n = matrix_size(builder, node, builder.input(node, 0))
     ndim = max(var.type.ndim for var in node.inputs)
+    work = spectral_dtype(builder, node)
     a = symmetric_input(builder, node, 0, n, lower)
     if len(node.inputs) == 1:
-        w, v = jacobi.symmetric_eigen(builder, a, n, ndim, WORK_DTYPE, vectors)
+        w, v = jacobi.symmetric_eigen(builder, a, n, ndim, work, vectors)
         return w, v, n
     b = symmetric_input(builder, node, 1, n, lower)
-    factor = la.cholesky(builder, b, n, ndim, WORK_DTYPE)
-    half = la.solve_triangular(builder, factor, a, n, ndim, WORK_DTYPE, lower=True)
+    factor = la.cholesky(builder, b, n, ndim, work)
+    half = la.solve_triangular(builder, factor, a, n, ndim, work, lower=True)
     c = la.solve_triangular(
-        builder, factor, la.transpose_last(builder, half, ndim), n, ndim, WORK_DTYPE, lower=True
+        builder, factor, la.transpose_last(builder, half, ndim), n, ndim, work, lower=True
     )
     c = builder.op(
         "Mul",
         [
             builder.op("Add", [c, la.transpose_last(builder, c, ndim)]),
-            builder.scalar(0.5, WORK_DTYPE),
+            builder.scalar(0.5, work),
         ],
     )
-    w, y = jacobi.symmetric_eigen(builder, c, n, ndim, WORK_DTYPE, vectors)
+    w, y = jacobi.symmetric_eigen(builder, c, n, ndim, work, vectors)
     if y is None:
         return w, None, n
-    v = la.solve_triangular(builder, factor, y, n, ndim, WORK_DTYPE, lower=True, trans=True)
+    v = la.solve_triangular(builder, factor, y, n, ndim, work, lower=True, trans=True)
     return w, v, n
 
 
@@ -181,13 +189,16 @@ def _lower(op: Any) -> bool:
 
 
 def _as_outputs(
-    builder: ONNXBuilder, node: Apply | Sequence[Variable], values: Sequence[ir.Value]
+    builder: ONNXBuilder,
+    node: Apply | Sequence[Variable],
+    values: Sequence[ir.Value],
+    work: str,
 ) -> list[ir.Value]:
-    """``values`` (in :data:`WORK_DTYPE`) cast to the dtypes of ``node``'s outputs (or of the
-    given variables)."""
+    """``values`` (in ``work``, the :func:`spectral_dtype`) cast to the dtypes of ``node``'s
+    outputs (or of the given variables)."""
     outputs = node.outputs if isinstance(node, Apply) else node
     return [
-        builder.cast(value, variable_dtype(out), WORK_DTYPE)
+        builder.cast(value, variable_dtype(out), work)
         for value, out in zip(values, outputs, strict=True)
     ]
 
@@ -196,13 +207,13 @@ def _as_outputs(
 def _eigh(op: Any, node: Apply, builder: ONNXBuilder) -> Values:
     w, v, _ = eigen(builder, node, _lower(op), vectors=True)
     assert v is not None
-    return _as_outputs(builder, node, [w, v])
+    return _as_outputs(builder, node, [w, v], spectral_dtype(builder, node))
 
 
 @register_core_and_batched(linalg_class("Eigvalsh"))
 def _eigvalsh(op: Any, node: Apply, builder: ONNXBuilder) -> Values:
     w, _, _ = eigen(builder, node, op.lower, vectors=False)
-    return _as_outputs(builder, node, [w])
+    return _as_outputs(builder, node, [w], spectral_dtype(builder, node))
 
 
 def _eigh_grad(op: Any, node: Apply, builder: ONNXBuilder) -> Values:
@@ -231,7 +242,8 @@ def _eigvalsh_grad(op: Any, node: Apply, builder: ONNXBuilder) -> Values:
     dtype = variable_dtype(node.outputs[0])
     w, v, n = eigen(builder, node, op.lower, vectors=True)
     assert v is not None
-    w, v = builder.cast(w, dtype, WORK_DTYPE), builder.cast(v, dtype, WORK_DTYPE)
+    work = spectral_dtype(builder, node)
+    w, v = builder.cast(w, dtype, work), builder.cast(v, dtype, work)
     gw = builder.input(node, 2, dtype)
     ndim = node.outputs[0].type.ndim
     vt = la.transpose_last(builder, v, ndim)
@@ -269,7 +281,7 @@ class Singular:
 
 
 def singular(builder: ONNXBuilder, node: Apply, a: ir.Value, vectors: bool) -> Singular:
-    """One-sided Jacobi of ``a`` (``node.inputs[0]`` in :data:`WORK_DTYPE`).
+    """One-sided Jacobi of ``a`` (``node.inputs[0]`` in :func:`spectral_dtype`).
 
     A wide matrix with static sizes is transposed first, so that the rotated columns are the
     shorter side (fewer rounds, and no columns that must shrink to rounding noise); with
@@ -281,7 +293,8 @@ def singular(builder: ONNXBuilder, node: Apply, a: ir.Value, vectors: bool) -> S
     if transposed:
         a = la.transpose_last(builder, a, ndim)
         rows, cols = cols, rows
-    orth = jacobi.orthogonalize_columns(builder, a, (rows, cols), ndim, WORK_DTYPE, vectors)
+    work = spectral_dtype(builder, node)
+    orth = jacobi.orthogonalize_columns(builder, a, (rows, cols), ndim, work, vectors)
     return Singular(orth, rows, cols, k, ndim, transposed)
 
 
@@ -292,25 +305,31 @@ def leading(builder: ONNXBuilder, x: ir.Value, k: la.Size, axis: int) -> ir.Valu
 
 
 def orthonormal_completion(
-    builder: ONNXBuilder, x: ir.Value, s: ir.Value, rows: la.Size, k: la.Size, ndim: int
+    builder: ONNXBuilder,
+    x: ir.Value,
+    s: ir.Value,
+    rows: la.Size,
+    k: la.Size,
+    ndim: int,
+    dtype: str,
 ) -> ir.Value:
-    """Orthogonal (..., m, m) matrices whose first ``k`` columns are ``x / s``.
+    """Orthogonal (..., m, m) matrices whose first ``k`` columns are ``x / s`` (``dtype``).
 
     Columns with ``s == 0`` (rank deficiency) and the columns beyond ``k`` are completed by
     the Householder QR of ``x / s``: ``Q`` with each of its first ``k`` columns multiplied by
     the sign of ``R``'s diagonal entry (``Q R = x / s`` with ``R`` ≈ identity where ``s > 0``).
     """
-    zero = builder.scalar(0, WORK_DTYPE)
-    one = builder.scalar(1, WORK_DTYPE)
+    zero = builder.scalar(0, dtype)
+    one = builder.scalar(1, dtype)
     s_row = la.unsqueeze(builder, s, -2)
     positive = la.compare(builder, "Greater", s_row, zero)
     unit = la.where(
         builder, positive, builder.op("Div", [x, la.where(builder, positive, s_row, one)]), zero
     )
-    qr = la.householder_qr(builder, unit, rows, k, k, ndim, WORK_DTYPE)
+    qr = la.householder_qr(builder, unit, rows, k, k, ndim, dtype)
     q, r = qr.q, qr.r
     assert q is not None
-    diagonal = la.diagonal(builder, leading(builder, r, k, -2), k, WORK_DTYPE)
+    diagonal = la.diagonal(builder, leading(builder, r, k, -2), k, dtype)
     signs = la.where(
         builder, la.compare(builder, "Less", diagonal, zero), builder.op("Neg", [one]), one
     )
@@ -334,32 +353,50 @@ def sorted_singular_values(builder: ONNXBuilder, svd: Singular) -> tuple[ir.Valu
 
 @register_core_and_batched(linalg_class("SVD"))
 def _svd(op: Any, node: Apply, builder: ONNXBuilder) -> Values:
-    a = builder.input(node, 0, WORK_DTYPE)
+    work = spectral_dtype(builder, node)
+    a = builder.input(node, 0, work)
     svd = singular(builder, node, a, vectors=op.compute_uv)
     ndim = svd.ndim
     s, order = sorted_singular_values(builder, svd)
     if not op.compute_uv:
-        return _as_outputs(builder, node, [s])
+        return _as_outputs(builder, node, [s], work)
     assert svd.orth.v is not None
     x = leading(builder, jacobi.permute_columns(builder, svd.orth.x, order, ndim), svd.k, -1)
     right = jacobi.permute_columns(builder, svd.orth.v, order, ndim)
-    left = orthonormal_completion(builder, x, s, svd.rows, svd.k, ndim)
+    left = orthonormal_completion(builder, x, s, svd.rows, svd.k, ndim, work)
     if not op.full_matrices:
         left, right = leading(builder, left, svd.k, -1), leading(builder, right, svd.k, -1)
     if svd.transposed:
         u, vt = right, la.transpose_last(builder, left, ndim)
     else:
         u, vt = left, la.transpose_last(builder, right, ndim)
-    return _as_outputs(builder, node, [u, s, vt])
+    return _as_outputs(builder, node, [u, s, vt], work)
 
 
-def pseudo_inverse_weights(builder: ONNXBuilder, s: ir.Value, cutoff: ir.Value) -> ir.Value:
-    """``1 / s²`` where ``s > cutoff * max(s)``, else 0 (the discarded singular values)."""
-    zero = builder.scalar(0, WORK_DTYPE)
+def pseudo_inverse_weights(
+    builder: ONNXBuilder, svd: Singular, cutoff: ir.Value, dtype: str
+) -> ir.Value:
+    """``1 / s²`` for the column norms ``s`` of ``svd`` that are among its ``k`` largest and
+    above ``cutoff * max(s)``, else 0 (the discarded singular values).
+
+    A wide matrix with symbolic sizes is rotated as it is: its ``cols - k`` extra columns
+    converge to rounding noise of the dtype, above NumPy's cutoff ``1e-15`` in float32
+    (measured: a 4 x 5 ``pinv`` off by 3e9), so they are never kept.
+    """
+    s = svd.orth.s
+    zero = builder.scalar(0, dtype)
     largest = builder.op("ReduceMax", [s, builder.int64s([-1])], {"keepdims": 1})
-    kept = la.compare(builder, "Greater", s, builder.op("Mul", [cutoff, largest]))
+    values, _ = sorted_singular_values(builder, svd)
+    kth = builder.op("ReduceMin", [values, builder.int64s([-1])], {"keepdims": 1})
+    kept = builder.op(
+        "And",
+        [
+            la.compare(builder, "Greater", s, builder.op("Mul", [cutoff, largest])),
+            la.compare(builder, "GreaterOrEqual", s, kth),
+        ],
+    )
     squares = builder.op("Mul", [s, s])
-    one = builder.scalar(1, WORK_DTYPE)
+    one = builder.scalar(1, dtype)
     return la.where(
         builder, kept, builder.op("Div", [one, la.where(builder, kept, squares, one)]), zero
     )
@@ -384,42 +421,41 @@ def apply_pseudo_inverse(
 
 @register_core_and_batched(linalg_class("MatrixPinv"))
 def _pinv(op: Any, node: Apply, builder: ONNXBuilder) -> Values:
-    a = builder.input(node, 0, WORK_DTYPE)
+    work = spectral_dtype(builder, node)
+    a = builder.input(node, 0, work)
     if op.hermitian:
         # NumPy's hermitian path (eigh) reads the lower triangle.
         a = symmetric_from_triangle(
             builder, a, matrix_size(builder, node, a), node.inputs[0].type.ndim, True
         )
     svd = singular(builder, node, a, vectors=True)
-    weights = pseudo_inverse_weights(
-        builder, svd.orth.s, builder.scalar(NUMPY_PINV_RCOND, WORK_DTYPE)
-    )
-    return _as_outputs(builder, node, [apply_pseudo_inverse(builder, svd, weights, None)])
+    weights = pseudo_inverse_weights(builder, svd, builder.scalar(NUMPY_PINV_RCOND, work), work)
+    return _as_outputs(builder, node, [apply_pseudo_inverse(builder, svd, weights, None)], work)
 
 
 @onnx_funcify.register(linalg_class("Lstsq"))
 def _lstsq(op: Any, node: Apply, builder: ONNXBuilder) -> Values:
-    # numpy.linalg.lstsq (LAPACK gelsd) in float64: the minimum-norm solution with singular
-    # values <= rcond * max(s) discarded (rcond <= 0 or >= 1 means machine precision).
-    a = builder.input(node, 0, WORK_DTYPE)
+    # numpy.linalg.lstsq (LAPACK gelsd) in the spectral dtype: the minimum-norm solution with
+    # singular values <= rcond * max(s) discarded (rcond <= 0 or >= 1 means machine precision).
+    work = spectral_dtype(builder, node)
+    a = builder.input(node, 0, work)
     rhs_ndim = node.inputs[1].type.ndim
-    rhs = builder.input(node, 1, WORK_DTYPE)
+    rhs = builder.input(node, 1, work)
     if rhs_ndim == 1:
         rhs = la.unsqueeze(builder, rhs, -1)
-    rcond = builder.input(node, 2, WORK_DTYPE)
-    eps = builder.scalar(np.finfo(np.float64).eps / 2, WORK_DTYPE)
+    rcond = builder.input(node, 2, work)
+    eps = builder.scalar(np.finfo(work).eps / 2, work)
     usable = builder.op(
         "And",
         [
-            la.compare(builder, "Greater", rcond, builder.scalar(0, WORK_DTYPE)),
-            la.compare(builder, "Less", rcond, builder.scalar(1, WORK_DTYPE)),
+            la.compare(builder, "Greater", rcond, builder.scalar(0, work)),
+            la.compare(builder, "Less", rcond, builder.scalar(1, work)),
         ],
     )
     rcond = la.where(builder, usable, rcond, eps)
     svd = singular(builder, node, a, vectors=True)
-    s = svd.orth.s
-    weights = pseudo_inverse_weights(builder, s, rcond)
-    kept = la.compare(builder, "Greater", weights, builder.scalar(0, WORK_DTYPE))
+    weights = pseudo_inverse_weights(builder, svd, rcond, work)
+    kept = la.compare(builder, "Greater", weights, builder.scalar(0, work))
     rank = builder.op("ReduceSum", [builder.cast(kept, "int64", "bool")], {"keepdims": 0})
     solution = apply_pseudo_inverse(builder, svd, weights, rhs)
     residual = builder.op("Sub", [rhs, builder.op("MatMul", [a, solution])])
@@ -439,7 +475,7 @@ def _lstsq(op: Any, node: Apply, builder: ONNXBuilder) -> Values:
         solution = builder.op("Squeeze", [solution, builder.int64s([-1])])
     values, _ = sorted_singular_values(builder, svd)
     out_solution, out_sums, out_values = _as_outputs(
-        builder, [node.outputs[0], node.outputs[1], node.outputs[3]], [solution, sums, values]
+        builder, [node.outputs[0], node.outputs[1], node.outputs[3]], [solution, sums, values], work
     )
     out_rank = builder.cast(rank, variable_dtype(node.outputs[2]), "int64")
     return [out_solution, out_sums, out_rank, out_values]

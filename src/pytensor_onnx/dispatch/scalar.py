@@ -26,7 +26,7 @@ from pytensor.scalar import upcast
 
 from pytensor_onnx.builder import ONNXBuilder, variable_dtype
 from pytensor_onnx.dispatch import _special_tables as tables
-from pytensor_onnx.dispatch._numerics import Num
+from pytensor_onnx.dispatch._numerics import Num, work_dtype
 from pytensor_onnx.dispatch.basic import UnsupportedOpError, inline_inner_graph, onnx_funcify
 
 Values = Sequence[ir.Value]
@@ -620,9 +620,17 @@ for _cls in (ps.Real, ps.Imag, ps.Complex, ps.Conj):
 
 # ------------------------------------------- inverse trigonometric (no float64 kernels in ORT)
 _PI = Fraction("3.14159265358979323846264338327950288419716939937510")
-#: ``k * pi / 4`` for ``k = 0..4`` as unevaluated sums of two doubles (head, tail).
-_QUARTER_PI_HEADS = np.array([float(k * _PI / 4) for k in range(5)])
-_QUARTER_PI_TAILS = np.array([float(k * _PI / 4 - Fraction(float(k * _PI / 4))) for k in range(5)])
+
+
+def _quarter_pi_split(dtype: str) -> tuple[np.ndarray, np.ndarray]:
+    """``k * pi / 4`` for ``k = 0..4`` as heads rounded to ``dtype`` and the tails left."""
+    heads = np.array([float(k * _PI / 4) for k in range(5)]).astype(dtype)
+    tails = [float(k * _PI / 4 - Fraction(float(head))) for k, head in enumerate(heads)]
+    return heads, np.array(tails).astype(dtype)
+
+
+#: ``dtype: (heads, tails)`` of the multiples of ``pi / 4``.
+_QUARTER_PI = {dtype: _quarter_pi_split(dtype) for dtype in ("float32", "float64")}
 
 
 def _atan_parts(num: Num, a: ir.Value) -> tuple[ir.Value, ir.Value]:
@@ -645,8 +653,9 @@ def _atan_parts(num: Num, a: ir.Value) -> tuple[ir.Value, ir.Value]:
 def _quarter_pi_sum(num: Num, k: ir.Value, p: ir.Value) -> ir.Value:
     """``k * pi / 4 + p`` for integer-valued ``k`` in ``0..4``, rounded once."""
     index = num.builder.cast(k, "int64", num.dtype)
-    heads = num.builder.op("Gather", [num.builder.const(_QUARTER_PI_HEADS, num.dtype), index])
-    tails = num.builder.op("Gather", [num.builder.const(_QUARTER_PI_TAILS, num.dtype), index])
+    head_values, tail_values = _QUARTER_PI[num.dtype]
+    heads = num.builder.op("Gather", [num.builder.const(head_values, num.dtype), index])
+    tails = num.builder.op("Gather", [num.builder.const(tail_values, num.dtype), index])
     return num.add(heads, num.add(p, tails))
 
 
@@ -678,9 +687,11 @@ def acos64(builder: ONNXBuilder, xs: list[ir.Value], dtype: str) -> ir.Value:
 
 
 def _atan2(builder: ONNXBuilder, xs: list[ir.Value], dtype: str) -> ir.Value:
-    # ONNX has no Atan2: float32 is computed in float64 and rounded once.
-    num = Num(builder, "float64")
-    y, x = (builder.cast(v, "float64", dtype) for v in xs)
+    # ONNX has no Atan2: float32 is computed in float64 and rounded once (in float32 in
+    # float32-only exports).
+    work = work_dtype(builder, dtype)
+    num = Num(builder, work)
+    y, x = (builder.cast(v, work, dtype) for v in xs)
     ay, ax = num.unary("Abs", y), num.unary("Abs", x)
     k, p = _atan_parts(num, num.div(ay, ax))
     # inf / inf: the angle is pi/4; y = +-0 gives 0 (then pi for x < 0 or x = -0), unless
@@ -695,7 +706,7 @@ def _atan2(builder: ONNXBuilder, xs: list[ir.Value], dtype: str) -> ir.Value:
     k = num.where(left, num.sub(4.0, k), k)
     p = num.negate_where(left, p)
     angle = _quarter_pi_sum(num, k, p)
-    return builder.cast(num.negate_where(num.sign_bit(y), angle), dtype, "float64")
+    return builder.cast(num.negate_where(num.sign_bit(y), angle), dtype, work)
 
 
 for _cls, _onnx, _kernel in [

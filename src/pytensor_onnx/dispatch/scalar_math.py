@@ -2,9 +2,10 @@
 
 ONNX has no ``Lgamma``, ``Digamma``, ``Erfc``, ``Erfcx`` or Bessel ops, and ONNX Runtime has
 no float64 ``Erf`` (nor a float64 ``Softplus`` at newer opsets).  The special functions are
-therefore decomposed into ``Exp``/``Log``/``Sqrt``/``Sin``/``Cos`` and arithmetic, always
-evaluated in float64 (float32 inputs are cast up and the result cast back, which rounds a
-nearly exact value once):
+therefore decomposed into ``Exp``/``Log``/``Sqrt``/``Sin``/``Cos`` and arithmetic, evaluated
+in float64 (float32 inputs are cast up and the result cast back, which rounds a nearly exact
+value once), or in float32 itself in float32-only exports (``float32=True``, see
+:func:`~._numerics.work_dtype`):
 
 - Chebyshev interpolants (tables in :mod:`._special_tables`, Clenshaw evaluation) on a
   fixed interval, reached by argument reduction (recurrences, reflection, a rational change of
@@ -14,7 +15,8 @@ nearly exact value once):
   accuracy holds next to them;
 - ``exp(-x**2)`` evaluated with ``x**2`` split into an exact head and a small tail.
 
-The measured accuracy against SciPy is recorded in ``docs/ops/special_functions.md``.
+The measured accuracy against SciPy is recorded in ``docs/ops/special_functions.md`` (float64)
+and ``docs/deployment.md`` (float32 paths).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from pytensor.graph.basic import Apply, Constant
 from pytensor_onnx.builder import ONNXBuilder, variable_dtype
 from pytensor_onnx.dispatch import _special_tables as tables
 from pytensor_onnx.dispatch._loop import while_any
-from pytensor_onnx.dispatch._numerics import BERNOULLI_EVEN, Num
+from pytensor_onnx.dispatch._numerics import BERNOULLI_EVEN, Num, work_dtype
 from pytensor_onnx.dispatch.basic import (
     UnsupportedOpError,
     onnx_funcify,
@@ -40,19 +42,21 @@ from pytensor_onnx.dispatch.basic import (
 )
 from pytensor_onnx.dispatch.scalar import expm1, log1p, register_kernel
 
-#: A float64 decomposition: the arithmetic helper and float64 input values.
+#: A decomposition: the arithmetic helper and input values of its dtype.
 Decomposition = Callable[..., ir.Value]
 
 
-def in_float64(
+def in_work_dtype(
     decomposition: Decomposition,
 ) -> Callable[[ONNXBuilder, list[ir.Value], str], ir.Value]:
-    """A scalar kernel computing ``decomposition`` in float64 and casting to the node dtype."""
+    """A scalar kernel computing ``decomposition`` in the :func:`~._numerics.work_dtype` of
+    the node dtype and casting to the node dtype."""
 
     def kernel(builder: ONNXBuilder, xs: list[ir.Value], dtype: str) -> ir.Value:
-        num = Num(builder, "float64")
-        wide = [builder.cast(x, "float64", dtype) for x in xs]
-        return builder.cast(decomposition(num, *wide), dtype, "float64")
+        work = work_dtype(builder, dtype)
+        num = Num(builder, work)
+        wide = [builder.cast(x, work, dtype) for x in xs]
+        return builder.cast(decomposition(num, *wide), dtype, work)
 
     return kernel
 
@@ -134,14 +138,14 @@ def _erfc_abs(num: Num, a: ir.Value) -> ir.Value:
 
 
 def erf64(num: Num, x: ir.Value) -> ir.Value:
-    """``erf(x)`` in float64."""
+    """``erf(x)`` in ``num.dtype``."""
     a = num.unary("Abs", x)
     large = num.mul(num.unary("Sign", x), num.sub(1.0, _erfc_abs(num, a)))
     return num.where(num.lt(a, 0.5), _erf_small(num, x), large)
 
 
 def erfc64(num: Num, x: ir.Value) -> ir.Value:
-    """``erfc(x)`` in float64, relatively accurate in the right tail."""
+    """``erfc(x)`` in ``num.dtype``, relatively accurate in the right tail."""
     a = num.unary("Abs", x)
     tail = _erfc_abs(num, a)
     large = num.where(num.lt(x, 0.0), num.sub(2.0, tail), tail)
@@ -149,7 +153,7 @@ def erfc64(num: Num, x: ir.Value) -> ir.Value:
 
 
 def erfcx64(num: Num, x: ir.Value) -> ir.Value:
-    """``erfcx(x) = exp(x**2) * erfc(x)`` in float64."""
+    """``erfcx(x) = exp(x**2) * erfc(x)`` in ``num.dtype``."""
     a = num.unary("Abs", x)
     positive = _erfcx_nonnegative(num, a)
     # erfcx(-a) = 2 exp(a**2) - erfcx(a); it overflows for a > 26.6.
@@ -178,14 +182,14 @@ def _erfcinv_tail(num: Num, q: ir.Value) -> ir.Value:
 
 
 def erfinv64(num: Num, y: ir.Value) -> ir.Value:
-    """``erfinv(y)`` in float64 (``1 - |y|`` is exact where the tail formula is used)."""
+    """``erfinv(y)`` in ``num.dtype`` (``1 - |y|`` is exact where the tail formula is used)."""
     a = num.unary("Abs", y)
     tail = num.mul(num.unary("Sign", y), _erfcinv_tail(num, num.sub(1.0, a)))
     return num.where(num.le(a, 0.5), _erfinv_central(num, y), tail)
 
 
 def erfcinv64(num: Num, q: ir.Value) -> ir.Value:
-    """``erfcinv(q)`` in float64, relatively accurate for tiny ``q``."""
+    """``erfcinv(q)`` in ``num.dtype``, relatively accurate for tiny ``q``."""
     upper = num.gt(q, 1.0)
     p = num.where(upper, num.sub(2.0, q), q)
     tail = num.negate_where(upper, _erfcinv_tail(num, p))
@@ -279,7 +283,7 @@ def _reflected(num: Num, x: ir.Value) -> tuple[ir.Value, ir.Value, ir.Value]:
 
 
 def gammaln64(num: Num, x: ir.Value) -> ir.Value:
-    """``log|Gamma(x)|`` in float64 (SciPy's ``gammaln``)."""
+    """``log|Gamma(x)|`` in ``num.dtype`` (SciPy's ``gammaln``)."""
     negative, z, r = _reflected(num, x)
     positive = _gammaln_nonnegative(num, z)
     # log|Gamma(x)| = log(pi / |sin(pi x)|) - gammaln(1 - x)
@@ -291,7 +295,7 @@ def gammaln64(num: Num, x: ir.Value) -> ir.Value:
 
 
 def gamma64(num: Num, x: ir.Value) -> ir.Value:
-    """``Gamma(x)`` in float64."""
+    """``Gamma(x)`` in ``num.dtype``."""
     negative = num.lt(x, 0.0)
     # Reflect through Gamma(1 - x) = z Gamma(z) with z = -x exact (1 - x is not, and Gamma
     # would amplify its rounding error by psi(1 - x)).
@@ -318,10 +322,14 @@ def gamma64(num: Num, x: ir.Value) -> ir.Value:
 
 
 def psi64(num: Num, x: ir.Value) -> ir.Value:
-    """The digamma function ``psi(x)`` in float64, relatively accurate at its positive zero."""
+    """The digamma function ``psi(x)`` in ``num.dtype``, relatively accurate at its positive
+    zero."""
     negative, z, r = _reflected(num, x)
     reduced = _Reduced(num, z)
     root_hi, root_lo = tables.DIGAMMA_ROOT
+    if num.dtype != "float64":  # the head must be exact in the dtype for the subtraction
+        head = float(np.float32(root_hi))
+        root_hi, root_lo = head, (root_hi - head) + root_lo
     # psi(1 + f) = (1 + f - x0) * R(f), with 1 + f - x0 = (f - (x0_hi - 1)) - x0_lo exactly.
     distance = num.sub(num.sub(reduced.f, root_hi - 1.0), root_lo)
     core = num.mul(distance, num.chebyshev(reduced.t, tables.DIGAMMA_CORE_CHEB))
@@ -344,7 +352,7 @@ def psi64(num: Num, x: ir.Value) -> ir.Value:
 
 
 def trigamma64(num: Num, x: ir.Value) -> ir.Value:
-    """``polygamma(1, x)`` in float64 (upward recurrence: a sum of positive terms)."""
+    """``polygamma(1, x)`` in ``num.dtype`` (upward recurrence: a sum of positive terms)."""
     negative, z, r = _reflected(num, x)
     total: ir.Value | float = 0.0
     y = z
@@ -384,7 +392,7 @@ def _cot_derivative_polynomial(n: int) -> list[int]:
 
 
 def polygamma64(num: Num, x: ir.Value, n: int) -> ir.Value:
-    """``polygamma(n, x)`` for a fixed order ``n >= 1`` in float64.
+    """``polygamma(n, x)`` for a fixed order ``n >= 1`` in ``num.dtype``.
 
     ``(-1)^(n+1) n! sum_{k<m} (x+k)^-(n+1)`` plus the asymptotic series at ``x + m >= 10 + 2n``
     (exact Bernoulli coefficients, as many terms as reach 1e-18), and for ``x < 0`` the
@@ -437,17 +445,19 @@ def _polygamma(op: psm.PolyGamma, node: Apply, builder: ONNXBuilder) -> list[ir.
     def decomposition(num: Num, x: ir.Value) -> ir.Value:
         return psi64(num, x) if n == 0 else polygamma64(num, x, n)
 
-    return [in_float64(decomposition)(builder, [builder.input(node, 1, dtype)], dtype)]
+    return [in_work_dtype(decomposition)(builder, [builder.input(node, 1, dtype)], dtype)]
 
 
 # ------------------------------------------------------ regularized incomplete gamma
-#: Relative size of the last series term / continued-fraction step that stops the loops (a
-#: few units in the last place: rounding can keep a converged Lentz step one ulp off 1).
-_LOOP_TOLERANCE = 2.0**-51
+#: Relative size of the last series term / continued-fraction step that stops the loops, in
+#: machine epsilons (a few units in the last place: rounding can keep a converged Lentz step
+#: one ulp off 1).
+_LOOP_TOLERANCE_EPS = 2.0
 #: Iteration cap of the loops; the series and the continued fraction need about
 #: ``9 * sqrt(a)`` steps next to ``x = a``, so ``a`` up to about 5e6 converges.
 _GAMMAINC_MAX_ITERATIONS = 20000
-_TINY = 1e-300
+#: A positive number far below any value the continued fraction meets, per dtype.
+_TINY = {"float64": 1e-300, "float32": 1e-30}
 
 
 #: ``1/3, 1/5, 1/7, ...``: ``log1p(t) = 2 atanh(u) = 2 (u + u^3/3 + u^5/5 + ...)`` with
@@ -507,7 +517,8 @@ def _gammaincc_small_a(
         power = body.mul(power, body.div(minus_x, n))
         term = body.div(power, body.add(a, n))
         total = body.add(total, term)
-        big = body.gt(body.unary("Abs", term), body.mul(body.unary("Abs", total), _LOOP_TOLERANCE))
+        tolerance = body.eps * _LOOP_TOLERANCE_EPS
+        big = body.gt(body.unary("Abs", term), body.mul(body.unary("Abs", total), tolerance))
         return [power, total, n], body.both(active, big)
 
     one = num.builder.op("Expand", [num.val(1.0), shape])
@@ -533,7 +544,8 @@ def _gammainc_pair(num: Num, a: ir.Value, x: ir.Value) -> tuple[ir.Value, ir.Val
     series_region = num.lt(x, num.add(a, 1.0))
     valid = num.both(num.gt(a, 0.0), num.gt(x, 0.0))
     prefix = _gammainc_prefix(num, a, x)
-    tolerance = _LOOP_TOLERANCE
+    tolerance = num.eps * _LOOP_TOLERANCE_EPS
+    tiny = _TINY[num.dtype]
 
     inv_a = builder.op("Expand", [num.div(1.0, a), shape])
     in_series = num.both(series_region, valid)
@@ -561,16 +573,16 @@ def _gammainc_pair(num: Num, a: ir.Value, x: ir.Value) -> tuple[ir.Value, ir.Val
         an = body.mul(body.unary("Neg", i), body.sub(i, a))
         b = body.add(b0, body.add(i, i))
         d = body.add(body.mul(an, d), b)
-        d = body.where(body.lt(body.unary("Abs", d), _TINY), _TINY, d)
+        d = body.where(body.lt(body.unary("Abs", d), tiny), tiny, d)
         c = body.add(b, body.div(an, c))
-        c = body.where(body.lt(body.unary("Abs", c), _TINY), _TINY, c)
+        c = body.where(body.lt(body.unary("Abs", c), tiny), tiny, c)
         d = body.div(1.0, d)
         delta = body.mul(d, c)
         h = body.mul(h, delta)
         big = body.gt(body.unary("Abs", body.sub(delta, 1.0)), tolerance)
         return [h, c, d, i], body.both(in_fraction, big)
 
-    c0 = builder.op("Expand", [num.val(1.0 / _TINY), shape])
+    c0 = builder.op("Expand", [num.val(1.0 / tiny), shape])
     h, _, _, _ = while_any(
         num,
         [d0, c0, d0, num.val(0.0)],
@@ -604,12 +616,12 @@ def _gammainc_pair(num: Num, a: ir.Value, x: ir.Value) -> tuple[ir.Value, ir.Val
 
 
 def gammainc64(num: Num, a: ir.Value, x: ir.Value) -> ir.Value:
-    """The regularized lower incomplete gamma function ``P(a, x)`` in float64."""
+    """The regularized lower incomplete gamma function ``P(a, x)`` in ``num.dtype``."""
     return _gammainc_pair(num, a, x)[0]
 
 
 def gammaincc64(num: Num, a: ir.Value, x: ir.Value) -> ir.Value:
-    """The regularized upper incomplete gamma function ``Q(a, x)`` in float64."""
+    """The regularized upper incomplete gamma function ``Q(a, x)`` in ``num.dtype``."""
     return _gammainc_pair(num, a, x)[1]
 
 
@@ -671,7 +683,7 @@ def _bessel_of_constant_order(
     dtype = variable_dtype(node.outputs[0])
     scaled, unscaled = _BESSEL_I[int(values[0])]
     decomposition = scaled if isinstance(op, psm.Ive) else unscaled
-    return [in_float64(decomposition)(builder, [builder.input(node, 1, dtype)], dtype)]
+    return [in_work_dtype(decomposition)(builder, [builder.input(node, 1, dtype)], dtype)]
 
 
 for _cls in optional_classes(psm, "Ive", "Iv"):  # PyTensor 3 builds iv from ive
@@ -694,12 +706,12 @@ _DECOMPOSED: list[tuple[type, Decomposition]] = [
     (psm.GammaIncC, gammaincc64),
 ]
 for _cls, _decomposition in _DECOMPOSED:
-    register_kernel(_cls)(in_float64(_decomposition))
+    register_kernel(_cls)(in_work_dtype(_decomposition))
 
 
 # PyMC's own exponentially scaled Bessel ops (VonMises and Rice logp), registered when met.
 def _kernel_registrar(decomposition: Decomposition) -> Callable[[type], object]:
-    return lambda cls: register_kernel(cls)(in_float64(decomposition))
+    return lambda cls: register_kernel(cls)(in_work_dtype(decomposition))
 
 
 for _name, _decomposition in [("I0e", i0e64), ("I1e", i1e64)]:

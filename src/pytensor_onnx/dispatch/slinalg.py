@@ -21,6 +21,7 @@ from pytensor.tensor import subtensor
 
 from pytensor_onnx.builder import ONNXBuilder, variable_dtype
 from pytensor_onnx.dispatch import linalg as la
+from pytensor_onnx.dispatch._numerics import work_dtype
 from pytensor_onnx.dispatch.basic import UnsupportedOpError, onnx_funcify, optional_classes
 from pytensor_onnx.dispatch.blockwise import onnx_funcify_blockwise
 
@@ -367,10 +368,6 @@ def _block_diagonal(op: Any, node: Apply, builder: ONNXBuilder) -> Values:
     return [builder.op("Concat", padded, {"axis": -2})]
 
 
-#: The dtype the matrix exponential is computed in (float32 results are rounded from it).
-EXPM_DTYPE = "float64"
-
-
 @register_core_and_batched(linalg_class("Expm"))
 def _expm(op: Any, node: Apply, builder: ONNXBuilder) -> Values:
     dtype = variable_dtype(node.outputs[0])
@@ -379,7 +376,10 @@ def _expm(op: Any, node: Apply, builder: ONNXBuilder) -> Values:
         raise UnsupportedOpError.for_node(
             node, f"Expm with output dtype {dtype}: PyTensor computes floats (SciPy's expm)"
         )
-    a = builder.input(node, 0, EXPM_DTYPE)
+    # Computed in float64 (float32 results rounded from it), in float32 in float32-only
+    # exports.
+    work = work_dtype(builder, dtype)
+    a = builder.input(node, 0, work)
     n = matrix_size(builder, node, a)
-    result = la.expm(builder, a, n, node.inputs[0].type.ndim, EXPM_DTYPE)
-    return [builder.cast(result, dtype, EXPM_DTYPE)]
+    result = la.expm(builder, a, n, node.inputs[0].type.ndim, work)
+    return [builder.cast(result, dtype, work)]
