@@ -187,6 +187,19 @@ class RandomStream:
 Proposal = Callable[[Num, RandomStream, ir.Value, list[ir.Value]], tuple[ir.Value, ir.Value]]
 
 
+def round_words(
+    builder: ONNXBuilder, round_: ir.Value, per_round: int, offset: int = 0
+) -> list[ir.Value]:
+    """The words ``per_round * r + offset + i`` (``i < per_round``) of rejection round ``r``:
+    every round draws words of its own."""
+    start = builder.op("Mul", [round_, builder.scalar(per_round, "int64")])
+    if offset:
+        start = builder.op("Add", [start, builder.scalar(offset, "int64")])
+    return [start] + [
+        builder.op("Add", [start, builder.scalar(i, "int64")]) for i in range(1, per_round)
+    ]
+
+
 def rejection_sample(
     stream: RandomStream,
     params: list[ir.Value],

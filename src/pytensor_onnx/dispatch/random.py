@@ -30,7 +30,7 @@ from pytensor.tensor.type_other import NoneTypeT
 from pytensor_onnx.builder import ONNXBuilder, variable_dtype
 from pytensor_onnx.dispatch._loop import Carry, ScanOut, fori_loop, while_any
 from pytensor_onnx.dispatch._numerics import Num
-from pytensor_onnx.dispatch._random import RandomStream, rejection_sample
+from pytensor_onnx.dispatch._random import RandomStream, rejection_sample, round_words
 from pytensor_onnx.dispatch.basic import Refusal, onnx_funcify
 from pytensor_onnx.dispatch.linalg import cholesky, size_of
 from pytensor_onnx.dispatch.scalar import acos64, expm1, log1p
@@ -113,9 +113,7 @@ def log_standard_gamma(num: Num, stream: RandomStream, shape: ir.Value) -> ir.Va
         d = body.sub(body.where(body.lt(a, 1.0), body.add(a, 1.0), a), 1.0 / 3.0)
         c = body.div(1.0, body.unary("Sqrt", body.mul(9.0, d)))
         b = body.builder
-        first = b.op("Add", [b.op("Mul", [round_, b.scalar(3, "int64")]), b.scalar(1, "int64")])
-        second = b.op("Add", [first, b.scalar(1, "int64")])
-        third = b.op("Add", [first, b.scalar(2, "int64")])
+        first, second, third = round_words(b, round_, 3, offset=1)
         x = box_muller(body, inner.uniform(first, open_interval=True), inner.uniform(second))
         t = body.add(1.0, body.mul(c, x))
         v = body.mul(body.mul(t, t), t)
@@ -249,8 +247,7 @@ def _poisson_ptrs(num: Num, stream: RandomStream, rate: ir.Value) -> ir.Value:
     ) -> tuple[ir.Value, ir.Value]:
         (lam,) = params
         b = body.builder
-        first = b.op("Mul", [round_, b.scalar(2, "int64")])
-        second = b.op("Add", [first, b.scalar(1, "int64")])
+        first, second = round_words(b, round_, 2)
         slam = body.unary("Sqrt", lam)
         big_b = body.add(0.931, body.mul(2.53, slam))
         big_a = body.add(-0.059, body.mul(0.02483, big_b))
@@ -340,8 +337,7 @@ def _binomial_btrs(num: Num, stream: RandomStream, n: ir.Value, p: ir.Value) -> 
     ) -> tuple[ir.Value, ir.Value]:
         trials, prob = params
         b = body.builder
-        first = b.op("Mul", [round_, b.scalar(2, "int64")])
-        second = b.op("Add", [first, b.scalar(1, "int64")])
+        first, second = round_words(b, round_, 2)
         q = body.sub(1.0, prob)
         spq = body.unary("Sqrt", body.mul(trials, body.mul(prob, q)))
         big_b = body.add(1.15, body.mul(2.53, spq))
@@ -414,8 +410,7 @@ def _vonmises(num: Num, stream: RandomStream, params: list[ir.Value]) -> ir.Valu
     ) -> tuple[ir.Value, ir.Value]:
         (k,) = gathered
         b = body.builder
-        first = b.op("Mul", [round_, b.scalar(2, "int64")])
-        second = b.op("Add", [first, b.scalar(1, "int64")])
+        first, second = round_words(b, round_, 2)
         r = body.add(1.0, body.unary("Sqrt", body.add(1.0, body.mul(4.0, body.mul(k, k)))))
         rho = body.div(body.sub(r, body.unary("Sqrt", body.mul(2.0, r))), body.mul(2.0, k))
         s_mid = body.div(body.add(1.0, body.mul(rho, rho)), body.mul(2.0, rho))
