@@ -400,3 +400,11 @@ def test_a_closed_pipe_ends_quietly(model_path: Path) -> None:
     assert reader.stdin is not None
     reader.stdin.close()
     assert "BrokenPipeError" not in writer.stderr and "Traceback" not in writer.stderr
+
+
+def test_license_is_an_spdx_expression_with_its_file() -> None:
+    # The TOML-table form is deprecated by setuptools (removal announced for 2027-02).
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["license"] == "BSD-3-Clause"
+    assert project["license-files"] == ["LICENSE"]
+    assert "BSD 3-Clause License" in (ROOT / "LICENSE").read_text()
