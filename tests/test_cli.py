@@ -178,8 +178,35 @@ def test_run_with_wrong_dtype_fails(
         "-i",
         f"k={tmp_path / 'k.npy'}",
     ]
-    assert main(args) == EXIT_FAILED
-    assert "error" in capsys.readouterr().err
+    assert main(args) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "input x: the model takes float64, the file holds float32" in err
+    assert "\x1b[" not in err  # no coloured ONNX Runtime log line
+
+
+def test_run_names_the_input_of_a_wrong_shape(
+    model_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    np.save(tmp_path / "x.npy", np.zeros((2, 4)))
+    np.save(tmp_path / "k.npy", np.array(1, dtype=np.int64))
+    args = [
+        "run",
+        str(model_path),
+        "-i",
+        f"x={tmp_path / 'x.npy'}",
+        "-i",
+        f"k={tmp_path / 'k.npy'}",
+    ]
+    assert main(args) == EXIT_USAGE
+    assert "input x: the model takes shape (?, 3), the file holds (2, 4)" in capsys.readouterr().err
+
+
+def test_run_refuses_inputs_that_are_not_npy_files(
+    model_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "x.txt").write_text("1 2 3\n")
+    assert main(["run", str(model_path), "-i", f"x={tmp_path / 'x.txt'}"]) == EXIT_USAGE
+    assert "is not a .npy file (write it with np.save)" in capsys.readouterr().err
 
 
 _MODULE = textwrap.dedent(

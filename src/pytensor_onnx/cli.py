@@ -119,11 +119,44 @@ def _parse_inputs(specs: Sequence[str]) -> dict[str, np.ndarray]:
         name, sep, file = spec.partition("=")
         if not sep or not name or not file:
             raise UsageError(f"--input {spec!r}: expected NAME=FILE.npy")
+        path = _existing_file(file)
+        with open(path, "rb") as handle:
+            if handle.read(6) != b"\x93NUMPY":
+                raise UsageError(
+                    f"--input {spec!r}: {file} is not a .npy file (write it with np.save)"
+                )
         try:
-            values[name] = np.load(_existing_file(file), allow_pickle=False)
+            values[name] = np.load(path, allow_pickle=False)
         except ValueError as err:
             raise UsageError(f"--input {spec!r}: cannot read {file}: {err}") from err
     return values
+
+
+def _check_feeds(model_path: str, values: dict[str, np.ndarray]) -> None:
+    """Name the input whose dtype or shape does not fit the model (ONNX Runtime's own message
+    names an internal node)."""
+    import onnx
+
+    model = onnx.load(model_path, load_external_data=False)
+    for inp in model.graph.input:
+        if inp.name not in values:
+            continue
+        tensor_type = inp.type.tensor_type
+        expected = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(tensor_type.elem_type))
+        value = values[inp.name]
+        if value.dtype != expected:
+            raise UsageError(
+                f"input {inp.name}: the model takes {expected}, the file holds {value.dtype}"
+            )
+        dims = [d.dim_value if d.HasField("dim_value") else None for d in tensor_type.shape.dim]
+        if tensor_type.HasField("shape") and (
+            len(dims) != value.ndim
+            or any(d is not None and d != n for d, n in zip(dims, value.shape, strict=True))
+        ):
+            wanted = "(" + ", ".join("?" if d is None else str(d) for d in dims) + ")"
+            raise UsageError(
+                f"input {inp.name}: the model takes shape {wanted}, the file holds {value.shape}"
+            )
 
 
 class RunTimeout(Exception):
@@ -160,7 +193,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     path = os.fspath(_model_file(args.model))
     values = _parse_inputs(args.input)
-    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # errors are reported by this command, not ORT's log
+    session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
     expected = {i.name: i for i in session.get_inputs()}
     unknown = sorted(set(values) - set(expected))
     missing = sorted(set(expected) - set(values))
@@ -171,6 +206,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if unknown:
             parts.append(f"the model has no input {', '.join(unknown)}")
         raise UsageError("; ".join(parts) + f" (model inputs: {', '.join(expected)})")
+    _check_feeds(path, values)
     outputs = _run_with_timeout(session, values, args.timeout)
     out_dir = Path(args.output_dir) if args.output_dir else None
     names = [meta.name for meta in session.get_outputs()]
