@@ -472,3 +472,12 @@ def test_an_input_given_twice_is_refused() -> None:
     x = pt.vector("x")
     with pytest.raises(ValueError, match=r"inputs \['x'\] are given more than once"):
         export_onnx([x, x], [x + 1])
+
+
+def test_unsupported_op_error_points_at_the_line_applying_the_op() -> None:
+    x = pt.vector("x")
+    y = _Mystery()(x)  # the line the error must name, not _Mystery.make_node
+    with pytest.raises(UnsupportedOpError) as info:
+        export_onnx([x], [y])
+    assert "y = _Mystery()(x)  # the line the error must name" in str(info.value)
+    assert " in make_node: " not in str(info.value)

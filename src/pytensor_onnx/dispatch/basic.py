@@ -63,9 +63,16 @@ _LIBRARY_DIRS = (
 def _node_origin(node: Apply) -> str:
     """The user code line that created ``node``, from PyTensor's creation trace.
 
-    Frames inside PyTensor and this package are skipped; nodes made by rewrites have no
-    user frame and get an empty string.
+    Frames inside PyTensor and this package are skipped, and so are the Op's own methods
+    (a custom Op's ``make_node`` is not where the user applied it); nodes made by rewrites
+    have no user frame and get an empty string.
     """
+    op_methods = {
+        (code.co_filename, code.co_name)
+        for cls in type(node.op).__mro__
+        for attr in vars(cls).values()
+        if (code := getattr(attr, "__code__", None)) is not None
+    }
     for out in node.outputs:
         trace = getattr(out.tag, "trace", None)
         if not trace:
@@ -73,7 +80,7 @@ def _node_origin(node: Apply) -> str:
         frames = trace[-1] if isinstance(trace[0], (list, traceback.StackSummary)) else trace
         for frame in reversed(list(frames)):
             filename, lineno, name, line = tuple(frame)[:4]
-            if not str(filename).startswith(_LIBRARY_DIRS):
+            if not str(filename).startswith(_LIBRARY_DIRS) and (filename, name) not in op_methods:
                 return f"{filename}:{lineno} in {name}: {line}"
     return ""
 
