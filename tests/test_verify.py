@@ -322,3 +322,12 @@ def test_intermediates_skip_uninitialized_scan_buffers() -> None:
     report = verify(([x, decay], outputs), values, intermediates=True, mode=REFERENCE_MODE)
     assert report.passed, str(report)
     assert report.intermediates_checked > 5
+
+
+def test_intermediates_print_no_onnx_runtime_log_lines(capfd: pytest.CaptureFixture[str]) -> None:
+    x = pt.matrix("x")
+    w = pytensor.shared(np.ones((3, 4)), name="w")
+    b = pytensor.shared(np.zeros(4), name="b")
+    y = pt.special.softmax(pt.maximum(x @ w + b, 0), axis=-1)
+    assert verify(([x], [y]), [np.ones((2, 3))], intermediates=True).passed
+    assert "onnxruntime" not in capfd.readouterr().err

@@ -276,7 +276,9 @@ def _model_for_runtimes(model: onnx.ModelProto | PathLike) -> tuple[onnx.ModelPr
 def _ort_session(source: str | bytes) -> Any:
     import onnxruntime as ort
 
-    return ort.InferenceSession(source, providers=["CPUExecutionProvider"])
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # errors only: optimizer notes are not the user's concern
+    return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
 
 
 def _reference_evaluator(model: onnx.ModelProto | PathLike) -> Any:
