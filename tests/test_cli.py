@@ -221,6 +221,8 @@ _MODULE = textwrap.dedent(
     compiled = pytensor.function([x], y)
     graph = ([x], [y, y.sum()])
     not_a_graph = 42
+    m = pt.matrix("m")
+    projection = ([m], [m @ pytensor.shared(np.ones((4, 2)), name="p")])
     """
 )
 
@@ -435,3 +437,22 @@ def test_license_is_an_spdx_expression_with_its_file() -> None:
     assert project["license"] == "BSD-3-Clause"
     assert project["license-files"] == ["LICENSE"]
     assert "BSD 3-Clause License" in (ROOT / "LICENSE").read_text()
+
+
+def test_export_verify_with_given_inputs(
+    module_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # m @ p with p of shape (4, 2): random inputs with unknown dims of length 3 cannot fit.
+    out = str(module_dir / "p.onnx")
+    assert main(["export", "cli_demo_module:projection", out, "--verify"]) == EXIT_FAILED
+    capsys.readouterr()
+    np.save(tmp_path / "m.npy", np.ones((5, 4)))
+    args = [
+        "export",
+        "cli_demo_module:projection",
+        out,
+        "--verify-input",
+        f"m={tmp_path / 'm.npy'}",
+    ]
+    assert main(args) == EXIT_OK
+    assert "wrote" in capsys.readouterr().out and Path(out).exists()

@@ -113,22 +113,22 @@ def cmd_check(args: argparse.Namespace) -> int:
     return EXIT_OK if ok else EXIT_FAILED
 
 
-def _parse_inputs(specs: Sequence[str]) -> dict[str, np.ndarray]:
+def _parse_inputs(specs: Sequence[str], option: str = "--input") -> dict[str, np.ndarray]:
     values = {}
     for spec in specs:
         name, sep, file = spec.partition("=")
         if not sep or not name or not file:
-            raise UsageError(f"--input {spec!r}: expected NAME=FILE.npy")
+            raise UsageError(f"{option} {spec!r}: expected NAME=FILE.npy")
         path = _existing_file(file)
         with open(path, "rb") as handle:
             if handle.read(6) != b"\x93NUMPY":
                 raise UsageError(
-                    f"--input {spec!r}: {file} is not a .npy file (write it with np.save)"
+                    f"{option} {spec!r}: {file} is not a .npy file (write it with np.save)"
                 )
         try:
             values[name] = np.load(path, allow_pickle=False)
         except ValueError as err:
-            raise UsageError(f"--input {spec!r}: cannot read {file}: {err}") from err
+            raise UsageError(f"{option} {spec!r}: cannot read {file}: {err}") from err
     return values
 
 
@@ -274,13 +274,16 @@ def cmd_export(args: argparse.Namespace) -> int:
             "or an (inputs, outputs) pair"
         )
     external = {"auto": None, "always": True, "never": False}[args.external_data]
+    verify: bool | dict[str, np.ndarray] = args.verify
+    if args.verify_input:
+        verify = _parse_inputs(args.verify_input, option="--verify-input")
     export_onnx(
         *call_args,
         opset=args.opset,
         float32=args.float32,
         external_data=external,
         external_data_threshold=args.external_data_threshold,
-        verify=args.verify,
+        verify=verify,
         provenance=args.provenance,
         ir_version=args.ir_version,
     )
@@ -383,8 +386,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--verify",
         action="store_true",
-        help="compare with PyTensor on random inputs before writing (needs static input "
-        "shapes or graphs valid for dims of length 3)",
+        help="compare with PyTensor on random inputs before writing (unknown dims get "
+        "length 3; use --verify-input when the graph needs other lengths)",
+    )
+    p.add_argument(
+        "--verify-input",
+        action="append",
+        default=[],
+        metavar="NAME=FILE.npy",
+        help="verify with this value of input NAME (repeat for each input; implies --verify)",
     )
     p.add_argument(
         "--provenance", action="store_true", help="record PyTensor op and variable on each node"
