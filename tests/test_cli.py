@@ -456,3 +456,14 @@ def test_export_verify_with_given_inputs(
     ]
     assert main(args) == EXIT_OK
     assert "wrote" in capsys.readouterr().out and Path(out).exists()
+
+
+def test_export_shows_where_the_users_module_failed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    script = tmp_path / "broken_model.py"
+    script.write_text("import numpy as np\n\nvalue = 1\nweights = np.ones(3) @ np.ones(4)\n")
+    assert main(["export", f"{script}:weights", str(tmp_path / "m.onnx")]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "importing" in err and "ValueError" in err
+    assert f"{script}:4 in <module>: weights = np.ones(3) @ np.ones(4)" in err

@@ -230,24 +230,43 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _user_code_error(module_name: str, err: BaseException) -> str:
+    """An error raised while importing the user's module, with the user's code lines."""
+    import traceback
+
+    frames = [
+        frame
+        for frame in traceback.extract_tb(err.__traceback__)
+        if "importlib" not in frame.filename and not frame.filename.endswith("cli.py")
+    ]
+    where = "".join(f"\n  {f.filename}:{f.lineno} in {f.name}: {f.line}" for f in frames)
+    return f"importing {module_name!r} failed: {type(err).__name__}: {err}{where}"
+
+
 def _load_attribute(spec: str) -> Any:
     """The object named by ``module:attr`` or ``path/to/file.py:attr`` (attr may be dotted)."""
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
         raise UsageError(f"{spec!r}: expected MODULE:ATTRIBUTE or FILE.py:ATTRIBUTE")
-    if module_name.endswith(".py"):
-        file = _existing_file(module_name)
-        module_spec = importlib.util.spec_from_file_location(file.stem, file)
-        assert module_spec is not None and module_spec.loader is not None
-        module = importlib.util.module_from_spec(module_spec)
-        module_spec.loader.exec_module(module)
-    else:
-        if os.getcwd() not in sys.path:
-            sys.path.insert(0, os.getcwd())
-        try:
+    try:
+        if module_name.endswith(".py"):
+            file = _existing_file(module_name)
+            module_spec = importlib.util.spec_from_file_location(file.stem, file)
+            assert module_spec is not None and module_spec.loader is not None
+            module = importlib.util.module_from_spec(module_spec)
+            module_spec.loader.exec_module(module)
+        else:
+            if os.getcwd() not in sys.path:
+                sys.path.insert(0, os.getcwd())
             module = importlib.import_module(module_name)
-        except ModuleNotFoundError as err:
+    except ModuleNotFoundError as err:
+        if err.name and module_name.startswith(err.name):
             raise UsageError(f"cannot import {module_name!r}: {err}") from err
+        raise UsageError(_user_code_error(module_name, err)) from err
+    except UsageError:
+        raise
+    except Exception as err:
+        raise UsageError(_user_code_error(module_name, err)) from err
     obj: Any = module
     for part in attr.split("."):
         if not hasattr(obj, part):
