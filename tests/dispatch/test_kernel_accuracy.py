@@ -177,6 +177,7 @@ NOT_ELEMENTWISE = frozenset(
         "And",
         "ArgMax",
         "ArgMin",
+        "BitShift",
         "BitwiseAnd",
         "BitwiseNot",
         "BitwiseOr",
