@@ -38,10 +38,11 @@ _INVALID = frozenset({Outcome.INVALID_MODEL})
 
 #: The defects of issue #13 fixed on another branch; keep this list tiny and explicit.
 KNOWN_DEFECTS: tuple[KnownDefect, ...] = (
-    # cumsum of bool/int8/int16/int32 keeps the Op's dtype; every PyTensor backend gives int64.
+    # cumsum (and cumprod, the same CumOp converter) of bool/int8/int16/int32 keeps the
+    # Op's dtype; every PyTensor backend gives int64.
     KnownDefect(
         "#13 cumsum of small ints",
-        re.compile(r"cumulative:cumsum:(bool|u?int(8|16|32))"),
+        re.compile(r"cumulative:cum(sum|prod):(bool|u?int(8|16|32))"),
         _WRONG,
         re.compile(r"dtype \w+ != int64"),
     ),
@@ -57,14 +58,21 @@ KNOWN_DEFECTS: tuple[KnownDefect, ...] = (
         "#13 0-size set/inc_subtensor",
         re.compile(r"(subtensor|advanced):(set|inc)"),
         frozenset({Outcome.INVALID_MODEL, Outcome.RUN_FAILURE}),
-        re.compile(r"Reshape.*(Invalid position of 0|product of 0|cannot be reshaped)"),
+        re.compile(r"Reshape.*(position of 0|product of 0|cannot be reshaped|value zero exceeds)"),
     ),
     # arithmetic on bool tensors (b * b, b // b, b % b, square(b)).
     KnownDefect(
         "#13 bool arithmetic",
-        re.compile(r"unary:\w+:bool|binary:\w+:b"),
+        re.compile(r"unary:\w+:bool|binary:\w+:b|cumulative:cumprod:bool"),
         _INVALID,
         re.compile(r"unsupported type: tensor\(bool\)"),
+    ),
+    # integer/bool sum/prod/mean with a 0-size result: Reshape with 0 and -1.
+    KnownDefect(
+        "#13 0-size integer reduction",
+        re.compile(r"reduce:(sum|prod|mean):(bool|u?int\d+)"),
+        frozenset({Outcome.INVALID_MODEL, Outcome.RUN_FAILURE}),
+        re.compile(r"Reshape"),
     ),
     # int ** int computed through float64.
     KnownDefect("#13 integer pow", re.compile(r"binary:pow:i"), _WRONG),
