@@ -8,7 +8,11 @@ compares every output: dtype, shape and values.
 
 from __future__ import annotations
 
+import enum
+import traceback
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,6 +24,7 @@ from onnx.reference import ReferenceEvaluator
 from pytensor.compile.mode import Mode
 from pytensor.graph.basic import Variable
 
+import pytensor_onnx
 from pytensor_onnx import DEFAULT_OPSET, export_onnx, newest_runtime_opset
 from pytensor_onnx.builder import PORTABLE_REPLACEMENTS
 
@@ -159,3 +164,189 @@ def compare_onnx_and_py(
                 assert_matches(got, want, rtol, atol, f"onnx.reference, opset {opset}, output {i}")
     assert model is not None
     return model
+
+
+class Outcome(enum.Enum):
+    """How a differential check of one graph ended."""
+
+    PASSED = "passed"
+    CLEAN_REFUSAL = "clean refusal"
+    PYTENSOR_RAISES = "PyTensor raises"
+    WRONG_VALUES = "wrong values"
+    INVALID_MODEL = "invalid model"
+    RUN_FAILURE = "run-time failure"
+
+    @property
+    def failed(self) -> bool:
+        """Whether the outcome is a defect of the export (not a pass, refusal or skip)."""
+        return self in (Outcome.WRONG_VALUES, Outcome.INVALID_MODEL, Outcome.RUN_FAILURE)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The outcome of :func:`differential_check`, the backend concerned and the error."""
+
+    outcome: Outcome
+    backend: str = ""
+    detail: str = ""
+
+    def __str__(self) -> str:
+        return (
+            f"{self.outcome.value} ({self.backend}): {self.detail}"
+            if self.backend
+            else (f"{self.outcome.value}: {self.detail}" if self.detail else self.outcome.value)
+        )
+
+
+#: Rounding-error budget per operation of a graph, in units of the output dtype's epsilon.
+ULPS_PER_OPERATION = 16
+
+_PACKAGE_DIR = Path(pytensor_onnx.__file__).parent
+
+
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error) else ''}"
+
+
+def _is_clean_refusal(error: BaseException) -> bool:
+    """An ``UnsupportedOpError``/``NotImplementedError``, or a ``TypeError``/``ValueError``
+    that pytensor-onnx itself raises (the documented input checks), not one from ONNX."""
+    if isinstance(error, NotImplementedError):
+        return True
+    if not isinstance(error, TypeError | ValueError):
+        return False
+    frames = traceback.extract_tb(error.__traceback__)
+    return bool(frames) and Path(frames[-1].filename).is_relative_to(_PACKAGE_DIR)
+
+
+def fuzz_tolerances(dtype: np.dtype[Any], operations: int, scale: float) -> tuple[float, float]:
+    """``(rtol, atol)`` for an output of a graph of ``operations`` operations.
+
+    Each operation may add a few ulps of relative error (``ULPS_PER_OPERATION``), and a
+    cancellation (``a + b - a``) turns the rounding error of its operands into an absolute
+    error of the operands' magnitude: ``atol`` is ``rtol`` times ``scale``, the largest
+    finite magnitude among the graph's float inputs and intermediate values.  Integers and
+    bools are exact.
+    """
+    dtype = np.dtype(dtype)
+    if dtype.kind != "f":
+        return 0.0, 0.0
+    rtol = ULPS_PER_OPERATION * max(operations, 1) * float(np.finfo(dtype).eps)
+    return rtol, rtol * scale
+
+
+def _scale(values: Sequence[Any]) -> float:
+    """The largest finite magnitude among float ``values`` (0 if none)."""
+    finite = [
+        np.abs(v[np.isfinite(v)]).max(initial=0.0)
+        for v in map(np.asarray, values)
+        if v.dtype.kind == "f" and v.size
+    ]
+    return float(max(finite, default=0.0))
+
+
+def differential_check(
+    inputs: Sequence[Variable],
+    outputs: Sequence[Variable],
+    values: Sequence[Any],
+    *,
+    operations: int,
+    intermediates: Sequence[Variable] = (),
+    opset: int = DEFAULT_OPSET,
+) -> Verdict:
+    """Run a graph in PyTensor and in every ONNX path, and classify the result.
+
+    The paths are ``export_onnx`` + ONNX Runtime, the same model in ``onnx.reference`` and
+    ``pytensor.function(..., mode="ONNX")``, each compared with PyTensor's evaluation
+    (``REFERENCE_MODE``): dtypes and shapes exactly, integers and bools exactly, floats
+    NaN- and inf-aware within :func:`fuzz_tolerances`.  A path that differs from
+    ``REFERENCE_MODE`` but matches PyTensor's default mode passes (the two PyTensor
+    evaluations disagree on some edge values; the default mode is compiled only then).
+
+    Parameters
+    ----------
+    inputs, outputs
+        The symbolic graph.
+    values
+        One value per input.
+    operations
+        The number of operations in the graph (the rounding-error budget).
+    intermediates
+        Float intermediate variables, whose magnitudes set the absolute tolerance.
+    opset
+        The opset to export at.
+
+    Returns
+    -------
+    Verdict
+        ``PYTENSOR_RAISES`` if PyTensor cannot evaluate the graph; ``CLEAN_REFUSAL`` if the
+        export refuses it with ``NotImplementedError`` or its own ``TypeError``/``ValueError``;
+        otherwise the first failure (``INVALID_MODEL``: the export, checker or ONNX Runtime
+        load fails; ``RUN_FAILURE``: a run fails; ``WRONG_VALUES``) or ``PASSED``.
+    """
+    values = [np.asarray(v) for v in values]
+    try:
+        fn = pytensor.function(
+            list(inputs),
+            [*outputs, *intermediates],
+            mode=REFERENCE_MODE,
+            on_unused_input="ignore",
+        )
+        results = [np.asarray(r) for r in fn(*values)]
+    except Exception as error:
+        return Verdict(Outcome.PYTENSOR_RAISES, "pytensor", _describe(error))
+    expected = results[: len(outputs)]
+    scale = _scale([*values, *results])
+
+    def differs(got: Sequence[Any], want: Sequence[Any]) -> str | None:
+        for i, (actual, wanted) in enumerate(zip(got, want, strict=True)):
+            rtol, atol = fuzz_tolerances(wanted.dtype, operations, scale)
+            try:
+                assert_matches(actual, wanted, rtol, atol, f"output {i}")
+            except AssertionError as error:
+                return str(error).strip()
+        return None
+
+    def mismatch(got: Sequence[Any], backend: str) -> Verdict | None:
+        if (difference := differs(got, expected)) is None:
+            return None
+        # PyTensor's Python implementations and its default (C/Numba) backend disagree on
+        # some edge values (softmax of [-inf]: 1 and nan): matching the default is a pass.
+        try:
+            default = pytensor.function(list(inputs), list(outputs), on_unused_input="ignore")
+            agrees = differs(got, [np.asarray(r) for r in default(*values)]) is None
+        except Exception:  # the default mode cannot compile or run it: no second opinion
+            agrees = False
+        return None if agrees else Verdict(Outcome.WRONG_VALUES, backend, difference)
+
+    try:
+        model = export_onnx(list(inputs), list(outputs), opset=opset)
+    except Exception as error:
+        outcome = Outcome.CLEAN_REFUSAL if _is_clean_refusal(error) else Outcome.INVALID_MODEL
+        return Verdict(outcome, "export_onnx", _describe(error))
+    feeds = {inp.name: val for inp, val in zip(model.graph.input, values, strict=False)}
+    try:
+        session = ort_session(model)
+    except Exception as error:
+        return Verdict(Outcome.INVALID_MODEL, "onnxruntime load", _describe(error))
+    for backend, run in (
+        ("onnxruntime", lambda: session.run(None, feeds)),
+        ("onnx.reference", lambda: ReferenceEvaluator(model).run(None, feeds)),
+    ):
+        try:
+            got = run()
+        except Exception as error:
+            return Verdict(Outcome.RUN_FAILURE, backend, _describe(error))
+        if verdict := mismatch(got, backend):
+            return verdict
+    try:
+        onnx_fn = pytensor.function(
+            list(inputs), list(outputs), mode="ONNX", on_unused_input="ignore"
+        )
+    except Exception as error:
+        return Verdict(Outcome.INVALID_MODEL, 'mode="ONNX" compile', _describe(error))
+    try:
+        got = onnx_fn(*values)
+    except Exception as error:
+        return Verdict(Outcome.RUN_FAILURE, 'mode="ONNX"', _describe(error))
+    return mismatch(got, 'mode="ONNX"') or Verdict(Outcome.PASSED)
