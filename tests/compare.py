@@ -8,7 +8,10 @@ compares every output: dtype, shape and values.
 
 from __future__ import annotations
 
+import contextlib
 import enum
+import signal
+import threading
 import traceback
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -245,6 +248,37 @@ def _scale(values: Sequence[Any]) -> float:
     return float(max(finite, default=0.0))
 
 
+#: Seconds PyTensor may take to compile and evaluate a generated graph.  PyTensor 2.38's
+#: rewriter loops forever on some graphs (``local_log_sum_exp`` rebuilding its own output);
+#: such a graph is one PyTensor cannot evaluate, not an export defect.
+PYTENSOR_TIME_LIMIT = 20
+
+
+class TimeLimitExceeded(BaseException):
+    """Raised by :func:`_time_limit`; not an ``Exception``, so that PyTensor's rewriters, which
+    report and skip failing rewrites, do not swallow it."""
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: int) -> Iterator[None]:
+    """Raise :class:`TimeLimitExceeded` in the main thread after ``seconds`` (no limit in
+    other threads)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum: int, frame: object) -> None:
+        raise TimeLimitExceeded(f"did not finish in {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def differential_check(
     inputs: Sequence[Variable],
     outputs: Sequence[Variable],
@@ -286,14 +320,15 @@ def differential_check(
     """
     values = [np.asarray(v) for v in values]
     try:
-        fn = pytensor.function(
-            list(inputs),
-            [*outputs, *intermediates],
-            mode=REFERENCE_MODE,
-            on_unused_input="ignore",
-        )
-        results = [np.asarray(r) for r in fn(*values)]
-    except Exception as error:
+        with _time_limit(PYTENSOR_TIME_LIMIT):
+            fn = pytensor.function(
+                list(inputs),
+                [*outputs, *intermediates],
+                mode=REFERENCE_MODE,
+                on_unused_input="ignore",
+            )
+            results = [np.asarray(r) for r in fn(*values)]
+    except (Exception, TimeLimitExceeded) as error:
         return Verdict(Outcome.PYTENSOR_RAISES, "pytensor", _describe(error))
     expected = results[: len(outputs)]
     scale = _scale([*values, *results])
@@ -313,9 +348,10 @@ def differential_check(
         # PyTensor's Python implementations and its default (C/Numba) backend disagree on
         # some edge values (softmax of [-inf]: 1 and nan): matching the default is a pass.
         try:
-            default = pytensor.function(list(inputs), list(outputs), on_unused_input="ignore")
-            agrees = differs(got, [np.asarray(r) for r in default(*values)]) is None
-        except Exception:  # the default mode cannot compile or run it: no second opinion
+            with _time_limit(PYTENSOR_TIME_LIMIT):
+                default = pytensor.function(list(inputs), list(outputs), on_unused_input="ignore")
+                agrees = differs(got, [np.asarray(r) for r in default(*values)]) is None
+        except (Exception, TimeLimitExceeded):  # no second opinion from the default mode
             agrees = False
         return None if agrees else Verdict(Outcome.WRONG_VALUES, backend, difference)
 
