@@ -33,7 +33,7 @@ setup_env() {  # setup_env NAME PYTHON_VERSION PIP_SPECS...
         $python -m venv "$venv"
     fi
     "$venv/bin/python" -m pip install --quiet --upgrade pip
-    "$venv/bin/python" -m pip install --quiet -e ".[test,pymc,demo]" "$@"
+    "$venv/bin/python" -m pip install --quiet -e ".[test,pymc,demo,runtimes]" "$@"
 }
 
 status=0
