@@ -165,10 +165,22 @@ def test_run_input_errors(
     assert "the model has no input z" in capsys.readouterr().err
 
 
-def test_run_with_wrong_dtype_fails(
-    model_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    ("x", "message"),
+    [
+        (np.zeros((2, 3), np.float32), "input x: the model takes float64, the file holds float32"),
+        (np.zeros((2, 4)), "input x: the model takes shape (?, 3), the file holds (2, 4)"),
+    ],
+    ids=["dtype", "shape"],
+)
+def test_run_names_the_input_that_does_not_fit(
+    model_path: Path,
+    tmp_path: Path,
+    x: np.ndarray,
+    message: str,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    np.save(tmp_path / "x.npy", np.zeros((2, 3), dtype=np.float32))
+    np.save(tmp_path / "x.npy", x)
     np.save(tmp_path / "k.npy", np.array(1, dtype=np.int64))
     args = [
         "run",
@@ -180,25 +192,8 @@ def test_run_with_wrong_dtype_fails(
     ]
     assert main(args) == EXIT_USAGE
     err = capsys.readouterr().err
-    assert "input x: the model takes float64, the file holds float32" in err
+    assert message in err
     assert "\x1b[" not in err  # no coloured ONNX Runtime log line
-
-
-def test_run_names_the_input_of_a_wrong_shape(
-    model_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    np.save(tmp_path / "x.npy", np.zeros((2, 4)))
-    np.save(tmp_path / "k.npy", np.array(1, dtype=np.int64))
-    args = [
-        "run",
-        str(model_path),
-        "-i",
-        f"x={tmp_path / 'x.npy'}",
-        "-i",
-        f"k={tmp_path / 'k.npy'}",
-    ]
-    assert main(args) == EXIT_USAGE
-    assert "input x: the model takes shape (?, 3), the file holds (2, 4)" in capsys.readouterr().err
 
 
 def test_run_refuses_inputs_that_are_not_npy_files(

@@ -45,8 +45,9 @@ def _existing_file(path: str) -> Path:
     return file
 
 
-def _model_file(path: str) -> Path:
-    """``path`` if it holds an ONNX model (without reading external data)."""
+def _model_file(path: str) -> tuple[Path, Any]:
+    """``path`` and the ``onnx.ModelProto`` it holds (external data not read), or a usage
+    error if it holds none."""
     import onnx
     from google.protobuf.message import DecodeError
 
@@ -65,7 +66,7 @@ def _model_file(path: str) -> Path:
         check_external_data_locations(model)
     except ValueError as err:
         raise UsageError(f"{path}: {err}") from err
-    return file
+    return file, model
 
 
 def _output_file(out_dir: Path, name: str, index: int) -> Path:
@@ -80,7 +81,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     """Print the model summary."""
     from pytensor_onnx.inspect import summary
 
-    summary(_model_file(args.model))
+    summary(_model_file(args.model)[0])
     return EXIT_OK
 
 
@@ -102,7 +103,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     from pytensor_onnx.storage import check_model_file
 
-    path = os.fspath(_model_file(args.model))
+    path = os.fspath(_model_file(args.model)[0])
     ok = _step("onnx checker (full_check)", lambda: onnx.checker.check_model(path, full_check=True))
     ok &= _step("strict shape inference", lambda: check_model_file(path))
     ok &= _step(
@@ -132,12 +133,11 @@ def _parse_inputs(specs: Sequence[str], option: str = "--input") -> dict[str, np
     return values
 
 
-def _check_feeds(model_path: str, values: dict[str, np.ndarray]) -> None:
-    """Name the input whose dtype or shape does not fit the model (ONNX Runtime's own message
+def _check_feeds(model: Any, values: dict[str, np.ndarray]) -> None:
+    """Name the input whose dtype or shape does not fit ``model`` (ONNX Runtime's own message
     names an internal node)."""
     import onnx
 
-    model = onnx.load(model_path, load_external_data=False)
     for inp in model.graph.input:
         if inp.name not in values:
             continue
@@ -191,7 +191,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from pytensor_onnx.inspect import printable
 
-    path = os.fspath(_model_file(args.model))
+    file, model = _model_file(args.model)
+    path = os.fspath(file)
     values = _parse_inputs(args.input)
     options = ort.SessionOptions()
     options.log_severity_level = 3  # errors are reported by this command, not ORT's log
@@ -206,7 +207,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if unknown:
             parts.append(f"the model has no input {', '.join(unknown)}")
         raise UsageError("; ".join(parts) + f" (model inputs: {', '.join(expected)})")
-    _check_feeds(path, values)
+    _check_feeds(model, values)
     outputs = _run_with_timeout(session, values, args.timeout)
     out_dir = Path(args.output_dir) if args.output_dir else None
     names = [meta.name for meta in session.get_outputs()]

@@ -505,8 +505,9 @@ def check_model(proto: onnx.ModelProto) -> None:
         raise _converter_bug("fails ONNX's checks", err) from err
 
 
-def check_loads(proto: onnx.ModelProto) -> None:
-    """Load ``proto`` in ONNX Runtime (CPU, default graph optimizations).
+def check_loads(model: onnx.ModelProto | bytes) -> None:
+    """Load ``model`` (a proto or its serialized bytes) in ONNX Runtime (CPU, default graph
+    optimizations).
 
     The checker and strict shape inference accept some models that ONNX Runtime refuses
     (unsupported type combinations, shapes its optimizer rejects): only loading proves it.
@@ -521,7 +522,8 @@ def check_loads(proto: onnx.ModelProto) -> None:
     options = ort.SessionOptions()
     options.log_severity_level = 4  # the raised error says it all; no coloured log line
     try:
-        ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        data = model if isinstance(model, bytes) else model.SerializeToString()
+        ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
     except Exception as err:  # ORT raises several pybind11 exception types
         raise _converter_bug("does not load in ONNX Runtime", err) from err
 
@@ -741,13 +743,14 @@ def export_onnx(
             model, target, threshold=external_data_threshold, check=check, verify=verifier
         )
     proto = ir.serde.serialize_model(model)
+    data = proto.SerializeToString() if check or target is not None else b""
     if check:
         check_model(proto)
-        check_loads(proto)
+        check_loads(data)  # the bytes that are written: serialized once
     if verifier is not None:
         verifier(proto)
     if target is not None:
-        write_atomically(proto.SerializeToString(), target)
+        write_atomically(data, target)
     return proto
 
 

@@ -26,6 +26,7 @@ from pytensor.scalar import upcast
 
 from pytensor_onnx.builder import ONNXBuilder, variable_dtype
 from pytensor_onnx.dispatch import _special_tables as tables
+from pytensor_onnx.dispatch._loop import Carry, Steps, fori_loop
 from pytensor_onnx.dispatch._numerics import Num, work_dtype
 from pytensor_onnx.dispatch.basic import UnsupportedOpError, inline_inner_graph, onnx_funcify
 
@@ -145,8 +146,6 @@ def _int_pow(builder: ONNXBuilder, xs: list[ir.Value], dtype: str) -> ir.Value:
     gives the integer result ``1 / x ** -y`` truncated: ``1`` for ``x = 1``, ``+-1`` for
     ``x = -1``, else 0 (what the Numba backend computes; NumPy raises).
     """
-    from pytensor_onnx.dispatch._loop import Carry, Steps, fori_loop
-
     wide = "uint64" if dtype.startswith("u") else "int64"
     x, y = (builder.cast(v, wide, dtype) for v in xs)
     shape = builder.shape(builder.op("Add", [x, y]))
