@@ -43,15 +43,8 @@ def test_metadata_names_inputs_outputs_dtypes_and_shapes(signature: ModelSignatu
     assert [o["datatype"] for o in meta["outputs"]] == ["FP64", "INT64"]
 
 
-def test_batch_dim_is_the_shared_symbolic_leading_dim() -> None:
-    x = pt.matrix("x", shape=(None, 3))
-    scale = pt.scalar("scale")
-    batched = ModelSignature.from_model(export_onnx([x, scale], [x.sum(axis=1) * scale, x]), "b")
-    assert batched.batch_dim == "x_dim0"
-    x = pt.matrix("x")
-    y = pt.vector("y")
-    unrelated = ModelSignature.from_model(export_onnx([x, y], [x.sum(axis=1), y * 2]), "u")
-    assert unrelated.batch_dim is None
+def test_batched_inputs_have_a_symbolic_leading_dim(signature: ModelSignature) -> None:
+    assert signature.batched_inputs == {"x", "n"}
 
 
 def test_decode_json_flat_and_nested(signature: ModelSignature) -> None:
@@ -72,10 +65,18 @@ def test_decode_binary_tensor_data(signature: ModelSignature) -> None:
     n = np.array([-1, 2**40], dtype=np.int64)
     head = _body(
         [
-            {"name": "x", "datatype": "FP64", "shape": [2, 3],
-             "parameters": {"binary_data_size": x.nbytes}},
-            {"name": "n", "datatype": "INT64", "shape": [2],
-             "parameters": {"binary_data_size": n.nbytes}},
+            {
+                "name": "x",
+                "datatype": "FP64",
+                "shape": [2, 3],
+                "parameters": {"binary_data_size": x.nbytes},
+            },
+            {
+                "name": "n",
+                "datatype": "INT64",
+                "shape": [2],
+                "parameters": {"binary_data_size": n.nbytes},
+            },
             FLAG,
         ],
         outputs=[{"name": signature.outputs[1].name, "parameters": {"binary_data": True}}],
@@ -141,8 +142,16 @@ def test_decode_refuses_malformed_requests(
 def test_decode_refuses_short_or_mismatched_binary_data(signature: ModelSignature) -> None:
     def body(size: int, payload: bytes) -> tuple[bytes, int]:
         head = _body(
-            [{"name": "x", "datatype": "FP64", "shape": [2, 3],
-              "parameters": {"binary_data_size": size}}, N, FLAG]
+            [
+                {
+                    "name": "x",
+                    "datatype": "FP64",
+                    "shape": [2, 3],
+                    "parameters": {"binary_data_size": size},
+                },
+                N,
+                FLAG,
+            ]
         )
         return head + payload, len(head)
 

@@ -231,6 +231,47 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Serve MODEL over the Open Inference Protocol with Ray Serve until interrupted."""
+    import time
+
+    file, _ = _model_file(args.model)
+    try:
+        import ray
+        from ray import serve
+
+        from pytensor_onnx.serve import app
+    except ImportError as err:
+        raise UsageError(f"{err} (pip install 'pytensor-onnx[serve]')") from err
+    try:
+        application = app(
+            file,
+            name=args.name,
+            replicas=args.replicas,
+            max_batch_size=args.max_batch_size,
+            batch_wait_ms=args.batch_wait_ms,
+            max_request_bytes=args.max_request_bytes,
+            intra_op_threads=args.intra_op_threads,
+        )
+    except ValueError as err:
+        raise UsageError(str(err)) from err
+    name = args.name or file.name.removesuffix(".onnx")
+    ray.init(address=args.address, include_dashboard=False, log_to_driver=False)
+    try:
+        serve.start(http_options={"host": args.host, "port": args.port})
+        serve.run(application, name=name, route_prefix="/")
+        print(f"serving {name} at http://{args.host}:{args.port}/v2/models/{name} (Ctrl-C stops)")
+        sys.stdout.flush()
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        print("stopping")
+    finally:
+        serve.shutdown()
+        ray.shutdown()
+    return EXIT_OK
+
+
 def _user_code_error(module_name: str, err: BaseException) -> str:
     """An error raised while importing the user's module, with the user's code lines."""
     import traceback
@@ -426,6 +467,39 @@ def build_parser() -> argparse.ArgumentParser:
         "opset 18, which every runtime knowing the opset loads)",
     )
     p.set_defaults(handler=cmd_export)
+
+    p = sub.add_parser(
+        "serve",
+        help="serve a model over the Open Inference Protocol (KServe v2) with Ray Serve",
+        description="Serve MODEL over HTTP with the Open Inference Protocol (the KServe v2 REST "
+        "API that Triton and KServe clients speak): GET /v2/health/ready, GET "
+        "/v2/models/NAME, POST /v2/models/NAME/infer. Requests are batched along the model's "
+        "batch dimension. Needs pip install 'pytensor-onnx[serve]'.",
+    )
+    p.add_argument("model", metavar="MODEL.onnx")
+    p.add_argument("--name", help="model name in the URLs (default: the file name)")
+    p.add_argument("--replicas", type=int, default=1, help="replicas, one session each")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="HTTP port (default 8000)")
+    p.add_argument(
+        "--max-batch-size", type=int, default=16, help="most requests run as one batch (1: off)"
+    )
+    p.add_argument(
+        "--batch-wait-ms", type=float, default=2.0, help="wait this long to fill a batch"
+    )
+    p.add_argument(
+        "--max-request-bytes",
+        type=int,
+        default=64 * 2**20,
+        help="refuse larger requests (status 400)",
+    )
+    p.add_argument(
+        "--intra-op-threads", type=int, default=1, help="ONNX Runtime threads per replica"
+    )
+    p.add_argument(
+        "--address", help="join this Ray cluster (e.g. ray://head:10001; default: local Ray)"
+    )
+    p.set_defaults(handler=cmd_serve)
     return parser
 
 

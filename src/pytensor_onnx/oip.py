@@ -121,15 +121,10 @@ class ModelSignature:
         )
 
     @property
-    def batch_dim(self) -> str | None:
-        """The symbolic leading dimension that every input of rank >= 1 and every output
-        shares (requests can then be stacked along it), or ``None``."""
-        leading = {spec.dim_params[0] if spec.shape else "" for spec in self.outputs}
-        leading |= {spec.dim_params[0] for spec in self.inputs if spec.shape}
-        if len(leading) != 1:
-            return None
-        (name,) = leading
-        return name or None
+    def batched_inputs(self) -> frozenset[str]:
+        """The inputs with a symbolic leading dimension, along which requests or chunks
+        are stacked (see :func:`rows_are_independent`)."""
+        return frozenset(spec.name for spec in self.inputs if spec.shape and spec.shape[0] is None)
 
     def metadata(self) -> dict[str, Any]:
         """The model metadata response (``GET /v2/models/{name}``)."""
@@ -260,7 +255,7 @@ def _names(specs: Sequence[TensorSpec]) -> str:
 
 def _json_data(value: np.ndarray) -> list[Any]:
     """Flat row-major data; non-finite floats as the JSON extensions NaN/Infinity."""
-    return value.reshape(-1).tolist()  # type: ignore[no-any-return]
+    return list(value.reshape(-1).tolist())
 
 
 def _decode_tensor(
@@ -272,7 +267,8 @@ def _decode_tensor(
     if datatype != spec.datatype:
         known = "" if datatype in _DTYPES else " (not a numeric protocol datatype)"
         raise ProtocolError(
-            400, f"input {name!r}: the model takes {spec.datatype}, the request has {datatype!r}"
+            400,
+            f"input {name!r}: the model takes {spec.datatype}, the request has {datatype!r}"
             + known,
         )
     shape = entry.get("shape")
@@ -329,3 +325,58 @@ def _check_exact(spec: TensorSpec, data: Any, array: np.ndarray) -> None:
             raise ProtocolError(
                 400, f"input {spec.name!r}: {bad[0]!r} is not a {spec.datatype} value"
             )
+
+
+# -------------------------------------------------------------------------------- batching
+def probe_feeds(signature: ModelSignature, rows: int) -> dict[str, np.ndarray]:
+    """Deterministic inputs with ``rows`` rows in the batched inputs (other symbolic
+    dimensions 1): floats in [0.5, 1.5), integers 0, booleans False."""
+    rng = np.random.default_rng(0)
+    feeds = {}
+    for spec in signature.inputs:
+        shape = [
+            rows if i == 0 and spec.name in signature.batched_inputs else (d or 1)
+            for i, d in enumerate(spec.shape)
+        ]
+        if spec.dtype.kind == "f":
+            feeds[spec.name] = np.asarray(rng.random(shape) + 0.5, dtype=spec.dtype)
+        else:
+            feeds[spec.name] = np.zeros(shape, spec.dtype)
+    return feeds
+
+
+def rows_are_independent(session: Any, signature: ModelSignature) -> bool:
+    """Whether the model maps rows to rows: run on a 3-row probe batch, each output equals
+    the stacked outputs of the rows run one at a time.
+
+    Stacking requests (serving) or splitting data into chunks (Dask) is only correct for
+    such models; batch statistics or random draws make it false.
+
+    Parameters
+    ----------
+    session
+        An ``onnxruntime.InferenceSession`` of the model.
+    signature
+        The model's signature.
+    """
+    if not signature.batched_inputs:
+        return False
+    feeds = probe_feeds(signature, 3)
+    batched = signature.batched_inputs
+    try:
+        together = session.run(None, feeds)
+        alone = [
+            session.run(None, {k: v[i : i + 1] if k in batched else v for k, v in feeds.items()})
+            for i in range(3)
+        ]
+    except Exception:
+        return False
+    for k, value in enumerate(together):
+        if np.ndim(value) == 0:
+            return False
+        stacked = np.concatenate([row[k] for row in alone])
+        if stacked.shape != value.shape or not np.allclose(
+            stacked, value, rtol=1e-6, atol=0, equal_nan=True
+        ):
+            return False
+    return True
