@@ -33,7 +33,7 @@ setup_env() {  # setup_env NAME PYTHON_VERSION PIP_SPECS...
         $python -m venv "$venv"
     fi
     "$venv/bin/python" -m pip install --quiet --upgrade pip
-    "$venv/bin/python" -m pip install --quiet -e ".[test,pymc,demo,runtimes]" "$@"
+    "$venv/bin/python" -m pip install --quiet -e ".[test,pymc,demo,runtimes,serve,dask]" "$@"
 }
 
 status=0
@@ -49,6 +49,6 @@ for name in "${envs[@]}"; do
         "$py" -m ruff check src tests examples || status=1
         "$py" -m mypy || status=1
     fi
-    "$py" -m pytest -n 2 -q -p no:cacheprovider "$@" || status=1
+    "$py" -m pytest -n 2 --dist loadgroup -q -p no:cacheprovider "$@" || status=1
 done
 exit $status

@@ -7,7 +7,10 @@ HTTP on 127.0.0.1 only, a bounded number of requests.
 from __future__ import annotations
 
 import json
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -24,6 +27,7 @@ import pytensor.tensor as pt
 import pytest
 
 from pytensor_onnx import export_onnx
+from pytensor_onnx.cli import main
 
 ray = pytest.importorskip("ray")
 serve = pytest.importorskip("ray.serve")
@@ -74,16 +78,61 @@ def server(models: dict[str, Path]) -> Iterator[str]:
         ray.shutdown()
 
 
+def test_command_line_serves_until_interrupted(models: dict[str, Path]) -> None:
+    """``pytensor-onnx serve`` (first in the module: its own local Ray instance)."""
+    port = _free_port()
+    command = [sys.executable, "-m", "pytensor_onnx", "serve", str(models["mlp"])]
+    process = subprocess.Popen(
+        [*command, "--port", str(port), "--name", "digits", "--max-batch-size", "4"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert line.startswith(f"serving digits at http://127.0.0.1:{port}/v2/models/digits")
+        client = triton.InferenceServerClient(f"127.0.0.1:{port}")
+        x = np.ones((2, 4))
+        got = _infer(client, x, 1.0, model="digits").as_numpy("output_0")
+        np.testing.assert_array_equal(
+            got, _expected(models["mlp"], {"x": x, "scale": np.array(1.0)})[0]
+        )
+        process.send_signal(signal.SIGINT)
+        assert process.wait(60) == 0
+    finally:
+        process.kill()
+        process.wait()
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["missing.onnx"], "missing.onnx: no such file"),
+        (["{mlp}", "--name", "a/b"], "model name 'a/b'"),
+        (["{mlp}", "--replicas", "0"], "replicas and max_batch_size must be >= 1"),
+    ],
+)
+def test_command_line_usage_errors(
+    models: dict[str, Path], arguments: list[str], message: str, capsys: pytest.CaptureFixture
+) -> None:
+    status = main(["serve", *(a.format(mlp=models["mlp"]) for a in arguments)])
+    assert status == 2
+    assert message in capsys.readouterr().err
+
+
 def _expected(path: Path, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     return session.run(None, feeds)
 
 
-def _infer(client: Any, x: np.ndarray, scale: float, binary: bool = True) -> Any:
+def _infer(
+    client: Any, x: np.ndarray, scale: float, binary: bool = True, model: str = "mlp"
+) -> Any:
     inputs = [triton.InferInput("x", list(x.shape), "FP64"), triton.InferInput("scale", [], "FP64")]
     inputs[0].set_data_from_numpy(x, binary_data=binary)
     inputs[1].set_data_from_numpy(np.array(scale), binary_data=binary)
-    return client.infer("mlp", inputs)
+    return client.infer(model, inputs)
 
 
 def _post(url: str, body: bytes) -> tuple[int, dict[str, Any]]:
