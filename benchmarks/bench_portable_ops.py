@@ -84,7 +84,7 @@ def main() -> None:
                 options,
                 providers=["CPUExecutionProvider"],
             )
-            calls[kind] = lambda s=session: s.run(None, feeds)
+            calls[kind] = lambda s=session, f=feeds: s.run(None, f)
         times = interleaved_call_times(calls)
         per_million = {k: t * 1e9 / args.size for k, t in times.items()}  # ms per 1e6
         rows.append(

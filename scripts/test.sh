@@ -46,7 +46,7 @@ for name in "${envs[@]}"; do
     py="$env_root/$name/bin/python"
     echo "== $name: $("$py" -c 'import sys, pytensor, onnx, onnxruntime; print(f"Python {sys.version.split()[0]}, PyTensor {pytensor.__version__}, onnx {onnx.__version__}, onnxruntime {onnxruntime.__version__}")')"
     if [[ "$name" == newest ]]; then
-        "$py" -m ruff check src tests examples || status=1
+        "$py" -m ruff check src tests examples benchmarks || status=1
         "$py" -m mypy || status=1
     fi
     "$py" -m pytest -n 2 --dist loadgroup -q -p no:cacheprovider "$@" || status=1
