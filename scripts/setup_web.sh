@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install what the browser demo and its test (tests/test_web.py) need: Debian's Chromium,
 # Node.js 20+ with npm (already on the project's machines; installed from Debian if absent),
-# and web/'s npm packages (onnxruntime-web, playwright-core) from web/package-lock.json.
+# and web/'s npm packages (onnxruntime-web, onnxruntime-node, playwright-core) from
+# web/package-lock.json.
 # No tool downloads a browser of its own.  Idempotent: skips what is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,7 +28,9 @@ fi
 lock_hash=$(sha256sum web/package-lock.json | cut -d' ' -f1)
 stamp=web/node_modules/.setup_web_lock_hash
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$lock_hash" ]; then
-    (cd web && npm ci --no-audit --no-fund --loglevel=error)
+    # --ignore-scripts: onnxruntime-node's install script downloads GPU binaries; its CPU
+    # binding ships in the package.
+    (cd web && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
     echo "$lock_hash" > "$stamp"
 fi
 echo "setup_web.sh: $(/usr/bin/chromium --version 2>/dev/null), node $(node --version), web/node_modules ready"

@@ -225,7 +225,7 @@ class ModelSignature:
         specs = {spec.name: spec for spec in self.outputs}
         entries, chunks = [], []
         for name in request.outputs:
-            value = np.ascontiguousarray(outputs[name], dtype=specs[name].dtype)
+            value = np.asarray(outputs[name], dtype=specs[name].dtype, order="C")
             entry: dict[str, Any] = {
                 "name": name,
                 "datatype": specs[name].datatype,

@@ -107,7 +107,8 @@ def _run_tract(path: str, feeds: Mapping[str, np.ndarray]) -> list[Any]:
     model = tract.onnx().load(path)
     names = [model.input_name(i) for i in range(model.input_count())]
     runnable = model.into_model().into_runnable()
-    outputs = runnable.run([np.ascontiguousarray(feeds[name]) for name in names])
+    # np.ascontiguousarray would turn 0-d arrays into 1-d ones.
+    outputs = runnable.run([np.asarray(feeds[name], order="C") for name in names])
     return [out.to_numpy() for out in outputs]
 
 
