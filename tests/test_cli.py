@@ -16,7 +16,7 @@ import pytensor
 import pytensor.tensor as pt
 import pytest
 
-from pytensor_onnx import export_onnx
+from pytensor_onnx import export_onnx, runtimes
 from pytensor_onnx.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -93,6 +93,22 @@ def test_check_passes_a_good_model(model_path: Path, capsys: pytest.CaptureFixtu
     assert "onnx checker (full_check): ok" in out
     assert "strict shape inference: ok" in out
     assert "onnxruntime load: ok" in out
+
+
+def test_check_in_other_runtimes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    if not runtimes.is_available("tract"):
+        pytest.skip("tract is not installed")
+    x0 = pt.scalar("x0")
+    xs, _ = pytensor.scan(lambda prev: prev * 0.5 + 1.0, outputs_info=[x0], n_steps=4)
+    path = tmp_path / "loop.onnx"
+    export_onnx([x0], [xs], path)
+    assert main(["check", str(path), "--runtime", "ort", "--runtime", "tract"]) == EXIT_FAILED
+    out = capsys.readouterr().out
+    assert "  onnxruntime: ok (max rel err 0)" in out
+    assert "  tract: FAILED to run: " in out and "Loop" in out
+    assert out.endswith("model has problems\n")
+    assert main(["check", str(path), "--runtime", "nope"]) == EXIT_USAGE
+    assert "unknown runtime 'nope'" in capsys.readouterr().err
 
 
 def test_check_fails_a_broken_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

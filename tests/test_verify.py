@@ -18,6 +18,7 @@ from pytensor_onnx import (
     export_onnx,
     model_summary,
     onnx_funcify,
+    runtimes,
     summary,
     verify,
 )
@@ -172,6 +173,47 @@ def test_verify_model_alone_compares_runtimes(tmp_path: Path) -> None:
     assert [c.runtime for c in report.checks] == ["onnxruntime", "onnxruntime"]
     with pytest.raises(ValueError, match="intermediates"):
         verify(path, {"x": X}, intermediates=True)
+
+
+def _loop_model() -> tuple[list, list]:
+    x0 = pt.scalar("x0")
+    xs, _ = pytensor.scan(lambda prev: prev * 0.5 + 1.0, outputs_info=[x0], n_steps=4)
+    return [x0], [xs]
+
+
+@pytest.mark.parametrize("source", ["graph", "model"])
+def test_verify_in_other_runtimes(source: str, tmp_path: Path) -> None:
+    """``runtimes=``: a row per output and runtime; a runtime that cannot run the model
+    (tract has no Loop) fails the report with its message."""
+    for name in ("openvino", "tract"):
+        if not runtimes.is_available(name):
+            pytest.skip(f"{name} is not installed")
+    inputs, outputs = graph_with_converter_bug()
+    path = tmp_path / "m.onnx"
+    export_onnx(inputs, outputs, path)
+    what = path if source == "model" else (inputs, outputs)
+    report = verify(what, [X], runtimes=["openvino", "tract", "ort"], mode=REFERENCE_MODE)
+    assert report.passed, str(report)
+    assert {c.runtime for c in report.checks} >= {"onnxruntime", "openvino", "tract"}
+    openvino = [c for c in report.checks if c.runtime == "openvino"]
+    assert all((c.rtol, c.atol) == (1e-4, 1e-6) for c in openvino)  # computes in float32
+
+    inputs, outputs = _loop_model()
+    report = verify((inputs, outputs), [np.array(1.0)], runtimes=["tract"])
+    assert not report.passed
+    assert "Loop" in report.failures["tract"]
+    assert "Stack backtrace" not in report.failures["tract"]
+    assert "tract did not run the model: " in str(report)
+    assert "tract did not run the model" in report.to_markdown()
+
+
+def test_verify_names_unknown_and_missing_runtimes(monkeypatch: pytest.MonkeyPatch) -> None:
+    inputs, outputs = graph_with_converter_bug()
+    with pytest.raises(ValueError, match="unknown runtime 'nope'"):
+        verify((inputs, outputs), [X], runtimes=["nope"])
+    monkeypatch.setattr(runtimes, "is_available", lambda name: name != "tract")
+    with pytest.raises(runtimes.RuntimeUnavailable, match=r"pytensor-onnx\[runtimes\]"):
+        verify((inputs, outputs), [X], runtimes=["all"])
 
 
 @pytest.mark.parametrize(

@@ -110,8 +110,37 @@ def cmd_check(args: argparse.Namespace) -> int:
         "onnxruntime load",
         lambda: ort.InferenceSession(path, providers=["CPUExecutionProvider"]),
     )
+    if ok and args.runtime:
+        ok &= _check_runtimes(path, args.runtime)
     print("model OK" if ok else "model has problems")
     return EXIT_OK if ok else EXIT_FAILED
+
+
+def _check_runtimes(path: str, names: Sequence[str]) -> bool:
+    """Run the model in each runtime on random inputs and compare with ``onnx.reference``;
+    print one line per runtime."""
+    from pytensor_onnx.runtimes import RuntimeUnavailable
+    from pytensor_onnx.verify import verify
+
+    try:
+        report = verify(path, runtimes=names)
+    except (RuntimeUnavailable, ValueError) as err:
+        raise UsageError(str(err)) from err
+    print("runtimes (random inputs, compared with onnx.reference):")
+    by_runtime: dict[str, list[Any]] = {}
+    for check in report.checks:
+        by_runtime.setdefault(check.runtime, []).append(check)
+    for runtime, checks in by_runtime.items():
+        failed = [c for c in checks if not c.passed]
+        worst = max((c.max_rel_error for c in checks), default=0.0)
+        if failed:
+            detail = failed[0].problem or f"max rel err {failed[0].max_rel_error:.3g}"
+            print(f"  {runtime}: FAILED ({failed[0].name}: {detail})")
+        else:
+            print(f"  {runtime}: ok (max rel err {worst:.3g})")
+    for runtime, message in report.failures.items():
+        print(f"  {runtime}: FAILED to run: {message[:500]}")
+    return report.passed
 
 
 def _parse_inputs(specs: Sequence[str], option: str = "--input") -> dict[str, np.ndarray]:
@@ -385,9 +414,19 @@ def build_parser() -> argparse.ArgumentParser:
         "check",
         help="run the ONNX checker, strict shape inference and an ONNX Runtime load",
         description="Check MODEL with the ONNX checker (full_check), strict shape inference "
-        "and by creating an ONNX Runtime CPU session. Exit status 1 if any step fails.",
+        "and by creating an ONNX Runtime CPU session; with --runtime, also run it on random "
+        "inputs in other runtimes and compare with onnx.reference. Exit status 1 if any step "
+        "fails.",
     )
     p.add_argument("model", metavar="MODEL.onnx")
+    p.add_argument(
+        "--runtime",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also run in this runtime: onnxruntime (ort), onnx.reference, openvino, tract, "
+        "or all (repeatable; openvino and tract need pip install 'pytensor-onnx[runtimes]')",
+    )
     p.set_defaults(handler=cmd_check)
 
     p = sub.add_parser(

@@ -165,6 +165,7 @@ def run(runtime: str, model: Model, feeds: Mapping[str, np.ndarray]) -> list[np.
             raise
         except Exception as err:
             message = " ".join(str(err).split()) or type(err).__name__
+            message = message.split(" Stack backtrace:")[0]  # tract appends its Rust stack
             raise RuntimeFailure(f"{canonical_name(runtime)}: {message}") from err
     return [np.asarray(out) for out in outputs]
 

@@ -9,6 +9,7 @@ compared too, and the first node whose value diverges is reported.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -28,6 +29,7 @@ from pytensor.graph.traversal import graph_inputs
 from pytensor.scan.op import Scan
 from pytensor.tensor.basic import AllocEmpty
 
+from pytensor_onnx import runtimes as runtime_adapters
 from pytensor_onnx.builder import is_random_generator
 
 PathLike = str | os.PathLike[str]
@@ -110,6 +112,9 @@ class VerificationReport:
         With ``intermediates=True``: the first diverging intermediate value, if any.
     intermediates_checked
         How many intermediate values were compared (0 when not requested).
+    failures
+        Runtimes (asked for with ``runtimes=``) that could not load or run the model, with
+        the runtime's message.
     """
 
     checks: list[OutputCheck]
@@ -117,11 +122,22 @@ class VerificationReport:
     reference: str = "pytensor"
     first_divergence: Divergence | None = None
     intermediates_checked: int = 0
+    failures: dict[str, str] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
-        """Whether every output matched within its tolerances (and nothing diverged)."""
-        return all(c.passed for c in self.checks) and self.first_divergence is None
+        """Whether every runtime ran the model and every output matched within its
+        tolerances (and nothing diverged)."""
+        return (
+            all(c.passed for c in self.checks)
+            and self.first_divergence is None
+            and not self.failures
+        )
+
+    def _failure_lines(self) -> list[str]:
+        return [
+            f"{name} did not run the model: {message}" for name, message in self.failures.items()
+        ]
 
     def _rows(self) -> list[list[str]]:
         rows = []
@@ -166,6 +182,7 @@ class VerificationReport:
         widths = [max(len(r[i]) for r in rows) for i in range(len(self._HEADER))]
         lines = [f"Verification against {self.reference}: {'PASSED' if self.passed else 'FAILED'}"]
         lines += ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)) for r in rows]
+        lines += self._failure_lines()
         lines += self._divergence_lines()
         if self.timings:
             lines.append(f"Timings: {self._timing_text()}")
@@ -180,7 +197,7 @@ class VerificationReport:
             "|" + "---|" * len(self._HEADER),
         ]
         lines += ["| " + " | ".join(r) + " |" for r in self._rows()]
-        extra = self._divergence_lines()
+        extra = self._failure_lines() + self._divergence_lines()
         if extra:
             lines += ["", *extra]
         if self.timings:
@@ -367,15 +384,18 @@ def _compare_outputs(
 ) -> list[OutputCheck]:
     checks = []
     for runtime, outputs in results.items():
+        computes_as = runtime_adapters.COMPUTES_FLOAT64_AS.get(runtime)
         for out, got, want in zip(proto.graph.output, outputs, expected, strict=True):
             dtype = _onnx_dtype_name(out.type.tensor_type.elem_type)
-            default_rtol, default_atol = _default_tolerances(dtype)
+            # A runtime that computes float64 in float32 (OpenVINO) gets float32 tolerances.
+            precision = computes_as if computes_as and dtype == "float64" else dtype
+            default_rtol, default_atol = _default_tolerances(precision)
             r = _tolerance(rtol, out.name, default_rtol)
             a = _tolerance(atol, out.name, default_atol)
             got = np.asarray(got)
             want = np.asarray(want)
             problem = ""
-            if got.dtype != np.dtype(dtype):
+            if got.dtype not in (np.dtype(dtype), np.dtype(precision)):
                 problem = f"{runtime} returned {got.dtype}, model declares {dtype}"
             max_abs, max_rel, ok, shape_problem = compare_arrays(got, want, r, a)
             checks.append(
@@ -402,7 +422,10 @@ def _run_runtimes(
     clock: _Clock,
     reference: bool,
     repeat: int,
-) -> dict[str, list[Any]]:
+    others: Sequence[str] = (),
+) -> tuple[dict[str, list[Any]], dict[str, str]]:
+    """Outputs of ONNX Runtime, ``onnx.reference`` (with ``reference``) and the ``others``
+    (see :mod:`pytensor_onnx.runtimes`), and the messages of those that failed."""
     _, ort_source = _model_for_runtimes(model)
     session = clock.run("onnxruntime load", lambda: _ort_session(ort_source))
     results = {
@@ -413,7 +436,30 @@ def _run_runtimes(
         results["onnx.reference"] = clock.run(
             "onnx.reference run", lambda: evaluator.run(None, dict(feeds))
         )
-    return results
+    failures = {}
+    for name in others:
+        if name in results:
+            continue
+        try:
+            results[name] = clock.run(
+                f"{name} load+run", functools.partial(runtime_adapters.run, name, model, feeds)
+            )
+        except runtime_adapters.RuntimeFailure as err:
+            failures[name] = str(err).removeprefix(f"{name}: ")
+    return results, failures
+
+
+def _runtime_names(runtimes: Sequence[str]) -> list[str]:
+    """Canonical names, ``"all"`` expanded; a missing optional runtime raises here, before
+    any work, naming the extra to install."""
+    names = runtime_adapters.RUNTIMES if "all" in runtimes else runtimes
+    canonical = [runtime_adapters.canonical_name(name) for name in names]
+    for name in canonical:
+        if not runtime_adapters.is_available(name):
+            raise runtime_adapters.RuntimeUnavailable(
+                f"the {name} runtime is not installed: pip install 'pytensor-onnx[runtimes]'"
+            )
+    return list(dict.fromkeys(canonical))
 
 
 # ------------------------------------------------------------------------- intermediates
@@ -522,6 +568,7 @@ def verify(
     repeat: int = 1,
     seed: int = 0,
     mode: Mode | str | None = None,
+    runtimes: Sequence[str] = (),
     **export_kwargs: Any,
 ) -> VerificationReport:
     """Run an exported model in ONNX Runtime and ``onnx.reference`` and compare with PyTensor.
@@ -559,6 +606,13 @@ def verify(
     mode
         The PyTensor mode computing the reference values; by default the function's own
         mode, or PyTensor's default mode for ``(inputs, outputs)``.
+    runtimes
+        More runtimes to run the model in and compare (:data:`pytensor_onnx.runtimes.RUNTIMES`
+        or their aliases: ``"openvino"``, ``"tract"``...; ``"all"`` for every one).  A
+        runtime that cannot load or run the model fails the report, with its message in
+        ``failures``; one that is not installed raises
+        :class:`~pytensor_onnx.runtimes.RuntimeUnavailable`.  OpenVINO computes float64
+        models in float32 and gets float32 default tolerances.
     export_kwargs
         Passed to :func:`~pytensor_onnx.export_onnx` (``opset``, ``float32``,
         ``shared_inputs``...).
@@ -569,18 +623,18 @@ def verify(
         Per-output errors for each runtime, pass/fail, timings.
     """
     clock = _Clock()
+    others = _runtime_names(runtimes)
     if isinstance(source, (onnx.ModelProto, str, os.PathLike)):
         if intermediates:
             raise ValueError("intermediates=True needs a PyTensor function or (inputs, outputs)")
         proto, _ = _model_for_runtimes(source)
         feeds = random_inputs(proto, seed=seed) if values is None else _feeds(proto, values, {})
-        _, ort_source = _model_for_runtimes(source)
-        session = clock.run("onnxruntime load", lambda: _ort_session(ort_source))
-        got = clock.run("onnxruntime run", lambda: session.run(None, feeds), repeat)
-        evaluator = _reference_evaluator(source)
-        want = clock.run("onnx.reference run", lambda: evaluator.run(None, feeds))
-        checks = _compare_outputs(proto, {"onnxruntime": got}, want, rtol, atol)
-        return VerificationReport(checks, clock.timings, reference="onnx.reference")
+        results, failures = _run_runtimes(source, feeds, clock, True, repeat, others)
+        want = results.pop("onnx.reference")
+        checks = _compare_outputs(proto, results, want, rtol, atol)
+        return VerificationReport(
+            checks, clock.timings, reference="onnx.reference", failures=failures
+        )
 
     inputs, outputs, source_mode = _source_graph(source)
     generators = [var for var in graph_inputs(outputs) if is_random_generator(var)]
@@ -624,14 +678,14 @@ def verify(
             f"length 3): pass input values instead ({type(err).__name__}: {err})"
         ) from err
     pytensor_values = [np.asarray(v) for v in computed]
-    results = _run_runtimes(model, feeds, clock, reference, repeat)
+    results, failures = _run_runtimes(model, feeds, clock, reference, repeat, others)
     if len(proto.graph.output) != len(pytensor_values):
         raise ValueError(
             f"the model has {len(proto.graph.output)} outputs, PyTensor computes "
             f"{len(pytensor_values)} (models exported with include_updates cannot be verified)"
         )
     checks = _compare_outputs(proto, results, pytensor_values, rtol, atol)
-    report = VerificationReport(checks, clock.timings)
+    report = VerificationReport(checks, clock.timings, failures=failures)
     if intermediates:
         start = time.perf_counter()
         report.first_divergence, report.intermediates_checked = _first_divergence(

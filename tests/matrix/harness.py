@@ -250,4 +250,3 @@ def run_matrix(out_dir: Path) -> dict[tuple[str, str], Outcome]:
             for item in prepared:
                 outcomes[item.case.name, runtime] = run_python(item, runtime)
     return outcomes
-
