@@ -38,17 +38,19 @@ def test_cumulative_int64() -> None:
     compare_onnx_and_py([x], [pt.cumsum(x, axis=1), pt.cumprod(x, axis=1)], [value])
 
 
-@pytest.mark.parametrize("dtype", ["int8", "int16", "int32", "uint8"])
-def test_cumulative_small_integers_keep_their_dtype(dtype: str) -> None:
-    # PyTensor types the output like the input, but its Python implementation returns
-    # NumPy's upcast int64; the export follows the declared type (wrapping on overflow).
-    value = RNG.integers(0, 9, size=(3, 9)).astype(dtype)
-    x = input_like(value, "x", symbolic=True)
-    model = export_onnx([x], [pt.cumsum(x, axis=1), pt.cumprod(x, axis=1)])
-    cumsum, cumprod = ort_session(model).run(None, {"x": value})
-    np.testing.assert_array_equal(cumsum, np.cumsum(value, axis=1, dtype=dtype))
-    np.testing.assert_array_equal(cumprod, np.cumprod(value, axis=1, dtype=dtype))
-    assert cumsum.dtype == cumprod.dtype == np.dtype(dtype)
+@pytest.mark.parametrize("dtype", ["bool", "int8", "int16", "int32", "uint8", "uint32"])
+@pytest.mark.parametrize("mode", ["cumsum", "cumprod"])
+def test_cumulative_of_bool_and_small_integers_is_refused(dtype: str, mode: str) -> None:
+    # PyTensor declares the input's dtype; its C backend computes in it (wrapping; bools stay
+    # bool), its Python and Numba backends return NumPy's 64-bit accumulation: ambiguous.
+    x = pt.matrix("x", dtype=dtype)
+    out = getattr(pt, mode)(x, axis=1)
+    with pytest.raises(UnsupportedOpError, match=rf"{mode} of {dtype} is declared {dtype}.*astype"):
+        export_onnx([x], [out])
+    counts = getattr(pt, mode)(x.astype("int64"), axis=1)  # the suggested fix exports
+    value = np.ones((2, 3), dtype=dtype)
+    (got,) = ort_session(export_onnx([x], [counts])).run(None, {"x": value})
+    np.testing.assert_array_equal(got, getattr(np, mode)(value.astype("int64"), axis=1))
 
 
 def test_cumulative_gradients(floatX: str, symbolic: bool) -> None:

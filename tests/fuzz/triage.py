@@ -34,16 +34,7 @@ class KnownDefect:
 
 
 #: Failures with a known cause that is not fixed yet; keep this list tiny and explicit.
-KNOWN_DEFECTS: tuple[KnownDefect, ...] = (
-    # cumsum/cumprod of bool/int8/int16/int32: PyTensor 3 declares the input's dtype but its
-    # backends return int64 (the declared type is wrong); the export follows the declared
-    # type, so values wrap and dtypes differ (and cumprod of bool multiplies bools).
-    KnownDefect(
-        "#13 cumsum/cumprod of small ints",
-        re.compile(r"cumulative:cum(sum|prod):(bool|u?int(8|16|32))"),
-        frozenset({Outcome.WRONG_VALUES, Outcome.INVALID_MODEL}),
-    ),
-)
+KNOWN_DEFECTS: tuple[KnownDefect, ...] = ()
 
 
 def triage(case: FuzzCase) -> tuple[Verdict, KnownDefect | None]:

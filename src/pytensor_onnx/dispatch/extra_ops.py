@@ -90,6 +90,19 @@ def cumprod(
 @onnx_funcify.register(extra_ops.CumOp)
 def _cumop(op: extra_ops.CumOp, node: Apply, builder: ONNXBuilder) -> Values:
     dtype = variable_dtype(node.outputs[0])
+    accumulates = str(np.cumsum(np.zeros(1, variable_dtype(node.inputs[0]))).dtype)
+    if accumulates != dtype:
+        # bool and integers narrower than int64: PyTensor declares the input's dtype, its C
+        # code computes in it (wrapping; a cumsum of bools stays bool), its Python and Numba
+        # code return NumPy's int64 counts.  No single answer is right: refuse.
+        name = "cumsum" if op.mode == "add" else "cumprod"
+        raise UnsupportedOpError.for_node(
+            node,
+            f"{name} of {variable_dtype(node.inputs[0])} is "
+            f"declared {dtype}, but PyTensor's Python and Numba backends return {accumulates} "
+            f"(its C backend {dtype}): cast the input first, e.g. "
+            f"pt.{name}(x.astype('{accumulates}'))",
+        )
     x = builder.input(node, 0, dtype)
     axis = op.axis
     if axis is None:  # flattened (PyTensor 2 may keep axis=None in the Op)
