@@ -283,6 +283,14 @@ def test_gradients(floatX: str) -> None:
     compare_onnx_and_py(inputs, [cost, *pytensor.grad(cost, inputs)], values)
 
 
+def test_gamma_and_poch_overflow_to_inf(floatX: str, symbolic: bool) -> None:
+    # Past e^-z's underflow, Stirling's product was inf * 0 = NaN (poch(1, 3e38) in float32).
+    value = np.array([30, 35.5, 36, 171.6, 172, 400, 1000, 1e30, 3e38, np.inf, np.nan])
+    value = value.astype(floatX)
+    x = input_like(value, "x", symbolic)
+    compare_onnx_and_py([x], [pt.gamma(x), pt.special.poch(pt.ones_like(x), x)], [value])
+
+
 def test_higher_derivatives_of_gammaln() -> None:
     # psi, tri_gamma, then polygamma(2, x) and polygamma(3, x): what Laplace approximations
     # and Fisher-information computations export.

@@ -198,6 +198,8 @@ def erfcinv64(num: Num, q: ir.Value) -> ir.Value:
 
 # ------------------------------------------------------------------- gamma family
 _STIRLING_MIN = 10.0
+#: Gamma(z) is above the largest finite value of the dtype for every z beyond these.
+_GAMMA_OVERFLOW = {"float64": 172.0, "float32": 36.0}
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 _LOG_PI = math.log(math.pi)
 
@@ -310,7 +312,9 @@ def gamma64(num: Num, x: ir.Value) -> ir.Value:
     decay = num.mul(half_power, num.unary("Exp", num.unary("Neg", z)))
     large = num.mul(num.mul(half_power, decay), scale)
     positive = num.where(num.lt(z, _STIRLING_MIN), small, large)
-    positive = num.where(num.is_inf(z), math.inf, positive)  # inf * exp(-inf) is NaN
+    # Gamma overflows from here on; the product above would give inf * 0 = NaN once e^-z
+    # underflows (z > 745 in float64, z > 104 in float32).
+    positive = num.where(num.gt(z, _GAMMA_OVERFLOW[num.dtype]), math.inf, positive)
     # Gamma(x) = pi / (sin(pi x) Gamma(1 - x)); sin(pi x) = (-1)^round(x) sin(pi r)
     r = num.frac_to_nearest(x)
     sin = num.negate_where(num.odd_integer(num.unary("Round", x)), num.sin_pi(r))
