@@ -63,7 +63,7 @@ def _model_file(path: str) -> tuple[Path, Any]:
     if model.ir_version <= 0 or not model.HasField("graph"):
         raise UsageError(f"{path}: not an ONNX model (no IR version or no graph)")
     try:
-        check_external_data_locations(model)
+        check_external_data_locations(model, file.parent)
     except ValueError as err:
         raise UsageError(f"{path}: {err}") from err
     return file, model

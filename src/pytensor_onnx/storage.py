@@ -14,7 +14,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -76,25 +76,76 @@ def _own_data_files(path: Path) -> set[str]:
     return {name for name in locations if pattern.fullmatch(name)}
 
 
-def check_external_data_locations(model: onnx.ModelProto) -> None:
-    """Refuse external data outside the model's directory (absolute paths or ``..``).
+def _all_tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
+    """Every tensor stored in ``graph`` and its subgraphs (initializers, sparse initializers,
+    tensor attributes), walked without recursion so a deeply nested model cannot overflow the
+    stack."""
+    pending = [graph]
+    while pending:
+        current = pending.pop()
+        yield from current.initializer
+        for sparse in current.sparse_initializer:
+            yield sparse.values
+            yield sparse.indices
+        for node in current.node:
+            for attr in node.attribute:
+                if attr.HasField("t"):
+                    yield attr.t
+                yield from attr.tensors
+                if attr.HasField("g"):
+                    pending.append(attr.g)
+                pending.extend(attr.graphs)
+
+
+def check_external_data_locations(
+    model: onnx.ModelProto, directory: PathLike | None = None
+) -> None:
+    """Refuse external data that would be read from outside the model's directory.
+
+    Checked before anything is read, for every tensor of the model, its subgraphs included:
+    the location may be neither absolute nor contain ``..``.  With ``directory`` (the
+    directory of the model file) the location must also stay inside it once symbolic links
+    are resolved, and the bytes it claims (offset and length) must lie within the file.
+
+    Parameters
+    ----------
+    model
+        The model, loaded without its external data.
+    directory
+        The directory of the model file (``None``: the location text alone is checked).
 
     Raises
     ------
     ValueError
         Naming the tensor and the location.
     """
-    tensors = list(model.graph.initializer)
-    for tensor in tensors:
-        for entry in tensor.external_data:
-            if entry.key != "location":
-                continue
-            location = Path(entry.value)
-            if location.is_absolute() or ".." in location.parts:
-                raise ValueError(
-                    f"initializer {tensor.name!r} reads external data from {entry.value!r}, "
-                    "outside the model's directory: refused"
-                )
+    from onnx.external_data_helper import ExternalDataInfo, uses_external_data
+
+    root = Path(directory).resolve() if directory is not None else None
+    for tensor in _all_tensors(model.graph):
+        if not uses_external_data(tensor):
+            continue
+        info = ExternalDataInfo(tensor)
+        where = f"tensor {tensor.name!r} reads external data from {info.location!r}"
+        location = Path(info.location)
+        if not info.location or location.is_absolute() or ".." in location.parts:
+            raise ValueError(f"{where}, outside the model's directory: refused")
+        if root is None:
+            continue
+        target = (root / location).resolve()
+        if not target.is_relative_to(root):
+            raise ValueError(
+                f"{where}, a link leading outside the model's directory ({target}): refused"
+            )
+        if not target.is_file():
+            raise ValueError(f"{where}, which is not a file in the model's directory")
+        offset = info.offset or 0  # ExternalDataInfo refuses negative offsets and lengths
+        size = target.stat().st_size
+        end = offset + (info.length if info.length is not None else 0)
+        if offset > size or end > size:
+            raise ValueError(
+                f"{where} bytes {offset}..{end}, beyond the end of the file ({size} bytes): refused"
+            )
 
 
 def _fsync(path: Path) -> None:

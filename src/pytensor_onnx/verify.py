@@ -31,6 +31,7 @@ from pytensor.tensor.basic import AllocEmpty
 
 from pytensor_onnx import runtimes as runtime_adapters
 from pytensor_onnx.builder import is_random_generator
+from pytensor_onnx.storage import check_external_data_locations
 
 PathLike = str | os.PathLike[str]
 Source = Function | tuple[Sequence[Variable], Variable | Sequence[Variable]]
@@ -287,7 +288,9 @@ def _model_for_runtimes(model: onnx.ModelProto | PathLike) -> tuple[onnx.ModelPr
     if isinstance(model, onnx.ModelProto):
         return model, model.SerializeToString()
     path = os.fspath(model)
-    return onnx.load(path, load_external_data=False), path
+    proto = onnx.load(path, load_external_data=False)
+    check_external_data_locations(proto, Path(path).parent)
+    return proto, path
 
 
 def _ort_session(source: str | bytes) -> Any:
