@@ -142,6 +142,18 @@ def register_lazy(module: str, name: str, registrar: Callable[[type], object]) -
     _LAZY_CONVERTERS[(module, name)] = registrar
 
 
+#: Op classes of other packages refused by name, ``(module, name) -> reason`` (for the
+#: supported-op table, which lists them with the other refusals).
+LAZY_REFUSALS: dict[tuple[str, str], str] = {}
+
+
+def refuse_lazy(module: str, name: str, reason: str) -> None:
+    """Refuse class ``module.name`` (of another package, e.g. PyMC) with ``reason`` when met."""
+    LAZY_REFUSALS[(module, name)] = reason
+    refusal = Refusal(reason)
+    _LAZY_CONVERTERS[(module, name)] = lambda cls: onnx_funcify.register(cls)(refusal)
+
+
 @singledispatch
 def onnx_funcify(op: Op, node: Apply, builder: ONNXBuilder) -> Sequence[ir.Value]:
     """Convert one PyTensor ``Apply`` node into ONNX nodes.

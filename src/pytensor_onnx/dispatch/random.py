@@ -470,7 +470,7 @@ def _truncated_exponential(num: Num, stream: RandomStream, params: list[ir.Value
     return num.add(loc, num.mul(scale, standard))
 
 
-def _wald(num: Num, stream: RandomStream, params: list[ir.Value]) -> ir.Value:
+def wald_transform(num: Num, stream: RandomStream, params: list[ir.Value]) -> ir.Value:
     """Michael, Schucany and Haas (1976), as NumPy: a root of the normal-square equation,
     chosen by a uniform (words 0-1: the normal, word 2: the choice)."""
     mean, scale = params
@@ -515,7 +515,7 @@ def _bernoulli(num: Num, stream: RandomStream, params: list[ir.Value]) -> ir.Val
     return num.builder.cast(hit, "float64", "bool")
 
 
-def _integers(num: Num, stream: RandomStream, params: list[ir.Value]) -> ir.Value:
+def integers_transform(num: Num, stream: RandomStream, params: list[ir.Value]) -> ir.Value:
     """``low + floor(u (high - low))``: uniform on ``[low, high)`` with a bias below
     ``(high - low) / 2**53``."""
     low, high = params
@@ -546,7 +546,7 @@ TRANSFORMS: dict[type[RandomVariable], Transform] = {
     ptr.GumbelRV: _location_scale(_gumbel_deviate),
     ptr.WeibullRV: _weibull,
     ptr.BernoulliRV: _bernoulli,
-    ptr.IntegersRV: _integers,
+    ptr.IntegersRV: integers_transform,
     ptr.GeometricRV: _geometric,
     ptr.GammaRV: _gamma,
     ptr.InvGammaRV: _invgamma,
@@ -561,7 +561,7 @@ TRANSFORMS: dict[type[RandomVariable], Transform] = {
     ptr.ParetoRV: _pareto,
     ptr.TriangularRV: _triangular,
     ptr.TruncExponentialRV: _truncated_exponential,
-    ptr.WaldRV: _wald,
+    ptr.WaldRV: wald_transform,
 }
 
 
@@ -581,7 +581,10 @@ def _draw(
     return [builder.op("Add", [seed, builder.scalar(1, "int64")]), values]
 
 
-def _transform_converter(transform: Transform) -> Callable[..., Sequence[ir.Value]]:
+def transform_converter(transform: Transform) -> Callable[..., Sequence[ir.Value]]:
+    """The converter of a RandomVariable whose draws are ``transform`` of its parameters
+    (each broadcast to the draws' shape and flattened, in float64)."""
+
     def convert(op: RandomVariable, node: Apply, builder: ONNXBuilder) -> list[ir.Value]:
         shape = _batch_shape(op, node, builder)
         params = [_flat_param(builder, node, i, shape) for i in range(2, len(node.inputs))]
@@ -593,7 +596,7 @@ def _transform_converter(transform: Transform) -> Callable[..., Sequence[ir.Valu
 
 
 for _cls, _transform in TRANSFORMS.items():
-    onnx_funcify.register(_cls)(_transform_converter(_transform))
+    onnx_funcify.register(_cls)(transform_converter(_transform))
 
 
 @onnx_funcify.register(ptr.CategoricalRV)
