@@ -187,3 +187,16 @@ def test_unconverted_pymc_distributions_are_refused_by_name(
     with pytest.raises(UnsupportedOpError, match=name) as info:
         export_onnx([], [make()])
     assert "ONNX sampler" in str(info.value)
+
+
+def test_autoregressive_draws_inside_a_scan() -> None:
+    # PyMC's AR draws its innovations in a Scan whose inner graph holds a symbolic random
+    # variable with an absent size.
+    x = pm.AR.dist(
+        rho=[0.6], sigma=0.5, init_dist=pm.Normal.dist(1.0, 2.0), steps=3, shape=(N_DRAWS, 4)
+    )
+    draws = _draws(x, 21)
+    assert draws.shape == (N_DRAWS, 4)
+    assert st.kstest(draws[:, 0], st.norm(1.0, 2.0).cdf).pvalue > P_MIN
+    innovations = draws[:, 1:] - 0.6 * draws[:, :-1]
+    assert st.kstest(innovations.ravel(), st.norm(0.0, 0.5).cdf).pvalue > P_MIN
