@@ -24,7 +24,7 @@ import numpy as np
 import onnx_ir as ir
 import pytensor.tensor.random.basic as ptr
 from pytensor.graph.basic import Apply
-from pytensor.tensor.random.op import RandomVariable
+from pytensor.tensor.random.op import DefaultGeneratorMakerOp, RandomVariable
 from pytensor.tensor.type_other import NoneTypeT
 
 from pytensor_onnx.builder import ONNXBuilder, variable_dtype
@@ -740,6 +740,14 @@ def _multinomial(op: RandomVariable, node: Apply, builder: ONNXBuilder) -> list[
         return builder.op("Reshape", [table_draws, builder.int64s([-1])])
 
     return _draw(node, builder, shape, draws)
+
+
+@onnx_funcify.register(DefaultGeneratorMakerOp)
+def _generator_from_seed(
+    op: DefaultGeneratorMakerOp, node: Apply, builder: ONNXBuilder
+) -> list[ir.Value]:
+    """``default_rng(seed)``: an integer seed is the generator (an int64 seed in ONNX)."""
+    return [builder.input(node, 0, "int64")]
 
 
 #: RandomVariables not converted yet (rarely used by PyMC).
