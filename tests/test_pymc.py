@@ -353,3 +353,36 @@ def test_prior_predictive_matches_pymc_in_distribution() -> None:
         prior = pm.sample_prior_predictive(4000, random_seed=3, return_inferencedata=False)
     _within_monte_carlo_error(y, prior["y"])
     _within_monte_carlo_error(a[:, None], prior["a"][:, None])
+
+
+def test_posterior_predictive_of_a_gp_conditional() -> None:
+    import xarray as xr
+
+    x = np.linspace(0.0, 1.0, 8)[:, None]
+    with pm.Model() as model:
+        ell = pm.HalfNormal("ell", 1.0)
+        eta = pm.HalfNormal("eta", 1.0)
+        sigma = pm.HalfNormal("sigma", 0.5)
+        gp = pm.gp.Marginal(cov_func=eta**2 * pm.gp.cov.ExpQuad(1, ell))
+        gp.marginal_likelihood("y", X=x, y=np.sin(4 * x[:, 0]), sigma=sigma)
+        gp.conditional("f_pred", np.linspace(0.0, 1.2, 5)[:, None])
+    rng = np.random.default_rng(1)
+    posterior = xr.Dataset(
+        {
+            "ell": (("chain", "draw"), rng.uniform(0.25, 0.35, (1, 2000))),
+            "eta": (("chain", "draw"), rng.uniform(0.8, 1.2, (1, 2000))),
+            "sigma": (("chain", "draw"), rng.uniform(0.05, 0.15, (1, 2000))),
+        }
+    )
+    onnx_model = pmx.export_posterior_predictive(model, posterior, var_names=["f_pred"])
+    (draws,) = ort_session(onnx_model).run(None, {"seed": np.array(4)})
+    assert draws.shape == (2000, 5)
+    with model:
+        expected = pm.sample_posterior_predictive(
+            posterior,
+            var_names=["f_pred"],
+            random_seed=2,
+            progressbar=False,
+            return_inferencedata=False,
+        )["f_pred"].reshape(-1, 5)
+    _within_monte_carlo_error(draws, expected)

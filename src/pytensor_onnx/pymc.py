@@ -373,7 +373,10 @@ def export_posterior_predictive(
     """
     outputs = _model_vars(model, var_names)
     posterior = getattr(idata, "posterior", idata)
-    vectorized = _vectorized(outputs, posterior, list(model.free_RVs), ("chain", "draw"))
+    # Free variables without posterior draws (e.g. a GP conditional added after sampling) are
+    # drawn, as pm.sample_posterior_predictive draws them.
+    with_draws = [rv for rv in model.free_RVs if rv.name in posterior.data_vars]
+    vectorized = _vectorized(outputs, posterior, with_draws, ("chain", "draw"))
     # One draw axis: the chains stacked.
     tensors = [pt.as_tensor_variable(var) for var in vectorized]
     stacked = [var.reshape((-1, *var.shape[2:]), ndim=var.ndim - 1) for var in tensors]
