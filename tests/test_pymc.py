@@ -386,3 +386,12 @@ def test_posterior_predictive_of_a_gp_conditional() -> None:
             return_inferencedata=False,
         )["f_pred"].reshape(-1, 5)
     _within_monte_carlo_error(draws, expected)
+
+
+def test_posterior_predictive_refuses_an_explicit_symbolic_size_by_name() -> None:
+    with pm.Model() as model:
+        x = pm.Data("x", np.linspace(-2.0, 2.0, 6))
+        a = pm.Normal("a", 0.0, 5.0)
+        pm.Normal("y", a * x, 1.0, observed=np.zeros(6), shape=x.shape)
+    with pytest.raises(ValueError, match="explicit symbolic size"):
+        pmx.export_posterior_predictive(model, _posterior(10), var_names=["y"])
