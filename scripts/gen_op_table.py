@@ -18,7 +18,12 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytensor_onnx.dispatch as dispatch
-from pytensor_onnx.dispatch.basic import OPTIONAL_OP_CLASSES, Refusal, onnx_funcify
+from pytensor_onnx.dispatch.basic import (
+    LAZY_REFUSALS,
+    OPTIONAL_OP_CLASSES,
+    Refusal,
+    onnx_funcify,
+)
 from pytensor_onnx.dispatch.blockwise import onnx_funcify_blockwise
 
 TARGET = Path(__file__).resolve().parent.parent / "docs" / "supported_ops.md"
@@ -32,7 +37,7 @@ def _module_summary(module_name: str) -> str:
 def _registered() -> tuple[dict[str, set[tuple[str, str]]], dict[str, str]]:
     """Converted Op classes by converter module (with their kind), and refused ones."""
     sections: dict[str, set[tuple[str, str]]] = defaultdict(set)
-    refused: dict[str, str] = {}
+    refused = {f"{module}.{name}": reason for (module, name), reason in LAZY_REFUSALS.items()}
     for registry, kind in ((onnx_funcify, "op"), (onnx_funcify_blockwise, "Blockwise core op")):
         for cls, func in registry.registry.items():
             if cls is object:

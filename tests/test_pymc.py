@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
 
 pm = pytest.importorskip("pymc")
 
+from onnx.reference import ReferenceEvaluator  # noqa: E402
+
+import pytensor_onnx.pymc as pmx  # noqa: E402
 from pytensor_onnx.pymc import (  # noqa: E402
     RAVEL_METADATA_KEY,
     export_logp,
     export_logp_dlogp,
     export_predictive,
 )
-from tests.compare import REFERENCE_MODE, run_onnx  # noqa: E402
+from tests.compare import REFERENCE_MODE, ort_session, run_onnx  # noqa: E402
 
 RNG = np.random.default_rng(20261126)
 
@@ -276,3 +280,118 @@ def test_predictive_names_gp_conditional_without_draws() -> None:
     draws = {"ell": RNG.uniform(0.5, 1, size=3)}
     with pytest.raises(ValueError, match=r"\['f_pred'\]"):
         export_predictive(model, draws, var_names=["f_pred"])
+
+
+# ------------------------------------------------------------------ predictive draws
+def _regression(n: int = 6) -> pm.Model:
+    with pm.Model() as model:
+        x = pm.Data("x", np.linspace(-2.0, 2.0, n))
+        a = pm.Normal("a", 0.0, 5.0)
+        b = pm.Normal("b", 0.0, 5.0)
+        s = pm.HalfNormal("s", 2.0)
+        pm.Normal("y", a + b * x, s, observed=np.zeros(n))
+    return model
+
+
+def _posterior(draws: int = 2000) -> Any:
+    import xarray as xr
+
+    rng = np.random.default_rng(0)
+    values = {
+        "a": rng.normal(1.0, 0.1, (2, draws)),
+        "b": rng.normal(2.0, 0.2, (2, draws)),
+        "s": rng.uniform(0.5, 1.0, (2, draws)),
+    }
+    return xr.Dataset({k: (("chain", "draw"), v) for k, v in values.items()})
+
+
+def _within_monte_carlo_error(onnx_draws: np.ndarray, pymc_draws: np.ndarray) -> None:
+    n = min(len(onnx_draws), len(pymc_draws))
+    spread = np.std(pymc_draws, axis=0)
+    np.testing.assert_array_less(
+        np.abs(onnx_draws.mean(0) - pymc_draws.mean(0)), 5 * spread * np.sqrt(2 / n)
+    )
+    for q in (0.05, 0.5, 0.95):
+        np.testing.assert_array_less(
+            np.abs(np.quantile(onnx_draws, q, 0) - np.quantile(pymc_draws, q, 0)),
+            8 * spread * np.sqrt(2 / n),
+        )
+    np.testing.assert_allclose(onnx_draws.std(0), spread, rtol=0.1)
+
+
+def test_posterior_predictive_matches_pymc_in_distribution() -> None:
+    model = _regression()
+    posterior = _posterior()
+    onnx_model = pmx.export_posterior_predictive(model, posterior, var_names=["y"])
+    assert [i.name for i in onnx_model.graph.input] == ["seed", "x"]
+    x = np.linspace(-1.0, 3.0, 6)
+    (draws,) = ort_session(onnx_model).run(None, {"seed": np.array(5), "x": x})
+    assert draws.shape == (4000, 6)
+    with model:
+        pm.set_data({"x": x})
+        expected = pm.sample_posterior_predictive(
+            posterior, random_seed=1, progressbar=False, return_inferencedata=False
+        )["y"].reshape(-1, 6)
+    _within_monte_carlo_error(draws, expected)
+    (again,) = ort_session(onnx_model).run(None, {"seed": np.array(5), "x": x})
+    (other,) = ort_session(onnx_model).run(None, {"seed": np.array(6), "x": x})
+    (reference,) = ReferenceEvaluator(onnx_model).run(None, {"seed": np.array(5), "x": x})
+    assert again.tobytes() == draws.tobytes()
+    assert not np.any(other == draws)
+    np.testing.assert_allclose(reference, draws, rtol=1e-12)
+
+
+def test_prior_predictive_matches_pymc_in_distribution() -> None:
+    model = _regression()
+    onnx_model = pmx.export_prior_predictive(model, draws=4000, var_names=["y", "a", "b"])
+    x = np.linspace(-2.0, 2.0, 6)
+    y, a, b = ort_session(onnx_model).run(None, {"seed": np.array(2), "x": x})
+    assert y.shape == (4000, 6) and a.shape == b.shape == (4000,)
+    # a and b have the same prior: they must still be drawn independently.
+    assert abs(np.corrcoef(a, b)[0, 1]) < 4 / np.sqrt(4000)
+    with model:
+        prior = pm.sample_prior_predictive(4000, random_seed=3, return_inferencedata=False)
+    _within_monte_carlo_error(y, prior["y"])
+    _within_monte_carlo_error(a[:, None], prior["a"][:, None])
+
+
+def test_posterior_predictive_of_a_gp_conditional() -> None:
+    import xarray as xr
+
+    x = np.linspace(0.0, 1.0, 8)[:, None]
+    with pm.Model() as model:
+        ell = pm.HalfNormal("ell", 1.0)
+        eta = pm.HalfNormal("eta", 1.0)
+        sigma = pm.HalfNormal("sigma", 0.5)
+        gp = pm.gp.Marginal(cov_func=eta**2 * pm.gp.cov.ExpQuad(1, ell))
+        gp.marginal_likelihood("y", X=x, y=np.sin(4 * x[:, 0]), sigma=sigma)
+        gp.conditional("f_pred", np.linspace(0.0, 1.2, 5)[:, None])
+    rng = np.random.default_rng(1)
+    posterior = xr.Dataset(
+        {
+            "ell": (("chain", "draw"), rng.uniform(0.25, 0.35, (1, 2000))),
+            "eta": (("chain", "draw"), rng.uniform(0.8, 1.2, (1, 2000))),
+            "sigma": (("chain", "draw"), rng.uniform(0.05, 0.15, (1, 2000))),
+        }
+    )
+    onnx_model = pmx.export_posterior_predictive(model, posterior, var_names=["f_pred"])
+    (draws,) = ort_session(onnx_model).run(None, {"seed": np.array(4)})
+    assert draws.shape == (2000, 5)
+    with model:
+        expected = pm.sample_posterior_predictive(
+            posterior,
+            var_names=["f_pred"],
+            random_seed=2,
+            progressbar=False,
+            return_inferencedata=False,
+        )["f_pred"].reshape(-1, 5)
+    _within_monte_carlo_error(draws, expected)
+
+
+def test_posterior_predictive_refuses_an_explicit_symbolic_size_by_name() -> None:
+    with pm.Model() as model:
+        x = pm.Data("x", np.linspace(-2.0, 2.0, 6))
+        a = pm.Normal("a", 0.0, 5.0)
+        pm.Normal("y", a * x, 1.0, observed=np.zeros(6), shape=x.shape)
+    with pytest.raises(ValueError, match="explicit symbolic size"):
+        pmx.export_posterior_predictive(model, _posterior(10), var_names=["y"])

@@ -10,6 +10,10 @@ Needs PyMC: the optional extra ``pymc`` (``pip install -e ".[pymc]"`` from a clo
 - :func:`export_predictive`: deterministic expressions (e.g. ``mu``, ``p``) evaluated for every
   posterior draw, with the draws baked in as initializers and ``pm.Data`` containers as graph
   inputs.  Sampling noise (observation-level randomness) is *not* included.
+- :func:`export_posterior_predictive`: draws of observed (or other) variables, with their
+  observation noise, one per posterior draw, from the ``seed`` input (int64); PyMC's own
+  ``vectorize_over_posterior`` builds the graph.
+- :func:`export_prior_predictive`: ``draws`` draws from the prior, from the ``seed`` input.
 
 PyMC's parameter checks (``CheckParameterValue``) follow the policy of
 :mod:`pytensor_onnx.dispatch.raise_op`: ``-inf`` for logp support checks, NaN for others.
@@ -26,14 +30,17 @@ import onnx
 import pytensor
 import pytensor.tensor as pt
 from pytensor.graph.basic import Variable
-from pytensor.graph.replace import vectorize_graph
+from pytensor.graph.replace import graph_replace, vectorize_graph
 from pytensor.graph.traversal import ancestors, graph_inputs
+from pytensor.tensor.random.op import default_rng
 
 from pytensor_onnx.export import PathLike, export_onnx
 
 try:
     import pymc as pm
+    from pymc.distributions.shape_utils import change_dist_size
     from pymc.pytensorf import join_nonshared_inputs
+    from pymc.sampling.forward import vectorize_over_posterior
 except ImportError as err:  # pragma: no cover - exercised only without the extra
     raise ImportError(
         "pytensor_onnx.pymc needs PyMC: pip install -e '.[pymc]' from a clone of pytensor-onnx "
@@ -261,4 +268,167 @@ def export_predictive(
     return export_onnx([], batched, path, shared_inputs=data, **export_kwargs)
 
 
-__all__ = ["RAVEL_METADATA_KEY", "export_logp", "export_logp_dlogp", "export_predictive"]
+#: The name of the int64 seed input of the predictive exports.
+SEED_NAME = "seed"
+
+
+def _model_vars(model: pm.Model, var_names: Sequence[str]) -> list[Variable]:
+    unknown = [name for name in var_names if name not in model.named_vars]
+    if unknown:
+        raise ValueError(
+            f"{unknown} are not variables of the model; it has {sorted(model.named_vars)}"
+        )
+    return [model[name] for name in var_names]
+
+
+def _export_draws(
+    model: pm.Model,
+    outputs: Sequence[Variable],
+    names: Sequence[str],
+    path: PathLike | None,
+    data_as_inputs: bool | Sequence[str],
+    export_kwargs: dict[str, Any],
+) -> onnx.ModelProto:
+    """Export ``outputs`` with the random generators they use made from one int64 ``seed``
+    input: generator ``i`` is ``default_rng(seed + i)`` (distinct generators keep PyTensor
+    from merging two identical draws into one; every RandomVariable node has its own
+    stream)."""
+    seed = pt.scalar(SEED_NAME, dtype="int64")
+    generators = [
+        var
+        for var in graph_inputs(outputs)
+        if isinstance(var.type, pt.random.type.RandomGeneratorType)
+    ]
+    made: dict[Variable, Variable] = {}
+    for i, gen in enumerate(generators):
+        made_generator = default_rng(seed + i)
+        assert isinstance(made_generator, Variable)
+        made[gen] = made_generator
+    replaced = graph_replace(list(outputs), made, strict=False)
+    for out, name in zip(replaced, names, strict=True):
+        out.name = name
+    data = _used_data(replaced, _data_inputs(model, data_as_inputs))
+    inputs = [seed] if generators else []
+    return export_onnx(inputs, replaced, path, shared_inputs=data, **export_kwargs)
+
+
+def _vectorized(
+    outputs: Sequence[Variable], draws: Any, free: Sequence[Variable], dims: tuple[str, ...]
+) -> list[Variable]:
+    """PyMC's ``vectorize_over_posterior``: ``outputs`` with the ``free`` variables replaced
+    by their ``draws`` and the other random variables drawn once per draw."""
+    try:
+        return vectorize_over_posterior(list(outputs), draws, list(free), sample_dims=dims)
+    except ValueError as err:
+        if "Size length is incompatible" not in str(err):
+            raise
+        raise ValueError(
+            "PyTensor cannot vectorize a random variable of these outputs over the draws: it "
+            "has an explicit symbolic size (e.g. shape=x.shape of a pm.Data) that "
+            "vectorize_graph does not extend; give it dims or leave its shape to its "
+            f"parameters ({err})"
+        ) from err
+
+
+def export_posterior_predictive(
+    model: pm.Model,
+    idata: Any,
+    path: PathLike | None = None,
+    *,
+    var_names: Sequence[str],
+    data_as_inputs: bool | Sequence[str] = True,
+    **export_kwargs: Any,
+) -> onnx.ModelProto:
+    """Export posterior-predictive draws: one draw of each variable per posterior draw.
+
+    The graph is PyMC's (``pymc.sampling.forward.vectorize_over_posterior``, as
+    ``pm.sample_posterior_predictive`` builds it): the free variables take their posterior
+    draws (baked in as initializers), and the requested variables, e.g. observed ones, are
+    drawn with their noise.  Draws are a deterministic function of the ``seed`` input; they
+    follow PyMC's distributions but are not NumPy's stream (see ``docs/random.md``).
+
+    Parameters
+    ----------
+    model
+        The PyMC model.
+    idata
+        An ``arviz.InferenceData`` with a ``posterior`` group, or that group (an
+        ``xarray.Dataset`` with ``chain`` and ``draw`` dimensions); chains are stacked.
+    path
+        Where to write the ``.onnx`` file (optional).
+    var_names
+        Names of the variables to draw (observed variables, deterministics, or variables
+        added after sampling such as a GP conditional).
+    data_as_inputs
+        ``pm.Data`` containers that become graph inputs (default: all that are used), so
+        new data of any length can be fed.
+    export_kwargs
+        Passed to :func:`pytensor_onnx.export_onnx`.
+
+    Returns
+    -------
+    onnx.ModelProto
+        Inputs: ``seed`` (0-d int64), then the chosen data containers; outputs: one per
+        name, with a leading axis of ``chains * draws``.
+    """
+    outputs = _model_vars(model, var_names)
+    posterior = getattr(idata, "posterior", idata)
+    # Free variables without posterior draws (e.g. a GP conditional added after sampling) are
+    # drawn, as pm.sample_posterior_predictive draws them.
+    with_draws = [rv for rv in model.free_RVs if rv.name in posterior.data_vars]
+    vectorized = _vectorized(outputs, posterior, with_draws, ("chain", "draw"))
+    # One draw axis: the chains stacked.
+    tensors = [pt.as_tensor_variable(var) for var in vectorized]
+    stacked = [var.reshape((-1, *var.shape[2:]), ndim=var.ndim - 1) for var in tensors]
+    return _export_draws(model, stacked, var_names, path, data_as_inputs, export_kwargs)
+
+
+def export_prior_predictive(
+    model: pm.Model,
+    path: PathLike | None = None,
+    *,
+    draws: int,
+    var_names: Sequence[str],
+    data_as_inputs: bool | Sequence[str] = True,
+    **export_kwargs: Any,
+) -> onnx.ModelProto:
+    """Export ``draws`` prior-predictive draws of ``var_names`` (free, observed or
+    deterministic variables), as ``pm.sample_prior_predictive`` makes them.
+
+    Parameters
+    ----------
+    model
+        The PyMC model.
+    path
+        Where to write the ``.onnx`` file (optional).
+    draws
+        The number of draws (the outputs' leading axis).
+    var_names, data_as_inputs, export_kwargs
+        As for :func:`export_posterior_predictive`.
+
+    Returns
+    -------
+    onnx.ModelProto
+        Inputs: ``seed`` (0-d int64), then the chosen data containers; outputs: one per
+        name, with a leading axis of length ``draws``.
+    """
+    outputs = _model_vars(model, var_names)
+    # A draw axis in front of every root random variable (one without random ancestors),
+    # which vectorize_graph carries to everything drawn from them.
+    upstream = set(ancestors(outputs))
+    rvs = [rv for rv in model.basic_RVs if rv in upstream]
+    roots = [rv for rv in rvs if not set(rvs) & set(ancestors(rv.owner.inputs))]
+    replacements = {rv: change_dist_size(rv, new_size=(draws,), expand=True) for rv in roots}
+    vectorized = vectorize_graph(outputs, replace=replacements)
+    return _export_draws(model, vectorized, var_names, path, data_as_inputs, export_kwargs)
+
+
+__all__ = [
+    "RAVEL_METADATA_KEY",
+    "SEED_NAME",
+    "export_logp",
+    "export_logp_dlogp",
+    "export_posterior_predictive",
+    "export_predictive",
+    "export_prior_predictive",
+]

@@ -18,6 +18,7 @@ from pytensor.compile.ops import DeepCopyOp, ViewOp
 from pytensor.graph.basic import Apply
 from pytensor.graph.fg import FunctionGraph
 from pytensor.graph.op import Op
+from pytensor.tensor.type_other import NoneTypeT
 
 import pytensor_onnx
 from pytensor_onnx.builder import ONNXBuilder
@@ -142,6 +143,18 @@ def register_lazy(module: str, name: str, registrar: Callable[[type], object]) -
     _LAZY_CONVERTERS[(module, name)] = registrar
 
 
+#: Op classes of other packages refused by name, ``(module, name) -> reason`` (for the
+#: supported-op table, which lists them with the other refusals).
+LAZY_REFUSALS: dict[tuple[str, str], str] = {}
+
+
+def refuse_lazy(module: str, name: str, reason: str) -> None:
+    """Refuse class ``module.name`` (of another package, e.g. PyMC) with ``reason`` when met."""
+    LAZY_REFUSALS[(module, name)] = reason
+    refusal = Refusal(reason)
+    _LAZY_CONVERTERS[(module, name)] = lambda cls: onnx_funcify.register(cls)(refusal)
+
+
 @singledispatch
 def onnx_funcify(op: Op, node: Apply, builder: ONNXBuilder) -> Sequence[ir.Value]:
     """Convert one PyTensor ``Apply`` node into ONNX nodes.
@@ -242,9 +255,12 @@ def thaw(fgraph: Any) -> FunctionGraph:
 
 def inline_inner_graph(fgraph: Any, node: Apply, builder: ONNXBuilder) -> list[ir.Value]:
     """Convert the inner graph of ``node`` (Composite, OpFromGraph...) into ``builder``'s graph,
-    its inputs taking the values of ``node``'s inputs."""
+    its inputs taking the values of ``node``'s inputs.  ``None`` inputs (a RandomVariable's
+    absent ``size``) have no value: the converters using them read their type."""
     fgraph = thaw(fgraph)
     for inner_input, outer_input in zip(fgraph.inputs, node.inputs, strict=True):
+        if isinstance(outer_input.type, NoneTypeT):
+            continue
         builder.bind(inner_input, builder.value(outer_input))
     convert_nodes(fgraph.toposort(), builder)
     return [builder.value(out) for out in fgraph.outputs]

@@ -24,7 +24,7 @@ import numpy as np
 import onnx_ir as ir
 import pytensor.tensor.random.basic as ptr
 from pytensor.graph.basic import Apply
-from pytensor.tensor.random.op import RandomVariable
+from pytensor.tensor.random.op import DefaultGeneratorMakerOp, RandomVariable
 from pytensor.tensor.type_other import NoneTypeT
 
 from pytensor_onnx.builder import ONNXBuilder, variable_dtype
@@ -470,7 +470,7 @@ def _truncated_exponential(num: Num, stream: RandomStream, params: list[ir.Value
     return num.add(loc, num.mul(scale, standard))
 
 
-def _wald(num: Num, stream: RandomStream, params: list[ir.Value]) -> ir.Value:
+def wald_transform(num: Num, stream: RandomStream, params: list[ir.Value]) -> ir.Value:
     """Michael, Schucany and Haas (1976), as NumPy: a root of the normal-square equation,
     chosen by a uniform (words 0-1: the normal, word 2: the choice)."""
     mean, scale = params
@@ -515,7 +515,7 @@ def _bernoulli(num: Num, stream: RandomStream, params: list[ir.Value]) -> ir.Val
     return num.builder.cast(hit, "float64", "bool")
 
 
-def _integers(num: Num, stream: RandomStream, params: list[ir.Value]) -> ir.Value:
+def integers_transform(num: Num, stream: RandomStream, params: list[ir.Value]) -> ir.Value:
     """``low + floor(u (high - low))``: uniform on ``[low, high)`` with a bias below
     ``(high - low) / 2**53``."""
     low, high = params
@@ -546,7 +546,7 @@ TRANSFORMS: dict[type[RandomVariable], Transform] = {
     ptr.GumbelRV: _location_scale(_gumbel_deviate),
     ptr.WeibullRV: _weibull,
     ptr.BernoulliRV: _bernoulli,
-    ptr.IntegersRV: _integers,
+    ptr.IntegersRV: integers_transform,
     ptr.GeometricRV: _geometric,
     ptr.GammaRV: _gamma,
     ptr.InvGammaRV: _invgamma,
@@ -561,7 +561,7 @@ TRANSFORMS: dict[type[RandomVariable], Transform] = {
     ptr.ParetoRV: _pareto,
     ptr.TriangularRV: _triangular,
     ptr.TruncExponentialRV: _truncated_exponential,
-    ptr.WaldRV: _wald,
+    ptr.WaldRV: wald_transform,
 }
 
 
@@ -581,7 +581,10 @@ def _draw(
     return [builder.op("Add", [seed, builder.scalar(1, "int64")]), values]
 
 
-def _transform_converter(transform: Transform) -> Callable[..., Sequence[ir.Value]]:
+def transform_converter(transform: Transform) -> Callable[..., Sequence[ir.Value]]:
+    """The converter of a RandomVariable whose draws are ``transform`` of its parameters
+    (each broadcast to the draws' shape and flattened, in float64)."""
+
     def convert(op: RandomVariable, node: Apply, builder: ONNXBuilder) -> list[ir.Value]:
         shape = _batch_shape(op, node, builder)
         params = [_flat_param(builder, node, i, shape) for i in range(2, len(node.inputs))]
@@ -593,7 +596,7 @@ def _transform_converter(transform: Transform) -> Callable[..., Sequence[ir.Valu
 
 
 for _cls, _transform in TRANSFORMS.items():
-    onnx_funcify.register(_cls)(_transform_converter(_transform))
+    onnx_funcify.register(_cls)(transform_converter(_transform))
 
 
 @onnx_funcify.register(ptr.CategoricalRV)
@@ -737,6 +740,14 @@ def _multinomial(op: RandomVariable, node: Apply, builder: ONNXBuilder) -> list[
         return builder.op("Reshape", [table_draws, builder.int64s([-1])])
 
     return _draw(node, builder, shape, draws)
+
+
+@onnx_funcify.register(DefaultGeneratorMakerOp)
+def _generator_from_seed(
+    op: DefaultGeneratorMakerOp, node: Apply, builder: ONNXBuilder
+) -> list[ir.Value]:
+    """``default_rng(seed)``: an integer seed is the generator (an int64 seed in ONNX)."""
+    return [builder.input(node, 0, "int64")]
 
 
 #: RandomVariables not converted yet (rarely used by PyMC).

@@ -1,0 +1,202 @@
+"""PyMC's RandomVariables: its own RandomVariable classes (converted in
+``dispatch/pymc_random.py``) and the symbolic random variables PyMC builds from basic ones
+(mixtures, censoring, ordered categories, inlined), checked in distribution against SciPy with
+fixed seeds, in ONNX Runtime and onnx.reference, float32 and float64."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+import scipy.stats as st
+from onnx.reference import ReferenceEvaluator
+
+from pytensor_onnx import UnsupportedOpError, export_onnx
+from tests.compare import ort_session
+from tests.dispatch.test_random import N_DRAWS, P_MIN, _chi_square_p
+
+pm = pytest.importorskip("pymc")
+
+pytestmark = pytest.mark.filterwarnings("ignore:.*encountered in:RuntimeWarning")
+
+
+def _draws(x: Any, seed: int, *, runtime: str = "ort") -> np.ndarray:
+    """The draws of the PyMC variable ``x``; its generators (the only inputs: one per
+    distribution PyMC made, e.g. a mixture's weights and components) get seeds from ``seed``."""
+    model = export_onnx([], [x])
+    feeds = {i.name: np.array(seed + k, np.int64) for k, i in enumerate(model.graph.input)}
+    if runtime == "ort":
+        (out,) = ort_session(model).run(None, feeds)
+    else:
+        (out,) = ReferenceEvaluator(model).run(None, feeds)
+    return np.asarray(out)
+
+
+def _mixture_cdf(weights: list[float], dists: list[Any]) -> Callable[[np.ndarray], np.ndarray]:
+    return lambda x: sum(w * d.cdf(x) for w, d in zip(weights, dists, strict=True))
+
+
+#: (name, PyMC variable from (dtype, size), SciPy CDF).
+CONTINUOUS: list[tuple[str, Callable[[str, Any], Any], Callable[[np.ndarray], np.ndarray]]] = [
+    (
+        "skew_normal",
+        lambda d, s: pm.SkewNormal.dist(mu=1.0, sigma=2.0, alpha=-3.0, size=s, dtype=d),
+        st.skewnorm(-3.0, 1.0, 2.0).cdf,
+    ),
+    (
+        "skew_normal_symmetric",
+        lambda d, s: pm.SkewNormal.dist(mu=0.0, sigma=1.0, alpha=0.0, size=s, dtype=d),
+        st.norm().cdf,
+    ),
+    (
+        "wald_shifted",
+        lambda d, s: pm.Wald.dist(mu=1.5, lam=2.0, alpha=0.5, size=s, dtype=d),
+        st.invgauss(1.5 / 2.0, loc=0.5, scale=2.0).cdf,
+    ),
+    (
+        "rice",
+        lambda d, s: pm.Rice.dist(nu=2.0, sigma=1.5, size=s, dtype=d),
+        st.rice(2.0 / 1.5, scale=1.5).cdf,
+    ),
+    (
+        "moyal",
+        lambda d, s: pm.Moyal.dist(mu=0.5, sigma=2.0, size=s, dtype=d),
+        st.moyal(0.5, 2.0).cdf,
+    ),
+    (
+        "student_t",
+        lambda d, s: pm.StudentT.dist(nu=3.0, mu=1.0, sigma=2.0, size=s, dtype=d),
+        st.t(3.0, 1.0, 2.0).cdf,
+    ),
+    (
+        "normal_mixture",
+        lambda d, s: pm.Mixture.dist(
+            w=[0.3, 0.7],
+            comp_dists=pm.Normal.dist(mu=[-2.0, 2.0], sigma=[1.0, 0.5], dtype=d),
+            size=s,
+        ),
+        _mixture_cdf([0.3, 0.7], [st.norm(-2.0, 1.0), st.norm(2.0, 0.5)]),
+    ),
+]
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize(("name", "make", "cdf"), CONTINUOUS, ids=[c[0] for c in CONTINUOUS])
+def test_continuous_goodness_of_fit(
+    name: str, make: Callable[[str, Any], Any], cdf: Callable[[np.ndarray], np.ndarray], dtype: str
+) -> None:
+    x = make(dtype, (N_DRAWS,))
+    draws = _draws(x, 4321)
+    assert draws.dtype == dtype and draws.shape == (N_DRAWS,)
+    assert np.all(np.isfinite(draws))
+    assert st.kstest(draws.astype(np.float64), cdf).pvalue > P_MIN
+
+
+def _ordered_logistic_pmf(eta: float, cutpoints: np.ndarray) -> np.ndarray:
+    cdf = np.concatenate([[0.0], 1 / (1 + np.exp(-(cutpoints - eta))), [1.0]])
+    return np.diff(1 - cdf[::-1])[::-1]
+
+
+_CUTPOINTS = np.array([-1.0, 0.0, 1.5])
+_ZIP_SUPPORT = np.arange(40)
+_ZIP_PMF = 0.3 * (_ZIP_SUPPORT == 0) + 0.7 * st.poisson(3.0).pmf(_ZIP_SUPPORT)
+
+#: (name, PyMC variable of the given size, SciPy distribution).
+DISCRETE: list[tuple[str, Callable[[Any], Any], Any]] = [
+    (
+        "discrete_uniform",
+        lambda s: pm.DiscreteUniform.dist(lower=-2, upper=4, size=s),
+        st.randint(-2, 5),
+    ),
+    (
+        "zero_inflated_poisson",
+        lambda s: pm.ZeroInflatedPoisson.dist(psi=0.7, mu=3.0, size=s),
+        st.rv_discrete(values=(_ZIP_SUPPORT, _ZIP_PMF / _ZIP_PMF.sum())),
+    ),
+    (
+        "ordered_logistic",
+        lambda s: pm.OrderedLogistic.dist(eta=0.5, cutpoints=_CUTPOINTS, size=s),
+        st.rv_discrete(
+            values=(
+                np.arange(4),
+                np.diff(np.concatenate([[0.0], 1 / (1 + np.exp(-(_CUTPOINTS - 0.5))), [1.0]])),
+            )
+        ),
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "make", "dist"), DISCRETE, ids=[c[0] for c in DISCRETE])
+def test_discrete_goodness_of_fit(name: str, make: Callable[[Any], Any], dist: Any) -> None:
+    draws = _draws(make((N_DRAWS,)), 99)
+    assert draws.shape == (N_DRAWS,)
+    assert _chi_square_p(draws.astype(np.int64), dist) > P_MIN
+
+
+@pytest.mark.parametrize(
+    "make",
+    [c[1] for c in CONTINUOUS if c[0] in {"skew_normal", "wald_shifted", "rice", "moyal"}]
+    + [lambda d, s: pm.DiscreteUniform.dist(lower=-2, upper=4, size=s)],
+)
+def test_reference_evaluator_draws_what_onnxruntime_draws(make: Callable[..., Any]) -> None:
+    x = make("float64", (2, 40))
+    runtime = _draws(x, 5)
+    reference = _draws(x, 5, runtime="reference")
+    assert reference.dtype == runtime.dtype and reference.shape == runtime.shape == (2, 40)
+    np.testing.assert_allclose(reference, runtime, rtol=1e-12)
+
+
+def test_censored_normal_puts_the_tail_mass_on_the_bounds() -> None:
+    x = pm.Censored.dist(pm.Normal.dist(0.0, 1.0), lower=-1.0, upper=0.5, size=N_DRAWS)
+    draws = _draws(x, 8)
+    assert draws.min() == -1.0 and draws.max() == 0.5
+    tolerance = 4 * np.sqrt(0.25 / N_DRAWS)
+    assert abs(np.mean(draws == -1.0) - st.norm.cdf(-1.0)) < tolerance
+    assert abs(np.mean(draws == 0.5) - st.norm.sf(0.5)) < tolerance
+
+
+def test_parameters_broadcast() -> None:
+    x = pm.SkewNormal.dist(mu=np.array([-100.0, 0.0, 100.0]), sigma=0.1, alpha=np.array([[1.0]]))
+    draws = _draws(x, 3)
+    assert draws.shape == (1, 3)
+    np.testing.assert_allclose(draws, [[-100.0, 0.0, 100.0]], atol=1.0)
+
+
+@pytest.mark.parametrize(
+    ("make", "name"),
+    [
+        (
+            lambda: pm.Truncated.dist(pm.Normal.dist(0, 1), lower=-1, upper=2, size=3),
+            "TruncatedNormalRV",
+        ),
+        (lambda: pm.PolyaGamma.dist(h=1.0, z=0.0, size=3), "PolyaGammaRV"),
+        (
+            lambda: pm.Interpolated.dist(
+                x_points=np.linspace(0, 1, 5), pdf_points=np.ones(5), size=3
+            ),
+            "InterpolatedRV",
+        ),
+        (lambda: pm.StickBreakingWeights.dist(alpha=1.0, K=3), "StickBreakingWeightsRV"),
+    ],
+)
+def test_unconverted_pymc_distributions_are_refused_by_name(
+    make: Callable[[], Any], name: str
+) -> None:
+    with pytest.raises(UnsupportedOpError, match=name) as info:
+        export_onnx([], [make()])
+    assert "ONNX sampler" in str(info.value)
+
+
+def test_autoregressive_draws_inside_a_scan() -> None:
+    # PyMC's AR draws its innovations in a Scan whose inner graph holds a symbolic random
+    # variable with an absent size.
+    x = pm.AR.dist(
+        rho=[0.6], sigma=0.5, init_dist=pm.Normal.dist(1.0, 2.0), steps=3, shape=(N_DRAWS, 4)
+    )
+    draws = _draws(x, 21)
+    assert draws.shape == (N_DRAWS, 4)
+    assert st.kstest(draws[:, 0], st.norm(1.0, 2.0).cdf).pvalue > P_MIN
+    innovations = draws[:, 1:] - 0.6 * draws[:, :-1]
+    assert st.kstest(innovations.ravel(), st.norm(0.0, 0.5).cdf).pvalue > P_MIN
