@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Run the test suite in the two supported environments, creating their virtual environments:
+# Run the test suite in the three supported environments, creating their virtual environments:
 #   newest: Python 3.12, the latest PyTensor 3.x and PyMC 6.x
 #   oldest: Python 3.11, PyTensor 2.38.x and PyMC 5.28.x
-# Usage: bash scripts/test.sh [newest|oldest ...] [-- extra pytest arguments]
+#   middle: Python 3.11, the newest PyTensor 3.x pip resolves there (3.0.x) and the newest PyMC that
+#           installs with it (what `pip install pytensor-onnx` gives a Python 3.11 user)
+# Usage: bash scripts/test.sh [newest|oldest|middle ...] [-- extra pytest arguments]
 # Environments live in $PYTENSOR_ONNX_ENVS (default: .ci-venvs/ in the checkout) and are reused.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,7 +12,7 @@ cd "$(dirname "$0")/.."
 envs=()
 while [[ $# -gt 0 && "$1" != "--" ]]; do envs+=("$1"); shift; done
 [[ $# -gt 0 ]] && shift
-[[ ${#envs[@]} -eq 0 ]] && envs=(newest oldest)
+[[ ${#envs[@]} -eq 0 ]] && envs=(newest oldest middle)
 env_root=${PYTENSOR_ONNX_ENVS:-.ci-venvs}
 
 find_python() {  # find_python 3.12 -> a command running that Python
@@ -43,7 +45,8 @@ for name in "${envs[@]}"; do
     case "$name" in
         newest) setup_env newest 3.12 "pytensor>=3" "pymc>=6" "ruff>=0.6" "mypy>=1.10" ;;
         oldest) setup_env oldest 3.11 "pytensor>=2.38,<2.39" "pymc>=5.28,<5.29" ;;
-        *) echo "unknown environment $name (newest or oldest)" >&2; exit 2 ;;
+        middle) setup_env middle 3.11 "pytensor>=3" "pymc>=5.28" ;;
+        *) echo "unknown environment $name (newest, oldest or middle)" >&2; exit 2 ;;
     esac
     py="$env_root/$name/bin/python"
     echo "== $name: $("$py" -c 'import sys, pytensor, onnx, onnxruntime; print(f"Python {sys.version.split()[0]}, PyTensor {pytensor.__version__}, onnx {onnx.__version__}, onnxruntime {onnxruntime.__version__}")')"
