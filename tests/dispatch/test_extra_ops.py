@@ -160,6 +160,14 @@ def test_ravel_modes(mode: str) -> None:
     compare_onnx_and_py([i, j], [out], [i_value, j_value])
 
 
+@pytest.mark.parametrize("dtype", ["int64", "int32", "int8"])
+def test_bartlett(dtype: str) -> None:
+    m = pt.scalar("m", dtype=dtype)
+    window = pt.bartlett(m)
+    for value in [-3, 0, 1, 2, 3, 8, 51]:
+        compare_onnx_and_py([m], [window], [np.array(value, dtype=dtype)])
+
+
 @pytest.mark.parametrize("n", [1, 2, 3])
 def test_diff(n: int, floatX: str, symbolic: bool) -> None:
     value = RNG.normal(size=(5, 4)).astype(floatX)

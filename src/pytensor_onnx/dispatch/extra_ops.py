@@ -10,6 +10,8 @@
 * ``UnravelIndex`` / ``RavelMultiIndex``: integer ``Mod``/``Div`` and a dot with the strides.
 * ``FillDiagonal`` / ``FillDiagonalOffset``: a ``Where`` on an index-equality mask.
 * ``Repeat`` (vector repeats): a ``Gather`` with source indices from a scatter and a running sum.
+* ``Bartlett``: NumPy's triangular window ``1 - |2k - (M - 1)| / (M - 1)`` for ``k < M`` (float64),
+  ``[1]`` for ``M == 1`` (dividing by ``max(M - 1, 1)``) and empty for ``M < 1``.
 """
 
 from __future__ import annotations
@@ -355,3 +357,20 @@ def _repeat(op: extra_ops.Repeat, node: Apply, builder: ONNXBuilder) -> Values:
     counts = builder.op("CumSum", [marks, builder.scalar(0, "int64")])
     source = builder.op("Slice", [counts, builder.int64s([0]), total])
     return [builder.op("Gather", [x, source], {"axis": op.axis})]
+
+
+# ------------------------------------------------------------------------ Bartlett
+@onnx_funcify.register(extra_ops.Bartlett)
+def _bartlett(op: extra_ops.Bartlett, node: Apply, builder: ONNXBuilder) -> Values:
+    m = builder.input(node, 0, "int64")
+    k = builder.cast(
+        _arange(builder, builder.op("Max", [m, builder.scalar(0, "int64")])), "float64"
+    )
+    last = builder.cast(builder.op("Sub", [m, builder.scalar(1, "int64")]), "float64")
+    twice_k = builder.op("Mul", [k, builder.scalar(2.0, "float64")])
+    distance = builder.op("Abs", [builder.op("Sub", [twice_k, last])])
+    # M == 1: the distance is 0 and so is M - 1; dividing by 1 instead gives NumPy's [1].
+    scale = builder.op("Max", [last, builder.scalar(1.0, "float64")])
+    return [
+        builder.op("Sub", [builder.scalar(1.0, "float64"), builder.op("Div", [distance, scale])])
+    ]
