@@ -7,7 +7,8 @@
 * ``SearchsortedOp``: a vectorized bisection (``ceil(log2(n + 1))`` rounds of ``Gather`` and a
   NaN-aware comparison, NaN sorting last as in NumPy).
 * ``Unique``: ONNX ``Unique`` with ``sorted=1`` (flattened or along an axis).
-* ``UnravelIndex`` / ``RavelMultiIndex``: integer ``Mod``/``Div`` and a dot with the strides.
+* ``UnravelIndex`` / ``RavelMultiIndex``: integer ``Mod``/``Div`` and a dot with the strides;
+  mode ``raise`` makes the run fail on an index out of range (as ``CheckAndRaise`` does).
 * ``FillDiagonal`` / ``FillDiagonalOffset``: a ``Where`` on an index-equality mask.
 * ``Repeat`` (vector repeats): a ``Gather`` with source indices from a scatter and a running sum.
 * ``Bartlett``: NumPy's triangular window ``1 - |2k - (M - 1)| / (M - 1)`` for ``k < M`` (float64),
@@ -29,6 +30,7 @@ from pytensor_onnx.dispatch._loop import Carry, fori_loop
 from pytensor_onnx.dispatch._numerics import work_dtype
 from pytensor_onnx.dispatch.basic import UnsupportedOpError, onnx_funcify
 from pytensor_onnx.dispatch.linalg import Size
+from pytensor_onnx.dispatch.raise_op import fail_unless
 from pytensor_onnx.dispatch.tensor_basic import expand
 
 Values = Sequence[ir.Value]
@@ -281,6 +283,13 @@ def _ravel_multi_index(op: extra_ops.RavelMultiIndex, node: Apply, builder: ONNX
         elif modes[i] == "clip":
             top = builder.op("Sub", [dims[i], builder.scalar(1, "int64")])
             index = builder.op("Max", [builder.op("Min", [index, top]), zero])
+        else:  # "raise": an index outside [0, dim) fails the run, as NumPy raises
+            outside = builder.op(
+                "Or",
+                [builder.op("Less", [index, zero]), builder.op("GreaterOrEqual", [index, dims[i]])],
+            )
+            bad = builder.op("ReduceSum", [builder.cast(outside, "int64", "bool")], {"keepdims": 0})
+            index = fail_unless(builder, builder.op("Equal", [bad, zero]), index)
         indices.append(index)
     order = range(n_index) if op.order == "C" else range(n_index - 1, -1, -1)
     flat: ir.Value | None = None
