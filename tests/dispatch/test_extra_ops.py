@@ -6,6 +6,7 @@ import numpy as np
 import pytensor
 import pytensor.tensor as pt
 import pytest
+from onnx.reference import ReferenceEvaluator
 
 from pytensor_onnx import UnsupportedOpError, export_onnx
 from tests.compare import compare_onnx_and_py, input_like, ort_session
@@ -158,6 +159,35 @@ def test_ravel_modes(mode: str) -> None:
     j = input_like(j_value, "j", symbolic=True)
     out = pt.ravel_multi_index((i, j), (3, 4), mode=mode)
     compare_onnx_and_py([i, j], [out], [i_value, j_value])
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_ravel_mode_raise(order: str) -> None:
+    i = pt.vector("i", dtype="int64")
+    j = pt.vector("j", dtype="int32")
+    model = export_onnx([i, j], [pt.ravel_multi_index((i, j), (3, 4), mode="raise", order=order)])
+    good = {"i": np.array([0, 2, 1]), "j": np.array([3, 0, 1], dtype="int32")}
+    expected = np.ravel_multi_index((good["i"], good["j"]), (3, 4), order=order)
+    compare_onnx_and_py(
+        [i, j], [pt.ravel_multi_index((i, j), (3, 4), order=order)], list(good.values())
+    )
+    empty = {"i": np.array([], dtype="int64"), "j": np.array([], dtype="int32")}
+    np.testing.assert_array_equal(ort_session(model).run(None, good)[0], expected)
+    assert ort_session(model).run(None, empty)[0].shape == (0,)
+    for bad in ({"i": np.array([0, 3, 1])}, {"j": np.array([3, -1, 1], dtype="int32")}):
+        feeds = {**good, **bad}
+        with pytest.raises(Exception, match=r"out of|indices|bounds"):
+            ort_session(model).run(None, feeds)
+        with pytest.raises(IndexError):
+            ReferenceEvaluator(model).run(None, feeds)
+
+
+@pytest.mark.parametrize("dtype", ["int64", "int32", "int8"])
+def test_bartlett(dtype: str) -> None:
+    m = pt.scalar("m", dtype=dtype)
+    window = pt.bartlett(m)
+    for value in [-3, 0, 1, 2, 3, 8, 51]:
+        compare_onnx_and_py([m], [window], [np.array(value, dtype=dtype)])
 
 
 @pytest.mark.parametrize("n", [1, 2, 3])

@@ -7,9 +7,12 @@
 * ``SearchsortedOp``: a vectorized bisection (``ceil(log2(n + 1))`` rounds of ``Gather`` and a
   NaN-aware comparison, NaN sorting last as in NumPy).
 * ``Unique``: ONNX ``Unique`` with ``sorted=1`` (flattened or along an axis).
-* ``UnravelIndex`` / ``RavelMultiIndex``: integer ``Mod``/``Div`` and a dot with the strides.
+* ``UnravelIndex`` / ``RavelMultiIndex``: integer ``Mod``/``Div`` and a dot with the strides;
+  mode ``raise`` makes the run fail on an index out of range (as ``CheckAndRaise`` does).
 * ``FillDiagonal`` / ``FillDiagonalOffset``: a ``Where`` on an index-equality mask.
 * ``Repeat`` (vector repeats): a ``Gather`` with source indices from a scatter and a running sum.
+* ``Bartlett``: NumPy's triangular window ``1 - |2k - (M - 1)| / (M - 1)`` for ``k < M`` (float64),
+  ``[1]`` for ``M == 1`` (dividing by ``max(M - 1, 1)``) and empty for ``M < 1``.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from pytensor_onnx.dispatch._loop import Carry, fori_loop
 from pytensor_onnx.dispatch._numerics import work_dtype
 from pytensor_onnx.dispatch.basic import UnsupportedOpError, onnx_funcify
 from pytensor_onnx.dispatch.linalg import Size
+from pytensor_onnx.dispatch.raise_op import fail_unless
 from pytensor_onnx.dispatch.tensor_basic import expand
 
 Values = Sequence[ir.Value]
@@ -279,6 +283,13 @@ def _ravel_multi_index(op: extra_ops.RavelMultiIndex, node: Apply, builder: ONNX
         elif modes[i] == "clip":
             top = builder.op("Sub", [dims[i], builder.scalar(1, "int64")])
             index = builder.op("Max", [builder.op("Min", [index, top]), zero])
+        else:  # "raise": an index outside [0, dim) fails the run, as NumPy raises
+            outside = builder.op(
+                "Or",
+                [builder.op("Less", [index, zero]), builder.op("GreaterOrEqual", [index, dims[i]])],
+            )
+            bad = builder.op("ReduceSum", [builder.cast(outside, "int64", "bool")], {"keepdims": 0})
+            index = fail_unless(builder, builder.op("Equal", [bad, zero]), index)
         indices.append(index)
     order = range(n_index) if op.order == "C" else range(n_index - 1, -1, -1)
     flat: ir.Value | None = None
@@ -355,3 +366,20 @@ def _repeat(op: extra_ops.Repeat, node: Apply, builder: ONNXBuilder) -> Values:
     counts = builder.op("CumSum", [marks, builder.scalar(0, "int64")])
     source = builder.op("Slice", [counts, builder.int64s([0]), total])
     return [builder.op("Gather", [x, source], {"axis": op.axis})]
+
+
+# ------------------------------------------------------------------------ Bartlett
+@onnx_funcify.register(extra_ops.Bartlett)
+def _bartlett(op: extra_ops.Bartlett, node: Apply, builder: ONNXBuilder) -> Values:
+    m = builder.input(node, 0, "int64")
+    k = builder.cast(
+        _arange(builder, builder.op("Max", [m, builder.scalar(0, "int64")])), "float64"
+    )
+    last = builder.cast(builder.op("Sub", [m, builder.scalar(1, "int64")]), "float64")
+    twice_k = builder.op("Mul", [k, builder.scalar(2.0, "float64")])
+    distance = builder.op("Abs", [builder.op("Sub", [twice_k, last])])
+    # M == 1: the distance is 0 and so is M - 1; dividing by 1 instead gives NumPy's [1].
+    scale = builder.op("Max", [last, builder.scalar(1.0, "float64")])
+    return [
+        builder.op("Sub", [builder.scalar(1.0, "float64"), builder.op("Div", [distance, scale])])
+    ]

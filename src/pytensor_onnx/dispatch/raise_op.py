@@ -25,6 +25,29 @@ from pytensor_onnx.builder import ONNXBuilder, variable_dtype
 from pytensor_onnx.dispatch.basic import onnx_funcify
 
 
+def fail_unless(builder: ONNXBuilder, ok: ir.Value, value: ir.Value) -> ir.Value:
+    """``value``, read so that the run fails (an out-of-range ``Gather``) where ``ok`` is false.
+
+    Parameters
+    ----------
+    builder : ONNXBuilder
+        The graph being built.
+    ok : ir.Value
+        A 0-d bool: the check.
+    value : ir.Value
+        The value to pass through.
+
+    Returns
+    -------
+    ir.Value
+        ``value`` itself when ``ok`` holds; the run is an error otherwise.
+    """
+    position = builder.op("Where", [ok, builder.int64s([0]), builder.int64s([1])])
+    stacked = builder.op("Unsqueeze", [value, builder.int64s([0])])
+    gathered = builder.op("Gather", [stacked, position], {"axis": 0})
+    return builder.op("Squeeze", [gathered, builder.int64s([0])])
+
+
 @onnx_funcify.register(CheckAndRaise)
 def _check_and_raise(op: CheckAndRaise, node: Apply, builder: ONNXBuilder) -> Sequence[ir.Value]:
     dtype = variable_dtype(node.outputs[0])
@@ -36,9 +59,6 @@ def _check_and_raise(op: CheckAndRaise, node: Apply, builder: ONNXBuilder) -> Se
     for index in range(2, len(node.inputs)):
         ok = builder.op("And", [ok, builder.input(node, index, "bool")])
     if np.dtype(dtype).kind != "f":
-        position = builder.op("Where", [ok, builder.int64s([0]), builder.int64s([1])])
-        stacked = builder.op("Unsqueeze", [value, builder.int64s([0])])
-        gathered = builder.op("Gather", [stacked, position], {"axis": 0})
-        return [builder.op("Squeeze", [gathered, builder.int64s([0])])]
+        return [fail_unless(builder, ok, value)]
     fill = -np.inf if getattr(op, "can_be_replaced_by_ninf", False) else np.nan
     return [builder.op("Where", [ok, value, builder.scalar(fill, dtype)])]
