@@ -51,6 +51,7 @@ def problems(n: int, seed: int = 0) -> dict[str, np.ndarray]:
     return {
         "general": general,
         "spd": spd,
+        "spd_factor": np.linalg.cholesky(spd),
         "symmetric": root + root.T,
         "rhs": rng.normal(size=(n, 1)),
     }
@@ -84,6 +85,18 @@ def operations() -> dict[str, tuple[Callable[..., Any], Callable[..., Any], str]
             lambda a, b: ptla.solve(a, b, assume_a="pos"),
             lambda a, b: scipy.linalg.solve(a, b, assume_a="pos", check_finite=False),
             "spd",
+        ),
+        "cho_solve": (
+            lambda a, b: ptla.cho_solve((ptla.cholesky(a), True), b),
+            lambda a, b: scipy.linalg.cho_solve(
+                scipy.linalg.cho_factor(a, lower=True, check_finite=False), b, check_finite=False
+            ),
+            "spd",
+        ),
+        "solve_triangular": (
+            lambda a, b: ptla.solve_triangular(a, b, lower=True),
+            lambda a, b: scipy.linalg.solve_triangular(a, b, lower=True, check_finite=False),
+            "spd_factor",
         ),
         "inv": (lambda a, b: ptla.inv(a), lambda a, b: np.linalg.inv(a), "general"),
         "slogdet": (
@@ -131,14 +144,17 @@ def ort_runner(
     return lambda: session.run(None, feeds)
 
 
-def measure(sizes: list[int]) -> list[dict[str, Any]]:
-    """One row per (operation, size): reference and ONNX Runtime medians in milliseconds."""
+def measure(sizes: list[int], names: list[str] | None = None) -> list[dict[str, Any]]:
+    """One row per (operation, size): reference and ONNX Runtime medians in milliseconds.
+
+    ``names`` restricts the run to those operations (all by default).
+    """
     rows = []
     for n in sizes:
         matrices = problems(n)
         rhs = matrices["rhs"]
         for name, (graph, reference, matrix) in operations().items():
-            if name in SPECTRAL and n > SPECTRAL_MAX_N:
+            if (name in SPECTRAL and n > SPECTRAL_MAX_N) or (names and name not in names):
                 continue
             a = matrices[matrix]
             candidates = {
@@ -281,8 +297,18 @@ def main() -> None:
         default=[5, 32, 100],
         help="sizes of the eigh/SVD accuracy and sweep-count table",
     )
+    parser.add_argument(
+        "--operations",
+        nargs="+",
+        choices=sorted(operations()),
+        help="time only these operations (the docs are then not updated)",
+    )
     parser.add_argument("--no-write", action="store_true", help="do not update docs/linalg.md")
     args = parser.parse_args()
+    if args.operations:
+        rows = measure(args.sizes, args.operations)
+        print(table(rows, machine_info()))
+        return
     info = machine_info()
     accuracy = spectral_accuracy(args.spectral_sizes, [10.0, 1e8])
     accuracy_text = spectral_table(accuracy)
