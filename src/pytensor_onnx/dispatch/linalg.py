@@ -33,8 +33,9 @@ from pytensor_onnx.dispatch._numerics import Num
 
 #: Block size of the blocked Cholesky factorization.
 BLOCK = 32
-#: Static sizes up to this use the unblocked Cholesky (faster there: measured 1.3 ms vs 2.1 ms
-#: at n=100, 410 ms vs 72 ms at n=500, one ORT thread); larger and symbolic sizes are blocked.
+#: Static sizes up to this use the unblocked LU (the blocked loop was measured slower there
+#: for the Cholesky it was first tuned on: 1.3 ms vs 2.1 ms at n=100, one ORT thread); larger
+#: and symbolic sizes are blocked.
 UNBLOCKED_MAX = 160
 #: Static sizes above this are factored/solved by recursive halving
 #: (:mod:`pytensor_onnx.dispatch._blocked`) down to blocks of at most this size, which take
@@ -464,7 +465,7 @@ def solve_triangular(
             if unit_diagonal or not nan_if_singular
             else _nan_if_zero_pivot(builder, a, x, n, dtype)
         )
-    if not unroll and (n.static is None or n.static > UNBLOCKED_MAX):
+    if not unroll and n.static is None:
         x = _solve_triangular_blocked(
             builder, a, b, n, ndim, dtype, lower=lower, trans=trans, unit_diagonal=unit_diagonal
         )
