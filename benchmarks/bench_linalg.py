@@ -51,6 +51,7 @@ def problems(n: int, seed: int = 0) -> dict[str, np.ndarray]:
     return {
         "general": general,
         "spd": spd,
+        "spd_factor": np.linalg.cholesky(spd),
         "symmetric": root + root.T,
         "rhs": rng.normal(size=(n, 1)),
     }
@@ -84,6 +85,18 @@ def operations() -> dict[str, tuple[Callable[..., Any], Callable[..., Any], str]
             lambda a, b: ptla.solve(a, b, assume_a="pos"),
             lambda a, b: scipy.linalg.solve(a, b, assume_a="pos", check_finite=False),
             "spd",
+        ),
+        "cho_solve": (
+            lambda a, b: ptla.cho_solve((ptla.cholesky(a), True), b),
+            lambda a, b: scipy.linalg.cho_solve(
+                scipy.linalg.cho_factor(a, lower=True, check_finite=False), b, check_finite=False
+            ),
+            "spd",
+        ),
+        "solve_triangular": (
+            lambda a, b: ptla.solve_triangular(a, b, lower=True),
+            lambda a, b: scipy.linalg.solve_triangular(a, b, lower=True, check_finite=False),
+            "spd_factor",
         ),
         "inv": (lambda a, b: ptla.inv(a), lambda a, b: np.linalg.inv(a), "general"),
         "slogdet": (
@@ -131,14 +144,17 @@ def ort_runner(
     return lambda: session.run(None, feeds)
 
 
-def measure(sizes: list[int]) -> list[dict[str, Any]]:
-    """One row per (operation, size): reference and ONNX Runtime medians in milliseconds."""
+def measure(sizes: list[int], names: list[str] | None = None) -> list[dict[str, Any]]:
+    """One row per (operation, size): reference and ONNX Runtime medians in milliseconds.
+
+    ``names`` restricts the run to those operations (all by default).
+    """
     rows = []
     for n in sizes:
         matrices = problems(n)
         rhs = matrices["rhs"]
         for name, (graph, reference, matrix) in operations().items():
-            if name in SPECTRAL and n > SPECTRAL_MAX_N:
+            if (name in SPECTRAL and n > SPECTRAL_MAX_N) or (names and name not in names):
                 continue
             a = matrices[matrix]
             candidates = {
@@ -153,6 +169,72 @@ def measure(sizes: list[int]) -> list[dict[str, Any]]:
                 + "  ".join(f"{k} {v * 1e3:9.2f} ms" for k, v in times.items())
             )
     return rows
+
+
+def gp_marginal_runners(n: int) -> dict[str, Callable[[], Any]]:
+    """Calls of the logp and gradient of a ``pm.gp.Marginal`` (ExpQuad) model with ``n``
+    observations: ONNX Runtime (one thread), PyTensor's default (C) backend and Numba."""
+    import onnxruntime as ort
+    import pymc as pm
+    import pytensor
+    import pytensor.tensor as pt
+
+    from pytensor_onnx import export_onnx
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0.0, 10.0, size=(n, 1))
+    y = np.sin(x[:, 0]) + 0.1 * rng.normal(size=n)
+    with pm.Model() as model:
+        ls = pm.Gamma("ls", 2.0, 1.0)
+        eta = pm.HalfNormal("eta", 1.0)
+        sigma = pm.HalfNormal("sigma", 1.0)
+        gp = pm.gp.Marginal(cov_func=eta**2 * pm.gp.cov.ExpQuad(1, ls=ls))
+        gp.marginal_likelihood("y", X=x, y=y, sigma=sigma)
+    inputs = model.value_vars
+    logp = model.logp()
+    outputs = [logp, *pt.grad(logp, inputs)]
+    point = model.initial_point()
+    values = [np.asarray(point[v.name]) for v in inputs]
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(
+        export_onnx(inputs, outputs).SerializeToString(),
+        options,
+        providers=["CPUExecutionProvider"],
+    )
+    feeds = {i.name: v for i, v in zip(session.get_inputs(), values, strict=True)}
+    c_function = pytensor.function(inputs, outputs)
+    numba_function = pytensor.function(inputs, outputs, mode="NUMBA")
+    return {
+        "pytensor_c": lambda: c_function(*values),
+        "numba": lambda: numba_function(*values),
+        "ort_static": lambda: session.run(None, feeds),
+    }
+
+
+def measure_gp(sizes: list[int]) -> list[dict[str, Any]]:
+    """One row per size: GP marginal logp+grad medians (ms) of each backend."""
+    rows = []
+    for n in sizes:
+        times = interleaved_call_times(gp_marginal_runners(n), samples=7)
+        rows.append({"n": n, **{k: v * 1e3 for k, v in times.items()}})
+        print(f"gp n={n:4d} " + "  ".join(f"{k} {v * 1e3:9.2f} ms" for k, v in times.items()))
+    return rows
+
+
+def gp_table(rows: list[dict[str, Any]]) -> str:
+    """The markdown table of the GP rows."""
+    lines = [
+        "| GP marginal logp+grad | PyTensor C (ms) | Numba (ms) | ORT (ms) | ORT / C |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        ratio = row["ort_static"] / row["pytensor_c"]
+        lines.append(
+            f"| n={row['n']} | {row['pytensor_c']:.2f} | {row['numba']:.2f} | "
+            f"{row['ort_static']:.2f} | {ratio:.1f}x |"
+        )
+    return "\n".join(lines)
 
 
 def table(rows: list[dict[str, Any]], info: dict[str, Any]) -> str:
@@ -281,8 +363,27 @@ def main() -> None:
         default=[5, 32, 100],
         help="sizes of the eigh/SVD accuracy and sweep-count table",
     )
+    parser.add_argument(
+        "--operations",
+        nargs="+",
+        choices=sorted(operations()),
+        help="time only these operations (the docs are then not updated)",
+    )
+    parser.add_argument(
+        "--gp-sizes",
+        type=int,
+        nargs="+",
+        help="time only the GP marginal logp+grad at these sizes (docs not updated)",
+    )
     parser.add_argument("--no-write", action="store_true", help="do not update docs/linalg.md")
     args = parser.parse_args()
+    if args.gp_sizes:
+        print(gp_table(measure_gp(args.gp_sizes)))
+        return
+    if args.operations:
+        rows = measure(args.sizes, args.operations)
+        print(table(rows, machine_info()))
+        return
     info = machine_info()
     accuracy = spectral_accuracy(args.spectral_sizes, [10.0, 1e8])
     accuracy_text = spectral_table(accuracy)

@@ -99,6 +99,20 @@ def test_cholesky_batched_nan_only_where_it_fails(floatX: str, symbolic: bool) -
     compare_onnx_and_py([a], [out], [value], rtol=tol, atol=tol)
 
 
+@pytest.mark.parametrize("n", [64, 65, 129])
+@pytest.mark.parametrize(("dtype", "condition"), FLOAT_CASES)
+def test_cholesky_around_recursion_base(n: int, dtype: str, condition: str) -> None:
+    # Static sizes above RECURSION_BASE (64) are factored by recursive halving.
+    rng = np.random.default_rng(n)
+    cond = CONDITIONS[condition]
+    value = spd_matrix(rng, (2, n, n), cond, dtype)
+    value[1][np.triu_indices(n, 1)] = np.nan
+    value[0, n - 1, n - 1] = -1.0  # not positive definite in the last leaf
+    a = input_like(value, "a")
+    tol = tolerance(dtype, np.sqrt(cond), n)
+    compare_onnx_and_py([a], [ptla.cholesky(a)], [value], rtol=tol, atol=tol)
+
+
 # ------------------------------------------------------------ triangular solve
 @pytest.mark.parametrize("n", [1, 32])
 @pytest.mark.parametrize("lower", [True, False], ids=["lower", "upper"])
@@ -136,6 +150,36 @@ def test_solve_triangular_size_100(lower: bool, symbolic: bool) -> None:
     a, b = input_like(value, "a", symbolic), input_like(b_value, "b", symbolic)
     out = ptla.solve_triangular(a, b, lower=lower)
     compare_onnx_and_py([a, b], [out], [value, b_value], rtol=1e-11, atol=1e-11)
+
+
+@pytest.mark.parametrize("n", [65, 129])
+@pytest.mark.parametrize("lower", [True, False], ids=["lower", "upper"])
+@pytest.mark.parametrize("trans", [0, 1], ids=["N", "T"])
+@pytest.mark.parametrize("unit_diagonal", [False, True], ids=["diag", "unit"])
+def test_solve_triangular_around_recursion_base(
+    n: int, lower: bool, trans: int, unit_diagonal: bool, floatX: str
+) -> None:
+    rng = np.random.default_rng(n)
+    factor = np.linalg.cholesky(spd_matrix(rng, (n, n), 10.0, "float64"))
+    value = (factor if lower else factor.T.copy()).astype(floatX)
+    value[np.triu_indices(n, 1) if lower else np.tril_indices(n, -1)] = np.nan
+    if unit_diagonal:
+        value[np.diag_indices(n)] = np.inf  # never read
+        value[~np.isnan(value) & ~np.isinf(value)] /= n  # keep the unit-diagonal system tame
+    b_value = rng.normal(size=(n, 3)).astype(floatX)
+    a, b = input_like(value, "a"), input_like(b_value, "b")
+    out = ptla.solve_triangular(a, b, lower=lower, trans=trans, unit_diagonal=unit_diagonal)
+    tol = 1e-11 if floatX == "float64" else 2e-4
+    compare_onnx_and_py([a, b], [out], [value, b_value], rtol=tol, atol=tol)
+
+
+def test_solve_triangular_singular_recursive_gives_nan() -> None:
+    rng = np.random.default_rng(5)
+    value = np.linalg.cholesky(spd_matrix(rng, (100, 100), 10.0, "float64"))
+    value[80, 80] = 0.0
+    b_value = rng.normal(size=(100, 2))
+    a, b = input_like(value, "a"), input_like(b_value, "b")
+    compare_onnx_and_py([a, b], [ptla.solve_triangular(a, b, lower=True)], [value, b_value])
 
 
 def test_solve_triangular_float32(floatX: str) -> None:

@@ -27,14 +27,23 @@ import numpy as np
 import onnx_ir as ir
 
 from pytensor_onnx.builder import ONNXBuilder
+from pytensor_onnx.dispatch import _blocked
 from pytensor_onnx.dispatch._loop import Carry, ScanOut, fori_loop
 from pytensor_onnx.dispatch._numerics import Num
 
 #: Block size of the blocked Cholesky factorization.
 BLOCK = 32
-#: Static sizes up to this use the unblocked Cholesky (faster there: measured 1.3 ms vs 2.1 ms
-#: at n=100, 410 ms vs 72 ms at n=500, one ORT thread); larger and symbolic sizes are blocked.
+#: Static sizes up to this use the unblocked LU (the blocked loop was measured slower there
+#: for the Cholesky it was first tuned on: 1.3 ms vs 2.1 ms at n=100, one ORT thread); larger
+#: and symbolic sizes are blocked.
 UNBLOCKED_MAX = 160
+#: Static sizes above this are factored/solved by recursive halving
+#: (:mod:`pytensor_onnx.dispatch._blocked`) down to blocks of at most this size, which take
+#: the column-step algorithms.
+RECURSION_BASE = 64
+#: Static triangular systems above this size are solved in blocks of this many rows, with
+#: all diagonal blocks inverted in one loop (:mod:`pytensor_onnx.dispatch._blocked`).
+SOLVE_BLOCK = 32
 
 
 @dataclass(frozen=True)
@@ -190,14 +199,23 @@ def transpose_last(builder: ONNXBuilder, x: ir.Value, ndim: int) -> ir.Value:
 def cholesky(builder: ONNXBuilder, a: ir.Value, n: Size, ndim: int, dtype: str) -> ir.Value:
     """The lower Cholesky factor of symmetric positive-definite matrices ``a`` (rank ``ndim``).
 
-    Only the lower triangle of ``a`` is read.  Static sizes up to :data:`UNBLOCKED_MAX` use
-    the unblocked algorithm (:func:`cholesky_unblocked`), larger or symbolic sizes the blocked
-    one (:func:`cholesky_blocked`).  Matrices that are not positive definite come out all-NaN, as
-    PyTensor's ``Cholesky`` returns them.
+    Only the lower triangle of ``a`` is read.  Static sizes use recursive halving
+    (:func:`~pytensor_onnx.dispatch._blocked.recursive_cholesky`) down to blocks of at most
+    :data:`RECURSION_BASE` that take the unblocked algorithm (:func:`cholesky_unblocked`);
+    symbolic sizes use the blocked loop (:func:`cholesky_blocked`).  Matrices that are not
+    positive definite come out all-NaN, as PyTensor's ``Cholesky`` returns them.
     """
     zero = builder.scalar(0, dtype)
-    if n.static is not None and n.static <= UNBLOCKED_MAX:
-        lower = cholesky_unblocked(builder, a, n, ndim, dtype)
+    if n.static is not None:
+
+        def base(b: ONNXBuilder, x: ir.Value, size: int) -> ir.Value:
+            return cholesky_unblocked(b, x, size_of(b, x, -1, size), ndim, dtype)
+
+        def solve(b: ONNXBuilder, tri: ir.Value, rhs: ir.Value, size: int) -> ir.Value:
+            k = size_of(b, tri, -1, size)
+            return solve_triangular(b, tri, rhs, k, ndim, dtype, lower=True, nan_if_singular=False)
+
+        lower = _blocked.recursive_cholesky(builder, a, n.static, ndim, RECURSION_BASE, base, solve)
     else:
         lower = cholesky_blocked(builder, a, n, ndim, dtype)
     failed = builder.op(
@@ -314,7 +332,7 @@ def cholesky_blocked(builder: ONNXBuilder, a: ir.Value, n: Size, ndim: int, dtyp
         stop = b.op("Add", [start, b.int64s([nb])])
         panel = b.op("Slice", [work, start, stop, b.int64s([-1])])
         diag_block = b.op("Slice", [panel, start, stop, b.int64s([-2])])
-        factor = cholesky_unblocked(b, diag_block, small, ndim, dtype, unroll=True)
+        factor = cholesky_unblocked(b, diag_block, small, ndim, dtype)
         solved = solve_triangular(
             b,
             factor,
@@ -413,15 +431,41 @@ def solve_triangular(
     the rank of the solution (``b`` broadcast against ``a``'s batch dimensions).  Row ``k``
     of ``x`` is the residual's row ``k`` divided by ``op(a)[k, k]``; the residual then loses
     ``op(a)[:, k] x[k]`` (a rank-1 update), forward for lower systems and backward for upper
-    ones.  Static sizes above :data:`UNBLOCKED_MAX` and symbolic sizes are solved in
-    blocks (:func:`_solve_triangular_blocked`) unless ``unroll``.  With ``nan_if_singular``,
+    ones.  Unless ``unroll``, static sizes above :data:`SOLVE_BLOCK` are solved block by
+    block with inverted diagonal blocks (:func:`~pytensor_onnx.dispatch._blocked.blocked_solve`)
+    and symbolic sizes in blocks (:func:`_solve_triangular_blocked`).  With ``nan_if_singular``,
     systems with an exact zero on the diagonal come out all-NaN (LAPACK ``trtrs`` reports
     them to PyTensor, which fills the result with NaN).
     """
     effective_lower = lower != trans
     zero = builder.scalar(0, dtype)
     b = broadcast_batch(builder, b, a, 2)
-    if not unroll and (n.static is None or n.static > UNBLOCKED_MAX):
+    if not unroll and n.static is not None and n.static > SOLVE_BLOCK:
+        tri, tri_lower = (transpose_last(builder, a, ndim), not lower) if trans else (a, lower)
+        nb = SOLVE_BLOCK
+        eye = builder.const(np.eye(nb), dtype)
+
+        def invert(bld: ONNXBuilder, blocks: ir.Value, size: int) -> ir.Value:
+            return solve_triangular(
+                bld,
+                blocks,
+                eye,
+                size_of(bld, blocks, -1, size),
+                ndim + 1,
+                dtype,
+                lower=tri_lower,
+                unit_diagonal=unit_diagonal,
+                nan_if_singular=False,
+            )
+
+        inverses = _blocked.diagonal_block_inverses(builder, tri, n.static, ndim, nb, dtype, invert)
+        x = _blocked.blocked_solve(builder, tri, b, n.static, nb, inverses, lower=tri_lower)
+        return (
+            x
+            if unit_diagonal or not nan_if_singular
+            else _nan_if_zero_pivot(builder, a, x, n, dtype)
+        )
+    if not unroll and n.static is None:
         x = _solve_triangular_blocked(
             builder, a, b, n, ndim, dtype, lower=lower, trans=trans, unit_diagonal=unit_diagonal
         )

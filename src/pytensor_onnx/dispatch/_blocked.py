@@ -1,0 +1,168 @@
+"""Recursive (divide-and-conquer) factorizations for matrices of static size.
+
+A matrix of static size ``n`` above a base size is split into ``n1 = n // 2`` and
+``n - n1`` rows and columns; the two diagonal halves are handled recursively and the
+off-diagonal coupling is one ``MatMul``, so almost all of the O(n³) flops run in ONNX
+Runtime's GEMM instead of in per-column ``Loop`` steps.  Triangular solves invert all
+diagonal blocks at once (one ``Loop``) and substitute block by block with ``MatMul`` nodes.  The
+column-step base cases are supplied by the caller (:mod:`pytensor_onnx.dispatch.linalg`),
+which keeps those algorithms in one place.
+
+Every function works on stacks of matrices (leading batch dimensions broadcast as in
+NumPy); ``ndim`` is the rank of the values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import onnx_ir as ir
+
+from pytensor_onnx.builder import ONNXBuilder
+
+#: ``base(builder, a, n)``: the lower Cholesky factor of ``a`` (..., n, n), static ``n``.
+CholeskyBase = Callable[[ONNXBuilder, ir.Value, int], ir.Value]
+#: ``solve(builder, l, b, n)``: the solution of ``l x = b`` for a lower-triangular ``l`` of
+#: static size ``n``.
+LowerSolve = Callable[[ONNXBuilder, ir.Value, ir.Value, int], ir.Value]
+
+
+def _block(
+    builder: ONNXBuilder, x: ir.Value, rows: tuple[int, int], columns: tuple[int, int]
+) -> ir.Value:
+    """``x[..., rows[0]:rows[1], columns[0]:columns[1]]``."""
+    return builder.op(
+        "Slice",
+        [
+            x,
+            builder.int64s([rows[0], columns[0]]),
+            builder.int64s([rows[1], columns[1]]),
+            builder.int64s([-2, -1]),
+        ],
+    )
+
+
+def _rows(builder: ONNXBuilder, x: ir.Value, start: int, stop: int) -> ir.Value:
+    """``x[..., start:stop, :]``."""
+    return builder.op(
+        "Slice",
+        [x, builder.int64s([start]), builder.int64s([stop]), builder.int64s([-2])],
+    )
+
+
+def _transpose(builder: ONNXBuilder, x: ir.Value, ndim: int) -> ir.Value:
+    """``x`` with its last two axes swapped."""
+    return builder.op("Transpose", [x], {"perm": [*range(ndim - 2), ndim - 1, ndim - 2]})
+
+
+def recursive_cholesky(
+    builder: ONNXBuilder,
+    a: ir.Value,
+    n: int,
+    ndim: int,
+    base_max: int,
+    base: CholeskyBase,
+    solve: LowerSolve,
+) -> ir.Value:
+    """The lower Cholesky factor of ``a`` (..., n, n) by recursive halving.
+
+    With ``A = [[A11, .], [A21, A22]]``: ``L11 = chol(A11)``, ``L21 = A21 L11^-T`` (a
+    triangular ``solve``),
+    ``L22 = chol(A22 - L21 L21^T)``.  Only the lower triangle of
+    ``a`` is read; a matrix that is not positive definite leaves NaN (or a non-positive
+    diagonal entry) in the factor, as the base case does.
+    """
+    if n <= base_max:
+        return base(builder, a, n)
+    n1 = n // 2
+
+    def half(block: ir.Value, size: int) -> ir.Value:
+        return recursive_cholesky(builder, block, size, ndim, base_max, base, solve)
+
+    l11 = half(_block(builder, a, (0, n1), (0, n1)), n1)
+
+    l21_t = solve(builder, l11, _transpose(builder, _block(builder, a, (n1, n), (0, n1)), ndim), n1)
+    l21 = _transpose(builder, l21_t, ndim)
+    schur = builder.op(
+        "Sub", [_block(builder, a, (n1, n), (n1, n)), builder.op("MatMul", [l21, l21_t])]
+    )
+    l22 = half(schur, n - n1)
+    pads = [0] * (2 * ndim)
+    pads[2 * ndim - 1] = n - n1
+    top = builder.op("Pad", [l11, builder.int64s(pads)])
+    bottom = builder.op("Concat", [l21, l22], {"axis": -1})
+    return builder.op("Concat", [top, bottom], {"axis": -2})
+
+
+#: ``invert(builder, blocks, size)``: the inverses of the triangular matrices ``blocks``
+#: (..., k, size, size), with the caller's triangle and diagonal convention.
+InvertBlocks = Callable[[ONNXBuilder, ir.Value, int], ir.Value]
+
+
+def diagonal_block_inverses(
+    builder: ONNXBuilder, a: ir.Value, n: int, ndim: int, nb: int, dtype: str, invert: InvertBlocks
+) -> list[ir.Value]:
+    """The inverses of the ``nb``-by-``nb`` diagonal blocks of triangular ``a`` (..., n, n).
+
+    All blocks are inverted together (stacked on a new axis, one ``invert`` call, so one
+    ``Loop`` of ``nb`` steps for any ``n``).  A last block smaller than ``nb`` is completed
+    with an identity corner, whose inverse is itself, and its inverse is cut back.
+    """
+    blocks = []
+    for start in range(0, n, nb):
+        stop = min(start + nb, n)
+        block = _block(builder, a, (start, stop), (start, stop))
+        extra = nb - (stop - start)
+        if extra:
+            pads = [0] * (2 * ndim)
+            pads[2 * ndim - 2] = pads[2 * ndim - 1] = extra
+            corner = np.diag(np.arange(nb) >= stop - start).astype(dtype)
+            block = builder.op(
+                "Add", [builder.op("Pad", [block, builder.int64s(pads)]), builder.const(corner)]
+            )
+        blocks.append(builder.op("Unsqueeze", [block, builder.int64s([-3])]))
+    stacked = blocks[0] if len(blocks) == 1 else builder.op("Concat", blocks, {"axis": -3})
+    inverses = invert(builder, stacked, nb)
+    result = []
+    for index, start in enumerate(range(0, n, nb)):
+        size = min(nb, n - start)
+        one = builder.op(
+            "Slice",
+            [inverses, builder.int64s([index]), builder.int64s([index + 1]), builder.int64s([-3])],
+        )
+        one = builder.op("Squeeze", [one, builder.int64s([-3])])
+        result.append(_block(builder, one, (0, size), (0, size)) if size < nb else one)
+    return result
+
+
+def blocked_solve(
+    builder: ONNXBuilder,
+    a: ir.Value,
+    b: ir.Value,
+    n: int,
+    nb: int,
+    inverses: list[ir.Value],
+    *,
+    lower: bool,
+) -> ir.Value:
+    """Solve ``a x = b`` for triangular ``a`` (..., n, n) given its diagonal block inverses.
+
+    Block substitution with ``nb``-row blocks, unrolled (``n`` is static): block ``i`` of
+    ``x`` is ``inverse_i (b_i - a[i, done] x[done])``, with ``done`` the blocks solved
+    before (above for ``lower``, below otherwise); every step is two ``MatMul`` nodes.
+    """
+    starts = list(range(0, n, nb))
+    order = range(len(starts)) if lower else reversed(range(len(starts)))
+    solved: list[ir.Value] = []
+    for index in order:
+        start, stop = starts[index], min(starts[index] + nb, n)
+        residual = _rows(builder, b, start, stop)
+        if solved:
+            done = solved[0] if len(solved) == 1 else builder.op("Concat", solved, {"axis": -2})
+            columns = (0, start) if lower else (stop, n)
+            coupling = builder.op("MatMul", [_block(builder, a, (start, stop), columns), done])
+            residual = builder.op("Sub", [residual, coupling])
+        x = builder.op("MatMul", [inverses[index], residual])
+        solved = [*solved, x] if lower else [x, *solved]
+    return solved[0] if len(solved) == 1 else builder.op("Concat", solved, {"axis": -2})
