@@ -253,9 +253,9 @@ def _pymc_model(name: str) -> Any:
     "name", ["special_functions", pytest.param("lkj_mvnormal", marks=pytest.mark.slow)]
 )
 def test_pymc_logp_and_gradient(name: str) -> None:
+    model = _pymc_model(name)  # skips without PyMC
     from pytensor_onnx.pymc import export_logp_dlogp
 
-    model = _pymc_model(name)
     with warnings.catch_warnings():
         warnings.filterwarnings("error", FLOAT32_WARNING)
         onnx_model = export_logp_dlogp(model, float32=True)
