@@ -69,5 +69,6 @@ def test_softmax_of_integers(fn, dtype: str) -> None:
     expected = scipy_fn(value.astype(out.dtype), axis=-1)
     model = export_onnx([x], [out])
     assert_portable(model)
-    for name, got in zip(("onnxruntime", "onnx.reference"), run_onnx(model, {"x": value})):
+    runs = run_onnx(model, {"x": value})
+    for name, got in zip(("onnxruntime", "onnx.reference"), runs, strict=True):
         assert_matches(got[0], expected, None, None, name)
