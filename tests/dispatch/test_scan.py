@@ -408,3 +408,111 @@ def test_shared_variable_updates_in_scan() -> None:
     for got in run_onnx(model, feeds):
         assert_matches(got[0], expected, None, None, "scan output")
         assert_matches(got[1], state.get_value(), None, None, "updated state")
+
+
+# --- Known length: ONNX Scan ----------------------------------------------------------------
+
+
+def iteration_ops(model: onnx.ModelProto) -> list[str]:
+    """The ``Loop`` and ``Scan`` nodes of the model, at any depth, in graph order."""
+    found = []
+
+    def visit(graph: onnx.GraphProto) -> None:
+        for node in graph.node:
+            if node.op_type in ("Loop", "Scan"):
+                found.append(node.op_type)
+            for attribute in node.attribute:
+                if attribute.type == onnx.AttributeProto.GRAPH:
+                    visit(attribute.g)
+
+    visit(model.graph)
+    return found
+
+
+def assert_scan_bodies_self_contained(model: onnx.ModelProto) -> None:
+    """Every ``Scan`` body reads only its own inputs and values (OpenVINO's import of a
+    ``Scan`` whose body reads enclosing graphs miscounts its inputs)."""
+
+    def visit(graph: onnx.GraphProto, scan_body: bool) -> None:
+        defined = {v.name for v in graph.input} | {t.name for t in graph.initializer}
+        for node in graph.node:
+            if scan_body:
+                outside = [i for i in node.input if i and i not in defined]
+                assert not outside, f"{graph.name}: {node.op_type} reads {outside} from outside"
+            defined.update(node.output)
+            for attribute in node.attribute:
+                if attribute.type == onnx.AttributeProto.GRAPH:
+                    visit(attribute.g, node.op_type == "Scan")
+
+    visit(model.graph, False)
+
+
+def test_known_length_scan_is_an_onnx_scan(floatX: str) -> None:
+    """Static sequence shapes: the recurrence, its taps, a large captured constant (carried
+    into the body) and a small one (copied) and the gradient, all as ONNX ``Scan``."""
+    n = 7
+    x = pt.tensor("x", dtype=floatX, shape=(n,))
+    init = pt.tensor("init", dtype=floatX, shape=(2,))
+    big = pt.constant(_rng(1).normal(size=2000).astype(floatX))
+    small = pt.constant(np.array([0.5, 0.3], dtype=floatX))
+    ar = pytensor.scan(
+        lambda eps, y2, y1: small[0] * y1 + small[1] * y2 + eps + big.mean(),
+        sequences=[x],
+        outputs_info=[{"initial": init, "taps": [-2, -1]}],
+        return_updates=False,
+    )
+    values = [[_rng(2).normal(size=n).astype(floatX), np.array([0.3, -0.2], floatX)]]
+    tol = {"rtol": 1e-5, "atol": 1e-5} if floatX == "float32" else {}
+    outputs = [ar, pytensor.grad((ar**2).sum(), x)]
+    model = compare_at_lengths([x, init], outputs, values, **tol)
+    assert "Loop" not in iteration_ops(model)
+    assert "Scan" in iteration_ops(model)
+    assert_scan_bodies_self_contained(model)
+
+
+def test_known_length_nested_scan(floatX: str) -> None:
+    xs = pt.tensor("xs", dtype=floatX, shape=(4, 3))
+
+    def outer_step(row):
+        inner = pytensor.scan(
+            lambda v, acc: acc + v,
+            sequences=[row],
+            outputs_info=[pt.zeros((), dtype=floatX)],
+            return_updates=False,
+        )
+        return pt.outer(row, inner)
+
+    outers = pytensor.scan(outer_step, sequences=[xs], return_updates=False)
+    model = compare_at_lengths([xs], [outers], [[_rng(3).normal(size=(4, 3)).astype(floatX)]])
+    assert iteration_ops(model) == ["Scan", "Scan"]
+    assert_scan_bodies_self_contained(model)
+
+
+def test_known_length_of_zero_stays_a_loop(floatX: str) -> None:
+    """ONNX Runtime fails a ``Scan`` of zero steps, so an empty known-length sequence is a
+    ``Loop``."""
+    x = pt.tensor("x", dtype=floatX, shape=(0,))
+    sums = pytensor.scan(
+        lambda xt, s: s + xt,
+        sequences=[x],
+        outputs_info=[pt.ones((), dtype=floatX)],
+        return_updates=False,
+    )
+    model = compare_at_lengths([x], [sums, sums.sum()], [[np.zeros(0, floatX)]])
+    assert "Scan" not in iteration_ops(model)
+
+
+def test_unknown_length_or_until_stays_a_loop() -> None:
+    x, s0 = pt.dvector("x"), pt.dscalar("s0")
+    sums = pytensor.scan(
+        lambda xt, s: s + xt, sequences=[x], outputs_info=[s0], return_updates=False
+    )
+    assert iteration_ops(export_onnx([x, s0], [sums])) == ["Loop"]
+    start = pt.dscalar("start")
+    doubled = pytensor.scan(
+        lambda v: (v * 2, until(v * 2 > 100)),
+        outputs_info=[start],
+        n_steps=50,
+        return_updates=False,
+    )
+    assert iteration_ops(export_onnx([start], [doubled])) == ["Loop"]

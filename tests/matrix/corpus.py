@@ -175,14 +175,20 @@ def _matmul() -> Built:
     return [a, b], outs, [rng.normal(size=(2, 3, 4)), rng.normal(size=(2, 4, 5))]
 
 
-def _scan() -> Built:
-    x0 = pt.scalar("x0")
-    phi = pt.scalar("phi")
-    eps = pt.vector("eps")
-    xs, _ = pytensor.scan(
-        lambda e, prev, p: p * prev + e, sequences=[eps], outputs_info=[x0], non_sequences=[phi]
-    )
-    return [x0, phi, eps], [xs], [np.array(0.5), np.array(0.9), _rng(7).normal(size=20)]
+def _scan(length: int | None) -> Callable[[], Built]:
+    def build() -> Built:
+        x0 = pt.scalar("x0")
+        phi = pt.scalar("phi")
+        eps = pt.tensor("eps", shape=(length,))
+        xs, _ = pytensor.scan(
+            lambda e, prev, p: p * prev + e,
+            sequences=[eps],
+            outputs_info=[x0],
+            non_sequences=[phi],
+        )
+        return [x0, phi, eps], [xs], [np.array(0.5), np.array(0.9), _rng(7).normal(size=20)]
+
+    return build
 
 
 def _scan_until() -> Built:
@@ -272,7 +278,8 @@ CASES: tuple[Case, ...] = (
     Case("shapes", "shape, basic", _shapes),
     Case("sorting", "sort", _sorting),
     Case("matmul", "math, blockwise", _matmul),
-    Case("scan_ar1", "scan (Loop)", _scan),
+    Case("scan_ar1", "scan, unknown length (Loop)", _scan(None)),
+    Case("scan_ar1_fixed_length", "scan, known length (Scan)", _scan(20)),
     Case("scan_until", "scan with until (Loop)", _scan_until),
     Case("ifelse", "ifelse (If)", _ifelse),
     Case("op_from_graph", "builders (inlined)", _op_from_graph),
@@ -284,8 +291,9 @@ CASES: tuple[Case, ...] = (
 
 _TRACT_LOOP = (
     r"Unimplemented\(Loop\)",
-    "tract has no ONNX `Loop`; scans with `until`, linear-algebra factorizations and the "
-    "random generator's rejection loops need it",
+    "tract has no ONNX `Loop`; scans of unknown length or with `until`, linear-algebra "
+    "factorizations of unknown size and the random generator's rejection loops need it "
+    "(scans of known length are ONNX `Scan`, which tract runs)",
 )
 _TRACT_ROUND = (
     r"RoundHalfToEven does not support F64",

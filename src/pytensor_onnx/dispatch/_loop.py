@@ -1,8 +1,14 @@
-"""The one construction of ONNX ``Loop`` nodes, shared by every converter that iterates.
+"""The one construction of ONNX ``Loop`` and ``Scan`` nodes, shared by every converter that
+iterates.
 
-:class:`LoopBody` builds a ``Loop`` body (iteration number, condition, loop-carried values,
-per-step outputs) and appends the ``Loop`` node; everything that emits a ``Loop`` goes
-through it.  Two drivers cover the common shapes of iteration:
+:class:`LoopBody` builds a loop body (iteration number, condition, loop-carried values,
+sequences, per-step outputs) and appends the node; everything that iterates goes through
+it.  A loop without condition and with a known, positive number of steps becomes an ONNX
+``Scan`` (``LoopBody(..., scan=True)``): runtimes without ``Loop`` (tract) run it, and ONNX
+Runtime runs it 1.2-2x faster (``benchmarks/bench_scan.py``).  Its body is self-contained: values
+of enclosing graphs that it reads become pass-through state (OpenVINO's ``Scan`` import
+miscounts the inputs of bodies that read enclosing scopes), sequences become scan inputs.
+Two drivers cover the common shapes of iteration:
 
 * :func:`fori_loop`: a fixed number of steps ``k = 0 .. count-1`` (column steps of the
   factorizations, cumulative products, sequential reductions), unrolled when the count is
@@ -20,7 +26,9 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
+import onnx
 import onnx_ir as ir
+from onnx_ir.traversal import RecursiveGraphIterator
 from pytensor.graph.basic import Variable
 from pytensor.tensor.type import TensorType
 
@@ -47,6 +55,9 @@ class LoopBody:
         The builder of the graph holding the ``Loop`` node.
     name
         The body graph's name (made unique in the model).
+    scan
+        Build an ONNX ``Scan`` (no condition allowed) instead of a ``Loop`` where it can: for
+        a constant, positive trip count and a body whose outputs have known ranks.
 
     Attributes
     ----------
@@ -58,8 +69,10 @@ class LoopBody:
         The 0-d bool condition the body receives.
     """
 
-    def __init__(self, builder: ONNXBuilder, name: str) -> None:
+    def __init__(self, builder: ONNXBuilder, name: str, *, scan: bool = False) -> None:
         self.outer = builder
+        self.scan = scan
+        self._sequences: list[tuple[ir.Value, ir.Value]] = []
         self.inner = ONNXBuilder(
             builder.opset, builder.names.claim(name), parent=builder, names=builder.names
         )
@@ -97,6 +110,22 @@ class LoopBody:
         shape = variable_shape(like) if isinstance(like.type, TensorType) else None
         return self.carry(initial, name, variable_dtype(like), shape)
 
+    def sequence(self, outer: ir.Value, like: Variable) -> ir.Value:
+        """Step ``k``'s entry ``outer[k]`` of a sequence at least as long as the trip count
+        (the PyTensor variable ``like`` types it): a ``Gather`` in a ``Loop``, a scan input
+        of a ``Scan``."""
+        if not self.scan:
+            return self.inner.op("Gather", [outer, self.iteration], {"axis": 0})
+        shape = variable_shape(like) if isinstance(like.type, TensorType) else None
+        value = ir.Value(
+            name=self.inner.names.claim("sequence"),
+            type=ir.TensorType(onnx_dtype(variable_dtype(like))),
+            shape=None if shape is None else ir.Shape(shape),
+        )
+        self._sequences.append((outer, value))
+        self.inner.graph.inputs.append(value)  # reordered by build
+        return value
+
     def carry_out(self, value: ir.Value) -> None:
         """The next value of the carried value of the same index (in :meth:`carry` order)."""
         self._carried_out.append(value)
@@ -109,6 +138,7 @@ class LoopBody:
         """
         flat = self.inner.op("Reshape", [value, self.inner.int64s([-1])])
         flat.dtype = onnx_dtype(dtype)
+        flat.shape = ir.Shape([None])
         self._scan_out.append(flat)
 
     def continue_while(self, value: ir.Value) -> None:
@@ -116,11 +146,19 @@ class LoopBody:
         self._condition_out = value
 
     def build(self, trip_count: ir.Value | None) -> list[ir.Value]:
-        """Append the ``Loop`` node to the outer graph; return carried finals then scan outputs.
+        """Append the ``Loop`` (or ``Scan``) node; return carried finals then scan outputs.
 
         ``trip_count`` is a 0-d int64 value, or ``None`` for a loop bounded only by its
-        condition.
+        condition (a ``Scan`` needs one).
         """
+        if self.scan:
+            # ONNX Runtime fails a Scan of zero steps ("Invalid dim0_offset"), and guarding it
+            # with an If breaks tract and OpenVINO: only a known, positive count is a Scan.
+            count = None if trip_count is None else _constant_tensor(trip_count)
+            if count is not None and int(count.numpy()) > 0 and self._scan_shapes_known():
+                assert trip_count is not None
+                return self._build_scan(trip_count)
+            self._sequences_as_gathers()
         if len(self._carried_out) != len(self._initial):
             raise RuntimeError("LoopBody: every carried value needs exactly one next value")
         for carried_in, carried_out in zip(self._carried_in, self._carried_out, strict=True):
@@ -145,6 +183,173 @@ class LoopBody:
         for result, body_out in zip(results, outputs[1:], strict=True):
             result.type = body_out.type
         return results
+
+    def _captured(self) -> dict[ir.Value, list[tuple[ir.Node, int]]]:
+        """Values of enclosing graphs read in the body (or its subgraphs), with their uses."""
+        nodes = list(RecursiveGraphIterator(self.inner.graph))
+        local = {self.inner.graph, *(node.graph for node in nodes)}
+        uses: dict[ir.Value, list[tuple[ir.Node, int]]] = {}
+        for node in nodes:
+            for index, value in enumerate(node.inputs):
+                if value is not None and value.graph not in local:
+                    uses.setdefault(value, []).append((node, index))
+        return uses
+
+    def _scan_shapes_known(self) -> bool:
+        """Whether every value the ``Scan`` body would output has a known rank (ONNX
+        Runtime refuses ``Scan`` bodies with shapeless outputs; a ``Loop`` is built then)."""
+        for carried_in, carried_out in zip(self._carried_in, self._carried_out, strict=True):
+            if carried_out.shape is None:
+                if carried_in.shape is None:
+                    return False
+                carried_out.shape = carried_in.shape
+        return all(
+            _infer_type(outer, self.outer.opset)
+            for outer in self._captured()
+            if not _copied(_constant_tensor(outer))
+        )
+
+    def _sequences_as_gathers(self) -> None:
+        """Turn the scan inputs back into ``Gather`` reads, for a ``Loop``."""
+        inputs = self.inner.graph.inputs
+        for outer, value in self._sequences:
+            node = ir.Node(
+                "", "Gather", [outer, self.iteration], attributes=[ir.AttrInt64("axis", 0)]
+            )
+            node.outputs[0].type, node.outputs[0].shape = value.type, value.shape
+            value.replace_all_uses_with(node.outputs[0])
+            inputs.remove(value)
+            self._prepend([node])
+        self._sequences.clear()
+        self.scan = False
+
+    def _prepend(self, nodes: list[ir.Node]) -> None:
+        body_nodes = list(self.inner.graph)
+        if body_nodes:
+            self.inner.graph.insert_before(body_nodes[0], nodes)
+        else:
+            self.inner.graph.extend(nodes)
+
+    def _build_scan(self, trip_count: ir.Value) -> list[ir.Value]:
+        if self._condition_out is not None or self.condition.uses():
+            raise RuntimeError("LoopBody: a Scan has no loop condition")
+        if len(self._carried_out) != len(self._initial):
+            raise RuntimeError("LoopBody: every carried value needs exactly one next value")
+        for carried_in, carried_out in zip(self._carried_in, self._carried_out, strict=True):
+            carried_out.type = carried_out.type or carried_in.type
+        captured_outer, captured_in, constants = [], [], []
+        for outer, uses in self._captured().items():
+            tensor = _constant_tensor(outer)
+            if tensor is not None and _copied(tensor):
+                # Copied into the body: runtimes want constant shapes and axes.
+                node = ir.Node("", "Constant", [], attributes=[ir.AttrTensor("value", tensor)])
+                constants.append(node)
+                inner = node.outputs[0]
+                inner.type, inner.shape = outer.type, outer.shape
+            else:
+                inner = ir.Value(
+                    name=self.inner.names.claim("captured"), type=outer.type, shape=outer.shape
+                )
+                captured_outer.append(outer)
+                captured_in.append(inner)
+            for node, index in uses:
+                node.replace_input_with(index, inner)
+        if constants:
+            self._prepend(constants)
+        inputs = self.inner.graph.inputs
+        inputs.clear()
+        inputs.extend(
+            [*self._carried_in, *captured_in, self.iteration, *(v for _, v in self._sequences)]
+        )
+        outputs = [
+            self.inner.add_output(v) for v in [*self._carried_out, *captured_in, *self._scan_out]
+        ]
+        self.inner.name_values()
+        host = self.outer
+        zero, one = host.scalar(0, "int64"), host.scalar(1, "int64")
+        steps = host.op("Range", [zero, trip_count, one])
+        end = host.op("Reshape", [trip_count, host.int64s([1])])
+        sequences = [
+            host.op("Slice", [value, host.int64s([0]), end, host.int64s([0])])
+            for value, _ in self._sequences
+        ]
+        node = ir.Node(
+            "",
+            "Scan",
+            [*self._initial, *captured_outer, steps, *sequences],
+            attributes=[
+                ir.AttrGraph("body", self.inner.graph),
+                ir.AttrInt64("num_scan_inputs", 1 + len(sequences)),
+            ],
+            num_outputs=len(outputs),
+        )
+        host.add_node(node)
+        n_carried = len(self._initial)
+        for k, (result, body_out) in enumerate(zip(node.outputs, outputs, strict=True)):
+            result.type = body_out.type
+            # States keep their shape; per-step outputs come stacked: (steps, flat size).
+            is_state = k < n_carried + len(captured_in)
+            result.shape = body_out.shape if is_state else ir.Shape([None, None])
+        return [*node.outputs[:n_carried], *node.outputs[n_carried + len(captured_in) :]]
+
+
+#: How far :func:`_infer_type` walks up producers whose outputs have no type.
+_INFER_DEPTH = 8
+
+
+def _infer_type(value: ir.Value, opset: int, depth: int = 0) -> bool:
+    """Whether ``value``'s type and rank are known, after filling them in, where the
+    converters' shape arithmetic left them out, by ONNX's inference of its producer (and,
+    recursively, of the producer's inputs)."""
+    if value.type is not None and value.shape is not None:
+        return True
+    node = value.producer()
+    if (
+        node is None
+        or depth >= _INFER_DEPTH
+        or any(attr.type == ir.AttributeType.GRAPH for attr in node.attributes.values())
+    ):
+        return False
+    input_types = {}
+    for v in node.inputs:
+        if v is None:
+            continue
+        if v.name is None or not _infer_type(v, opset, depth + 1):
+            return False
+        input_types[v.name] = ir.serde.serialize_value(v).type
+    try:
+        inferred = onnx.shape_inference.infer_node_outputs(
+            onnx.defs.get_schema(node.op_type, opset, node.domain),
+            ir.serde.serialize_node(node),
+            input_types,
+        )
+    except (onnx.defs.SchemaError, onnx.shape_inference.InferenceError):
+        return False
+    for output in node.outputs:
+        found = inferred.get(output.name or "")
+        if found is not None and found.tensor_type.HasField("shape"):
+            output.type = ir.serde.deserialize_type_proto_for_type(found)
+            output.shape = ir.serde.deserialize_type_proto_for_shape(found)
+    return value.type is not None and value.shape is not None
+
+
+#: Largest constant (in elements) copied into a ``Scan`` body; larger ones are carried.
+_COPIED_CONSTANT_MAX = 1024
+
+
+def _copied(tensor: ir.TensorProtocol | None) -> bool:
+    """Whether a ``Scan`` body gets its own copy of this captured constant."""
+    return tensor is not None and tensor.size <= _COPIED_CONSTANT_MAX
+
+
+def _constant_tensor(value: ir.Value) -> ir.TensorProtocol | None:
+    """The tensor of an initializer or ``Constant`` output, else ``None``."""
+    if value.const_value is not None:
+        return value.const_value
+    producer = value.producer()
+    if producer is not None and producer.op_type == "Constant" and "value" in producer.attributes:
+        return producer.attributes["value"].as_tensor()
+    return None
 
 
 def any_true(builder: ONNXBuilder, mask: ir.Value) -> ir.Value:
@@ -220,7 +425,7 @@ def fori_loop(
     ``step(builder, k, state)`` returns the new state followed by one value per entry of
     ``scans``; those per-step values come back stacked along a new first axis.  Unrolled
     into ``builder``'s graph when ``count`` is static and at most :data:`UNROLL_MAX` (or
-    static and ``unroll``), else an ONNX ``Loop``.
+    static and ``unroll``), else an ONNX ``Scan``.
     """
     n_state = len(state)
     if count.static is not None and (unroll or count.static <= UNROLL_MAX):
@@ -245,7 +450,7 @@ def fori_loop(
             stacked = [builder.op("Concat", stack, {"axis": 0}) for stack in per_step]
         return values, stacked
 
-    body = LoopBody(builder, name)
+    body = LoopBody(builder, name, scan=True)
     carried = [body.carry(c.value, f"{name}_state", c.dtype, c.value.shape) for c in state]
     results = step(body.inner, body.iteration, carried)
     for value, carry in zip(results[:n_state], state, strict=True):
@@ -253,7 +458,8 @@ def fori_loop(
         body.carry_out(value)
     for value, scan in zip(results[n_state:], scans, strict=True):
         body.scan_out(value, scan.dtype)
-    outputs = body.build(count.value)
+    known = None if count.static is None else builder.scalar(count.static, "int64")
+    outputs = body.build(count.value if known is None else known)
     stacked = [
         unstack(builder, out, count.value, scan.shape)
         for out, scan in zip(outputs[n_state:], scans, strict=True)

@@ -26,6 +26,7 @@ The mapping (``k`` is the number of past steps an output reads, ``-min(taps)``):
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +36,8 @@ import onnx_ir as ir
 from pytensor.graph.basic import Apply, Constant, Variable
 from pytensor.graph.fg import FunctionGraph
 from pytensor.scan.op import Scan
+from pytensor.tensor.basic import get_scalar_constant_value
+from pytensor.tensor.exceptions import NotScalarConstantError
 
 from pytensor_onnx.builder import ONNXBuilder, onnx_dtype, variable_dtype, variable_shape
 from pytensor_onnx.dispatch._loop import LoopBody, unstack
@@ -144,6 +147,17 @@ def _static_length(buffer: Variable) -> int | None:
     return shape[0] if shape else None
 
 
+def _trip_count(builder: ONNXBuilder, node: Apply) -> ir.Value:
+    """The scan's number of steps: a constant when PyTensor knows it (a literal, or a static
+    shape after the gradient's shape arithmetic), so that :class:`LoopBody` can make it an
+    ONNX ``Scan``; else the computed value."""
+    try:
+        known = get_scalar_constant_value(node.inputs[0])
+    except NotScalarConstantError:
+        return builder.input(node, 0, "int64")
+    return builder.scalar(int(known), "int64")
+
+
 @onnx_funcify.register(Scan)
 def _scan(op: Scan, node: Apply, builder: ONNXBuilder) -> Values:
     info = op.info
@@ -180,8 +194,8 @@ def _scan(op: Scan, node: Apply, builder: ONNXBuilder) -> Values:
     for old, new in zip(untraced_inner, untraced_new, strict=True):
         _check_same_shape(node, old, new, "loop-carried")
 
-    n_steps = builder.input(node, 0, "int64")
-    body = LoopBody(builder, f"{op.name or 'scan'}_body")
+    n_steps = _trip_count(builder, node)
+    body = LoopBody(builder, f"{op.name or 'scan'}_body", scan=not info.as_while)
     sub = body.inner
     step = body.iteration
 
@@ -191,7 +205,7 @@ def _scan(op: Scan, node: Apply, builder: ONNXBuilder) -> Values:
         body.carry_out(sub.op("Add", [counter, sub.scalar(1, "int64")]))
 
     for var, inner in zip(seqs, seq_inner, strict=True):
-        sub.bind(inner, _scalar_at(sub, builder.value(var), step))
+        sub.bind(inner, body.sequence(builder.value(var), inner))
     for var, inner in zip(non_seqs, non_seq_inner, strict=True):
         sub.bind(inner, builder.value(var))
 
@@ -322,16 +336,21 @@ def blockwise_loop(node: Apply, builder: ONNXBuilder) -> list[ir.Value]:
     """Convert a Blockwise ``node`` by looping its core Op's converter over the batch.
 
     The inputs are broadcast to the common batch shape and flattened to one batch axis; a
-    ``Loop`` over that axis applies the core Op's converter to one batch entry per step,
-    and the stacked results are reshaped to ``(*batch_shape, *core_shape)``.  Used for
-    core Ops without a batched converter (see ``onnx_funcify_blockwise``).
+    loop over that axis (an ONNX ``Scan`` for a static batch shape, else a ``Loop``) applies
+    the core Op's converter to one batch entry per step, and the stacked results are
+    reshaped to ``(*batch_shape, *core_shape)``.  Used for core Ops without a batched
+    converter (see ``onnx_funcify_blockwise``).
     """
     op = node.op
     batch_ndim = op.batch_ndim(node)
     core_node = op._create_dummy_core_node(node.inputs)
     batch_shape = _batch_shape(builder, node, batch_ndim)
-    count = builder.op("ReduceProd", [batch_shape], {"keepdims": 0})
-    body = LoopBody(builder, f"{type(op.core_op).__name__}_batch_body")
+    static_batch = [d for d in variable_shape(node.outputs[0])[:batch_ndim] if d is not None]
+    if len(static_batch) == batch_ndim:  # a known count makes it an ONNX Scan
+        count = builder.scalar(math.prod(static_batch), "int64")
+    else:
+        count = builder.op("ReduceProd", [batch_shape], {"keepdims": 0})
+    body = LoopBody(builder, f"{type(op.core_op).__name__}_batch_body", scan=True)
     sub = body.inner
     for i, core_var in enumerate(core_node.inputs):
         value = builder.input(node, i)
@@ -343,7 +362,7 @@ def blockwise_loop(node: Apply, builder: ONNXBuilder) -> list[ir.Value]:
         flat = builder.op(
             "Reshape", [builder.op("Expand", [value, full]), flat_shape], {"allowzero": 1}
         )
-        sub.bind(core_var, _scalar_at(sub, flat, body.iteration))
+        sub.bind(core_var, body.sequence(flat, core_var))
     for out in core_node.outputs:
         ndim = len(variable_shape(out))
         body.carry(builder.const(np.zeros(ndim, dtype=np.int64)), "core_shape", "int64", (ndim,))
