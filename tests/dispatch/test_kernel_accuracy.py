@@ -208,6 +208,7 @@ NOT_ELEMENTWISE = frozenset(
         "ReduceSum",
         "ReduceSumSquare",
         "Reshape",
+        "Scan",
         "ScatterElements",
         "ScatterND",
         "Shape",
