@@ -270,19 +270,24 @@ def test_while_loop_until(floatX: str) -> None:
                     assert_matches(got, want, None, None, f"opset {opset}, limit {case[1]}")
 
 
-def test_nit_sot_matrices_and_nested_scan(floatX: str) -> None:
-    xs = pt.matrix("xs", dtype=floatX)
+def nested_scan(xs: Variable) -> Variable:
+    """Per row of ``xs``: the outer product of the row with its running sums (a scan)."""
 
     def outer_step(row):
         inner = pytensor.scan(
             lambda v, acc: acc + v,
             sequences=[row],
-            outputs_info=[pt.zeros((), dtype=floatX)],
+            outputs_info=[pt.zeros((), dtype=xs.dtype)],
             return_updates=False,
         )
         return pt.outer(row, inner)
 
-    outers = pytensor.scan(outer_step, sequences=[xs], return_updates=False)
+    return pytensor.scan(outer_step, sequences=[xs], return_updates=False)
+
+
+def test_nit_sot_matrices_and_nested_scan(floatX: str) -> None:
+    xs = pt.matrix("xs", dtype=floatX)
+    outers = nested_scan(xs)
     values = [[_rng(n).normal(size=(n, 3)).astype(floatX)] for n in LENGTHS]
     tol = {"rtol": 1e-5, "atol": 1e-5} if floatX == "float32" else {}
     compare_at_lengths([xs], [outers, pytensor.grad((outers**2).sum(), xs)], values, **tol)
@@ -472,18 +477,8 @@ def test_known_length_scan_is_an_onnx_scan(floatX: str) -> None:
 
 def test_known_length_nested_scan(floatX: str) -> None:
     xs = pt.tensor("xs", dtype=floatX, shape=(4, 3))
-
-    def outer_step(row):
-        inner = pytensor.scan(
-            lambda v, acc: acc + v,
-            sequences=[row],
-            outputs_info=[pt.zeros((), dtype=floatX)],
-            return_updates=False,
-        )
-        return pt.outer(row, inner)
-
-    outers = pytensor.scan(outer_step, sequences=[xs], return_updates=False)
-    model = compare_at_lengths([xs], [outers], [[_rng(3).normal(size=(4, 3)).astype(floatX)]])
+    values = [[_rng(3).normal(size=(4, 3)).astype(floatX)]]
+    model = compare_at_lengths([xs], [nested_scan(xs)], values)
     assert iteration_ops(model) == ["Scan", "Scan"]
     assert_scan_bodies_self_contained(model)
 

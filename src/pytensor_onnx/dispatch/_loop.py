@@ -21,7 +21,7 @@ Two drivers cover the common shapes of iteration:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -151,19 +151,23 @@ class LoopBody:
         ``trip_count`` is a 0-d int64 value, or ``None`` for a loop bounded only by its
         condition (a ``Scan`` needs one).
         """
-        if self.scan:
-            # ONNX Runtime fails a Scan of zero steps ("Invalid dim0_offset"), and guarding it
-            # with an If breaks tract and OpenVINO: only a known, positive count is a Scan.
-            count = None if trip_count is None else _constant_tensor(trip_count)
-            if count is not None and int(count.numpy()) > 0 and self._scan_shapes_known():
-                assert trip_count is not None
-                return self._build_scan(trip_count)
-            self._sequences_as_gathers()
         if len(self._carried_out) != len(self._initial):
             raise RuntimeError("LoopBody: every carried value needs exactly one next value")
         for carried_in, carried_out in zip(self._carried_in, self._carried_out, strict=True):
             # The carried value keeps its type; a next value of unknown type takes it.
             carried_out.type = carried_out.type or carried_in.type
+        if self.scan:
+            # ONNX Runtime fails a Scan of zero steps ("Invalid dim0_offset"), and guarding it
+            # with an If breaks tract and OpenVINO: only a known, positive count is a Scan.
+            captured = self._captured()
+            if (
+                trip_count is not None
+                and (count := _constant_tensor(trip_count)) is not None
+                and int(count.numpy()) > 0
+                and self._scan_shapes_known(captured)
+            ):
+                return self._build_scan(trip_count, captured)
+            self._sequences_as_gathers()
         condition = self._condition_out if self._condition_out is not None else self.condition
         outputs = [
             self.inner.add_output(v) for v in [condition, *self._carried_out, *self._scan_out]
@@ -195,7 +199,7 @@ class LoopBody:
                     uses.setdefault(value, []).append((node, index))
         return uses
 
-    def _scan_shapes_known(self) -> bool:
+    def _scan_shapes_known(self, captured: Iterable[ir.Value]) -> bool:
         """Whether every value the ``Scan`` body would output has a known rank (ONNX
         Runtime refuses ``Scan`` bodies with shapeless outputs; a ``Loop`` is built then)."""
         for carried_in, carried_out in zip(self._carried_in, self._carried_out, strict=True):
@@ -205,7 +209,7 @@ class LoopBody:
                 carried_out.shape = carried_in.shape
         return all(
             _infer_type(outer, self.outer.opset)
-            for outer in self._captured()
+            for outer in captured
             if not _copied(_constant_tensor(outer))
         )
 
@@ -230,15 +234,13 @@ class LoopBody:
         else:
             self.inner.graph.extend(nodes)
 
-    def _build_scan(self, trip_count: ir.Value) -> list[ir.Value]:
+    def _build_scan(
+        self, trip_count: ir.Value, captured: dict[ir.Value, list[tuple[ir.Node, int]]]
+    ) -> list[ir.Value]:
         if self._condition_out is not None or self.condition.uses():
             raise RuntimeError("LoopBody: a Scan has no loop condition")
-        if len(self._carried_out) != len(self._initial):
-            raise RuntimeError("LoopBody: every carried value needs exactly one next value")
-        for carried_in, carried_out in zip(self._carried_in, self._carried_out, strict=True):
-            carried_out.type = carried_out.type or carried_in.type
         captured_outer, captured_in, constants = [], [], []
-        for outer, uses in self._captured().items():
+        for outer, uses in captured.items():
             tensor = _constant_tensor(outer)
             if tensor is not None and _copied(tensor):
                 # Copied into the body: runtimes want constant shapes and axes.
