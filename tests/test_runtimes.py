@@ -40,3 +40,21 @@ def test_runtime_failure_carries_the_runtimes_message(tmp_path: Path) -> None:
     missing = tmp_path / "missing.onnx"
     with pytest.raises(runtimes.RuntimeFailure, match=r"^onnxruntime: "):
         runtimes.run("ort", missing, {})
+
+
+def test_tract_runs_what_it_used_to_refuse() -> None:
+    # Float64 special functions (their reductions use Floor: tract has no float64 Round),
+    # integer squares (tract turns Mul(x, x) into a Square without integer kernels) and int64
+    # outputs of a Cast (tract returns them in its TDim type; the adapter converts them).
+    if not runtimes.is_available("tract"):
+        pytest.skip("tract is not installed (pip install 'pytensor-onnx[runtimes]')")
+    x = pt.vector("x")
+    n = pt.lvector("n")
+    outputs = [pt.gammaln(x), pt.gamma(x), pt.psi(x), pt.sin(x), pt.sqr(n), (x > 0).astype("int64")]
+    values = [np.array([-2.5, -0.5, 0.5, 3.0, 7.25]), np.array([-3, 0, 5, 2**40, -(2**62)])]
+    model = export_onnx([x, n], outputs)
+    got = runtimes.run("tract", model, {"x": values[0], "n": values[1]})
+    want = runtimes.run("ort", model, {"x": values[0], "n": values[1]})
+    for g, w in zip(got, want, strict=True):
+        assert g.dtype == w.dtype
+        np.testing.assert_allclose(g, w, rtol=1e-14)

@@ -109,7 +109,16 @@ def _run_tract(path: str, feeds: Mapping[str, np.ndarray]) -> list[Any]:
     runnable = model.into_model().into_runnable()
     # np.ascontiguousarray would turn 0-d arrays into 1-d ones.
     outputs = runnable.run([np.asarray(feeds[name], order="C") for name in names])
-    return [out.to_numpy() for out in outputs]
+    # tract computes every int64 made by a Cast in its shape-dimension type (TDim), which
+    # its Python API cannot turn into NumPy: convert such outputs to int64 first.
+    graph_outputs = onnx.load(path, load_external_data=False).graph.output
+    int64 = onnx.TensorProto.INT64
+    return [
+        (
+            out.convert_to(tract.DatumType.I64) if info.type.tensor_type.elem_type == int64 else out
+        ).to_numpy()
+        for out, info in zip(outputs, graph_outputs, strict=True)
+    ]
 
 
 _ADAPTERS: dict[str, Callable[[str, Mapping[str, np.ndarray]], list[Any]]] = {

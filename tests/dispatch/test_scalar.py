@@ -157,7 +157,8 @@ def test_integer_binary(name: str, dtype: str) -> None:
 
 @pytest.mark.parametrize("dtype", INT_DTYPES)
 def test_integer_unary(dtype: str) -> None:
-    a = _ints([-5, -1, 0, 1, 3, 11], dtype)
+    # The extremes wrap around in the squares, as in NumPy.
+    a = _ints([info_min(dtype), -5, -1, 0, 1, 3, 11, info_max(dtype)], dtype)
     x = input_like(a, "x")
     outputs = [pt.abs(x), pt.sqr(x), pt.invert(x), pt.pow(x, 2)]
     if dtype.startswith("int"):

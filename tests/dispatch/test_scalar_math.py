@@ -234,6 +234,20 @@ def test_reflection_accuracy_for_negative_arguments() -> None:
     )
 
 
+@pytest.mark.parametrize("symbolic", [False, True])
+def test_reflection_at_integers_and_ties(symbolic: bool) -> None:
+    # The reflections take the nearest integer with Floor (tract has no float64 Round): poles
+    # at large odd and even integers (where x + 1/2 is a tie), half-integers, the largest
+    # double below 1/2, and integers too large for a fraction.
+    big = 2.0**52
+    values = np.array(
+        [-(big + 1), -big, -(big - 0.5), -(2.0**53 + 2), -1e300, -3.5, -2.5, -1.5, -0.5,
+         -(0.5 - 2.0**-54), 0.5 - 2.0**-54, -3.0, -1.0, -0.0, np.inf, -np.inf, np.nan]
+    )  # fmt: skip
+    x = input_like(values, "x", symbolic=symbolic)
+    compare_onnx_and_py([x], [pt.gammaln(x), pt.gamma(x), pt.psi(x)], [values])
+
+
 def test_gammaln_relative_accuracy_at_its_zeros() -> None:
     # gammaln(1 + e) ~ -0.577 e and gammaln(2 + e) ~ 0.423 e: the zeros are factored out.
     eps = np.array([1e-15, -1e-15, 3e-12, -7e-9, 1e-5])

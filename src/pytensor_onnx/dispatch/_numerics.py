@@ -189,10 +189,25 @@ class Num:
         tail = self.unary("Exp", self.mul(self.mul(lo, self.add(a, hi)), float(sign)))
         return self.mul(head, tail)
 
-    def frac_to_nearest(self, x: ir.Value) -> ir.Value:
-        """``x - round(x)`` in ``[-1/2, 1/2]``, exact; ``sin(pi x)`` has the sign pattern of
-        ``sin(pi r) * (-1)**round(x)`` and the magnitude of ``sin(pi r)``."""
-        return self.sub(x, self.unary("Round", x))
+    def split_nearest(self, x: ir.Value) -> tuple[ir.Value, ir.Value]:
+        """``(n, x - n)`` for an integer ``n`` nearest to ``x`` (a tie either way), both
+        exact for every finite ``x`` (``r = x - n`` is NaN for infinities).
+
+        ``sin(pi x)`` has the sign pattern of ``sin(pi r) * (-1)**n`` and the magnitude of
+        ``sin(pi r)``.  ``x - n`` is exact because ``n`` is nearest (Sterbenz); ``n`` comes
+        from ``Floor``, not ``Round``: tract 0.23 has no float64 ``Round`` kernel.
+        """
+        floor = self.unary("Floor", x)
+        n = self.where(self.gt(self.sub(x, floor), 0.5), self.add(floor, 1.0), floor)
+        return n, self.sub(x, n)
+
+    def nearest_integer(self, x: ir.Value) -> ir.Value:
+        """An integer nearest to ``x`` (ties up), ``floor(x + 1/2)``, for ``|x| < 2**51``.
+
+        For argument reductions, which need some nearest integer, not ``round``'s ties to
+        even: unlike ``Round``, it runs in float64 in tract 0.23.
+        """
+        return self.unary("Floor", self.add(x, 0.5))
 
     def sin_pi(self, r: ir.Value) -> ir.Value:
         """``sin(pi * r)`` for ``|r| <= 1/2`` (accurate: no root but 0 in that range)."""

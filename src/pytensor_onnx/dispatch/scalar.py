@@ -216,7 +216,12 @@ def _round_half_away(builder: ONNXBuilder, xs: list[ir.Value], dtype: str) -> ir
 
 @register_kernel(ps.Sqr)
 def _sqr(builder: ONNXBuilder, xs: list[ir.Value], dtype: str) -> ir.Value:
-    return builder.op("Mul", [xs[0], xs[0]])
+    (x,) = xs
+    if np.dtype(dtype).kind != "i":
+        return builder.op("Mul", [x, x])
+    # -(x * -x), exact with wrap-around: tract 0.23 turns Mul(x, x) into its own Square,
+    # which has no integer kernels (ONNX has no Neg of unsigned integers, so they keep it).
+    return builder.op("Neg", [builder.op("Mul", [x, builder.op("Neg", [x])])])
 
 
 @register_kernel(ps.Exp2)
@@ -291,10 +296,10 @@ def _reduce_half_pi(num: Num, x: ir.Value) -> tuple[ir.Value, ir.Value]:
     (``Sin(pi) = -0.0``), but relatively accurate on ``[-pi/2, pi/2]``: ``r`` is computed
     Cody-Waite style, exact but for the last part's rounding, so that values next to the
     zeros keep their relative accuracy.  ``k`` is ``+0.0`` for small ``x`` so that ``r`` is
-    ``x`` itself, signed zero included (``0 - round(-x 2/pi)``: ONNX Runtime's optimizer
+    ``x`` itself, signed zero included (``0 - floor(1/2 - x 2/pi)``: ONNX Runtime's optimizer
     was seen to remove ``round(x 2/pi) + 0``).
     """
-    k = num.sub(0.0, num.unary("Round", num.mul(x, -2.0 / math.pi)))
+    k = num.sub(0.0, num.nearest_integer(num.mul(x, -2.0 / math.pi)))
     r = x
     for part in _HALF_PI_PARTS:
         r = num.sub(r, num.mul(k, part))

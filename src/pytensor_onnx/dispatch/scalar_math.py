@@ -278,10 +278,10 @@ def _gammaln_nonnegative(num: Num, z: ir.Value) -> ir.Value:
 
 
 def _reflected(num: Num, x: ir.Value) -> tuple[ir.Value, ir.Value, ir.Value]:
-    """``(x < 0, 1 - x for x < 0 else x, x - round(x))`` for reflection formulas."""
+    """``(x < 0, 1 - x for x < 0 else x, x - n)``, ``n`` nearest to ``x``, for reflections."""
     negative = num.lt(x, 0.0)
     z = num.where(negative, num.sub(1.0, x), x)
-    return negative, z, num.frac_to_nearest(x)
+    return negative, z, num.split_nearest(x)[1]
 
 
 def gammaln64(num: Num, x: ir.Value) -> ir.Value:
@@ -315,9 +315,9 @@ def gamma64(num: Num, x: ir.Value) -> ir.Value:
     # Gamma overflows from here on; the product above would give inf * 0 = NaN once e^-z
     # underflows (z > 745 in float64, z > 104 in float32).
     positive = num.where(num.gt(z, _GAMMA_OVERFLOW[num.dtype]), math.inf, positive)
-    # Gamma(x) = pi / (sin(pi x) Gamma(1 - x)); sin(pi x) = (-1)^round(x) sin(pi r)
-    r = num.frac_to_nearest(x)
-    sin = num.negate_where(num.odd_integer(num.unary("Round", x)), num.sin_pi(r))
+    # Gamma(x) = pi / (sin(pi x) Gamma(1 - x)); sin(pi x) = (-1)^n sin(pi r)
+    n, r = num.split_nearest(x)
+    sin = num.negate_where(num.odd_integer(n), num.sin_pi(r))
     reflected = num.div(math.pi, num.mul(sin, num.mul(z, positive)))
     reflected = num.where(num.eq(r, 0.0), math.nan, reflected)
     result = num.where(negative, reflected, positive)
