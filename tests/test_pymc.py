@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import onnx
 import pytest
 
 pm = pytest.importorskip("pymc")
@@ -388,10 +389,51 @@ def test_posterior_predictive_of_a_gp_conditional() -> None:
     _within_monte_carlo_error(draws, expected)
 
 
-def test_posterior_predictive_refuses_an_explicit_symbolic_size_by_name() -> None:
-    with pm.Model() as model:
-        x = pm.Data("x", np.linspace(-2.0, 2.0, 6))
-        a = pm.Normal("a", 0.0, 5.0)
-        pm.Normal("y", a * x, 1.0, observed=np.zeros(6), shape=x.shape)
-    with pytest.raises(ValueError, match="explicit symbolic size"):
-        pmx.export_posterior_predictive(model, _posterior(10), var_names=["y"])
+@pytest.mark.parametrize("form", ["observed_data", "shape", "dims"])
+def test_posterior_predictive_for_new_data_of_another_length(form: str) -> None:
+    # The three ways a PyMC model sizes its likelihood: like its observed data, with
+    # shape=x.shape, with dims; new x of another length must resize the draws.
+    with pm.Model(coords={"obs": range(6)}) as model:
+        dims = {"dims": "obs"} if form == "dims" else {}
+        x = pm.Data("x", np.linspace(-2.0, 2.0, 6), **dims)
+        y_obs = pm.Data("y_obs", np.zeros(6), **dims)
+        mu = pm.Normal("a", 0.0, 5.0) + pm.Normal("b", 0.0, 5.0) * x
+        sigma = pm.HalfNormal("s", 2.0)
+        size = {"observed_data": {}, "shape": {"shape": x.shape}, "dims": {"dims": "obs"}}[form]
+        pm.Normal("y", mu, sigma, observed=y_obs, **size)
+    posterior = _posterior()
+    onnx_model = pmx.export_posterior_predictive(model, posterior, var_names=["y"])
+    names = [i.name for i in onnx_model.graph.input]
+    # Sized like its data, the likelihood needs data of the new length, in PyMC too.
+    assert names == ["seed", "x", "y_obs"] if form == "observed_data" else ["seed", "x"]
+    x_new = np.linspace(-1.0, 3.0, 9)
+    feeds = {"seed": np.array(5), "x": x_new, "y_obs": np.zeros(9)}
+    (draws,) = ort_session(onnx_model).run(None, {name: feeds[name] for name in names})
+    assert draws.shape == (4000, 9)
+    with model:
+        coords = {"obs": range(9)} if form == "dims" else None
+        pm.set_data({"x": x_new, "y_obs": np.zeros(9)}, coords=coords)
+        expected = pm.sample_posterior_predictive(
+            posterior, random_seed=1, progressbar=False, return_inferencedata=False
+        )["y"].reshape(-1, 9)
+    _within_monte_carlo_error(draws, expected)
+
+
+def test_posterior_predictive_draws_free_variables_with_dims_from_the_posterior() -> None:
+    import xarray as xr
+
+    # theta has a size (its dims), which the export lifts into its parameters: it must still
+    # take its posterior draws, not be drawn from its prior.
+    with pm.Model(coords={"group": range(3)}) as model:
+        index = pm.Data("index", np.array([0, 1, 2, 1]))
+        theta = pm.Normal("theta", 0.0, 1.0, dims="group")
+        pm.Normal("y", theta[index], 0.1, observed=np.zeros(4), shape=index.shape)
+    rng = np.random.default_rng(2)
+    draws = rng.normal([10.0, 20.0, 30.0], 1.0, (1, 500, 3))
+    posterior = xr.Dataset({"theta": (("chain", "draw", "group"), draws)})
+    onnx_model = pmx.export_posterior_predictive(model, posterior, var_names=["y"])
+    index_type = onnx_model.graph.input[1].type.tensor_type.elem_type  # PyMC's integer dtype
+    new_index = np.array([2, 2, 0, 1, 0], onnx.helper.tensor_dtype_to_np_dtype(index_type))
+    (y,) = ort_session(onnx_model).run(None, {"seed": np.array(1), "index": new_index})
+    assert y.shape == (500, 5)
+    np.testing.assert_allclose(y.mean(0), [30.0, 30.0, 10.0, 20.0, 10.0], atol=0.2)

@@ -29,10 +29,12 @@ import numpy as np
 import onnx
 import pytensor
 import pytensor.tensor as pt
+from pytensor.compile.sharedvalue import SharedVariable
 from pytensor.graph.basic import Variable
 from pytensor.graph.replace import graph_replace, vectorize_graph
-from pytensor.graph.traversal import ancestors, graph_inputs
+from pytensor.graph.traversal import ancestors, applys_between, graph_inputs
 from pytensor.tensor.random.op import default_rng
+from pytensor.tensor.random.rewriting.basic import local_rv_size_lift
 
 from pytensor_onnx.export import PathLike, export_onnx
 
@@ -312,22 +314,55 @@ def _export_draws(
     return export_onnx(inputs, replaced, path, shared_inputs=data, **export_kwargs)
 
 
-def _vectorized(
-    outputs: Sequence[Variable], draws: Any, free: Sequence[Variable], dims: tuple[str, ...]
+def _lengths_from_data(
+    model: pm.Model, outputs: Sequence[Variable], data: Sequence[Any]
 ) -> list[Variable]:
-    """PyMC's ``vectorize_over_posterior``: ``outputs`` with the ``free`` variables replaced
-    by their ``draws`` and the other random variables drawn once per draw."""
-    try:
-        return vectorize_over_posterior(list(outputs), draws, list(free), sample_dims=dims)
-    except ValueError as err:
-        if "Size length is incompatible" not in str(err):
-            raise
-        raise ValueError(
-            "PyTensor cannot vectorize a random variable of these outputs over the draws: it "
-            "has an explicit symbolic size (e.g. shape=x.shape of a pm.Data) that "
-            "vectorize_graph does not extend; give it dims or leave its shape to its "
-            f"parameters ({err})"
-        ) from err
+    """``outputs`` with the length of every dimension (``dims``) that a container of ``data``
+    has replaced by that container's length, so that new data of another length resizes
+    everything along that dimension (as ``pm.set_data`` with new coords does)."""
+    lengths: dict[Variable, Variable] = {}
+    for var in data:
+        for axis, dim in enumerate(model.named_vars_to_dims.get(var.name) or ()):
+            length = model.dim_lengths.get(dim) if dim is not None else None
+            if isinstance(length, SharedVariable) and length not in lengths:
+                lengths[length] = var.shape[axis]
+    return graph_replace(list(outputs), lengths, strict=False) if lengths else list(outputs)
+
+
+def _sizes_lifted(outputs: Sequence[Variable]) -> list[Variable]:
+    """``outputs`` with the parameters of every random variable with an explicit size
+    (``dims``, ``shape=...``, an observed variable's data shape) broadcast to that size and
+    the size removed (PyTensor's ``local_rv_size_lift``): ``vectorize_graph`` cannot extend
+    a size by the draw axes, but it extends the parameters."""
+    outputs = list(outputs)
+    # One variable at a time: PyTensor 2's graph_replace fails on replacements that depend on
+    # each other.
+    while lifted := _one_size_lifted(outputs):
+        outputs = graph_replace(outputs, lifted, strict=False)
+    return outputs
+
+
+def _one_size_lifted(outputs: Sequence[Variable]) -> dict[Variable, Variable]:
+    """The replacement that lifts the size of one random variable of ``outputs`` (empty if
+    none has a size), keeping the names (free variables are found by name)."""
+    in_graph = set(ancestors(outputs))
+    for node in applys_between(graph_inputs(outputs), outputs):
+        new = local_rv_size_lift.transform(None, node)  # None for other Ops and no size
+        if new:
+            lifted = {}
+            for before, after in zip(node.outputs, new, strict=True):
+                if before in in_graph:  # not the generator's update, mostly
+                    after.name = before.name
+                    lifted[before] = after
+            return lifted
+    return {}
+
+
+def _named_in(outputs: Sequence[Variable], variables: Sequence[Variable]) -> list[Variable]:
+    """The variables of ``outputs``' graph named as ``variables`` (after a graph_replace,
+    which clones what it rebuilds, the model's own variables may not be in it)."""
+    names = {var.name for var in variables}
+    return [var for var in ancestors(outputs) if var.owner is not None and var.name in names]
 
 
 def export_posterior_predictive(
@@ -371,12 +406,15 @@ def export_posterior_predictive(
         Inputs: ``seed`` (0-d int64), then the chosen data containers; outputs: one per
         name, with a leading axis of ``chains * draws``.
     """
-    outputs = _model_vars(model, var_names)
+    data = _data_inputs(model, data_as_inputs)
+    outputs = _sizes_lifted(_lengths_from_data(model, _model_vars(model, var_names), data))
     posterior = getattr(idata, "posterior", idata)
     # Free variables without posterior draws (e.g. a GP conditional added after sampling) are
     # drawn, as pm.sample_posterior_predictive draws them.
-    with_draws = [rv for rv in model.free_RVs if rv.name in posterior.data_vars]
-    vectorized = _vectorized(outputs, posterior, with_draws, ("chain", "draw"))
+    with_draws = _named_in(outputs, [rv for rv in model.free_RVs if rv.name in posterior.data_vars])
+    vectorized = vectorize_over_posterior(
+        outputs, posterior, with_draws, sample_dims=("chain", "draw")
+    )
     # One draw axis: the chains stacked.
     tensors = [pt.as_tensor_variable(var) for var in vectorized]
     stacked = [var.reshape((-1, *var.shape[2:]), ndim=var.ndim - 1) for var in tensors]
@@ -412,11 +450,11 @@ def export_prior_predictive(
         Inputs: ``seed`` (0-d int64), then the chosen data containers; outputs: one per
         name, with a leading axis of length ``draws``.
     """
-    outputs = _model_vars(model, var_names)
+    data = _data_inputs(model, data_as_inputs)
+    outputs = _lengths_from_data(model, _model_vars(model, var_names), data)
     # A draw axis in front of every root random variable (one without random ancestors),
     # which vectorize_graph carries to everything drawn from them.
-    upstream = set(ancestors(outputs))
-    rvs = [rv for rv in model.basic_RVs if rv in upstream]
+    rvs = _named_in(outputs, model.basic_RVs)
     roots = [rv for rv in rvs if not set(rvs) & set(ancestors(rv.owner.inputs))]
     replacements = {rv: change_dist_size(rv, new_size=(draws,), expand=True) for rv in roots}
     vectorized = vectorize_graph(outputs, replace=replacements)
