@@ -38,6 +38,7 @@ from pytensor_onnx.builder import (
 from pytensor_onnx.dispatch import convert_nodes
 from pytensor_onnx.dispatch.ifelse import sink_into_branches
 from pytensor_onnx.inspect import annotate_provenance
+from pytensor_onnx.optimize import optimize
 from pytensor_onnx.precision import (
     convert_fgraph_to_float32,
     float32_array,
@@ -722,6 +723,7 @@ def export_onnx(
     model.metadata_props.update(metadata or {})
     if provenance:
         annotate_provenance(model, value_map)
+    optimize(model)
     needed = minimum_ir_version(model)
     if ir_version is not None:
         if not needed <= ir_version <= onnx.IR_VERSION:

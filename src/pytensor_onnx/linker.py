@@ -50,6 +50,7 @@ from pytensor_onnx.export import (
     check_model,
     supported_opsets,
 )
+from pytensor_onnx.optimize import optimize
 from pytensor_onnx.rewrite import INCOMPATIBLE_REWRITES, REQUIRED_REWRITES, onnx_rewrite_query
 
 #: Execution providers used when none are given.
@@ -157,6 +158,7 @@ def convert_fgraph(
     model = build_model(
         captured, opset=opset, graph_name=getattr(fgraph, "name", None) or "pytensor_function"
     )
+    optimize(model)
     proto = ir.serde.serialize_model(model)
     if check:
         check_model(proto)

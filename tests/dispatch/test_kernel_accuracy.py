@@ -193,6 +193,7 @@ NOT_ELEMENTWISE = frozenset(
         "Gather",
         "GatherElements",
         "GatherND",
+        "Gemm",
         "Identity",
         "If",
         "Loop",

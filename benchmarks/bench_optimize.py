@@ -1,0 +1,91 @@
+"""The ONNX-level optimization stage (``pytensor_onnx.optimize``): node counts and ONNX Runtime
+latency of the same export without and with it (issue #15).
+
+Workloads: the benchmark MLP (784-512-512-10, ReLU, softmax, float32 and float64) at batch 1,
+64 and 1024.  Both models come from the same capture (``export.capture`` and
+``export.build_model``); the optimized one then goes through :func:`optimize`, as
+``export_onnx`` does.  ONNX Runtime runs both with one intra-op thread, interleaved medians.
+
+Usage: ``python benchmarks/bench_optimize.py``.  Not part of ``run_all.py``; the numbers are
+recorded in ``docs/optimization.md``.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import onnx_ir as ir
+import onnxruntime as ort
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import MLP_SIZES, emit, interleaved_call_times, pytensor_mlp
+
+from pytensor_onnx.export import build_model, capture
+from pytensor_onnx.optimize import optimize
+
+BATCHES = (1, 64, 1024)
+
+
+def models(dtype: str) -> dict[str, ir.Model]:
+    """The MLP exported without and with the optimization stage."""
+    x, probabilities, _ = pytensor_mlp(dtype)
+    built = {}
+    for kind in ("unoptimized", "optimized"):
+        model = build_model(capture([x], [probabilities]))
+        if kind == "optimized":
+            optimize(model)
+        built[kind] = model
+    return built
+
+
+def main() -> None:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    rows = []
+    for dtype in ("float32", "float64"):
+        built = models(dtype)
+        sessions = {
+            kind: ort.InferenceSession(
+                ir.serde.serialize_model(model).SerializeToString(),
+                options,
+                providers=["CPUExecutionProvider"],
+            )
+            for kind, model in built.items()
+        }
+        ops = {
+            kind: dict(Counter(node.op_type for node in model.graph))
+            for kind, model in built.items()
+        }
+        rng = np.random.default_rng(0)
+        for batch in BATCHES:
+            feeds = {"x": rng.normal(size=(batch, MLP_SIZES[0])).astype(dtype)}
+            outputs = {kind: s.run(None, feeds)[0] for kind, s in sessions.items()}
+            calls = {kind: (lambda s=s, f=feeds: s.run(None, f)) for kind, s in sessions.items()}
+            times = interleaved_call_times(calls)
+            difference = float(np.max(np.abs(outputs["optimized"] - outputs["unoptimized"])))
+            row = {
+                "dtype": dtype,
+                "batch": batch,
+                "unoptimized_ms": round(times["unoptimized"] * 1e3, 4),
+                "optimized_ms": round(times["optimized"] * 1e3, 4),
+                "max_abs_difference": difference,
+            }
+            rows.append(row)
+            print(
+                f"{dtype} batch {batch:5d}: unoptimized {row['unoptimized_ms']:8.3f} ms, "
+                f"optimized {row['optimized_ms']:8.3f} ms "
+                f"({times['optimized'] / times['unoptimized']:.2f}x), "
+                f"max |difference| {difference:.1e}"
+            )
+        for kind, counts in ops.items():
+            print(f"{dtype} {kind}: {sum(counts.values())} nodes {counts}")
+        rows.append({"dtype": dtype, "nodes": ops})
+    emit({"benchmark": "optimize", "rows": rows})
+
+
+if __name__ == "__main__":
+    main()
