@@ -1,13 +1,20 @@
 """The browser demo (web/): onnxruntime-web in headless Chromium agrees with ONNX Runtime.
 
-The page is served from 127.0.0.1 (onnxruntime-web's wasm files come from web/node_modules,
-no CDN) and driven by ``tests/web/drive.mjs`` with playwright-core and Debian's Chromium: it
-clicks every sample button, feeds a known pattern through the page's API and draws a "7"
-with the mouse, reading the 8x8 input and the probabilities the page shows each time.  The
-same inputs go through ONNX Runtime in Python and the numbers must match.
+The pages are served from 127.0.0.1 (onnxruntime-web's wasm files come from web/node_modules,
+no CDN) and driven with playwright-core and Debian's Chromium (``tests/web/browser.mjs``).
+
+- ``tests/web/drive.mjs`` drives the digits page: it clicks every sample button, feeds a known
+  pattern through the page's API and draws a "7" with the mouse, reading the 8x8 input and the
+  probabilities the page shows each time.  The same inputs go through ONNX Runtime in Python
+  and the numbers must match.
+- ``tests/web/drive_predictive.mjs`` drives the posterior-predictive page: its default grid, a
+  grid and seed typed into its form, its "New seed" button and its API.  The page's draws must
+  be ONNX Runtime's for the same seed and grid, its quantiles NumPy's, and (with PyMC) its 5, 50
+  and 95 % quantiles those of ``pm.sample_posterior_predictive`` within Monte Carlo error.
 
 Needs node, /usr/bin/chromium and ``npm ci`` in web/ (``scripts/setup_web.sh`` installs
-them).  Set ``PYTENSOR_ONNX_UPDATE_SCREENSHOT=1`` to write docs/img/web-demo.png.
+them).  Set ``PYTENSOR_ONNX_UPDATE_SCREENSHOT=1`` to write docs/img/web-demo.png and
+docs/img/web-predictive.png.
 """
 
 from __future__ import annotations
