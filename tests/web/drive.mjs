@@ -3,50 +3,12 @@
 //   node tests/web/drive.mjs URL SCREENSHOT.png
 //
 // Prints one JSON object: {cases: [{source, pixels, probabilities, predicted}], errors: [...]}.
-// playwright-core comes from web/node_modules; the browser is Debian's /usr/bin/chromium.
-import { mkdtempSync, rmSync } from "node:fs";
-import { createRequire } from "node:module";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-
-const require = createRequire(new URL("../../web/package.json", import.meta.url));
-const { chromium } = require("playwright-core");
+// The browser is opened by ./browser.mjs.
+import { withPage } from "./browser.mjs";
 
 const [url, screenshot] = process.argv.slice(2);
-const CHROMIUM_FLAGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
 
-const profile = mkdtempSync(join(tmpdir(), "pytensor-onnx-chromium-"));
-const context = await chromium.launchPersistentContext(profile, {
-  executablePath: "/usr/bin/chromium",
-  headless: true,
-  args: CHROMIUM_FLAGS,
-  viewport: { width: 1240, height: 640 },
-});
-const errors = [];
-try {
-  const page = context.pages()[0] ?? (await context.newPage());
-  page.on("pageerror", (error) => errors.push(`pageerror: ${error.message}`));
-  page.on("console", (message) => {
-    if (message.type() === "error") errors.push(`console: ${message.text()}`);
-  });
-  page.on("requestfailed", (request) => errors.push(`requestfailed: ${request.url()}`));
-
-  await page.goto(url);
-  await page.waitForFunction(() => document.body.dataset.ready || document.body.dataset.error, null, {
-    timeout: 60000,
-  });
-  const failure = await page.evaluate(() => document.body.dataset.error);
-  if (failure) throw new Error(`the page failed to start: ${failure}`);
-
+await withPage(url, async (page, errors) => {
   const runs = () => page.evaluate(() => Number(document.body.dataset.runs || 0));
   const state = (source) =>
     page.evaluate((source) => ({
@@ -89,7 +51,4 @@ try {
   cases.push(await state("drawn 7"));
   await page.screenshot({ path: screenshot });
   console.log(JSON.stringify({ cases, errors }));
-} finally {
-  await context.close();
-  rmSync(profile, { recursive: true, force: true });
-}
+});
