@@ -34,7 +34,12 @@ def test_mlp_becomes_gemm_relu_softmax(floatX: str, symbolic: bool, shared: bool
     values[0, 0], values[1, 1], values[2, 2] = np.nan, np.inf, -np.inf
     x = input_like(values, "x", symbolic=symbolic)
     out = pt.special.softmax(pt.maximum(x @ w1 + b1, 0) @ w2 + b2, axis=-1)
-    assert _op_types([x], [out]) == ["Gemm", "Relu", "Gemm", "Softmax"]
+    # float64 keeps MatMul + Add (tract fails a float64 Gemm; ONNX Runtime fuses them itself).
+    fused = ["Gemm", "Relu", "Gemm", "Softmax"]
+    unfused = ["MatMul", "Add", "Relu", "MatMul", "Add", "Softmax"]
+    unfused += ["Unsqueeze", "Unsqueeze"] if shared else []
+    want = fused if floatX == "float32" else unfused
+    assert sorted(_op_types([x], [out])) == sorted(want)
     compare_onnx_and_py([x], [out], [values])
 
 

@@ -11,9 +11,11 @@ a rewrite applies only where it computes the same values, NaN and infinities inc
   propagate NaN in ONNX Runtime; ``Relu`` keeps the sign of ``-0.0``, which compares equal
   to the ``+0.0`` of ``maximum``); ONNX Runtime fuses ``Relu`` into a preceding ``Gemm``;
 * ``Add(MatMul(a, b), c)`` with ``a`` and ``b`` of rank 2, ``c`` of shape ``(n,)`` or
-  ``(1, n)`` and a ``MatMul`` used only there is ``Gemm(a, b, c)``, for float32 and float64
-  (the bias is added inside the product's accumulation: the result may differ from
-  ``MatMul`` then ``Add`` in the last bit); a bias ``Unsqueeze(v, [0])`` is passed as ``v``.
+  ``(1, n)`` and a ``MatMul`` used only there is ``Gemm(a, b, c)``, in float32 (the bias is
+  added inside the product's accumulation: the result may differ from ``MatMul`` then
+  ``Add`` in the last bit); a bias ``Unsqueeze(v, [0])`` is passed as ``v``.  float64 keeps
+  ``MatMul`` and ``Add``, which ONNX Runtime fuses itself at load: tract 0.23 fails a
+  float64 ``Gemm`` (it applies the float32 ``beta`` attribute to the float64 bias).
 
 Nodes left without use are removed afterwards.
 """
@@ -24,7 +26,7 @@ import onnx_ir as ir
 import onnx_ir.passes.common as ir_passes
 from onnx_ir.traversal import RecursiveGraphIterator
 
-#: The dtypes the rewrites apply to.
+#: The dtypes ``Relu`` replaces ``Max`` in.
 _FLOATS = frozenset({ir.DataType.FLOAT, ir.DataType.DOUBLE})
 
 
@@ -89,7 +91,7 @@ def _gemm(graph: ir.Graph, node: ir.Node) -> None:
             or matmul.op_type != "MatMul"
             or matmul.domain != ""
             or len(product.uses()) != 1
-            or product.dtype not in _FLOATS
+            or product.dtype != ir.DataType.FLOAT
             or bias.dtype != product.dtype
         ):
             continue
