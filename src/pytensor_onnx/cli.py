@@ -111,22 +111,27 @@ def cmd_check(args: argparse.Namespace) -> int:
         lambda: ort.InferenceSession(path, providers=["CPUExecutionProvider"]),
     )
     if ok and args.runtime:
-        ok &= _check_runtimes(path, args.runtime)
+        ok &= _check_runtimes(path, args.runtime, args.timeout)
     print("model OK" if ok else "model has problems")
     return EXIT_OK if ok else EXIT_FAILED
 
 
-def _check_runtimes(path: str, names: Sequence[str]) -> bool:
+def _check_runtimes(path: str, names: Sequence[str], timeout: float | None) -> bool:
     """Run the model in each runtime on random inputs and compare with ``onnx.reference``;
-    print one line per runtime."""
-    from pytensor_onnx.runtimes import RuntimeUnavailable
+    print one line per runtime.  Each run may take ``timeout`` seconds."""
+    from pytensor_onnx.runtimes import RunTimeout, RuntimeUnavailable
     from pytensor_onnx.verify import verify
 
+    header = "runtimes (random inputs, compared with onnx.reference):"
     try:
-        report = verify(path, runtimes=names)
+        report = verify(path, runtimes=names, timeout=timeout)
+    except RunTimeout as err:
+        print(f"{header}\n  {err}")
+        print(f"{PROG}: {err}", file=sys.stderr)
+        return False
     except (RuntimeUnavailable, ValueError) as err:
         raise UsageError(str(err)) from err
-    print("runtimes (random inputs, compared with onnx.reference):")
+    print(header)
     by_runtime: dict[str, list[Any]] = {}
     for check in report.checks:
         by_runtime.setdefault(check.runtime, []).append(check)
@@ -188,44 +193,15 @@ def _check_feeds(model: Any, values: dict[str, np.ndarray]) -> None:
             )
 
 
-class RunTimeout(Exception):
-    """A run stopped by ``--timeout`` (exit status 1)."""
-
-
-def _run_with_timeout(session: Any, feeds: dict[str, np.ndarray], timeout: float | None) -> list:
-    """``session.run`` that ONNX Runtime stops after ``timeout`` seconds (``None``: never)."""
-    import threading
-
-    import onnxruntime as ort
-
-    if timeout is None:
-        return session.run(None, feeds)
-    options = ort.RunOptions()
-    options.log_severity_level = 4
-    timer = threading.Timer(timeout, lambda: setattr(options, "terminate", True))
-    timer.start()
-    try:
-        return session.run(None, feeds, options)
-    except Exception as err:
-        if options.terminate:
-            raise RunTimeout(f"the run was stopped after {timeout:g} s (--timeout)") from err
-        raise
-    finally:
-        timer.cancel()
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the model in ONNX Runtime on ``.npy`` inputs; print and optionally save outputs."""
-    import onnxruntime as ort
-
     from pytensor_onnx.inspect import printable
+    from pytensor_onnx.runtimes import ort_session, run_session
 
     file, model = _model_file(args.model)
     path = os.fspath(file)
     values = _parse_inputs(args.input)
-    options = ort.SessionOptions()
-    options.log_severity_level = 3  # errors are reported by this command, not ORT's log
-    session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    session = ort_session(path)
     expected = {i.name: i for i in session.get_inputs()}
     unknown = sorted(set(values) - set(expected))
     missing = sorted(set(expected) - set(values))
@@ -237,7 +213,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             parts.append(f"the model has no input {', '.join(unknown)}")
         raise UsageError("; ".join(parts) + f" (model inputs: {', '.join(expected)})")
     _check_feeds(model, values)
-    outputs = _run_with_timeout(session, values, args.timeout)
+    outputs = run_session(session, values, args.timeout)
     out_dir = Path(args.output_dir) if args.output_dir else None
     names = [meta.name for meta in session.get_outputs()]
     if out_dir is not None:
@@ -426,6 +402,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="also run in this runtime: onnxruntime (ort), onnx.reference, openvino, tract, "
         "or all (repeatable; openvino and tract need pip install 'pytensor-onnx[runtimes]')",
+    )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        metavar="SECONDS",
+        help="with --runtime, stop each run of the model after this many seconds (exit "
+        "status 1); ONNX Runtime stops itself, the other runtimes run in a child process "
+        "that is killed; default: no limit",
     )
     p.set_defaults(handler=cmd_check)
 
