@@ -47,11 +47,11 @@ def _existing_file(path: str) -> Path:
 
 def _model_file(path: str) -> tuple[Path, Any]:
     """``path`` and the ``onnx.ModelProto`` it holds (external data not read), or a usage
-    error if it holds none."""
+    error if it holds none or one that ``storage.check_untrusted_model`` refuses."""
     import onnx
     from google.protobuf.message import DecodeError
 
-    from pytensor_onnx.storage import check_external_data_locations
+    from pytensor_onnx.storage import check_untrusted_model
 
     file = _existing_file(path)
     if file.stat().st_size == 0:
@@ -59,11 +59,12 @@ def _model_file(path: str) -> tuple[Path, Any]:
     try:
         model = onnx.load(os.fspath(file), load_external_data=False)
     except (DecodeError, ValueError, RuntimeError) as err:
-        raise UsageError(f"{path}: not an ONNX model ({type(err).__name__})") from err
+        # protobuf's message says why, e.g. messages nested deeper than its parser allows
+        raise UsageError(f"{path}: not an ONNX model ({type(err).__name__}: {err})") from err
     if model.ir_version <= 0 or not model.HasField("graph"):
         raise UsageError(f"{path}: not an ONNX model (no IR version or no graph)")
     try:
-        check_external_data_locations(model, file.parent)
+        check_untrusted_model(model, file.parent)
     except ValueError as err:
         raise UsageError(f"{path}: {err}") from err
     return file, model

@@ -31,7 +31,7 @@ from pytensor.tensor.basic import AllocEmpty
 
 from pytensor_onnx import runtimes as runtime_adapters
 from pytensor_onnx.builder import is_random_generator
-from pytensor_onnx.storage import check_external_data_locations
+from pytensor_onnx.storage import check_untrusted_model
 
 PathLike = str | os.PathLike[str]
 Source = Function | tuple[Sequence[Variable], Variable | Sequence[Variable]]
@@ -284,13 +284,13 @@ class _Clock:
 
 
 def _model_proto(model: onnx.ModelProto | PathLike) -> onnx.ModelProto:
-    """The model proto, without external data; a model file's external data locations are
-    checked first."""
+    """The model proto, without external data; a model file is checked first
+    (:func:`~pytensor_onnx.storage.check_untrusted_model`)."""
     if isinstance(model, onnx.ModelProto):
         return model
     path = os.fspath(model)
     proto = onnx.load(path, load_external_data=False)
-    check_external_data_locations(proto, Path(path).parent)
+    check_untrusted_model(proto, Path(path).parent)
     return proto
 
 
@@ -649,8 +649,8 @@ def verify(
     pytensor_onnx.runtimes.RunTimeout
         If ONNX Runtime or ``onnx.reference`` ran longer than ``timeout``.
     ValueError
-        For a model file whose external data would be read from outside its directory,
-        and for inputs that do not fit the model.
+        For a model file that :func:`~pytensor_onnx.storage.check_untrusted_model`
+        refuses, and for inputs that do not fit the model.
     """
     clock = _Clock()
     others = _runtime_names(runtimes)
