@@ -19,6 +19,7 @@ from pytensor.scan.utils import until
 
 from pytensor_onnx import export_onnx, runtimes
 from pytensor_onnx.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, main
+from tests.test_untrusted import loop_model
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMANDS = ("inspect", "check", "run", "export")
@@ -389,41 +390,11 @@ def test_files_that_are_not_models_are_usage_errors(
 def test_run_timeout_stops_an_endless_loop(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    h, tp = onnx.helper, onnx.TensorProto
-    body = h.make_graph(
-        [
-            h.make_node("Add", ["v_in", "one"], ["v_out"]),
-            h.make_node("Identity", ["c_in"], ["c_out"]),
-        ],
-        "body",
-        [
-            h.make_tensor_value_info("i", tp.INT64, []),
-            h.make_tensor_value_info("c_in", tp.BOOL, []),
-            h.make_tensor_value_info("v_in", tp.FLOAT, [1]),
-        ],
-        [
-            h.make_tensor_value_info("c_out", tp.BOOL, []),
-            h.make_tensor_value_info("v_out", tp.FLOAT, [1]),
-        ],
-        [onnx.numpy_helper.from_array(np.ones(1, np.float32), "one")],
-    )
-    graph = h.make_graph(
-        [h.make_node("Loop", ["n", "go", "a"], ["y"], body=body)],
-        "endless",
-        [h.make_tensor_value_info("a", tp.FLOAT, [1])],
-        [h.make_tensor_value_info("y", tp.FLOAT, [1])],
-        [
-            onnx.numpy_helper.from_array(np.array(2**62, np.int64), "n"),
-            onnx.numpy_helper.from_array(np.array(True), "go"),
-        ],
-    )
-    model = h.make_model(graph, opset_imports=[h.make_opsetid("", 18)])
-    model.ir_version = 8
-    onnx.save(model, tmp_path / "loop.onnx")
+    onnx.save(loop_model(2**62), tmp_path / "loop.onnx")
     np.save(tmp_path / "a.npy", np.zeros(1, np.float32))
     args = ["run", str(tmp_path / "loop.onnx"), "-i", f"a={tmp_path / 'a.npy'}", "--timeout", "0.5"]
     assert main(args) == EXIT_FAILED
-    assert "stopped after 0.5 s (--timeout)" in capsys.readouterr().err
+    assert "onnxruntime: the run was stopped after 0.5 s (timeout)" in capsys.readouterr().err
 
 
 def test_python_dash_m_runs_the_command_line() -> None:

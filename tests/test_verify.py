@@ -118,6 +118,21 @@ def test_intermediates_match_for_a_correctgraph_with_converter_bug() -> None:
     assert report.intermediates_checked >= 3
 
 
+def test_verify_with_a_timeout_gives_the_same_report() -> None:
+    """With a timeout, onnx.reference and the other runtimes run in a child process (the
+    timeout kills it) and the intermediates' ONNX Runtime run is limited too."""
+    inputs, outputs = graph_with_converter_bug(bug=1e-6)
+    names = [name for name in ("openvino", "tract") if runtimes.is_available(name)]
+    kwargs = {"intermediates": True, "mode": REFERENCE_MODE, "runtimes": names}
+    unlimited = verify((inputs, outputs), [X], **kwargs)
+    limited = verify((inputs, outputs), [X], timeout=60, **kwargs)
+    assert limited.checks == unlimited.checks
+    assert limited.failures == unlimited.failures
+    assert limited.first_divergence == unlimited.first_divergence is not None
+    assert "onnx.reference load+run" in limited.timings
+    assert "onnx.reference run" not in limited.timings
+
+
 def test_tolerances_can_be_loosened_per_output() -> None:
     inputs, outputs = graph_with_converter_bug(bug=1e-6)
     report = verify((inputs, outputs), [X], rtol={"out": 1e-5}, mode=REFERENCE_MODE)

@@ -47,11 +47,11 @@ def _existing_file(path: str) -> Path:
 
 def _model_file(path: str) -> tuple[Path, Any]:
     """``path`` and the ``onnx.ModelProto`` it holds (external data not read), or a usage
-    error if it holds none."""
+    error if it holds none or one that ``storage.check_untrusted_model`` refuses."""
     import onnx
     from google.protobuf.message import DecodeError
 
-    from pytensor_onnx.storage import check_external_data_locations
+    from pytensor_onnx.storage import check_untrusted_model
 
     file = _existing_file(path)
     if file.stat().st_size == 0:
@@ -59,11 +59,12 @@ def _model_file(path: str) -> tuple[Path, Any]:
     try:
         model = onnx.load(os.fspath(file), load_external_data=False)
     except (DecodeError, ValueError, RuntimeError) as err:
-        raise UsageError(f"{path}: not an ONNX model ({type(err).__name__})") from err
+        # protobuf's message says why, e.g. messages nested deeper than its parser allows
+        raise UsageError(f"{path}: not an ONNX model ({type(err).__name__}: {err})") from err
     if model.ir_version <= 0 or not model.HasField("graph"):
         raise UsageError(f"{path}: not an ONNX model (no IR version or no graph)")
     try:
-        check_external_data_locations(model, file.parent)
+        check_untrusted_model(model, file.parent)
     except ValueError as err:
         raise UsageError(f"{path}: {err}") from err
     return file, model
@@ -111,22 +112,27 @@ def cmd_check(args: argparse.Namespace) -> int:
         lambda: ort.InferenceSession(path, providers=["CPUExecutionProvider"]),
     )
     if ok and args.runtime:
-        ok &= _check_runtimes(path, args.runtime)
+        ok &= _check_runtimes(path, args.runtime, args.timeout)
     print("model OK" if ok else "model has problems")
     return EXIT_OK if ok else EXIT_FAILED
 
 
-def _check_runtimes(path: str, names: Sequence[str]) -> bool:
+def _check_runtimes(path: str, names: Sequence[str], timeout: float | None) -> bool:
     """Run the model in each runtime on random inputs and compare with ``onnx.reference``;
-    print one line per runtime."""
-    from pytensor_onnx.runtimes import RuntimeUnavailable
+    print one line per runtime.  Each run may take ``timeout`` seconds."""
+    from pytensor_onnx.runtimes import RunTimeout, RuntimeUnavailable
     from pytensor_onnx.verify import verify
 
+    header = "runtimes (random inputs, compared with onnx.reference):"
     try:
-        report = verify(path, runtimes=names)
+        report = verify(path, runtimes=names, timeout=timeout)
+    except RunTimeout as err:
+        print(f"{header}\n  {err}")
+        print(f"{PROG}: {err}", file=sys.stderr)
+        return False
     except (RuntimeUnavailable, ValueError) as err:
         raise UsageError(str(err)) from err
-    print("runtimes (random inputs, compared with onnx.reference):")
+    print(header)
     by_runtime: dict[str, list[Any]] = {}
     for check in report.checks:
         by_runtime.setdefault(check.runtime, []).append(check)
@@ -188,44 +194,15 @@ def _check_feeds(model: Any, values: dict[str, np.ndarray]) -> None:
             )
 
 
-class RunTimeout(Exception):
-    """A run stopped by ``--timeout`` (exit status 1)."""
-
-
-def _run_with_timeout(session: Any, feeds: dict[str, np.ndarray], timeout: float | None) -> list:
-    """``session.run`` that ONNX Runtime stops after ``timeout`` seconds (``None``: never)."""
-    import threading
-
-    import onnxruntime as ort
-
-    if timeout is None:
-        return session.run(None, feeds)
-    options = ort.RunOptions()
-    options.log_severity_level = 4
-    timer = threading.Timer(timeout, lambda: setattr(options, "terminate", True))
-    timer.start()
-    try:
-        return session.run(None, feeds, options)
-    except Exception as err:
-        if options.terminate:
-            raise RunTimeout(f"the run was stopped after {timeout:g} s (--timeout)") from err
-        raise
-    finally:
-        timer.cancel()
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the model in ONNX Runtime on ``.npy`` inputs; print and optionally save outputs."""
-    import onnxruntime as ort
-
     from pytensor_onnx.inspect import printable
+    from pytensor_onnx.runtimes import ort_session, run_session
 
     file, model = _model_file(args.model)
     path = os.fspath(file)
     values = _parse_inputs(args.input)
-    options = ort.SessionOptions()
-    options.log_severity_level = 3  # errors are reported by this command, not ORT's log
-    session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    session = ort_session(path)
     expected = {i.name: i for i in session.get_inputs()}
     unknown = sorted(set(values) - set(expected))
     missing = sorted(set(expected) - set(values))
@@ -237,7 +214,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             parts.append(f"the model has no input {', '.join(unknown)}")
         raise UsageError("; ".join(parts) + f" (model inputs: {', '.join(expected)})")
     _check_feeds(model, values)
-    outputs = _run_with_timeout(session, values, args.timeout)
+    outputs = run_session(session, values, args.timeout)
     out_dir = Path(args.output_dir) if args.output_dir else None
     names = [meta.name for meta in session.get_outputs()]
     if out_dir is not None:
@@ -426,6 +403,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="also run in this runtime: onnxruntime (ort), onnx.reference, openvino, tract, "
         "or all (repeatable; openvino and tract need pip install 'pytensor-onnx[runtimes]')",
+    )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        metavar="SECONDS",
+        help="with --runtime, stop each run of the model after this many seconds (exit "
+        "status 1); ONNX Runtime stops itself, the other runtimes run in a child process "
+        "that is killed; default: no limit",
     )
     p.set_defaults(handler=cmd_check)
 

@@ -16,12 +16,22 @@ The optional runtimes are imported lazily; a missing one raises
 
 onnxruntime-node and onnxruntime-web need Node.js and a browser; the test suite runs them
 (``tests/test_runtime_matrix.py``), this module does not.
+
+A ``timeout`` stops a run that takes too long (a model from an untrusted source can loop
+for hours) with :class:`RunTimeout`.  ONNX Runtime stops itself (``RunOptions.terminate``,
+set from a timer; :func:`run_session`); the other runtimes cannot be interrupted from
+Python, so with a timeout they load and run the model in a child process, which is killed
+when the time is up.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 import tempfile
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -51,6 +61,13 @@ class RuntimeFailure(RuntimeError):
     """The runtime could not load or run the model; the message is the runtime's own."""
 
 
+class RunTimeout(RuntimeFailure):
+    """The run was stopped because it took longer than its timeout."""
+
+    def __init__(self, runtime: str, timeout: float) -> None:
+        super().__init__(f"{runtime}: the run was stopped after {timeout:g} s (timeout)")
+
+
 def canonical_name(runtime: str) -> str:
     """The canonical name of ``runtime`` (``"ort"`` -> ``"onnxruntime"``).
 
@@ -78,13 +95,64 @@ def _import_optional(package: str) -> Any:
         ) from err
 
 
-def _run_onnxruntime(path: str, feeds: Mapping[str, np.ndarray]) -> list[Any]:
+def ort_session(source: str | bytes) -> Any:
+    """An ONNX Runtime CPU session of a model file or serialized model, logging errors only
+    (the caller reports them; optimizer notes are not the user's concern)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.log_severity_level = 3
-    session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
-    return list(session.run(None, dict(feeds)))
+    return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+
+
+def run_session(
+    session: Any,
+    feeds: Mapping[str, np.ndarray],
+    timeout: float | None = None,
+    output_names: Sequence[str] | None = None,
+) -> list[Any]:
+    """``session.run``, stopped by ONNX Runtime after ``timeout`` seconds.
+
+    Parameters
+    ----------
+    session
+        An ``onnxruntime.InferenceSession``.
+    feeds
+        Every model input by name.
+    timeout
+        Seconds the run may take (``None``: no limit).  A timer sets
+        ``RunOptions.terminate``, which ONNX Runtime checks between kernels and loop
+        iterations.
+    output_names
+        The outputs to compute (``None``: all of them).
+
+    Returns
+    -------
+    list
+        The outputs, in the order of ``output_names`` (or the model's).
+
+    Raises
+    ------
+    RunTimeout
+        If the run was stopped.
+    """
+    import onnxruntime as ort
+
+    names = None if output_names is None else list(output_names)
+    if timeout is None:
+        return list(session.run(names, dict(feeds)))
+    options = ort.RunOptions()
+    options.log_severity_level = 4  # the stopped run is reported as RunTimeout, not logged
+    timer = threading.Timer(timeout, lambda: setattr(options, "terminate", True))
+    timer.start()
+    try:
+        return list(session.run(names, dict(feeds), options))
+    except Exception as err:
+        if options.terminate:
+            raise RunTimeout("onnxruntime", timeout) from err
+        raise
+    finally:
+        timer.cancel()
 
 
 def _run_reference(path: str, feeds: Mapping[str, np.ndarray]) -> list[Any]:
@@ -121,12 +189,58 @@ def _run_tract(path: str, feeds: Mapping[str, np.ndarray]) -> list[Any]:
     ]
 
 
+#: The runtimes other than ONNX Runtime (which :func:`run_session` runs), by name.
 _ADAPTERS: dict[str, Callable[[str, Mapping[str, np.ndarray]], list[Any]]] = {
-    "onnxruntime": _run_onnxruntime,
     "onnx.reference": _run_reference,
     "openvino": _run_openvino,
     "tract": _run_tract,
 }
+
+
+#: Exit status of the child process when the runtime's package is missing.
+_EXIT_UNAVAILABLE = 3
+
+
+def _run_in_child(
+    runtime: str, path: str, feeds: Mapping[str, np.ndarray], timeout: float, workdir: Path
+) -> list[Any]:
+    """Run ``runtime`` on ``path`` in a child process that is killed after ``timeout``
+    seconds; the feeds, outputs and error message pass through files in ``workdir``."""
+    names = list(feeds)
+    np.savez(workdir / "feeds.npz", *(np.asarray(feeds[name]) for name in names))
+    (workdir / "names.json").write_text(json.dumps(names))
+    # -P: the script's directory (this package, whose inspect.py would shadow the standard
+    # library's) is not put on sys.path; the package itself is not imported.
+    command = [sys.executable, "-P", __file__, runtime, path, os.fspath(workdir)]
+    try:
+        child = subprocess.run(command, capture_output=True, timeout=timeout)
+    except subprocess.TimeoutExpired as err:
+        raise RunTimeout(runtime, timeout) from err
+    error_file = workdir / "error.txt"
+    message = error_file.read_text() if error_file.exists() else ""
+    if child.returncode == _EXIT_UNAVAILABLE:
+        raise RuntimeUnavailable(message)
+    if child.returncode < 0:
+        raise RuntimeError(f"the process running the model died from signal {-child.returncode}")
+    if child.returncode != 0:
+        raise RuntimeError(message or f"the process running the model exited {child.returncode}")
+    with np.load(workdir / "outputs.npz", allow_pickle=False) as outputs:
+        return [outputs[f"arr_{i}"] for i in range(len(outputs.files))]
+
+
+def _child_main(runtime: str, path: str, workdir: str) -> int:
+    """The child process of :func:`_run_in_child`."""
+    folder = Path(workdir)
+    names = json.loads((folder / "names.json").read_text())
+    with np.load(folder / "feeds.npz", allow_pickle=False) as arrays:
+        feeds = {name: arrays[f"arr_{i}"] for i, name in enumerate(names)}
+    try:
+        outputs = _ADAPTERS[runtime](path, feeds)
+    except Exception as err:  # the message goes to a file: runtimes also log to stderr
+        (folder / "error.txt").write_text(str(err) or type(err).__name__)
+        return _EXIT_UNAVAILABLE if isinstance(err, RuntimeUnavailable) else 1
+    np.savez(folder / "outputs.npz", *(np.asarray(out) for out in outputs))
+    return 0
 
 
 def is_available(runtime: str) -> bool:
@@ -137,7 +251,12 @@ def is_available(runtime: str) -> bool:
     return package is None or importlib.util.find_spec(package) is not None
 
 
-def run(runtime: str, model: Model, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+def run(
+    runtime: str,
+    model: Model,
+    feeds: Mapping[str, np.ndarray],
+    timeout: float | None = None,
+) -> list[np.ndarray]:
     """Load ``model`` in ``runtime`` and run it on ``feeds``.
 
     Parameters
@@ -148,6 +267,10 @@ def run(runtime: str, model: Model, feeds: Mapping[str, np.ndarray]) -> list[np.
         An ONNX model or the path of a model file (external data next to it is found).
     feeds
         Every model input by name.
+    timeout
+        Seconds the run may take (``None``: no limit).  ONNX Runtime stops its run after
+        that long (loading the model is not limited); the other runtimes then load and run
+        the model in a child process, killed after that long (its start-up counts).
 
     Returns
     -------
@@ -158,10 +281,12 @@ def run(runtime: str, model: Model, feeds: Mapping[str, np.ndarray]) -> list[np.
     ------
     RuntimeUnavailable
         The runtime's package is not installed.
+    RunTimeout
+        The run took longer than ``timeout``.
     RuntimeFailure
         The runtime refused the model or failed to run it.
     """
-    adapter = _ADAPTERS[canonical_name(runtime)]
+    name = canonical_name(runtime)
     with tempfile.TemporaryDirectory(prefix="pytensor-onnx-") as tmp:
         if isinstance(model, onnx.ModelProto):
             path = str(Path(tmp) / "model.onnx")
@@ -169,13 +294,18 @@ def run(runtime: str, model: Model, feeds: Mapping[str, np.ndarray]) -> list[np.
         else:
             path = os.fspath(model)
         try:
-            outputs = adapter(path, feeds)
-        except RuntimeUnavailable:
+            if name == "onnxruntime":
+                outputs = run_session(ort_session(path), feeds, timeout)
+            elif timeout is None:
+                outputs = _ADAPTERS[name](path, feeds)
+            else:
+                outputs = _run_in_child(name, path, feeds, timeout, Path(tmp))
+        except (RuntimeUnavailable, RunTimeout):
             raise
         except Exception as err:
             message = " ".join(str(err).split()) or type(err).__name__
             message = message.split(" Stack backtrace:")[0]  # tract appends its Rust stack
-            raise RuntimeFailure(f"{canonical_name(runtime)}: {message}") from err
+            raise RuntimeFailure(f"{name}: {message}") from err
     return [np.asarray(out) for out in outputs]
 
 
@@ -199,10 +329,16 @@ __all__ = [
     "ALIASES",
     "COMPUTES_FLOAT64_AS",
     "RUNTIMES",
+    "RunTimeout",
     "RuntimeFailure",
     "RuntimeUnavailable",
     "canonical_name",
     "is_available",
+    "ort_session",
     "run",
     "run_all",
+    "run_session",
 ]
+
+if __name__ == "__main__":
+    sys.exit(_child_main(*sys.argv[1:]))

@@ -31,7 +31,7 @@ from pytensor.tensor.basic import AllocEmpty
 
 from pytensor_onnx import runtimes as runtime_adapters
 from pytensor_onnx.builder import is_random_generator
-from pytensor_onnx.storage import check_external_data_locations
+from pytensor_onnx.storage import check_untrusted_model
 
 PathLike = str | os.PathLike[str]
 Source = Function | tuple[Sequence[Variable], Variable | Sequence[Variable]]
@@ -104,8 +104,8 @@ class VerificationReport:
         One :class:`OutputCheck` per output and runtime.
     timings
         Wall-clock seconds per step (``export``, ``pytensor run``, ``onnxruntime load``,
-        ``onnxruntime run``, ``onnx.reference run``, ``intermediates``); runs are timed
-        after a warm-up call (see ``repeat``).
+        ``onnxruntime run``, ``onnx.reference run`` (``onnx.reference load+run`` with a
+        timeout), ``intermediates``); runs are timed after a warm-up call (see ``repeat``).
     reference
         What the outputs were compared with (``"pytensor"``, or ``"onnx.reference"``
         when only a model was given).
@@ -283,22 +283,15 @@ class _Clock:
         return result
 
 
-def _model_for_runtimes(model: onnx.ModelProto | PathLike) -> tuple[onnx.ModelProto, str | bytes]:
-    """The model proto (without external data) and what ONNX Runtime should load."""
+def _model_proto(model: onnx.ModelProto | PathLike) -> onnx.ModelProto:
+    """The model proto, without external data; a model file is checked first
+    (:func:`~pytensor_onnx.storage.check_untrusted_model`)."""
     if isinstance(model, onnx.ModelProto):
-        return model, model.SerializeToString()
+        return model
     path = os.fspath(model)
     proto = onnx.load(path, load_external_data=False)
-    check_external_data_locations(proto, Path(path).parent)
-    return proto, path
-
-
-def _ort_session(source: str | bytes) -> Any:
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.log_severity_level = 3  # errors only: optimizer notes are not the user's concern
-    return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+    check_untrusted_model(proto, Path(path).parent)
+    return proto
 
 
 def _reference_evaluator(model: onnx.ModelProto | PathLike) -> Any:
@@ -426,18 +419,32 @@ def _run_runtimes(
     reference: bool,
     repeat: int,
     others: Sequence[str] = (),
+    timeout: float | None = None,
 ) -> tuple[dict[str, list[Any]], dict[str, str]]:
     """Outputs of ONNX Runtime, ``onnx.reference`` (with ``reference``) and the ``others``
-    (see :mod:`pytensor_onnx.runtimes`), and the messages of those that failed."""
-    _, ort_source = _model_for_runtimes(model)
-    session = clock.run("onnxruntime load", lambda: _ort_session(ort_source))
+    (see :mod:`pytensor_onnx.runtimes`), and the messages of those that failed.
+
+    Each run may take ``timeout`` seconds; ONNX Runtime or ``onnx.reference`` taking longer
+    raises :class:`~pytensor_onnx.runtimes.RunTimeout`, another runtime fails the report.
+    """
+    source = model.SerializeToString() if isinstance(model, onnx.ModelProto) else os.fspath(model)
+    session = clock.run("onnxruntime load", lambda: runtime_adapters.ort_session(source))
     results = {
-        "onnxruntime": clock.run("onnxruntime run", lambda: session.run(None, dict(feeds)), repeat)
+        "onnxruntime": clock.run(
+            "onnxruntime run",
+            lambda: runtime_adapters.run_session(session, feeds, timeout),
+            repeat,
+        )
     }
-    if reference:
+    if reference and timeout is None:
         evaluator = _reference_evaluator(model)
         results["onnx.reference"] = clock.run(
             "onnx.reference run", lambda: evaluator.run(None, dict(feeds))
+        )
+    elif reference:  # in a child process that can be stopped
+        results["onnx.reference"] = clock.run(
+            "onnx.reference load+run",
+            functools.partial(runtime_adapters.run, "onnx.reference", model, feeds, timeout),
         )
     failures = {}
     for name in others:
@@ -445,7 +452,8 @@ def _run_runtimes(
             continue
         try:
             results[name] = clock.run(
-                f"{name} load+run", functools.partial(runtime_adapters.run, name, model, feeds)
+                f"{name} load+run",
+                functools.partial(runtime_adapters.run, name, model, feeds, timeout),
             )
         except runtime_adapters.RuntimeFailure as err:
             failures[name] = str(err).removeprefix(f"{name}: ")
@@ -472,6 +480,7 @@ def _first_divergence(
     export_kwargs: Mapping[str, Any],
     rtol: Tolerance,
     atol: Tolerance,
+    timeout: float | None,
 ) -> tuple[Divergence | None, int]:
     """Compare every intermediate value of the converted graph with PyTensor's."""
     from pytensor_onnx.export import DEFAULT_OPSET, build_model, capture
@@ -513,10 +522,10 @@ def _first_divergence(
     if not candidates:
         return None, 0
     proto = ir.serde.serialize_model(model)
-    session = _ort_session(proto.SerializeToString())
+    session = runtime_adapters.ort_session(proto.SerializeToString())
     run_feeds = {name: feeds[name] for name in graph_input_names}
     names = [str(value.name) for _, value in candidates]
-    onnx_values = session.run(names, run_feeds)
+    onnx_values = runtime_adapters.run_session(session, run_feeds, timeout, names)
 
     n_inputs = len(captured.input_names)
     input_values = [run_feeds[str(v.name)] for v in model.graph.inputs][:n_inputs]
@@ -572,6 +581,7 @@ def verify(
     seed: int = 0,
     mode: Mode | str | None = None,
     runtimes: Sequence[str] = (),
+    timeout: float | None = None,
     **export_kwargs: Any,
 ) -> VerificationReport:
     """Run an exported model in ONNX Runtime and ``onnx.reference`` and compare with PyTensor.
@@ -616,6 +626,15 @@ def verify(
         ``failures``; one that is not installed raises
         :class:`~pytensor_onnx.runtimes.RuntimeUnavailable`.  OpenVINO computes float64
         models in float32 and gets float32 default tolerances.
+    timeout
+        Seconds each run of the model may take (``None``: no limit), for models that may
+        run for hours.  ONNX Runtime stops its runs itself (``RunOptions.terminate``); with
+        a timeout, ``onnx.reference`` and the other runtimes load and run the model in a
+        child process that is killed after that long.  A timed-out ONNX Runtime or
+        ``onnx.reference`` run raises :class:`~pytensor_onnx.runtimes.RunTimeout`
+        (naming the runtime and the time); another runtime that times out fails the report
+        with that message in ``failures``.  Not limited: the export, PyTensor's run and
+        creating the ONNX Runtime session.
     export_kwargs
         Passed to :func:`~pytensor_onnx.export_onnx` (``opset``, ``float32``,
         ``shared_inputs``...).
@@ -624,15 +643,23 @@ def verify(
     -------
     VerificationReport
         Per-output errors for each runtime, pass/fail, timings.
+
+    Raises
+    ------
+    pytensor_onnx.runtimes.RunTimeout
+        If ONNX Runtime or ``onnx.reference`` ran longer than ``timeout``.
+    ValueError
+        For a model file that :func:`~pytensor_onnx.storage.check_untrusted_model`
+        refuses, and for inputs that do not fit the model.
     """
     clock = _Clock()
     others = _runtime_names(runtimes)
     if isinstance(source, (onnx.ModelProto, str, os.PathLike)):
         if intermediates:
             raise ValueError("intermediates=True needs a PyTensor function or (inputs, outputs)")
-        proto, _ = _model_for_runtimes(source)
+        proto = _model_proto(source)
         feeds = random_inputs(proto, seed=seed) if values is None else _feeds(proto, values, {})
-        results, failures = _run_runtimes(source, feeds, clock, True, repeat, others)
+        results, failures = _run_runtimes(source, feeds, clock, True, repeat, others, timeout)
         want = results.pop("onnx.reference")
         checks = _compare_outputs(proto, results, want, rtol, atol)
         return VerificationReport(
@@ -655,7 +682,7 @@ def verify(
         export_args = (fn_or_inputs,) if outs is None else (fn_or_inputs, outs)
         model = clock.run("export", lambda: export_onnx(*export_args, **export_kwargs))
     assert model is not None
-    proto, _ = _model_for_runtimes(model)
+    proto = _model_proto(model)
     shared = {v.name: v for v in graph_inputs(outputs) if isinstance(v, SharedVariable) and v.name}
     feeds = random_inputs(proto, seed=seed) if values is None else _feeds(proto, values, shared)
 
@@ -681,7 +708,7 @@ def verify(
             f"length 3): pass input values instead ({type(err).__name__}: {err})"
         ) from err
     pytensor_values = [np.asarray(v) for v in computed]
-    results, failures = _run_runtimes(model, feeds, clock, reference, repeat, others)
+    results, failures = _run_runtimes(model, feeds, clock, reference, repeat, others, timeout)
     if len(proto.graph.output) != len(pytensor_values):
         raise ValueError(
             f"the model has {len(proto.graph.output)} outputs, PyTensor computes "
@@ -692,7 +719,7 @@ def verify(
     if intermediates:
         start = time.perf_counter()
         report.first_divergence, report.intermediates_checked = _first_divergence(
-            source, feeds, export_kwargs, rtol, atol
+            source, feeds, export_kwargs, rtol, atol, timeout
         )
         report.timings["intermediates"] = time.perf_counter() - start
     return report
