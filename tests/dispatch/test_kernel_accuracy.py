@@ -217,6 +217,7 @@ NOT_ELEMENTWISE = frozenset(
         "Slice",
         "Softmax",
         "Squeeze",
+        "Tile",  # named by storage.py's check of untrusted models, not emitted
         "TopK",
         "Transpose",
         "Unique",
