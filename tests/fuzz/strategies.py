@@ -32,7 +32,7 @@ try:  # PyTensor 3 moved ifelse and deprecated the old module
 except ImportError:  # PyTensor 2
     from pytensor.ifelse import ifelse
 
-from tests.compare import OPSETS
+from tests.compare import OPSETS, ULPS_PER_OPERATION
 
 #: Documented ways ONNX Runtime differs from PyTensor that the generator steers around, each
 #: named in the generated code where it applies (see docs/fuzzing.md).
@@ -49,12 +49,33 @@ DIVERGENCES = {
     "outputs (ONNXRUNTIME_FACTS.md): scans run at least one step.",
     "int64-above-2**53": "ORT's int64 ReduceSum/ReduceProd and integer Pow go through float64 "
     "(ONNXRUNTIME_FACTS.md): integer values stay small.",
+    "softmax-of-one-nonfinite": "PyTensor 3 simplifies softmax/log_softmax along an axis of static "
+    "length 1 to 1/0 even for NaN or inf, PyTensor 2 and the export give NaN: such inputs are "
+    "made finite.",
+    "bessel-at-infinity": "SciPy's (so PyTensor's) i0/i1 return NaN at +-inf, the export their "
+    "limits +-inf (docs/ops/special_functions.md): infinities become 0 before i0/i1.",
 }
 
 FLOATS = ("float32", "float64")
 INTS = ("int8", "int16", "int32", "int64", "uint8")
 DISCRETE = (*INTS, "bool")
 CAST_TARGETS = ("bool", "int8", "int32", "int64", "uint8", "float32", "float64")
+
+#: Documented relative accuracy of the functions whose error exceeds one operation's budget
+#: (docs/ops/special_functions.md: gammainc/gammaincc down to values of 1e-300).
+DOCUMENTED_ERROR = {
+    "gammainc": {"float64": 1.5e-13, "float32": 5.9e-08},
+    "gammaincc": {"float64": 1.5e-13, "float32": 5.9e-08},
+}
+
+
+def documented_cost(function: str, dtype: str) -> int:
+    """A step's rounding budget, in operations of ``ULPS_PER_OPERATION`` ulps each, that
+    covers ``function``'s documented accuracy in ``dtype`` (1 for the other functions)."""
+    error = DOCUMENTED_ERROR.get(function, {}).get(dtype, 0.0)
+    ulps = ULPS_PER_OPERATION * float(np.finfo(dtype).eps)
+    return max(1, math.ceil(error / ulps))
+
 
 #: Values at the edges of the float domains, sprinkled into float inputs.
 SPECIAL_FLOATS = {
@@ -94,6 +115,7 @@ class FuzzCase:
     tags: frozenset[str]
     symbolic: bool
     opset: int
+    operations: int  # the rounding-error budget, in operations (GraphBuilder.add's cost)
 
     @property
     def source(self) -> str:
@@ -130,7 +152,7 @@ class FuzzCase:
             f"values = [\n    {values},\n]\n"
             f"verdict = differential_check(\n    [{names}],\n"
             f"    [{', '.join(self.outputs)}],\n    values,\n"
-            f"    operations={len(self.steps)},\n"
+            f"    operations={self.operations},\n"
             f"    intermediates=[{', '.join(self.intermediates)}],\n"
             f"    opset={self.opset},\n)\n"
             "print(verdict)\n"
@@ -157,6 +179,7 @@ class GraphBuilder:
     steps: list[str] = field(default_factory=list)
     terms: dict[str, Variable] = field(default_factory=dict)
     tags: set[str] = field(default_factory=set)
+    operations: int = 0
     namespace: dict[str, Any] = field(default_factory=lambda: execute(""))
 
     # -- operands ---------------------------------------------------------------------------
@@ -196,8 +219,12 @@ class GraphBuilder:
 
     # -- steps ------------------------------------------------------------------------------
 
-    def add(self, expression: str, *tags: str, note: str = "") -> str:
-        """Add ``v<i> = expression`` (rejecting what PyTensor refuses to build)."""
+    def add(self, expression: str, *tags: str, note: str = "", cost: int = 1) -> str:
+        """Add ``v<i> = expression`` (rejecting what PyTensor refuses to build).
+
+        ``cost`` is the step's share of the rounding-error budget, in operations (see
+        :func:`documented_cost`).
+        """
         name = f"v{len(self.steps)}"
         line = f"{name} = {expression}" + (f"  # {note}" if note else "")
         try:
@@ -208,6 +235,7 @@ class GraphBuilder:
         assume(isinstance(variable, Variable))
         assume(None in variable.type.shape or math.prod(variable.type.shape) <= 4096)
         self.steps.append(line)
+        self.operations += cost
         self.terms[name] = variable
         self.tags.update(tags)
         return name
@@ -294,7 +322,11 @@ def elemwise_unary(draw: Any, g: GraphBuilder) -> None:
     else:
         op = draw(st.sampled_from(FLOAT_UNARY))
     kind = "float" if dtype in FLOATS else ("bool" if dtype == "bool" else "int")
-    g.add(f"pt.{op}({x})", f"unary:{op}:{kind}")
+    if op in ("i0", "i1") and kind == "float":
+        x, note = f"pt.switch(pt.isinf({x}), 0, {x})", "bessel-at-infinity"
+    else:
+        note = ""
+    g.add(f"pt.{op}({x})", f"unary:{op}:{kind}", note=note)
 
 
 BINARY = {
@@ -551,12 +583,16 @@ def special(draw: Any, g: GraphBuilder) -> None:
     kind = draw(st.sampled_from(("softmax", "log_softmax", "logsumexp", "gammainc", "gammaincc")))
     dtype = g.terms[x].type.dtype
     if kind in ("softmax", "log_softmax"):
-        g.add(f"pt.special.{kind}({x}, axis={axis})", f"special:{kind}:{dtype}")
+        note = ""
+        if g.terms[x].type.shape[axis] == 1 and dtype in FLOATS:
+            x, note = f"pt.switch(pt.isnan({x}) | pt.isinf({x}), 0, {x})", "softmax-of-one-nonfinite"
+        g.add(f"pt.special.{kind}({x}, axis={axis})", f"special:{kind}:{dtype}", note=note)
     elif kind == "logsumexp":
         g.add(f"pt.logsumexp({x}, axis={axis})", f"special:{kind}")
     else:
         a = g.new_input(g.floatX, broadcastable_shape(draw, g.shape(x)), special=False)
-        g.add(f"pt.{kind}(pt.abs({a}) + 0.5, {x})", f"special:{kind}")
+        expression = f"pt.{kind}(pt.abs({a}) + 0.5, {x})"
+        g.add(expression, f"special:{kind}", cost=documented_cost(kind, g.floatX))
 
 
 #: Every area, one strategy each; the composer picks among them at every step.
@@ -591,6 +627,7 @@ def graphs(
         outputs=outputs,
         intermediates=intermediates,
         tags=frozenset(g.tags),
+        operations=g.operations,
         symbolic=draw(st.booleans()),
         opset=draw(st.sampled_from(OPSETS)),
     )

@@ -44,7 +44,7 @@ def triage(case: FuzzCase) -> tuple[Verdict, KnownDefect | None]:
         inputs,
         outputs,
         case.values,
-        operations=len(case.steps),
+        operations=case.operations,
         intermediates=intermediates,
         opset=case.opset,
     )
