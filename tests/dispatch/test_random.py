@@ -612,6 +612,31 @@ def test_normal_moments() -> None:
     assert abs(st.kurtosis(draws)) < 4 * np.sqrt(24 / n)
 
 
+def test_normal_pairs_are_independent_and_prefix_stable() -> None:
+    """Box-Muller's two deviates of a pair go to elements 2j and 2j+1: both halves are
+    standard normal and uncorrelated (also in their squares, which a shared radius would
+    correlate if only one angle were used), and an element's draw depends only on its flat
+    index, at odd, even, 0 and symbolic sizes, in both runtimes."""
+    (draws,) = _draw([pt.random.normal(size=200_000, rng=_rng())], seed=11)
+    even, odd = draws[0::2], draws[1::2]
+    for half in (even, odd):
+        assert st.kstest(half, "norm").pvalue > P_MIN
+    bound = 4 / np.sqrt(even.size)
+    assert abs(np.corrcoef(even, odd)[0, 1]) < bound
+    assert abs(np.corrcoef(even**2, odd**2)[0, 1]) < bound
+    n = pt.lscalar("n")
+    symbolic = pt.random.normal(size=(n,), rng=_rng())
+    longest = None
+    for size in (9, 8, 1, 0):
+        for runtime in ("ort", "reference"):
+            (static,) = _draw([pt.random.normal(size=size, rng=_rng())], 3, runtime=runtime)
+            (dynamic,) = _draw([symbolic], 3, {"n": np.array(size)}, inputs=[n], runtime=runtime)
+            assert static.shape == dynamic.shape == (size,)
+            longest = static if longest is None else longest
+            np.testing.assert_allclose(static, longest[:size], rtol=1e-15)
+            np.testing.assert_allclose(dynamic, longest[:size], rtol=1e-15)
+
+
 # --------------------------------------------------------------- shapes and broadcasting
 def test_parameters_broadcast_without_size() -> None:
     loc = pt.dmatrix("loc")

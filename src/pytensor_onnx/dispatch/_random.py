@@ -84,6 +84,12 @@ def split_words(builder: ONNXBuilder, value: ir.Value) -> Words:
     return low, builder.op("Cast", [shifted], {"to": ir.DataType.UINT32})
 
 
+def _flat_index(builder: ONNXBuilder, count: ir.Value) -> Words:
+    """The two words of the flat indices ``0 .. count - 1`` (``count`` 0-d int64)."""
+    index = builder.op("Range", [builder.scalar(0, "int64"), count, builder.scalar(1, "int64")])
+    return split_words(builder, index)
+
+
 @dataclass(frozen=True)
 class RandomStream:
     """The random bits of one RandomVariable node, for every element of a draw shape.
@@ -104,6 +110,9 @@ class RandomStream:
         Word ``w`` of this view is word ``w * lanes + lane_index`` of the node's stream, so
         that the lanes of one node (e.g. the two gamma variates of a beta draw) never share
         a word, however many rejection rounds each runs.
+    count
+        The number of elements (0-d int64) when the counter is every element's flat index
+        ``0 .. count - 1`` (a view of some elements only has ``None``): :meth:`pairs` needs it.
     """
 
     builder: ONNXBuilder
@@ -112,18 +121,29 @@ class RandomStream:
     counter: Words
     lanes: int = 1
     lane_index: int = 0
+    count: ir.Value | None = None
 
     @classmethod
     def create(cls, builder: ONNXBuilder, seed: ir.Value, count: ir.Value) -> RandomStream:
         """The stream of a new node drawing ``count`` (0-d int64) elements from ``seed``
         (0-d int64); its stream number is the next of the model."""
-        index = builder.op("Range", [builder.scalar(0, "int64"), count, builder.scalar(1, "int64")])
         return cls(
             builder,
             split_words(builder, seed),
             builder.scalar(builder.next_stream(), "uint32"),
-            split_words(builder, index),
+            _flat_index(builder, count),
+            count=count,
         )
+
+    def pairs(self) -> RandomStream | None:
+        """The view whose element ``j`` is the pair of elements ``2 j`` and ``2 j + 1`` of
+        this one (``ceil(count / 2)`` elements, same words), or ``None`` for a view of some
+        elements only.  For draws made two at a time, such as Box-Muller's."""
+        if self.count is None:
+            return None
+        b = self.builder
+        half = b.op("Div", [b.op("Add", [self.count, b.scalar(1, "int64")]), b.scalar(2, "int64")])
+        return replace(self, counter=_flat_index(b, half), count=half)
 
     def lane(self, index: int, lanes: int) -> RandomStream:
         """Lane ``index`` of ``lanes`` disjoint sub-streams of this view: its word ``w`` is
@@ -247,7 +267,7 @@ def rejection_sample(
         return inner.op("Gather", [value, index])
 
     counter = (gather(stream.counter[0]), gather(stream.counter[1]))
-    pending_stream = replace(stream, builder=inner, counter=counter)
+    pending_stream = replace(stream, builder=inner, counter=counter, count=None)
     candidate, accepted = propose(
         Num(inner, "float64"), pending_stream, body.iteration, [gather(p) for p in params]
     )

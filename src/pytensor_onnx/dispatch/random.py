@@ -89,8 +89,31 @@ def box_muller(num: Num, u: ir.Value, v: ir.Value) -> ir.Value:
 
 
 def standard_normal(num: Num, stream: RandomStream) -> ir.Value:
-    """Standard normal deviates by Box-Muller from uniform words 0 and 1."""
-    return box_muller(num, stream.uniform(0, open_interval=True), stream.uniform(1))
+    """Standard normal deviates by Box-Muller from uniform words 0 and 1.
+
+    Where the stream covers every element of a draw, one pair of uniforms gives two
+    deviates, ``r cos(2 pi v)`` for element ``2 j`` and ``r sin(2 pi v)`` for ``2 j + 1``
+    (independent standard normals): half the random bits and logarithms.  A view of some
+    elements (a rejection round's pending ones) draws one deviate per element.
+    """
+    pairs = stream.pairs()
+    if pairs is None or stream.count is None:
+        return box_muller(num, stream.uniform(0, open_interval=True), stream.uniform(1))
+    b = num.builder
+    radius = num.unary("Sqrt", num.mul(-2.0, num.unary("Log", pairs.uniform(0, open_interval=True))))
+    angle = num.mul(2.0 * math.pi, pairs.uniform(1))
+    axis = b.int64s([1])
+    both = b.op(
+        "Concat",
+        [
+            b.op("Unsqueeze", [num.mul(radius, num.unary("Cos", angle)), axis]),
+            b.op("Unsqueeze", [num.mul(radius, num.unary("Sin", angle)), axis]),
+        ],
+        {"axis": 1},
+    )
+    interleaved = b.op("Reshape", [both, b.int64s([-1])])
+    end = b.op("Reshape", [stream.count, b.int64s([1])])
+    return b.op("Slice", [interleaved, b.int64s([0]), end, b.int64s([0])])
 
 
 def log_standard_gamma(num: Num, stream: RandomStream, shape: ir.Value) -> ir.Value:
@@ -722,7 +745,7 @@ def _multinomial(op: RandomVariable, node: Apply, builder: ONNXBuilder) -> list[
                 0.0,
             )
             low, high = (inner.op("Gather", [c, j], {"axis": 1}) for c in counters)
-            column = replace(stream, builder=inner, counter=(low, high))
+            column = replace(stream, builder=inner, counter=(low, high), count=None)
             x = _binomial(num, column, [left_n, share])
             return [num.sub(left_n, x), num.sub(left_p, p_j), x]
 
