@@ -72,7 +72,8 @@ def threefry2x32(builder: ONNXBuilder, key: Words, counter: Words) -> Words:
         if i % 4 == 3:
             s = (i + 1) // 4
             x0 = add(x0, schedule[s % 3])
-            x1 = add(add(x1, schedule[(s + 1) % 3]), u32(s))
+            # The key words are 0-d wherever this is used: add them first (one elementwise Add).
+            x1 = add(x1, add(schedule[(s + 1) % 3], u32(s)))
     return x0, x1
 
 
