@@ -201,6 +201,27 @@ class RandomStream:
         return b.op("Mul", [k, b.scalar(2.0**-53, "float64")])
 
 
+def draw_where(
+    stream: RandomStream,
+    where: ir.Value,
+    params: list[ir.Value],
+    draw: Callable[[RandomStream, list[ir.Value]], ir.Value],
+) -> ir.Value:
+    """``draw`` (float64) for the elements where the 1-D bool ``where`` holds, 0 elsewhere.
+
+    Only those elements are drawn (their counters and the 1-D ``params`` gathered), so a
+    draw that few or no elements need costs little; an element's draw is the one it would
+    have on the whole stream.
+    """
+    b = stream.builder
+    index = b.op("Reshape", [b.op("NonZero", [where]), b.int64s([-1])])
+    counter = (b.op("Gather", [stream.counter[0], index]), b.op("Gather", [stream.counter[1], index]))
+    subset = replace(stream, counter=counter, count=None)
+    values = draw(subset, [b.op("Gather", [p, index]) for p in params])
+    zeros = b.op("ConstantOfShape", [b.shape(where)], {"value": ir.tensor(np.zeros(1))})
+    return b.op("ScatterElements", [zeros, index, values])
+
+
 #: One rejection round: the loop body's ``Num`` (float64), the stream drawing in the body for
 #: the pending elements only, the 0-d int64 round number and the parameters of the pending
 #: elements give the candidates (float64) and where they are accepted (bool), one per pending
@@ -239,6 +260,11 @@ def rejection_sample(
     number, so that every round is new; an element's draws depend only on its own counter,
     so they do not depend on which other elements are pending.
 
+    Without ``where``, round 0 proposes for every element before the loop, on ``stream``
+    itself: no gathers, and a proposal's normal deviates come in Box-Muller pairs
+    (:func:`~pytensor_onnx.dispatch.random.standard_normal`); the loop starts at round 1
+    with the rejected elements.
+
     Parameters
     ----------
     stream
@@ -255,13 +281,18 @@ def rejection_sample(
     """
     b = stream.builder
     body = LoopBody(b, name)
-    shape = b.shape(params[0])
-    zeros = b.op("ConstantOfShape", [shape], {"value": ir.tensor(np.zeros(1))})
-    if where is None:
-        where = b.op("ConstantOfShape", [shape], {"value": ir.tensor(np.ones(1, dtype=bool))})
-    result = body.carry(zeros, f"{name}_draws", "float64", params[0].shape)
-    pending = body.carry(where, f"{name}_pending", "bool", params[0].shape)
     inner = body.inner
+    if where is None:
+        first, accepted = propose(Num(b, "float64"), stream, b.scalar(0, "int64"), params)
+        initial = b.op("Where", [accepted, first, b.scalar(0.0, "float64")])
+        where = b.op("Not", [accepted])
+        round_ = inner.op("Add", [body.iteration, inner.scalar(1, "int64")])
+    else:
+        shape = b.shape(params[0])
+        initial = b.op("ConstantOfShape", [shape], {"value": ir.tensor(np.zeros(1))})
+        round_ = body.iteration
+    result = body.carry(initial, f"{name}_draws", "float64", params[0].shape)
+    pending = body.carry(where, f"{name}_pending", "bool", params[0].shape)
     index = inner.op("Reshape", [inner.op("NonZero", [pending]), inner.int64s([-1])])
 
     def gather(value: ir.Value) -> ir.Value:
@@ -270,7 +301,7 @@ def rejection_sample(
     counter = (gather(stream.counter[0]), gather(stream.counter[1]))
     pending_stream = replace(stream, builder=inner, counter=counter, count=None)
     candidate, accepted = propose(
-        Num(inner, "float64"), pending_stream, body.iteration, [gather(p) for p in params]
+        Num(inner, "float64"), pending_stream, round_, [gather(p) for p in params]
     )
     taken = inner.op("Compress", [index, accepted], {"axis": 0})
     body.carry_out(

@@ -30,7 +30,7 @@ from pytensor.tensor.type_other import NoneTypeT
 from pytensor_onnx.builder import ONNXBuilder, variable_dtype
 from pytensor_onnx.dispatch._loop import Carry, ScanOut, fori_loop, while_any
 from pytensor_onnx.dispatch._numerics import Num
-from pytensor_onnx.dispatch._random import RandomStream, rejection_sample, round_words
+from pytensor_onnx.dispatch._random import RandomStream, draw_where, rejection_sample, round_words
 from pytensor_onnx.dispatch.basic import Refusal, onnx_funcify
 from pytensor_onnx.dispatch.linalg import cholesky, size_of
 from pytensor_onnx.dispatch.scalar import acos64, expm1, log1p
@@ -88,20 +88,24 @@ def box_muller(num: Num, u: ir.Value, v: ir.Value) -> ir.Value:
     return num.mul(radius, num.unary("Cos", num.mul(2.0 * math.pi, v)))
 
 
-def standard_normal(num: Num, stream: RandomStream) -> ir.Value:
-    """Standard normal deviates by Box-Muller from uniform words 0 and 1.
+def standard_normal(
+    num: Num, stream: RandomStream, words: tuple[int | ir.Value, int | ir.Value] = (0, 1)
+) -> ir.Value:
+    """Standard normal deviates by Box-Muller from uniform ``words`` (default 0 and 1).
 
     Where the stream covers every element of a draw, one pair of uniforms gives two
     deviates, ``r cos(2 pi v)`` for element ``2 j`` and ``r sin(2 pi v)`` for ``2 j + 1``
     (independent standard normals): half the random bits and logarithms.  A view of some
     elements (a rejection round's pending ones) draws one deviate per element.
     """
+    first, second = words
     pairs = stream.pairs()
     if pairs is None or stream.count is None:
-        return box_muller(num, stream.uniform(0, open_interval=True), stream.uniform(1))
+        return box_muller(num, stream.uniform(first, open_interval=True), stream.uniform(second))
     b = num.builder
-    radius = num.unary("Sqrt", num.mul(-2.0, num.unary("Log", pairs.uniform(0, open_interval=True))))
-    angle = num.mul(2.0 * math.pi, pairs.uniform(1))
+    log_u = num.unary("Log", pairs.uniform(first, open_interval=True))
+    radius = num.unary("Sqrt", num.mul(-2.0, log_u))
+    angle = num.mul(2.0 * math.pi, pairs.uniform(second))
     axis = b.int64s([1])
     both = b.op(
         "Concat",
@@ -137,7 +141,7 @@ def log_standard_gamma(num: Num, stream: RandomStream, shape: ir.Value) -> ir.Va
         c = body.div(1.0, body.unary("Sqrt", body.mul(9.0, d)))
         b = body.builder
         first, second, third = round_words(b, round_, 3, offset=1)
-        x = box_muller(body, inner.uniform(first, open_interval=True), inner.uniform(second))
+        x = standard_normal(body, inner, (first, second))
         t = body.add(1.0, body.mul(c, x))
         v = body.mul(body.mul(t, t), t)
         log_v = body.unary("Log", v)
@@ -149,8 +153,11 @@ def log_standard_gamma(num: Num, stream: RandomStream, shape: ir.Value) -> ir.Va
         return body.add(body.unary("Log", d), log_v), accepted
 
     log_draws = rejection_sample(stream, [shape], propose, "gamma_rejection")
-    boost = num.div(num.unary("Log", stream.uniform(0, open_interval=True)), shape)
-    return num.add(log_draws, num.where(small, boost, 0.0))
+
+    def boost(subset: RandomStream, params: list[ir.Value]) -> ir.Value:
+        return num.div(num.unary("Log", subset.uniform(0, open_interval=True)), params[0])
+
+    return num.add(log_draws, draw_where(stream, small, [shape], boost))
 
 
 def _location_scale(standard: Callable[[Num, RandomStream], ir.Value]) -> Transform:
