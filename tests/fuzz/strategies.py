@@ -52,6 +52,9 @@ DIVERGENCES = {
     "softmax-of-one-nonfinite": "PyTensor 3 simplifies softmax/log_softmax along an axis of static "
     "length 1 to 1/0 even for NaN or inf, PyTensor 2 and the export give NaN: such inputs are "
     "made finite.",
+    "softmax-of-unsigned": "PyTensor computes softmax/log_softmax of unsigned integers with "
+    "x - max(x) in the unsigned dtype, which wraps (softmax([0, 1]) of uint8 gives [nan, 0]); "
+    "the export computes in float: unsigned inputs are cast to int64 first.",
     "bessel-at-infinity": "SciPy's (so PyTensor's) i0/i1 return NaN at +-inf, the export their "
     "limits +-inf (docs/ops/special_functions.md): infinities become 0 before i0/i1.",
 }
@@ -586,6 +589,8 @@ def special(draw: Any, g: GraphBuilder) -> None:
         note = ""
         if g.terms[x].type.shape[axis] == 1 and dtype in FLOATS:
             x, note = f"pt.switch(pt.isnan({x}) | pt.isinf({x}), 0, {x})", "softmax-of-one-nonfinite"
+        elif dtype.startswith("uint"):
+            x, note = f"pt.cast({x}, 'int64')", "softmax-of-unsigned"
         g.add(f"pt.special.{kind}({x}, axis={axis})", f"special:{kind}:{dtype}", note=note)
     elif kind == "logsumexp":
         g.add(f"pt.logsumexp({x}, axis={axis})", f"special:{kind}")
