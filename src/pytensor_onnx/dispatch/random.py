@@ -251,16 +251,15 @@ def _poisson_inversion(num: Num, stream: RandomStream, rate: ir.Value) -> ir.Val
     def step(body: Num, state: list[ir.Value]) -> tuple[list[ir.Value], ir.Value]:
         k, p, cdf = state
         # Not below the cdf yet (and the terms have not underflowed, where rounding left
-        # the cdf short of u).
+        # the cdf short of u).  The cdf never decreases and a zero term stays zero, so an
+        # element that stops never resumes: only k needs the condition (adding it is much
+        # cheaper than a Where in ONNX Runtime); the p and cdf of stopped elements run on
+        # unused.
         more = body.both(body.gt(u, cdf), body.gt(p, 0.0))
         more = body.both(more, body.lt(rate, POISSON_INVERSION_MAX))
-        k_next = body.add(k, 1.0)
-        p_next = body.mul(p, body.div(rate, k_next))
-        return [
-            body.where(more, k_next, k),
-            body.where(more, p_next, p),
-            body.where(more, body.add(cdf, p_next), cdf),
-        ], more
+        p_next = body.mul(p, body.div(rate, body.add(k, 1.0)))
+        k_next = body.add(k, body.builder.cast(more, "float64", "bool"))
+        return [k_next, p_next, body.add(cdf, p_next)], more
 
     zeros = num.mul(rate, 0.0)
     return while_any(num, [zeros, p0, p0], step, 2**62, "poisson_inversion")[0]
@@ -343,14 +342,13 @@ def _binomial_inversion(num: Num, stream: RandomStream, n: ir.Value, p: ir.Value
 
     def step(body: Num, state: list[ir.Value]) -> tuple[list[ir.Value], ir.Value]:
         k, pmf, cdf = state
+        # As in the Poisson inversion, a stopped element never resumes (k stays, the cdf
+        # does not decrease, a zero pmf stays zero): only k is conditional.
         more = body.both(body.both(body.gt(u, cdf), body.gt(pmf, 0.0)), body.lt(k, n))
         more = body.both(more, active)
         pmf_next = body.mul(pmf, body.mul(ratio, body.div(body.sub(n, k), body.add(k, 1.0))))
-        return [
-            body.where(more, body.add(k, 1.0), k),
-            body.where(more, pmf_next, pmf),
-            body.where(more, body.add(cdf, pmf_next), cdf),
-        ], more
+        k_next = body.add(k, body.builder.cast(more, "float64", "bool"))
+        return [k_next, pmf_next, body.add(cdf, pmf_next)], more
 
     zeros = num.mul(n, 0.0)
     return while_any(num, [zeros, pmf0, pmf0], step, 2**62, "binomial_inversion")[0]
