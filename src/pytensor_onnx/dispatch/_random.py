@@ -201,25 +201,39 @@ class RandomStream:
         return b.op("Mul", [k, b.scalar(2.0**-53, "float64")])
 
 
+def compute_where(
+    builder: ONNXBuilder,
+    where: ir.Value,
+    values: list[ir.Value],
+    compute: Callable[[list[ir.Value]], ir.Value],
+    fill: bool | float = 0.0,
+) -> ir.Value:
+    """``compute`` (1-D, float64 or, with a bool ``fill``, bool) of the entries of the 1-D
+    ``values`` where the 1-D bool ``where`` holds, ``fill`` elsewhere.  Only those entries
+    are gathered and computed: an expensive term that few elements need (a slow acceptance
+    test) costs little."""
+    b = builder
+    index = b.op("Reshape", [b.op("NonZero", [where]), b.int64s([-1])])
+    result = compute([b.op("Gather", [value, index]) for value in values])
+    base = b.op("ConstantOfShape", [b.shape(where)], {"value": ir.tensor(np.array([fill]))})
+    return b.op("ScatterElements", [base, index, result])
+
+
 def draw_where(
     stream: RandomStream,
     where: ir.Value,
     params: list[ir.Value],
     draw: Callable[[RandomStream, list[ir.Value]], ir.Value],
 ) -> ir.Value:
-    """``draw`` (float64) for the elements where the 1-D bool ``where`` holds, 0 elsewhere.
+    """``draw`` (float64) for the elements where the 1-D bool ``where`` holds, 0 elsewhere
+    (:func:`compute_where`); an element's draw is the one it would have on the whole
+    stream."""
 
-    Only those elements are drawn (their counters and the 1-D ``params`` gathered), so a
-    draw that few or no elements need costs little; an element's draw is the one it would
-    have on the whole stream.
-    """
-    b = stream.builder
-    index = b.op("Reshape", [b.op("NonZero", [where]), b.int64s([-1])])
-    counter = (b.op("Gather", [stream.counter[0], index]), b.op("Gather", [stream.counter[1], index]))
-    subset = replace(stream, counter=counter, count=None)
-    values = draw(subset, [b.op("Gather", [p, index]) for p in params])
-    zeros = b.op("ConstantOfShape", [b.shape(where)], {"value": ir.tensor(np.zeros(1))})
-    return b.op("ScatterElements", [zeros, index, values])
+    def subset(values: list[ir.Value]) -> ir.Value:
+        low, high, *gathered = values
+        return draw(replace(stream, counter=(low, high), count=None), gathered)
+
+    return compute_where(stream.builder, where, [*stream.counter, *params], subset)
 
 
 #: One rejection round: the loop body's ``Num`` (float64), the stream drawing in the body for

@@ -30,7 +30,13 @@ from pytensor.tensor.type_other import NoneTypeT
 from pytensor_onnx.builder import ONNXBuilder, variable_dtype
 from pytensor_onnx.dispatch._loop import Carry, ScanOut, fori_loop, while_any
 from pytensor_onnx.dispatch._numerics import Num
-from pytensor_onnx.dispatch._random import RandomStream, draw_where, rejection_sample, round_words
+from pytensor_onnx.dispatch._random import (
+    RandomStream,
+    compute_where,
+    draw_where,
+    rejection_sample,
+    round_words,
+)
 from pytensor_onnx.dispatch.basic import Refusal, onnx_funcify
 from pytensor_onnx.dispatch.linalg import cholesky, size_of
 from pytensor_onnx.dispatch.scalar import acos64, expm1, log1p
@@ -300,13 +306,20 @@ def _poisson_ptrs(num: Num, stream: RandomStream, rate: ir.Value) -> ir.Value:
                 "Neg", body.unary("Log", body.add(body.div(big_a, body.mul(us, us)), big_b))
             ),
         )
-        log_target = body.sub(
-            body.sub(body.mul(k, body.unary("Log", lam)), lam), gammaln64(body, body.add(k, 1.0))
-        )
-        accepted = body.either(
-            quick, body.both(body.unary("Not", excluded), body.le(log_accept, log_target))
-        )
-        return k, accepted
+
+        def slow_test(values: list[ir.Value]) -> ir.Value:
+            """The exact test, for the elements the quick test leaves open only (its
+            gammaln costs most of a round)."""
+            lam, k, log_accept = values
+            log_target = body.sub(
+                body.sub(body.mul(k, body.unary("Log", lam)), lam),
+                gammaln64(body, body.add(k, 1.0)),
+            )
+            return body.le(log_accept, log_target)
+
+        open_ = body.both(body.unary("Not", quick), body.unary("Not", excluded))
+        slow = compute_where(b, open_, [lam, k, log_accept], slow_test, False)
+        return k, body.either(quick, slow)
 
     large = num.ge(rate, POISSON_INVERSION_MAX)
     return rejection_sample(stream, [rate], propose, "poisson_rejection", where=large)
@@ -387,18 +400,26 @@ def _binomial_btrs(num: Num, stream: RandomStream, n: ir.Value, p: ir.Value) -> 
             "Log", body.div(body.mul(v, alpha), body.add(body.div(big_a, body.mul(us, us)), big_b))
         )
 
-        def log_factorials(x: ir.Value) -> ir.Value:
-            return body.add(
-                gammaln64(body, body.add(x, 1.0)),
-                gammaln64(body, body.add(body.sub(trials, x), 1.0)),
-            )
+        def slow_test(values: list[ir.Value]) -> ir.Value:
+            """The exact test, for the elements the quick test leaves open only: its four
+            gammaln cost most of a round."""
+            trials, prob, q, mode, k, log_accept = values
 
-        log_target = body.add(
-            body.sub(log_factorials(mode), log_factorials(k)),
-            body.mul(body.sub(k, mode), body.unary("Log", body.div(prob, q))),
-        )
-        accepted = body.both(inside, body.either(quick, body.le(log_accept, log_target)))
-        return k, accepted
+            def log_factorials(x: ir.Value) -> ir.Value:
+                return body.add(
+                    gammaln64(body, body.add(x, 1.0)),
+                    gammaln64(body, body.add(body.sub(trials, x), 1.0)),
+                )
+
+            log_target = body.add(
+                body.sub(log_factorials(mode), log_factorials(k)),
+                body.mul(body.sub(k, mode), body.unary("Log", body.div(prob, q))),
+            )
+            return body.le(log_accept, log_target)
+
+        open_ = body.both(inside, body.unary("Not", quick))
+        slow = compute_where(b, open_, [trials, prob, q, mode, k, log_accept], slow_test, False)
+        return k, body.both(inside, body.either(quick, slow))
 
     large = num.ge(num.mul(n, p), BINOMIAL_INVERSION_MAX)
     return rejection_sample(stream, [n, p], propose, "binomial_rejection", where=large)
