@@ -8,7 +8,8 @@ computed in extended precision (``numpy.longdouble``):
 
 - ``native``: ONNX ``Sigmoid``;
 - ``exported``: what ``export_onnx`` emits for ``pt.sigmoid`` (``e = exp(-|x|)``,
-  ``where(x < 0, e, 1) / (1 + e)``);
+  ``exp(min(x, 0)) / (1 + e)``);
+- ``where_numerator``: ``where(x < 0, e, 1) / (1 + e)`` (exported until 2026-12);
 - ``two_divisions``: ``where(x < 0, e / (1 + e), 1 / (1 + e))``;
 - ``reciprocal``: ``r = 1 / (1 + e)``, ``where(x < 0, e * r, r)``;
 - ``two_exps``: ``where(x < 0, exp(x) / (1 + exp(x)), 1 / (1 + exp(-x)))``.
@@ -36,6 +37,15 @@ from common import emit, interleaved_call_times
 #: constants ``one`` and ``zero``.
 CANDIDATES: dict[str, list[tuple[str, list[str], str]]] = {
     "native": [("Sigmoid", ["x"], "y")],
+    "where_numerator": [
+        ("Abs", ["x"], "a"),
+        ("Neg", ["a"], "na"),
+        ("Exp", ["na"], "e"),
+        ("Add", ["e", "one"], "d"),
+        ("Less", ["x", "zero"], "negative"),
+        ("Where", ["negative", "e", "one"], "numerator"),
+        ("Div", ["numerator", "d"], "y"),
+    ],
     "two_divisions": [
         ("Abs", ["x"], "a"),
         ("Neg", ["a"], "na"),

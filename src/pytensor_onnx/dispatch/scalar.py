@@ -243,14 +243,19 @@ register_kernel(ps.Log10)(_log_base(10.0))
 
 
 # ------------------------------------------------------------------ log1p / expm1
-def log1p(builder: ONNXBuilder, x: ir.Value, dtype: str) -> ir.Value:
-    """``log(1 + x)`` accurate for small ``x`` (Kahan's trick: ``log(u) * x / (u - 1)``)."""
+def log1p(builder: ONNXBuilder, x: ir.Value, dtype: str, *, finite: bool = False) -> ir.Value:
+    """``log(1 + x)`` accurate for small ``x`` (Kahan's trick: ``log(u) * x / (u - 1)``).
+
+    ``finite=True`` leaves out the guard for ``x = +inf`` (where the ratio is inf / inf), for
+    callers whose ``x`` is never +inf.
+    """
     u = builder.op("Add", [x, builder.scalar(1, dtype)])
     d = builder.op("Sub", [u, builder.scalar(1, dtype)])
     corrected = builder.op("Mul", [builder.op("Log", [u]), builder.op("Div", [x, d])])
     exact = builder.op("Equal", [d, builder.scalar(0, dtype)])
     result = builder.op("Where", [exact, x, corrected])
-    # For x = +inf the ratio x / d is inf / inf.
+    if finite:
+        return result
     is_inf = builder.is_inf(x, dtype, negative=False)
     return builder.op("Where", [is_inf, x, result])
 
