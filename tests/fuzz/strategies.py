@@ -588,7 +588,10 @@ def special(draw: Any, g: GraphBuilder) -> None:
     if kind in ("softmax", "log_softmax"):
         note = ""
         if g.terms[x].type.shape[axis] == 1 and dtype in FLOATS:
-            x, note = f"pt.switch(pt.isnan({x}) | pt.isinf({x}), 0, {x})", "softmax-of-one-nonfinite"
+            x, note = (
+                f"pt.switch(pt.isnan({x}) | pt.isinf({x}), 0, {x})",
+                "softmax-of-one-nonfinite",
+            )
         elif dtype.startswith("uint"):
             x, note = f"pt.cast({x}, 'int64')", "softmax-of-unsigned"
         g.add(f"pt.special.{kind}({x}, axis={axis})", f"special:{kind}:{dtype}", note=note)

@@ -10,9 +10,11 @@ import numpy as np
 import pytensor
 import pytensor.tensor as pt
 import pytest
+import scipy.special
 from hypothesis import HealthCheck, given, settings
 
-from tests.compare import Outcome, differential_check
+from pytensor_onnx import export_onnx
+from tests.compare import assert_matches, fuzz_tolerances, ort_session
 from tests.fuzz.strategies import AREAS, FuzzCase, documented_cost, graphs
 from tests.fuzz.triage import triage
 
@@ -63,18 +65,25 @@ def test_mixed_graphs(case: FuzzCase) -> None:
 def test_budget_covers_documented_accuracy() -> None:
     """A step's rounding budget covers its function's documented accuracy, and no more.
 
-    At ``a = 0.505, x = 0.623`` the exported ``gammaincc`` is 2.3e-14 (about 100 ulps) from
-    SciPy's, within the documented 1.5e-13 but not within one operation's 16 ulps.
+    At ``a = 0.502, x = 0.931`` the exported ``gammaincc`` is 5.7e-14 (about 250 ulps) from
+    SciPy's (1.17 and 1.18), within the documented 1.5e-13 but not within one operation's
+    16 ulps.
     """
     a = pt.vector("a")
     x = pt.vector("x")
-    q = pt.gammaincc(a, x)
-    values = [np.array([0.5049961302765957]), np.array([0.623256109333238])]
+    values = {"a": np.array([0.5020164295512421]), "x": np.array([0.9305363618788586])}
+    (got,) = ort_session(export_onnx([a, x], [pt.gammaincc(a, x)])).run(None, values)
+    wanted = scipy.special.gammaincc(values["a"], values["x"])
 
-    def outcome(operations: int) -> Outcome:
-        return differential_check([a, x], [q], values, operations=operations).outcome
+    def matches(operations: int) -> bool:
+        rtol, atol = fuzz_tolerances(wanted.dtype, operations, scale=1.0)
+        try:
+            assert_matches(got, wanted, rtol, atol, "gammaincc")
+        except AssertionError:
+            return False
+        return True
 
     assert documented_cost("gammaincc", "float64") > 1
     assert documented_cost("exp", "float64") == documented_cost("gammaincc", "float32") == 1
-    assert outcome(1) is Outcome.WRONG_VALUES
-    assert outcome(documented_cost("gammaincc", "float64")) is Outcome.PASSED
+    assert not matches(1)
+    assert matches(documented_cost("gammaincc", "float64"))
