@@ -166,7 +166,11 @@ def _prod_int64(builder: ONNXBuilder, node: Apply, axes: Sequence[int], dtype: s
     """
     from pytensor_onnx.dispatch.extra_ops import cumprod
 
-    flat, _, static_len = _reduced_to_front(builder, node, axes, dtype)
+    flat, rest, static_len = _reduced_to_front(builder, node, axes, dtype)
+    if static_len == 0:
+        # Empty products are 1.  (ONNX Runtime 1.32's optimizer breaks the construction
+        # below on a static 0-length axis: "Gather ... indices element out of data bounds".)
+        return builder.op("Expand", [builder.scalar(1, dtype), rest])
     pads = builder.int64s([1, 0])
     ones_first = builder.op("Pad", [flat, pads, builder.scalar(1, dtype), builder.int64s([0])])
     static = None if static_len is None else static_len + 1
