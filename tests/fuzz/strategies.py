@@ -55,6 +55,10 @@ DIVERGENCES = {
     "softmax-of-unsigned": "PyTensor computes softmax/log_softmax of unsigned integers with "
     "x - max(x) in the unsigned dtype, which wraps (softmax([0, 1]) of uint8 gives [nan, 0]); "
     "the export computes in float: unsigned inputs are cast to int64 first.",
+    "cumprod-overflow-order": "cumprod multiplies in log-depth rounds, NumPy in sequence: where "
+    "a partial product overflows or underflows they differ (docs/ops/"
+    "indexing_sorting_reductions.md): float magnitudes are put in [0.5, 1], zeros, signs and "
+    "NaN kept.",
     "bessel-at-infinity": "SciPy's (so PyTensor's) i0/i1 return NaN at +-inf, the export their "
     "limits +-inf (docs/ops/special_functions.md): infinities become 0 before i0/i1.",
 }
@@ -524,7 +528,10 @@ def cumulative(draw: Any, g: GraphBuilder) -> None:
     axis = None if ndim == 0 or draw(st.booleans()) else axis_of(draw, ndim)
     op = draw(st.sampled_from(("cumsum", "cumprod")))
     dtype = g.terms[x].type.dtype
-    g.add(f"pt.{op}({x}, axis={axis})", f"cumulative:{op}:{dtype}")
+    note = ""
+    if op == "cumprod" and dtype in FLOATS:
+        x, note = f"pt.sign({x}) * pt.clip(pt.abs({x}), 0.5, 1)", "cumprod-overflow-order"
+    g.add(f"pt.{op}({x}, axis={axis})", f"cumulative:{op}:{dtype}", note=note)
 
 
 def sorting(draw: Any, g: GraphBuilder) -> None:
