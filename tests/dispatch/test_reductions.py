@@ -133,6 +133,16 @@ def test_argmax_argmin(
     compare_onnx_and_py([x], outs, [value])
 
 
+@pytest.mark.parametrize(("shape", "axis"), [((1, 0, 1), (0, 2)), ((0, 2, 3), (1, 2))])
+@pytest.mark.parametrize("symbolic", [True, False])
+def test_argmax_over_several_axes_of_an_empty_tensor(shape, axis, symbolic: bool) -> None:
+    """The kept axes are empty: the result is empty (the export wrote a ``Reshape`` to
+    ``(0, -1)``, which ONNX Runtime refuses to load; found by the fuzzer)."""
+    value = np.zeros(shape, dtype="float32")
+    x = input_like(value, "x", symbolic)
+    compare_onnx_and_py([x], [pt.argmax(x, axis=axis), pt.argmin(x, axis=axis)], [value])
+
+
 def test_argmax_nan_is_first_nan() -> None:
     value = np.array([[1.0, np.nan, 5.0, np.nan], [np.inf, 2.0, np.inf, 0.0], [np.nan] * 4])
     x = input_like(value, "x", symbolic=True)

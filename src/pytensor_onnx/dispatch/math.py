@@ -87,9 +87,13 @@ def _argmax(op: Argmax, node: Apply, builder: ONNXBuilder) -> Values:
     if axes != list(range(len(kept), ndim)):
         x = builder.op("Transpose", [x], {"perm": [*kept, *axes]})
     if len(axes) != 1:
+        # The flattened length is spelled out (not -1, which Reshape refuses next to a
+        # 0-length kept dim), and allowzero keeps a 0-length product 0.
         kept_shape = builder.op("Shape", [x], {"start": 0, "end": len(kept)})
-        target = builder.op("Concat", [kept_shape, builder.int64s([-1])], {"axis": 0})
-        x = builder.op("Reshape", [x, target])
+        reduced_shape = builder.op("Shape", [x], {"start": len(kept)})
+        flat = builder.op("ReduceProd", [reduced_shape], {"keepdims": 1})
+        target = builder.op("Concat", [kept_shape, flat], {"axis": 0})
+        x = builder.op("Reshape", [x, target], {"allowzero": 1})
     attributes = {"axis": -1, "keepdims": 0}
     result = builder.typed_op("ArgMax", [x], dtype, attributes, cast_back=False)
     if np.dtype(dtype).kind == "f":
