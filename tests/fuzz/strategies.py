@@ -606,8 +606,9 @@ def special(draw: Any, g: GraphBuilder) -> None:
         g.add(f"pt.logsumexp({x}, axis={axis})", f"special:{kind}")
     else:
         a = g.new_input(g.floatX, broadcastable_shape(draw, g.shape(x)), special=False)
+        out_dtype = pytensor.scalar.upcast(g.floatX, dtype)  # integer x: float64
         expression = f"pt.{kind}(pt.abs({a}) + 0.5, {x})"
-        g.add(expression, f"special:{kind}", cost=documented_cost(kind, g.floatX))
+        g.add(expression, f"special:{kind}", cost=documented_cost(kind, out_dtype))
 
 
 #: Every area, one strategy each; the composer picks among them at every step.
