@@ -112,10 +112,8 @@ class LoopBody:
 
     def sequence(self, outer: ir.Value, like: Variable) -> ir.Value:
         """Step ``k``'s entry ``outer[k]`` of a sequence at least as long as the trip count
-        (the PyTensor variable ``like`` types it): a ``Gather`` in a ``Loop``, a scan input
-        of a ``Scan``."""
-        if not self.scan:
-            return self.inner.op("Gather", [outer, self.iteration], {"axis": 0})
+        (the PyTensor variable ``like`` types it): a scan input of a ``Scan``, which
+        :meth:`build` turns into a ``Gather`` in a ``Loop``."""
         shape = variable_shape(like) if isinstance(like.type, TensorType) else None
         value = ir.Value(
             name=self.inner.names.claim("sequence"),
@@ -167,7 +165,7 @@ class LoopBody:
                 and self._scan_shapes_known(captured)
             ):
                 return self._build_scan(trip_count, captured)
-            self._sequences_as_gathers()
+        self._sequences_as_gathers()
         condition = self._condition_out if self._condition_out is not None else self.condition
         outputs = [
             self.inner.add_output(v) for v in [condition, *self._carried_out, *self._scan_out]
