@@ -136,12 +136,12 @@ class RandomStream:
             count=count,
         )
 
-    def pairs(self) -> RandomStream | None:
+    def pairs(self) -> RandomStream:
         """The view whose element ``j`` is the pair of elements ``2 j`` and ``2 j + 1`` of
-        this one (``ceil(count / 2)`` elements, same words), or ``None`` for a view of some
-        elements only.  For draws made two at a time, such as Box-Muller's."""
+        this one (``ceil(count / 2)`` elements, same words), for draws made two at a time,
+        such as Box-Muller's.  Only a view of every element (``count`` known) has pairs."""
         if self.count is None:
-            return None
+            raise ValueError("RandomStream.pairs: a view of some elements only has no pairs")
         b = self.builder
         half = b.op("Div", [b.op("Add", [self.count, b.scalar(1, "int64")]), b.scalar(2, "int64")])
         return replace(self, counter=_flat_index(b, half), count=half)

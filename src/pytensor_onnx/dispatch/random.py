@@ -105,9 +105,9 @@ def standard_normal(
     elements (a rejection round's pending ones) draws one deviate per element.
     """
     first, second = words
-    pairs = stream.pairs()
-    if pairs is None or stream.count is None:
+    if stream.count is None:
         return box_muller(num, stream.uniform(first, open_interval=True), stream.uniform(second))
+    pairs = stream.pairs()
     b = num.builder
     log_u = num.unary("Log", pairs.uniform(first, open_interval=True))
     radius = num.unary("Sqrt", num.mul(-2.0, log_u))
