@@ -33,34 +33,33 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import emit, interleaved_call_times
 
+#: ``e = exp(-|x|)`` and ``d = 1 + e``, which the ``exp(-|x|)`` candidates share.
+_DENOMINATOR: list[tuple[str, list[str], str]] = [
+    ("Abs", ["x"], "a"),
+    ("Neg", ["a"], "na"),
+    ("Exp", ["na"], "e"),
+    ("Add", ["e", "one"], "d"),
+]
+
 #: Hand-built candidates: ONNX nodes from input ``x`` to output ``y``, with the scalar
 #: constants ``one`` and ``zero``.
 CANDIDATES: dict[str, list[tuple[str, list[str], str]]] = {
     "native": [("Sigmoid", ["x"], "y")],
     "where_numerator": [
-        ("Abs", ["x"], "a"),
-        ("Neg", ["a"], "na"),
-        ("Exp", ["na"], "e"),
-        ("Add", ["e", "one"], "d"),
+        *_DENOMINATOR,
         ("Less", ["x", "zero"], "negative"),
         ("Where", ["negative", "e", "one"], "numerator"),
         ("Div", ["numerator", "d"], "y"),
     ],
     "two_divisions": [
-        ("Abs", ["x"], "a"),
-        ("Neg", ["a"], "na"),
-        ("Exp", ["na"], "e"),
-        ("Add", ["e", "one"], "d"),
+        *_DENOMINATOR,
         ("Div", ["e", "d"], "low"),
         ("Div", ["one", "d"], "high"),
         ("Less", ["x", "zero"], "negative"),
         ("Where", ["negative", "low", "high"], "y"),
     ],
     "reciprocal": [
-        ("Abs", ["x"], "a"),
-        ("Neg", ["a"], "na"),
-        ("Exp", ["na"], "e"),
-        ("Add", ["e", "one"], "d"),
+        *_DENOMINATOR,
         ("Reciprocal", ["d"], "r"),
         ("Mul", ["e", "r"], "low"),
         ("Less", ["x", "zero"], "negative"),
