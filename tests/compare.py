@@ -284,8 +284,8 @@ class TimeLimitExceeded(BaseException):
 
 @contextlib.contextmanager
 def _time_limit(seconds: int) -> Iterator[None]:
-    """Raise :class:`TimeLimitExceeded` in the main thread after ``seconds`` (no limit in
-    other threads)."""
+    """Raise :class:`TimeLimitExceeded` in the main thread after ``seconds``, and every
+    second after that until the block ends (no limit in other threads)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -294,11 +294,13 @@ def _time_limit(seconds: int) -> Iterator[None]:
         raise TimeLimitExceeded(f"did not finish in {seconds} s")
 
     previous = signal.signal(signal.SIGALRM, expire)
-    signal.alarm(seconds)
+    # Fires again every second: a raise that lands where Python ignores exceptions (a
+    # ``__del__``, a weakref callback) must not leave the limit disarmed.
+    signal.setitimer(signal.ITIMER_REAL, seconds, 1.0)
     try:
         yield
     finally:
-        signal.alarm(0)
+        signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
 
 

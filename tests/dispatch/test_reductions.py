@@ -9,9 +9,11 @@ import pytensor
 import pytensor.scalar as ps
 import pytensor.tensor as pt
 import pytest
+import scipy.special
 from pytensor.tensor.elemwise import CAReduce
 
-from tests.compare import compare_onnx_and_py, input_like
+from pytensor_onnx import export_onnx
+from tests.compare import assert_matches, compare_onnx_and_py, input_like, run_onnx
 
 RNG = np.random.default_rng(7)
 
@@ -77,6 +79,27 @@ def test_empty_max_min_with_initial() -> None:
     value = np.array([[-np.inf, -np.inf], [1.0, 2.0]])
     x = input_like(value, "x")
     compare_onnx_and_py([x], [pt.logsumexp(x, axis=1)], [value])
+
+
+@pytest.mark.parametrize("symbolic", [False, True], ids=["static", "symbolic"])
+@pytest.mark.parametrize("dtype", ["int8", "int64", "uint8"])
+def test_logsumexp_of_integers(dtype: str, symbolic: bool) -> None:
+    """Exported, and in ``mode="ONNX"``, where PyTensor 2.38's and 3.0's own rewriter never
+    finishes compiling it (so the reference is SciPy)."""
+    info = np.iinfo(dtype)
+    value = np.array([[info.min, info.max, 0], [1, 2, 3]], dtype=dtype)
+    x = input_like(value, "x", symbolic=symbolic)
+    outputs = [pt.logsumexp(x, axis=1), pt.logsumexp(x[:0], axis=0), pt.logsumexp(x)]
+    wanted_dtype = pt.exp(x).dtype
+    wanted = [
+        scipy.special.logsumexp(v.astype(wanted_dtype), axis=axis).astype(wanted_dtype)
+        for v, axis in [(value, 1), (value[:0], 0), (value, None)]
+    ]
+    runtime, reference = run_onnx(export_onnx([x], outputs), {"x": value})
+    compiled = pytensor.function([x], outputs, mode="ONNX")(value)
+    for path, results in [("ORT", runtime), ("reference", reference), ("mode", compiled)]:
+        for i, (got, want) in enumerate(zip(results, wanted, strict=True)):
+            assert_matches(got, want, None, None, f"{path} output {i}")
 
 
 @pytest.mark.parametrize(
