@@ -79,6 +79,28 @@ CONTINUOUS: list[tuple[str, Callable[[str, Any], Any], Callable[[np.ndarray], np
         ),
         _mixture_cdf([0.3, 0.7], [st.norm(-2.0, 1.0), st.norm(2.0, 0.5)]),
     ),
+    *[
+        (
+            f"truncated_normal_{name}",
+            lambda d, s, lower=lower, upper=upper: pm.TruncatedNormal.dist(
+                mu=1.0, sigma=2.0, lower=lower, upper=upper, size=s, dtype=d
+            ),
+            st.truncnorm((lower - 1.0) / 2.0, (upper - 1.0) / 2.0, 1.0, 2.0).cdf,
+        )
+        # The bulk, one-sided, both tails, a narrow interval, and far tails that the CDF
+        # cannot reach (rejection, on both sides and with both proposals).
+        for name, lower, upper in [
+            ("central", -1.0, 4.0),
+            ("lower_bound", 2.0, np.inf),
+            ("upper_tail", 15.0, 16.0),
+            ("lower_tail", -np.inf, -13.0),
+            ("narrow", 0.99, 1.01),
+            ("far_right", 81.0, np.inf),
+            ("far_left", -np.inf, -81.0),
+            ("far_narrow", 101.0, 101.02),  # a uniform proposal
+            ("far_short", 101.0, 101.05),  # an exponential one, a third of it past the end
+        ]
+    ],
 ]
 
 
@@ -137,7 +159,11 @@ def test_discrete_goodness_of_fit(name: str, make: Callable[[Any], Any], dist: A
 
 @pytest.mark.parametrize(
     "make",
-    [c[1] for c in CONTINUOUS if c[0] in {"skew_normal", "wald_shifted", "rice", "moyal"}]
+    [
+        c[1]
+        for c in CONTINUOUS
+        if c[0] in {"skew_normal", "wald_shifted", "rice", "moyal", "truncated_normal_far_right"}
+    ]
     + [lambda d, s: pm.DiscreteUniform.dist(lower=-2, upper=4, size=s)],
 )
 def test_reference_evaluator_draws_what_onnxruntime_draws(make: Callable[..., Any]) -> None:
@@ -167,10 +193,6 @@ def test_parameters_broadcast() -> None:
 @pytest.mark.parametrize(
     ("make", "name"),
     [
-        (
-            lambda: pm.Truncated.dist(pm.Normal.dist(0, 1), lower=-1, upper=2, size=3),
-            "TruncatedNormalRV",
-        ),
         (lambda: pm.PolyaGamma.dist(h=1.0, z=0.0, size=3), "PolyaGammaRV"),
         (
             lambda: pm.Interpolated.dist(

@@ -11,12 +11,13 @@ package does not import PyMC.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import onnx_ir as ir
 
 from pytensor_onnx.dispatch._numerics import Num
-from pytensor_onnx.dispatch._random import RandomStream
+from pytensor_onnx.dispatch._random import RandomStream, rejection_sample, round_words
 from pytensor_onnx.dispatch.basic import onnx_funcify, refuse_lazy, register_lazy
 from pytensor_onnx.dispatch.random import (
     Transform,
@@ -25,6 +26,7 @@ from pytensor_onnx.dispatch.random import (
     transform_converter,
     wald_transform,
 )
+from pytensor_onnx.dispatch.scalar_math import erfc64, erfcinv64
 
 _CONTINUOUS = "pymc.distributions.continuous"
 _DISCRETE = "pymc.distributions.discrete"
@@ -69,22 +71,93 @@ def _discrete_uniform(num: Num, stream: RandomStream, params: list[ir.Value]) ->
     return integers_transform(num, stream, [lower, num.add(upper, 1.0)])
 
 
+#: Truncated normal intervals whose standardized upper end (on the side of the lower tail)
+#: is below ``-TRUNCNORM_TAIL`` are drawn by rejection; above it, by inversion, where the
+#: normal CDF at that end is still far above the smallest normal float64 (1e-197 here).
+TRUNCNORM_TAIL = 30.0
+
+
+def _ndtr(num: Num, x: ir.Value) -> ir.Value:
+    """The standard normal CDF, relatively accurate in the lower tail."""
+    return num.mul(0.5, erfc64(num, num.mul(x, -1.0 / math.sqrt(2.0))))
+
+
+def _truncnorm_tail(
+    body: Num, inner: RandomStream, round_: ir.Value, gathered: list[ir.Value]
+) -> tuple[ir.Value, ir.Value]:
+    """One round for a standard normal on ``[alpha, beta]``, ``alpha > 0``: Robert (1995)'s
+    exponential proposal of rate ``(alpha + sqrt(alpha**2 + 4)) / 2``, or, on intervals
+    narrower than ``1 / alpha``, a uniform proposal (either accepts at least a third)."""
+    alpha, beta = gathered
+    first, second = round_words(body.builder, round_, 2)
+    u = inner.uniform(first, open_interval=True)
+    log_v = body.unary("Log", inner.uniform(second, open_interval=True))
+    width = body.sub(beta, alpha)
+    rate = body.mul(0.5, body.add(alpha, body.unary("Sqrt", body.add(body.mul(alpha, alpha), 4.0))))
+    exponential = body.sub(alpha, body.div(body.unary("Log", u), rate))
+    off_rate = body.sub(exponential, rate)
+    accept_exponential = body.both(
+        body.le(exponential, beta), body.le(log_v, body.mul(-0.5, body.mul(off_rate, off_rate)))
+    )
+    uniform = body.add(alpha, body.mul(u, width))
+    accept_uniform = body.le(
+        log_v, body.mul(-0.5, body.mul(body.sub(uniform, alpha), body.add(uniform, alpha)))
+    )
+    narrow = body.lt(body.mul(width, alpha), 1.0)
+    return (
+        body.where(narrow, uniform, exponential),
+        # ONNX Runtime has no boolean Where.
+        body.either(
+            body.both(narrow, accept_uniform),
+            body.both(body.builder.op("Not", [narrow]), accept_exponential),
+        ),
+    )
+
+
+def _truncated_normal(num: Num, stream: RandomStream, params: list[ir.Value]) -> ir.Value:
+    """Normal ``(mu, sigma)`` restricted to ``[lower, upper]``.
+
+    With the interval standardized and, when it lies right of 0, mirrored to the left (so
+    that its CDF values are small and relatively accurate), inversion of the CDF; intervals
+    beyond :data:`TRUNCNORM_TAIL` standard deviations, where the CDF underflows, by exact
+    rejection (:func:`_truncnorm_tail`).
+    """
+    mu, sigma, lower, upper = params
+    a = num.div(num.sub(lower, mu), sigma)
+    b = num.div(num.sub(upper, mu), sigma)
+    mirrored = num.gt(a, 0.0)
+    low = num.where(mirrored, num.unary("Neg", b), a)
+    high = num.where(mirrored, num.unary("Neg", a), b)
+    cdf_low, cdf_high = _ndtr(num, low), _ndtr(num, high)
+    p = num.add(
+        cdf_low,
+        num.mul(stream.lane(0, 2).uniform(0, open_interval=True), num.sub(cdf_high, cdf_low)),
+    )
+    inverted = num.mul(-math.sqrt(2.0), erfcinv64(num, num.mul(2.0, p)))
+    # Rounding may step just outside the interval.
+    inverted = num.builder.op("Max", [num.builder.op("Min", [inverted, high]), low])
+    tail = num.lt(high, -TRUNCNORM_TAIL)
+    alpha = num.where(tail, num.unary("Neg", high), TRUNCNORM_TAIL + 1.0)
+    beta = num.where(tail, num.unary("Neg", low), math.inf)
+    far = rejection_sample(
+        stream.lane(1, 2), [alpha, beta], _truncnorm_tail, "truncnorm_tail", where=tail
+    )
+    standard = num.where(tail, num.unary("Neg", far), inverted)
+    return num.add(mu, num.mul(sigma, num.negate_where(mirrored, standard)))
+
+
 #: (module, class name, transform) of the PyMC RandomVariables converted here.
 TRANSFORMS: list[tuple[str, str, Transform]] = [
     (_CONTINUOUS, "SkewNormalRV", _skew_normal),
     (_CONTINUOUS, "WaldRV", _shifted_wald),
     (_CONTINUOUS, "RiceRV", _rice),
     (_CONTINUOUS, "MoyalRV", _moyal),
+    (_CONTINUOUS, "TruncatedNormalRV", _truncated_normal),
     (_DISCRETE, "DiscreteUniformRV", _discrete_uniform),
 ]
 
 #: (module, class name, reason) of the PyMC RandomVariables refused by name.
 REFUSED: list[tuple[str, str, str]] = [
-    (
-        _CONTINUOUS,
-        "TruncatedNormalRV",
-        "truncated normal draws (pm.Truncated of a Normal) have no ONNX sampler yet",
-    ),
     (
         _CONTINUOUS,
         "PolyaGammaRV",
