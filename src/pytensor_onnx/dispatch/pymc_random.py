@@ -3,8 +3,9 @@
 Most of PyMC's distributions draw with PyTensor's basic RandomVariables, or with symbolic
 random variables (``OpFromGraph`` subclasses such as ``MixtureRV``, ``CensoredRV``, the hurdle
 and zero-inflated ones) whose inner graphs :mod:`pytensor_onnx.dispatch.builders` inlines.
-The RandomVariables PyMC defines with a NumPy/SciPy ``rng_fn`` get a transform here, built
-on the samplers of :mod:`pytensor_onnx.dispatch.random`; the others are refused by name.
+The RandomVariables PyMC defines with a NumPy/SciPy ``rng_fn`` get a transform (or, with a
+support dimension, a converter) here, built on the samplers of
+:mod:`pytensor_onnx.dispatch.random`; the others are refused by name.
 Registration is lazy (:func:`~pytensor_onnx.dispatch.basic.register_lazy`), so importing this
 package does not import PyMC.
 """
@@ -15,17 +16,24 @@ import math
 from collections.abc import Callable, Sequence
 
 import onnx_ir as ir
+from pytensor.graph.basic import Apply
+from pytensor.tensor.random.op import RandomVariable
 
+from pytensor_onnx.builder import ONNXBuilder
 from pytensor_onnx.dispatch._numerics import Num
 from pytensor_onnx.dispatch._random import RandomStream, rejection_sample, round_words
 from pytensor_onnx.dispatch.basic import onnx_funcify, refuse_lazy, register_lazy
 from pytensor_onnx.dispatch.random import (
     Transform,
+    batch_shape,
+    draw_node,
+    flat_param,
     integers_transform,
     standard_normal,
     transform_converter,
     wald_transform,
 )
+from pytensor_onnx.dispatch.scalar import expm1
 from pytensor_onnx.dispatch.scalar_math import erfc64, erfcinv64
 
 _CONTINUOUS = "pymc.distributions.continuous"
@@ -146,6 +154,45 @@ def _truncated_normal(num: Num, stream: RandomStream, params: list[ir.Value]) ->
     return num.add(mu, num.mul(sigma, num.negate_where(mirrored, standard)))
 
 
+def _stick_breaking_weights(
+    op: RandomVariable, node: Apply, builder: ONNXBuilder
+) -> list[ir.Value]:
+    """``K + 1`` weights ``beta_k prod_{j<k} (1 - beta_j)`` for ``beta_k`` Beta(1, alpha), the
+    last ``prod_{j<K} (1 - beta_j)``.
+
+    By inversion, ``log(1 - beta) = log(u) / alpha``: the products are sums of logarithms, so
+    weights far down the stick are relatively accurate instead of ``1 - sum`` of the others.
+    """
+    shape = batch_shape(op, node, builder)
+    alpha = flat_param(builder, node, 2, shape)
+    k = builder.op("Reshape", [builder.input(node, 3, "int64"), builder.int64s([1])])
+    sticks = builder.op("Add", [k, builder.int64s([1])])
+    rows = builder.op("Concat", [builder.int64s([-1]), sticks], {"axis": 0})
+    num = Num(builder, "float64")
+
+    def draws(stream: RandomStream) -> ir.Value:
+        u = builder.op("Reshape", [stream.uniform(0, open_interval=True), rows])
+        log_rest = num.div(
+            num.unary("Log", u), builder.op("Unsqueeze", [alpha, builder.int64s([1])])
+        )
+        before = builder.op("CumSum", [log_rest, builder.scalar(1, "int64")], {"exclusive": 1})
+        betas = num.unary("Neg", expm1(builder, log_rest, "float64"))
+        # The last stick takes what is left: its beta is 1 (its uniform is not used).
+        column = builder.op(
+            "Range",
+            [
+                builder.scalar(0, "int64"),
+                builder.op("Squeeze", [sticks]),
+                builder.scalar(1, "int64"),
+            ],
+        )
+        betas = num.where(builder.op("Equal", [column, k]), 1.0, betas)
+        weights = num.mul(betas, num.unary("Exp", before))
+        return builder.op("Reshape", [weights, builder.int64s([-1])])
+
+    return draw_node(node, builder, builder.op("Concat", [shape, sticks], {"axis": 0}), draws)
+
+
 #: (module, class name, transform) of the PyMC RandomVariables converted here.
 TRANSFORMS: list[tuple[str, str, Transform]] = [
     (_CONTINUOUS, "SkewNormalRV", _skew_normal),
@@ -168,11 +215,6 @@ REFUSED: list[tuple[str, str, str]] = [
         "InterpolatedRV",
         "draws from an Interpolated density have no ONNX sampler yet",
     ),
-    (
-        _MULTIVARIATE,
-        "StickBreakingWeightsRV",
-        "stick-breaking weights have no ONNX sampler yet",
-    ),
 ]
 
 
@@ -182,6 +224,8 @@ def _registrar(converter: Callable[..., Sequence[ir.Value]]) -> Callable[[type],
 
 for _module, _name, _transform in TRANSFORMS:
     register_lazy(_module, _name, _registrar(transform_converter(_transform)))
+
+register_lazy(_MULTIVARIATE, "StickBreakingWeightsRV", _registrar(_stick_breaking_weights))
 
 for _module, _name, _reason in REFUSED:
     refuse_lazy(

@@ -47,7 +47,7 @@ from pytensor_onnx.dispatch.scalar_math import gammaln64
 Transform = Callable[[Num, RandomStream, list[ir.Value]], ir.Value]
 
 
-def _batch_shape(op: RandomVariable, node: Apply, builder: ONNXBuilder) -> ir.Value:
+def batch_shape(op: RandomVariable, node: Apply, builder: ONNXBuilder) -> ir.Value:
     """The 1-D int64 shape of the draws: ``size`` if given, else the parameters' broadcast
     batch shape (each parameter's shape without its support dims)."""
     if not isinstance(node.inputs[1].type, NoneTypeT):
@@ -77,7 +77,7 @@ def _element_count(builder: ONNXBuilder, shape: ir.Value) -> ir.Value:
     return builder.op("ReduceProd", [with_one], {"keepdims": 0})
 
 
-def _flat_param(builder: ONNXBuilder, node: Apply, index: int, shape: ir.Value) -> ir.Value:
+def flat_param(builder: ONNXBuilder, node: Apply, index: int, shape: ir.Value) -> ir.Value:
     """Parameter ``index`` of ``node`` in float64, broadcast to ``shape`` and flattened."""
     value = builder.input(node, index, "float64")
     expanded = builder.op("Expand", [value, shape])
@@ -614,7 +614,7 @@ TRANSFORMS: dict[type[RandomVariable], Transform] = {
 }
 
 
-def _draw(
+def draw_node(
     node: Apply, builder: ONNXBuilder, shape: ir.Value, draws: Callable[[RandomStream], ir.Value]
 ) -> list[ir.Value]:
     """The two outputs of a RandomVariable node: the next seed and the draws.
@@ -635,9 +635,9 @@ def transform_converter(transform: Transform) -> Callable[..., Sequence[ir.Value
     (each broadcast to the draws' shape and flattened, in float64)."""
 
     def convert(op: RandomVariable, node: Apply, builder: ONNXBuilder) -> list[ir.Value]:
-        shape = _batch_shape(op, node, builder)
-        params = [_flat_param(builder, node, i, shape) for i in range(2, len(node.inputs))]
-        return _draw(
+        shape = batch_shape(op, node, builder)
+        params = [flat_param(builder, node, i, shape) for i in range(2, len(node.inputs))]
+        return draw_node(
             node, builder, shape, lambda stream: transform(Num(builder, "float64"), stream, params)
         )
 
@@ -652,7 +652,7 @@ for _cls, _transform in TRANSFORMS.items():
 def _categorical(op: RandomVariable, node: Apply, builder: ONNXBuilder) -> list[ir.Value]:
     """Inversion: the number of cumulative probabilities below ``u`` times their total (the
     probabilities need not be normalized; the last category takes any rounding excess)."""
-    shape = _batch_shape(op, node, builder)
+    shape = batch_shape(op, node, builder)
     probs = builder.input(node, 2, "float64")
     categories = builder.dim(probs, -1)
     full = builder.op("Concat", [shape, categories], {"axis": 0})
@@ -673,7 +673,7 @@ def _categorical(op: RandomVariable, node: Apply, builder: ONNXBuilder) -> list[
         last = builder.op("Sub", [builder.op("Squeeze", [categories]), builder.scalar(1, "int64")])
         return builder.cast(builder.op("Min", [index, last]), "float64", "int64")
 
-    return _draw(node, builder, shape, draws)
+    return draw_node(node, builder, shape, draws)
 
 
 @onnx_funcify.register(ptr.DirichletRV)
@@ -683,7 +683,7 @@ def _dirichlet(op: RandomVariable, node: Apply, builder: ONNXBuilder) -> list[ir
     underflowing to 0/0."""
     alpha = builder.input(node, 2, "float64")
     categories = builder.dim(alpha, -1)
-    shape = builder.op("Concat", [_batch_shape(op, node, builder), categories], {"axis": 0})
+    shape = builder.op("Concat", [batch_shape(op, node, builder), categories], {"axis": 0})
     flat_alpha = builder.op("Reshape", [builder.op("Expand", [alpha, shape]), builder.int64s([-1])])
     rows = builder.op("Concat", [builder.int64s([-1]), categories], {"axis": 0})
     num = Num(builder, "float64")
@@ -695,7 +695,7 @@ def _dirichlet(op: RandomVariable, node: Apply, builder: ONNXBuilder) -> list[ir
         total = builder.op("ReduceSum", [weights, builder.int64s([1])], {"keepdims": 1})
         return builder.op("Reshape", [num.div(weights, total), builder.int64s([-1])])
 
-    return _draw(node, builder, shape, draws)
+    return draw_node(node, builder, shape, draws)
 
 
 @onnx_funcify.register(ptr.MvNormalRV)
@@ -713,7 +713,7 @@ def _multivariate_normal(op: RandomVariable, node: Apply, builder: ONNXBuilder) 
     n = size_of(builder, cov, -1, cov_var.type.shape[-1])
     lower = cholesky(builder, cov, n, cov_var.type.ndim, "float64")
     shape = builder.op(
-        "Concat", [_batch_shape(op, node, builder), builder.dim(mean, -1)], {"axis": 0}
+        "Concat", [batch_shape(op, node, builder), builder.dim(mean, -1)], {"axis": 0}
     )
     flat_mean = builder.op("Reshape", [builder.op("Expand", [mean, shape]), builder.int64s([-1])])
     columns = builder.op("Concat", [shape, builder.int64s([1])], {"axis": 0})
@@ -724,7 +724,7 @@ def _multivariate_normal(op: RandomVariable, node: Apply, builder: ONNXBuilder) 
         scaled = builder.op("Reshape", [builder.op("MatMul", [lower, z]), builder.int64s([-1])])
         return num.add(flat_mean, scaled)
 
-    return _draw(node, builder, shape, draws)
+    return draw_node(node, builder, shape, draws)
 
 
 @dataclass(frozen=True)
@@ -744,7 +744,7 @@ def _multinomial(op: RandomVariable, node: Apply, builder: ONNXBuilder) -> list[
     probs = builder.input(node, 3, "float64")
     static_k = node.inputs[3].type.shape[-1]
     categories = builder.dim(probs, -1)
-    batch = _batch_shape(op, node, builder)
+    batch = batch_shape(op, node, builder)
     shape = builder.op("Concat", [batch, categories], {"axis": 0})
     rows = builder.op("Concat", [builder.int64s([-1]), categories], {"axis": 0})
     table = builder.op("Reshape", [builder.op("Expand", [probs, shape]), rows])
@@ -788,7 +788,7 @@ def _multinomial(op: RandomVariable, node: Apply, builder: ONNXBuilder) -> list[
         table_draws = builder.op("Concat", [columns, last], {"axis": 1})
         return builder.op("Reshape", [table_draws, builder.int64s([-1])])
 
-    return _draw(node, builder, shape, draws)
+    return draw_node(node, builder, shape, draws)
 
 
 @onnx_funcify.register(DefaultGeneratorMakerOp)
