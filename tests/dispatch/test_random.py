@@ -736,13 +736,84 @@ def test_chained_generators_draw_new_values() -> None:
     assert not np.any(first == second)
 
 
+# -------------------------------------------------------- permutations and choice without
+def _matches_pytensor_type(out: Any, draws: np.ndarray) -> None:
+    """The draws have the variable's dtype and static shape (PyTensor 2.38 cannot evaluate a
+    permutation of a range with ``size``: its ``rng_fn`` calls ``item()`` on an array)."""
+    assert draws.dtype == out.type.dtype
+    assert len(draws.shape) == len(out.type.shape)
+    assert all(s is None or s == d for s, d in zip(out.type.shape, draws.shape, strict=True))
+
+
+def test_permutation_of_a_range_is_uniform() -> None:
+    n = 5
+    x = pt.random.permutation(n, size=(N_DRAWS,), rng=_rng())
+    (draws,) = _draw([x], 11)
+    _matches_pytensor_type(x, draws)
+    np.testing.assert_array_equal(
+        np.sort(draws, axis=1), np.broadcast_to(np.arange(n), draws.shape)
+    )
+    (reference,) = _draw([x[:50]], 11, runtime="reference")
+    np.testing.assert_array_equal(reference, draws[:50])
+    # Where 0 lands, and the ordered pair in front: uniform over 5 and over 20 outcomes.
+    assert _chi_square_p(np.argmax(draws == 0, axis=1), st.randint(0, n)) > P_MIN
+    first, second = draws[:, 0].astype(np.int64), draws[:, 1].astype(np.int64)
+    pair = first * (n - 1) + second - (second > first)
+    assert _chi_square_p(pair, st.randint(0, n * (n - 1))) > P_MIN
+
+
+def test_permutation_shuffles_the_first_axis() -> None:
+    data = np.arange(12.0).reshape(4, 3)
+    x = pt.random.permutation(pt.as_tensor(data), size=(3,), rng=_rng())
+    (draws,) = _draw([x], 5)
+    _matches_pytensor_type(x, draws)
+    for rows in draws:
+        np.testing.assert_array_equal(rows[np.argsort(rows[:, 0])], data)
+    assert len({rows.tobytes() for rows in draws}) > 1
+    (reference,) = _draw([x], 5, runtime="reference")
+    np.testing.assert_array_equal(reference, draws)
+
+
+@pytest.mark.parametrize("symbolic", [False, True], ids=["static", "symbolic"])
+def test_choice_without_replacement(symbolic: bool) -> None:
+    data = np.arange(20.0).reshape(10, 2)
+    a = pt.matrix("a", shape=(None, None) if symbolic else data.shape)
+    x = pt.random.choice(a, size=(2, 3), replace=False, rng=_rng())
+    (draws,) = _draw([x], 8, {"a": data}, inputs=[a])
+    assert draws.shape == (2, 3, 2)
+    firsts = draws[..., 0].ravel()
+    assert len(set(firsts)) == 6 and set(firsts) <= set(data[:, 0])
+    np.testing.assert_array_equal(draws[..., 1], draws[..., 0] + 1)
+    whole = pt.random.choice(a, size=(10,), replace=False, rng=_rng())
+    (everything,) = _draw([whole], 8, {"a": data}, inputs=[a])
+    np.testing.assert_array_equal(np.sort(everything[:, 0]), data[:, 0])
+    (none,) = _draw([pt.random.choice(a, size=(0,), replace=False, rng=_rng())], 8, {"a": data},
+                    inputs=[a])  # fmt: skip
+    assert none.shape == (0, 2)
+
+
+def test_weighted_choice_without_replacement_picks_in_numpys_order() -> None:
+    """First and second picks against their exact probabilities (the second:
+    ``sum_i p_i p_j / (1 - p_i)``), as NumPy's ``choice(..., replace=False, p=p)``; an entry
+    of probability 0 is never picked while others remain."""
+    p = np.array([0.5, 0.25, 0.15, 0.1, 0.0])
+    x = pt.random.choice(5, size=(2,), replace=False, p=p, rng=_rng())
+    session = ort_session(export_onnx([], [x]))
+    draws = np.array([session.run(None, {"seed": np.array(s, np.int64)})[0] for s in range(4000)])
+    assert draws.dtype == x.type.dtype and draws.shape == (4000, 2)
+    assert np.all(draws != 4) and np.all(draws[:, 0] != draws[:, 1])
+    second = np.array([sum(p[i] * p[j] / (1 - p[i]) for i in range(5) if i != j) for j in range(5)])
+    first_dist = st.rv_discrete(values=(np.arange(4), p[:4]))
+    second_dist = st.rv_discrete(values=(np.arange(4), second[:4] / second[:4].sum()))
+    assert _chi_square_p(draws[:, 0].astype(np.int64), first_dist) > P_MIN
+    assert _chi_square_p(draws[:, 1].astype(np.int64), second_dist) > P_MIN
+
+
 # ------------------------------------------------------------------------------ refusals
 def test_unconverted_distributions_are_refused_by_name() -> None:
-    x = pt.random.permutation(5, rng=_rng())
     y = pt.random.hypergeometric(5, 5, 3, size=3, rng=_rng())
-    with pytest.raises(UnsupportedOpError, match="PermutationRV") as info:
-        export_onnx([], [x, y])
-    assert "HyperGeometricRV" in str(info.value)
+    with pytest.raises(UnsupportedOpError, match="HyperGeometricRV") as info:
+        export_onnx([], [y])
     assert "no ONNX sampler yet" in str(info.value)
 
 

@@ -615,18 +615,25 @@ TRANSFORMS: dict[type[RandomVariable], Transform] = {
 
 
 def draw_node(
-    node: Apply, builder: ONNXBuilder, shape: ir.Value, draws: Callable[[RandomStream], ir.Value]
+    node: Apply,
+    builder: ONNXBuilder,
+    shape: ir.Value,
+    draws: Callable[[RandomStream], ir.Value],
+    *,
+    count: ir.Value | None = None,
+    dtype: str = "float64",
 ) -> list[ir.Value]:
     """The two outputs of a RandomVariable node: the next seed and the draws.
 
-    ``draws`` gets the node's stream (over the elements of ``shape``) and returns the flat
-    float64 draws, reshaped to ``shape`` and cast to the node's dtype here.
+    ``draws`` gets the node's stream (over ``count`` elements, 0-d int64; by default those of
+    ``shape``) and returns the flat draws in ``dtype``, reshaped to ``shape`` and cast to the
+    node's dtype here.
     """
     seed = builder.input(node, 0)
-    stream = RandomStream.create(builder, seed, _element_count(builder, shape))
-    flat = draws(stream)
+    elements = _element_count(builder, shape) if count is None else count
+    flat = draws(RandomStream.create(builder, seed, elements))
     values = builder.op("Reshape", [flat, shape], {"allowzero": 1})
-    values = builder.cast(values, variable_dtype(node.outputs[1]), "float64")
+    values = builder.cast(values, variable_dtype(node.outputs[1]), dtype)
     return [builder.op("Add", [seed, builder.scalar(1, "int64")]), values]
 
 
@@ -799,12 +806,85 @@ def _generator_from_seed(
     return [builder.input(node, 0, "int64")]
 
 
+def _without_replacement(
+    op: RandomVariable, node: Apply, builder: ONNXBuilder, sample: ir.Value | None
+) -> list[ir.Value]:
+    """Entries of a population (``arange(a)`` for an integer ``a``, else the slices of ``a``
+    along its first core axis) in the order of random keys: all of them (a permutation,
+    ``sample`` None) or the first ``prod(sample)`` in the shape ``sample`` (1-D int64).
+
+    The keys are uniforms, or, with probabilities ``p`` (the parameter after the
+    population), ``-log(u) / p``: exponential variates of rates ``p``, whose order is the
+    order in which drawing without replacement proportionally to ``p`` picks the entries
+    (Efraimidis and Spirakis 2006).  ``TopK`` ranks them; ties of the 53-bit uniforms are
+    negligible (probability ``n**2 / 2**54`` for ``n`` entries).
+    """
+    batch = batch_shape(op, node, builder)
+    population = builder.input(node, 2)
+    population_var = node.inputs[2]
+    core_rank = op.ndims_params[0]
+    if core_rank == 0:
+        # An integer population size (the same for every batch element).
+        flat = builder.op("Reshape", [population, builder.int64s([-1])])
+        n = builder.op("Slice", [flat, builder.int64s([0]), builder.int64s([1])])
+        n = builder.cast(n, "int64", variable_dtype(population_var))
+        rest = builder.int64s([])
+    else:
+        core = builder.op("Shape", [population], {"start": population_var.type.ndim - core_rank})
+        n = builder.op("Slice", [core, builder.int64s([0]), builder.int64s([1])])
+        rest = builder.op("Slice", [core, builder.int64s([1]), builder.int64s([2**62])])
+    take = n if sample is None else builder.op("ReduceProd", [sample], {"keepdims": 1})
+    keys_shape = builder.op("Concat", [builder.int64s([-1]), n], {"axis": 0})
+    weighted = sample is not None and len(op.ndims_params) == 3
+    num = Num(builder, "float64")
+
+    def draws(stream: RandomStream) -> ir.Value:
+        keys = builder.op("Reshape", [stream.uniform(0, open_interval=True), keys_shape])
+        if weighted:
+            p = builder.input(node, 3, "float64")
+            p = builder.op("Expand", [p, builder.op("Concat", [batch, n], {"axis": 0})])
+            rates = builder.op("Reshape", [p, keys_shape])
+            keys = num.div(num.unary("Neg", num.unary("Log", keys)), rates)
+        _, order = builder.op_multi(
+            "TopK", [keys, take], {"axis": 1, "largest": 0, "sorted": 1}, num_outputs=2
+        )
+        if core_rank == 0:
+            return builder.op("Reshape", [order, builder.int64s([-1])])
+        full = builder.op("Concat", [batch, n, rest], {"axis": 0})
+        rows = builder.op("Concat", [builder.int64s([-1]), n, rest], {"axis": 0})
+        data = builder.op("Reshape", [builder.op("Expand", [population, full]), rows])
+        index = builder.op("Unsqueeze", [order, builder.int64s([2])])
+        picked = builder.op("GatherND", [data, index], {"batch_dims": 1})
+        return builder.op("Reshape", [picked, builder.int64s([-1])])
+
+    shape = builder.op("Concat", [batch, n if sample is None else sample, rest], {"axis": 0})
+    count = builder.op("Mul", [_element_count(builder, batch), builder.op("Squeeze", [n])])
+    dtype = "int64" if core_rank == 0 else variable_dtype(population_var)
+    return draw_node(node, builder, shape, draws, count=count, dtype=dtype)
+
+
+@onnx_funcify.register(ptr.PermutationRV)
+def _permutation(op: RandomVariable, node: Apply, builder: ONNXBuilder) -> list[ir.Value]:
+    """A uniformly random order of the population (see :func:`_without_replacement`)."""
+    return _without_replacement(op, node, builder, None)
+
+
+@onnx_funcify.register(ptr.ChoiceWithoutReplacement)
+def _choice_without_replacement(
+    op: RandomVariable, node: Apply, builder: ONNXBuilder
+) -> list[ir.Value]:
+    """The first entries of a random order of the population, weighted by ``p`` if given (see
+    :func:`_without_replacement`); the core shape is the same for every batch element."""
+    sample = builder.input(node, len(node.inputs) - 1, "int64")
+    if node.inputs[-1].type.ndim > 1:
+        rows = builder.op("Reshape", [sample, builder.op("Concat", [builder.int64s([-1]),
+                          builder.op("Shape", [sample], {"start": -1})], {"axis": 0})])  # fmt: skip
+        sample = builder.op("Gather", [rows, builder.scalar(0, "int64")], {"axis": 0})
+    return _without_replacement(op, node, builder, sample)
+
+
 #: RandomVariables not converted yet (rarely used by PyMC).
-_NOT_CONVERTED = (
-    "ChoiceWithoutReplacement",
-    "HyperGeometricRV",
-    "PermutationRV",
-)
+_NOT_CONVERTED = ("HyperGeometricRV",)
 for _name in _NOT_CONVERTED:
     _rv_class = getattr(ptr, _name, None)
     if _rv_class is not None:
