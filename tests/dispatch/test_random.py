@@ -18,7 +18,7 @@ import pytest
 import scipy.stats as st
 from onnx.reference import ReferenceEvaluator
 
-from pytensor_onnx import UnsupportedOpError, export_onnx, verify
+from pytensor_onnx import export_onnx, verify
 from pytensor_onnx.builder import ONNXBuilder
 from pytensor_onnx.dispatch._random import (
     THREEFRY_PARITY,
@@ -352,6 +352,21 @@ CONTINUOUS: list[Case] = [
 
 DISCRETE: list[Case] = [
     ("bernoulli", lambda r, d, s: pt.random.bernoulli(0.3, size=s, rng=r), st.bernoulli(0.3)),
+    (
+        "hypergeometric_small",
+        lambda r, d, s: pt.random.hypergeometric(5, 7, 4, size=s, rng=r),
+        st.hypergeom(12, 5, 4),
+    ),
+    (
+        "hypergeometric",
+        lambda r, d, s: pt.random.hypergeometric(300, 200, 120, size=s, rng=r),
+        st.hypergeom(500, 300, 120),
+    ),
+    (
+        "hypergeometric_large",
+        lambda r, d, s: pt.random.hypergeometric(10**6, 3 * 10**6, 5000, size=s, rng=r),
+        st.hypergeom(4 * 10**6, 10**6, 5000),
+    ),
     ("integers", lambda r, d, s: pt.random.integers(-3, 7, size=s, rng=r), st.randint(-3, 7)),
     ("geometric", lambda r, d, s: pt.random.geometric(0.2, size=s, rng=r), st.geom(0.2)),
     ("poisson_small", lambda r, d, s: pt.random.poisson(0.5, size=s, rng=r), st.poisson(0.5)),
@@ -809,12 +824,19 @@ def test_weighted_choice_without_replacement_picks_in_numpys_order() -> None:
     assert _chi_square_p(draws[:, 1].astype(np.int64), second_dist) > P_MIN
 
 
-# ------------------------------------------------------------------------------ refusals
-def test_unconverted_distributions_are_refused_by_name() -> None:
-    y = pt.random.hypergeometric(5, 5, 3, size=3, rng=_rng())
-    with pytest.raises(UnsupportedOpError, match="HyperGeometricRV") as info:
-        export_onnx([], [y])
-    assert "no ONNX sampler yet" in str(info.value)
+def test_hypergeometric_at_the_ends_of_its_parameters() -> None:
+    """No good or no bad entries, an empty or a whole sample: a single possible value; and
+    a sample of all but ten of 10**9 + 10 entries, where the ten undrawn are almost surely
+    good."""
+    good = np.array([0, 6, 6, 6, 10**9])
+    bad = np.array([6, 0, 6, 6, 10])
+    sample = np.array([4, 4, 0, 12, 10**9])
+    x = pt.random.hypergeometric(good, bad, sample, size=(50, 5), rng=_rng())
+    (draws,) = _draw([x], 4)
+    assert draws.dtype == np.int64
+    np.testing.assert_array_equal(draws, np.broadcast_to([0, 4, 0, 6, 10**9 - 10], (50, 5)))
+    (reference,) = _draw([x], 4, runtime="reference")
+    np.testing.assert_array_equal(reference, draws)
 
 
 def test_verify_against_pytensor_refuses_random_graphs() -> None:

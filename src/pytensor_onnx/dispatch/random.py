@@ -37,7 +37,7 @@ from pytensor_onnx.dispatch._random import (
     rejection_sample,
     round_words,
 )
-from pytensor_onnx.dispatch.basic import Refusal, onnx_funcify
+from pytensor_onnx.dispatch.basic import onnx_funcify
 from pytensor_onnx.dispatch.linalg import cholesky, size_of
 from pytensor_onnx.dispatch.scalar import acos64, expm1, log1p
 from pytensor_onnx.dispatch.scalar_math import gammaln64
@@ -492,6 +492,71 @@ def _vonmises(num: Num, stream: RandomStream, params: list[ir.Value]) -> ir.Valu
     return num.negate_where(num.lt(total, 0.0), num.sub(magnitude, math.pi))
 
 
+def _log_binomial(num: Num, a: ir.Value, k: ir.Value) -> ir.Value:
+    """``log C(a, k)`` through ``gammaln``."""
+    return num.sub(
+        gammaln64(num, num.add(a, 1.0)),
+        num.add(gammaln64(num, num.add(k, 1.0)), gammaln64(num, num.add(num.sub(a, k), 1.0))),
+    )
+
+
+def _hypergeometric(num: Num, stream: RandomStream, params: list[ir.Value]) -> ir.Value:
+    """Chop-down inversion from the mode: the probabilities of ``mode + 1, mode - 1,
+    mode + 2, ...`` (by the ratios of neighbouring terms) are added to ``P(mode)`` (through
+    ``gammaln``) until they pass ``u``: one ``while_any`` loop of up to about 9 standard
+    deviations of steps, stopped by the support's ends or by terms below ``P(mode)``'s
+    rounding."""
+    good, bad, sample = params
+    total = num.add(good, bad)
+    low = num.builder.op("Max", [num.sub(sample, bad), num.val(0.0)])
+    high = num.builder.op("Min", [sample, good])
+    mode = num.unary(
+        "Floor", num.div(num.mul(num.add(sample, 1.0), num.add(good, 1.0)), num.add(total, 2.0))
+    )
+    mode = num.builder.op("Max", [num.builder.op("Min", [mode, high]), low])
+    log_p = num.sub(
+        num.add(_log_binomial(num, good, mode), _log_binomial(num, bad, num.sub(sample, mode))),
+        _log_binomial(num, total, sample),
+    )
+    p_mode = num.unary("Exp", log_p)
+    negligible = num.mul(p_mode, 2.0**-53)
+    u = stream.uniform(0)
+    excess = num.sub(bad, sample)
+
+    def step(body: Num, state: list[ir.Value]) -> tuple[list[ir.Value], ir.Value]:
+        up, down, p_up, p_down, cdf, result = state
+        # One term above the searched range, then one below (P(k+1) / P(k) and
+        # P(k-1) / P(k) of the hypergeometric terms).
+        going_up = body.both(body.gt(u, cdf), body.lt(up, high))
+        ratio_up = body.div(
+            body.mul(body.sub(good, up), body.sub(sample, up)),
+            body.mul(body.add(up, 1.0), body.add(body.add(excess, up), 1.0)),
+        )
+        p_up = body.where(going_up, body.mul(p_up, ratio_up), p_up)
+        up = body.add(up, body.builder.cast(going_up, "float64", "bool"))
+        cdf = body.add(cdf, body.where(going_up, p_up, 0.0))
+        result = body.where(body.both(going_up, body.le(u, cdf)), up, result)
+        going_down = body.both(body.gt(u, cdf), body.gt(down, low))
+        ratio_down = body.div(
+            body.mul(down, body.add(excess, down)),
+            body.mul(body.add(body.sub(good, down), 1.0), body.add(body.sub(sample, down), 1.0)),
+        )
+        p_down = body.where(going_down, body.mul(p_down, ratio_down), p_down)
+        down = body.sub(down, body.builder.cast(going_down, "float64", "bool"))
+        cdf = body.add(cdf, body.where(going_down, p_down, 0.0))
+        result = body.where(body.both(going_down, body.le(u, cdf)), down, result)
+        # Both ends exhausted, or both next terms below P(mode)'s rounding (the rounding of
+        # the gammaln terms can leave u above every partial sum, which would otherwise walk
+        # the whole support).
+        open_up = body.both(body.lt(up, high), body.gt(p_up, negligible))
+        open_down = body.both(body.gt(down, low), body.gt(p_down, negligible))
+        more = body.both(body.gt(u, cdf), body.either(open_up, open_down))
+        return [up, down, p_up, p_down, cdf, result], more
+
+    state = [mode, mode, p_mode, p_mode, p_mode, mode]
+    return while_any(num, state, step, 2**62, "hypergeometric_search")[-1]
+
+
 def _pareto(num: Num, stream: RandomStream, params: list[ir.Value]) -> ir.Value:
     """Inversion, ``scale u**(-1/b)`` (SciPy's ``pareto``: support from ``scale`` on)."""
     b, scale = params
@@ -611,6 +676,7 @@ TRANSFORMS: dict[type[RandomVariable], Transform] = {
     ptr.TriangularRV: _triangular,
     ptr.TruncExponentialRV: _truncated_exponential,
     ptr.WaldRV: wald_transform,
+    ptr.HyperGeometricRV: _hypergeometric,
 }
 
 
@@ -881,19 +947,6 @@ def _choice_without_replacement(
                           builder.op("Shape", [sample], {"start": -1})], {"axis": 0})])  # fmt: skip
         sample = builder.op("Gather", [rows, builder.scalar(0, "int64")], {"axis": 0})
     return _without_replacement(op, node, builder, sample)
-
-
-#: RandomVariables not converted yet (rarely used by PyMC).
-_NOT_CONVERTED = ("HyperGeometricRV",)
-for _name in _NOT_CONVERTED:
-    _rv_class = getattr(ptr, _name, None)
-    if _rv_class is not None:
-        onnx_funcify.register(_rv_class)(
-            Refusal(
-                f"{_name} has no ONNX sampler yet (docs/random.md lists the converted "
-                "distributions); draw it outside the model and pass the draws in as inputs"
-            )
-        )
 
 
 def seed_from_generator(generator: np.random.Generator) -> np.ndarray:
