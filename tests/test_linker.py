@@ -580,11 +580,16 @@ def test_unsupported_ops_fail_at_compile_time_listing_all() -> None:
     assert "onnx_funcify.register" in str(info.value)
 
 
-def test_unconverted_random_variables_are_refused_by_name() -> None:
+def test_looped_random_variables_draw_anew_on_every_call() -> None:
+    """A sampler with a data-dependent loop (hypergeometric's search) in ``mode="ONNX"``:
+    values in the support, new draws per call as the generator advances."""
     rng = pytensor.shared(np.random.default_rng(0), name="rng")
-    draw = pt.random.hypergeometric(5, 5, 3, size=(2,), rng=rng)
-    with pytest.raises(UnsupportedOpError, match=r"HyperGeometricRV has no ONNX sampler yet"):
-        pytensor.function([], draw, mode="ONNX")
+    next_rng, draw = pt.random.hypergeometric(50, 30, 40, size=(200,), rng=rng).owner.outputs
+    fn = pytensor.function([], draw, mode="ONNX", updates={rng: next_rng})
+    first, second = fn(), fn()
+    assert first.dtype == np.int64 and first.shape == (200,)
+    assert np.all((first >= 10) & (first <= 40))
+    assert not np.array_equal(first, second)
 
 
 def test_runtime_errors_surface_as_exceptions() -> None:
