@@ -802,8 +802,8 @@ def test_choice_without_replacement(symbolic: bool) -> None:
     whole = pt.random.choice(a, size=(10,), replace=False, rng=_rng())
     (everything,) = _draw([whole], 8, {"a": data}, inputs=[a])
     np.testing.assert_array_equal(np.sort(everything[:, 0]), data[:, 0])
-    (none,) = _draw([pt.random.choice(a, size=(0,), replace=False, rng=_rng())], 8, {"a": data},
-                    inputs=[a])  # fmt: skip
+    empty = pt.random.choice(a, size=(0,), replace=False, rng=_rng())
+    (none,) = _draw([empty], 8, {"a": data}, inputs=[a])
     assert none.shape == (0, 2)
 
 

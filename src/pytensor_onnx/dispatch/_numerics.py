@@ -131,6 +131,10 @@ class Num:
         """``a`` where ``cond`` else ``b`` (NaN in the unselected branch does not leak)."""
         return self.builder.op("Where", [cond, self.val(a), self.val(b)])
 
+    def clamp(self, x: ir.Value, low: ir.Value, high: ir.Value) -> ir.Value:
+        """``x`` limited to ``[low, high]`` elementwise (``Clip`` takes scalar bounds only)."""
+        return self.builder.op("Max", [self.builder.op("Min", [x, high]), low])
+
     def negate_where(self, cond: ir.Value, x: ir.Value) -> ir.Value:
         """``-x`` where ``cond`` else ``x``, signed zeros included.
 

@@ -143,7 +143,7 @@ def _truncated_normal(num: Num, stream: RandomStream, params: list[ir.Value]) ->
     )
     inverted = num.mul(-math.sqrt(2.0), erfcinv64(num, num.mul(2.0, p)))
     # Rounding may step just outside the interval.
-    inverted = num.builder.op("Max", [num.builder.op("Min", [inverted, high]), low])
+    inverted = num.clamp(inverted, low, high)
     tail = num.lt(high, -TRUNCNORM_TAIL)
     alpha = num.where(tail, num.unary("Neg", high), TRUNCNORM_TAIL + 1.0)
     beta = num.where(tail, num.unary("Neg", low), math.inf)

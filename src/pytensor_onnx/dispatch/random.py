@@ -513,7 +513,7 @@ def _hypergeometric(num: Num, stream: RandomStream, params: list[ir.Value]) -> i
     mode = num.unary(
         "Floor", num.div(num.mul(num.add(sample, 1.0), num.add(good, 1.0)), num.add(total, 2.0))
     )
-    mode = num.builder.op("Max", [num.builder.op("Min", [mode, high]), low])
+    mode = num.clamp(mode, low, high)
     log_p = num.sub(
         num.add(_log_binomial(num, good, mode), _log_binomial(num, bad, num.sub(sample, mode))),
         _log_binomial(num, total, sample),
@@ -901,7 +901,7 @@ def _without_replacement(
         rest = builder.op("Slice", [core, builder.int64s([1]), builder.int64s([2**62])])
     take = n if sample is None else builder.op("ReduceProd", [sample], {"keepdims": 1})
     keys_shape = builder.op("Concat", [builder.int64s([-1]), n], {"axis": 0})
-    weighted = sample is not None and len(op.ndims_params) == 3
+    weighted = len(op.ndims_params) == 3  # population, p, core shape
     num = Num(builder, "float64")
 
     def draws(stream: RandomStream) -> ir.Value:
@@ -943,9 +943,14 @@ def _choice_without_replacement(
     :func:`_without_replacement`); the core shape is the same for every batch element."""
     sample = builder.input(node, len(node.inputs) - 1, "int64")
     if node.inputs[-1].type.ndim > 1:
-        rows = builder.op("Reshape", [sample, builder.op("Concat", [builder.int64s([-1]),
-                          builder.op("Shape", [sample], {"start": -1})], {"axis": 0})])  # fmt: skip
-        sample = builder.op("Gather", [rows, builder.scalar(0, "int64")], {"axis": 0})
+        # Batched core shapes are all the same (PyTensor's rule): the first one holds.
+        length = builder.op("Shape", [sample], {"start": -1})
+        rows = builder.op("Concat", [builder.int64s([-1]), length], {"axis": 0})
+        sample = builder.op(
+            "Gather",
+            [builder.op("Reshape", [sample, rows]), builder.scalar(0, "int64")],
+            {"axis": 0},
+        )
     return _without_replacement(op, node, builder, sample)
 
 
