@@ -3,7 +3,8 @@
 A chain of ``n`` elementwise nodes (alternating ``tanh`` and ``exp`` on a 16-vector, which no
 rewrite simplifies) is exported stage by stage: PyTensor rewrites (``capture``), conversion to
 onnx-ir (``build_model``, which includes ONNX shape inference for output dims; timed again with
-Python's cyclic garbage collector off, to separate its share), serialization,
+Python's cyclic garbage collector off, to separate its share), the optimization stage
+(``optimize``), serialization,
 the ONNX checker (``check_model``), and ONNX Runtime session creation for the same model.
 Times are CPU seconds of this process (``time.process_time``), so that other load on a shared
 machine inflates them less than wall-clock time; medians over repeats for small sizes.
@@ -26,7 +27,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import emit
 
-STAGES = ("rewrite", "convert", "convert_gc_off", "serialize", "check", "ort_session")
+STAGES = (
+    "rewrite",
+    "convert",
+    "convert_gc_off",
+    "optimize",
+    "serialize",
+    "check",
+    "ort_session",
+)
 
 
 def chain_graph(n: int) -> tuple[Any, Any]:
@@ -52,6 +61,7 @@ def export_stages(n: int, threads: int) -> dict[str, Any]:
     import onnxruntime as ort
 
     from pytensor_onnx.export import build_model, capture, check_model
+    from pytensor_onnx.optimize import optimize
 
     x, y = chain_graph(n)
     captured, t_rewrite = _timed(lambda: capture([x], [y]))
@@ -62,6 +72,7 @@ def export_stages(n: int, threads: int) -> dict[str, Any]:
         _, t_convert_gc_off = _timed(lambda: build_model(captured))
     finally:
         gc.enable()
+    _, t_optimize = _timed(lambda: optimize(model))
     data, t_serialize = _timed(lambda: ir.serde.serialize_model(model).SerializeToString())
     proto = ir.serde.serialize_model(model)
     _, t_check = _timed(lambda: check_model(proto))
@@ -76,6 +87,7 @@ def export_stages(n: int, threads: int) -> dict[str, Any]:
         "rewrite": t_rewrite,
         "convert": t_convert,
         "convert_gc_off": t_convert_gc_off,
+        "optimize": t_optimize,
         "serialize": t_serialize,
         "check": t_check,
         "ort_session": t_session,

@@ -2,9 +2,11 @@
 latency of the same export without and with it (issue #15).
 
 Workloads: the benchmark MLP (784-512-512-10, ReLU, softmax, float32 and float64) at batch 1,
-64 and 1024.  Both models come from the same capture (``export.capture`` and
-``export.build_model``); the optimized one then goes through :func:`optimize`, as
-``export_onnx`` does.  ONNX Runtime runs both with one intra-op thread, interleaved medians.
+64 and 1024, and (when PyMC is installed) the logp+gradient exports of the PyMC models of
+tests/test_pymc.py at their initial point.  Both models of a pair come from the same capture
+(``export.capture`` and ``export.build_model``); the optimized one then goes through
+:func:`optimize`, as ``export_onnx`` does.  ONNX Runtime runs both with one intra-op thread,
+interleaved medians; node counts include subgraphs, and the stage's own time is reported.
 
 Usage: ``python benchmarks/bench_optimize.py``.  Not part of ``run_all.py``; the numbers are
 recorded in ``docs/optimization.md``.
@@ -12,8 +14,11 @@ recorded in ``docs/optimization.md``.
 
 from __future__ import annotations
 
+import contextlib
 import sys
+import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -21,11 +26,14 @@ import onnx_ir as ir
 import onnxruntime as ort
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from common import MLP_SIZES, emit, interleaved_call_times, pytensor_mlp
 
+import pytensor_onnx.export
 from pytensor_onnx.export import build_model, capture
 from pytensor_onnx.optimize import optimize
+from tests.compare import all_nodes
 
 BATCHES = (1, 64, 1024)
 
@@ -40,6 +48,68 @@ def models(dtype: str) -> dict[str, ir.Model]:
             optimize(model)
         built[kind] = model
     return built
+
+
+@contextlib.contextmanager
+def stage_switched_off() -> Iterator[None]:
+    """``export_onnx`` without the optimization stage (for the comparison only)."""
+    saved = pytensor_onnx.export.optimize
+    pytensor_onnx.export.optimize = lambda model: None
+    try:
+        yield
+    finally:
+        pytensor_onnx.export.optimize = saved
+
+
+def pymc_rows(options: ort.SessionOptions) -> list[dict[str, object]]:
+    """Node counts and latency of the PyMC logp+gradient exports without and with the stage."""
+    try:
+        from tests import test_pymc
+    except ImportError as error:  # PyMC missing: pytest skips the module's import
+        print(f"PyMC models skipped: {error}")
+        return []
+    from pytensor_onnx.pymc import export_logp_dlogp
+
+    rows: list[dict[str, object]] = []
+    for name, build in sorted(test_pymc.MODELS.items()):
+        model = build()
+        with stage_switched_off():
+            unoptimized = export_logp_dlogp(model)
+        ir_model = ir.serde.deserialize_model(unoptimized)
+        start = time.process_time()
+        optimize(ir_model)
+        seconds = time.process_time() - start
+        optimized = ir.serde.serialize_model(ir_model)
+        x = np.concatenate([np.ravel(v) for v in model.initial_point().values()])
+        sessions = {
+            kind: ort.InferenceSession(
+                proto.SerializeToString(), options, providers=["CPUExecutionProvider"]
+            )
+            for kind, proto in (("unoptimized", unoptimized), ("optimized", optimized))
+        }
+        feeds = {"x": x.astype(np.float64)}
+        calls = {kind: (lambda s=s, f=feeds: s.run(None, f)) for kind, s in sessions.items()}
+        times = interleaved_call_times(calls)
+        counts = {
+            kind: (
+                sum(1 for _ in all_nodes(proto)),
+                sum(node.op_type == "Constant" for node in all_nodes(proto)),
+            )
+            for kind, proto in (("unoptimized", unoptimized), ("optimized", optimized))
+        }
+        row = {
+            "model": name,
+            "nodes": counts["unoptimized"][0],
+            "constants": counts["unoptimized"][1],
+            "optimized_nodes": counts["optimized"][0],
+            "optimized_constants": counts["optimized"][1],
+            "optimize_ms": round(seconds * 1e3, 2),
+            "unoptimized_us": round(times["unoptimized"] * 1e6, 1),
+            "optimized_us": round(times["optimized"] * 1e6, 1),
+        }
+        print(row)
+        rows.append(row)
+    return rows
 
 
 def main() -> None:
@@ -84,7 +154,7 @@ def main() -> None:
         for kind, counts in ops.items():
             print(f"{dtype} {kind}: {sum(counts.values())} nodes {counts}")
         rows.append({"dtype": dtype, "nodes": ops})
-    emit({"benchmark": "optimize", "rows": rows})
+    emit({"benchmark": "optimize", "rows": rows, "pymc": pymc_rows(options)})
 
 
 if __name__ == "__main__":

@@ -4,11 +4,14 @@ they compute the same values, and the graph left alone where they would not."""
 from __future__ import annotations
 
 import numpy as np
+import onnx
 import onnx_ir as ir
+import onnxruntime as ort
 import pytensor
 import pytensor.tensor as pt
 import pytest
-from onnx import TensorProto, helper
+from onnx import TensorProto, helper, numpy_helper
+from onnx.reference import ReferenceEvaluator
 
 from pytensor_onnx import export_onnx
 from pytensor_onnx.optimize import optimize
@@ -24,7 +27,7 @@ def _op_types(inputs: list[pt.TensorVariable], outputs: list[pt.TensorVariable])
 @pytest.mark.parametrize("symbolic", [False, True])
 def test_mlp_becomes_gemm_relu_softmax(floatX: str, symbolic: bool, shared: bool) -> None:
     # Constant biases are folded into (1, n) rows, shared ones are Unsqueeze(b, [0]) of an
-    # initializer, which Gemm takes as it is.
+    # initializer named after the variable (never folded), which Gemm takes as it is.
     rng = np.random.default_rng(0)
     w1, w2 = rng.normal(size=(8, 16)).astype(floatX), rng.normal(size=(16, 4)).astype(floatX)
     b1, b2 = (rng.normal(size=n).astype(floatX) for n in (16, 4))
@@ -82,3 +85,205 @@ def test_a_zero_that_broadcasts_keeps_max() -> None:
     model = ir.serde.deserialize_model(helper.make_model(graph))
     optimize(model)
     assert [node.op_type for node in model.graph] == ["Max"]
+
+
+def _optimized(graph: onnx.GraphProto, feeds: dict[str, np.ndarray]) -> list[str]:
+    """Optimize a hand-made graph; check that ONNX Runtime and ``onnx.reference`` give the
+    same values before and after; return the operators left (``Constant`` excluded)."""
+    before = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    before.ir_version = 8
+    model = ir.serde.deserialize_model(before)
+    optimize(model)
+    after = ir.serde.serialize_model(model)
+    onnx.checker.check_model(after, full_check=True)
+    for proto in (before, after):
+        session = ort.InferenceSession(proto.SerializeToString())
+        for got, want in zip(
+            session.run(None, feeds),
+            ReferenceEvaluator(before).run(None, feeds),
+            strict=True,
+        ):
+            np.testing.assert_array_equal(got, want)
+        for got, want in zip(
+            ReferenceEvaluator(proto).run(None, feeds),
+            ReferenceEvaluator(before).run(None, feeds),
+            strict=True,
+        ):
+            np.testing.assert_array_equal(got, want)
+    return [node.op_type for node in all_nodes(after) if node.op_type != "Constant"]
+
+
+def _info(name: str, dtype: int, shape: list[int | str]) -> onnx.ValueInfoProto:
+    return helper.make_tensor_value_info(name, dtype, shape)
+
+
+@pytest.mark.parametrize("dtype", [TensorProto.FLOAT, TensorProto.DOUBLE])
+def test_constant_subgraphs_fold(dtype: int) -> None:
+    np_dtype = helper.tensor_dtype_to_np_dtype(dtype)
+    ints = np.array([3, -1, 0], dtype=np.int64)
+    graph = helper.make_graph(
+        [
+            helper.make_node("Constant", [], ["axes"], value=numpy_helper.from_array(ints[2:])),
+            helper.make_node("Unsqueeze", ["c", "axes"], ["row"]),
+            helper.make_node("Cast", ["row"], ["cast"], to=dtype),
+            helper.make_node("Shape", ["cast"], ["shape"]),
+            helper.make_node("Expand", ["cast", "shape"], ["same"]),
+            helper.make_node("Add", ["x", "same"], ["y"]),
+        ],
+        "g",
+        [_info("x", dtype, ["batch", 3])],
+        [_info("y", dtype, ["batch", 3])],
+        [numpy_helper.from_array(ints, "c")],
+    )
+    x = np.array([[1.5, np.nan, -np.inf], [0.0, -0.0, np.inf]], dtype=np_dtype)
+    assert _optimized(graph, {"x": x}) == ["Add"]
+
+
+def test_folding_keeps_graph_outputs_parameters_and_undefined_casts() -> None:
+    nan = np.array([np.nan, np.inf, 1.5])
+    graph = helper.make_graph(
+        [
+            # A graph output keeps its node (its name is the interface).
+            helper.make_node("Cast", ["c"], ["c32"], to=TensorProto.FLOAT),
+            # Float to integer of NaN and infinity is undefined in ONNX: left to the runtime
+            # (compared only through IsNaN, which any runtime answers alike).
+            helper.make_node("Cast", ["nan"], ["ints"], to=TensorProto.INT64),
+            helper.make_node("Cast", ["ints"], ["back"], to=TensorProto.DOUBLE),
+            helper.make_node("Mul", ["back", "zero"], ["masked"]),
+            helper.make_node("Add", ["x", "masked"], ["y"]),
+        ],
+        "g",
+        [_info("x", TensorProto.DOUBLE, [3])],
+        [_info("c32", TensorProto.FLOAT, [3]), _info("y", TensorProto.DOUBLE, [3])],
+        [
+            numpy_helper.from_array(np.array([1.0, 2.0, 3.0]), "c"),
+            numpy_helper.from_array(nan[2:], "nan"),
+            numpy_helper.from_array(np.zeros(3), "zero"),
+        ],
+    )
+    ops = _optimized(graph, {"x": np.ones(3)})
+    assert ops == ["Cast", "Mul", "Add"]  # c32 kept; 1.5 -> 1 -> 1.0 folded
+    graph.initializer[1].CopyFrom(numpy_helper.from_array(nan, "nan"))
+    model = ir.serde.deserialize_model(helper.make_model(graph))
+    optimize(model)
+    assert [node.op_type for node in model.graph] == ["Cast", "Cast", "Cast", "Mul", "Add"]
+
+    # A fold that the specification rejects is left for the runtime to report.
+    out_of_range = helper.make_graph(
+        [
+            helper.make_node("Gather", ["c", "index"], ["picked"]),
+            helper.make_node("Neg", ["picked"], ["y"]),
+        ],
+        "g",
+        [],
+        [_info("y", TensorProto.DOUBLE, [])],
+        [
+            numpy_helper.from_array(np.array([1.0, 2.0, 3.0]), "c"),
+            numpy_helper.from_array(np.array(5), "index"),
+        ],
+    )
+    model = ir.serde.deserialize_model(helper.make_model(out_of_range))
+    optimize(model)
+    assert [node.op_type for node in model.graph] == ["Gather", "Neg"]
+
+    # The initializer of a shared variable (a parameter) is never folded into another value.
+    b = pytensor.shared(np.array([1.0, 2.0]), name="b")
+    x = pt.matrix("x")
+    exported = export_onnx([x], [x + b])
+    assert [i.name for i in exported.graph.initializer] == ["b"]
+    assert [node.op_type for node in exported.graph.node] == ["Constant", "Unsqueeze", "Add"]
+
+
+def test_folding_never_grows_the_file() -> None:
+    big = np.arange(200.0).reshape(10, 20)
+    graph = helper.make_graph(
+        [
+            # Used once: the transposed copy replaces the original.
+            helper.make_node("Transpose", ["once"], ["t1"]),
+            # Used twice: folding would store both.
+            helper.make_node("Transpose", ["twice"], ["t2"]),
+            helper.make_node("Add", ["twice", "x"], ["y0"]),
+            # A small constant expanded: folding would store the large result.
+            helper.make_node("Expand", ["one", "shape"], ["wide"]),
+            helper.make_node("Add", ["x", "wide"], ["y1"]),
+            helper.make_node("Add", ["t1", "t2"], ["y2"]),
+        ],
+        "g",
+        [_info("x", TensorProto.DOUBLE, [10, 20])],
+        [_info(n, TensorProto.DOUBLE, [None, None]) for n in ("y0", "y1", "y2")],
+        [
+            numpy_helper.from_array(big, "once"),
+            numpy_helper.from_array(big + 1, "twice"),
+            numpy_helper.from_array(np.ones((1, 1)), "one"),
+            numpy_helper.from_array(np.array([10, 20], dtype=np.int64), "shape"),
+        ],
+    )
+    ops = _optimized(graph, {"x": np.ones((10, 20))})
+    assert sorted(ops) == sorted(["Transpose", "Add", "Expand", "Add", "Add"])
+    model = ir.serde.deserialize_model(helper.make_model(graph))
+    optimize(model)
+    sizes = sorted(value.const_value.size for value in model.graph.initializers.values())
+    assert sizes == [1, 2, 200, 200]
+
+
+def test_no_op_casts_reshapes_and_expands_are_bypassed() -> None:
+    graph = helper.make_graph(
+        [
+            helper.make_node("Cast", ["x"], ["cast"], to=TensorProto.DOUBLE),
+            helper.make_node("Reshape", ["cast", "shape"], ["reshaped"]),
+            helper.make_node("Expand", ["reshaped", "shape"], ["expanded"]),
+            helper.make_node("Neg", ["expanded"], ["y"]),
+            # An unknown dimension: the Reshape may change the shape, so it stays.
+            helper.make_node("Reshape", ["v", "flat"], ["v_flat"]),
+            helper.make_node("Neg", ["v_flat"], ["z"]),
+            # A graph output keeps its node.
+            helper.make_node("Cast", ["x"], ["out"], to=TensorProto.DOUBLE),
+        ],
+        "g",
+        [_info("x", TensorProto.DOUBLE, [2, 3]), _info("v", TensorProto.DOUBLE, ["n", 3])],
+        [
+            _info("y", TensorProto.DOUBLE, [2, 3]),
+            _info("z", TensorProto.DOUBLE, [None]),
+            _info("out", TensorProto.DOUBLE, [2, 3]),
+        ],
+        [
+            numpy_helper.from_array(np.array([2, 3], dtype=np.int64), "shape"),
+            numpy_helper.from_array(np.array([-1], dtype=np.int64), "flat"),
+        ],
+    )
+    graph = onnx.shape_inference.infer_shapes(helper.make_model(graph)).graph
+    feeds = {"x": np.array([[1.0, np.nan, 3.0], [-np.inf, 0.0, 2.0]]), "v": np.ones((4, 3))}
+    # The two Casts of x are one after common-subexpression elimination.
+    assert sorted(_optimized(graph, feeds)) == ["Cast", "Neg", "Neg", "Reshape"]
+
+
+def test_common_subexpressions_merge_in_the_main_graph_and_in_loop_bodies() -> None:
+    body = helper.make_graph(
+        [
+            helper.make_node("Sin", ["acc"], ["s1"]),
+            helper.make_node("Sin", ["acc"], ["s2"]),
+            helper.make_node("Add", ["s1", "s2"], ["acc_out"]),
+            helper.make_node("Identity", ["cond"], ["cond_out"]),
+        ],
+        "body",
+        [
+            _info("i", TensorProto.INT64, []),
+            _info("cond", TensorProto.BOOL, []),
+            _info("acc", TensorProto.DOUBLE, [3]),
+        ],
+        [_info("cond_out", TensorProto.BOOL, []), _info("acc_out", TensorProto.DOUBLE, [3])],
+    )
+    graph = helper.make_graph(
+        [
+            helper.make_node("Exp", ["x"], ["e1"]),
+            helper.make_node("Exp", ["x"], ["e2"]),
+            helper.make_node("Mul", ["e1", "e2"], ["start"]),
+            helper.make_node("Loop", ["n", "true", "start"], ["y"], body=body),
+        ],
+        "g",
+        [_info("x", TensorProto.DOUBLE, [3]), _info("n", TensorProto.INT64, [])],
+        [_info("y", TensorProto.DOUBLE, [3])],
+        [numpy_helper.from_array(np.array(True), "true")],
+    )
+    feeds = {"x": np.array([0.5, np.nan, -np.inf]), "n": np.array(3)}
+    assert _optimized(graph, feeds) == ["Exp", "Mul", "Loop", "Sin", "Add", "Identity"]

@@ -38,7 +38,7 @@ from pytensor_onnx.builder import (
 from pytensor_onnx.dispatch import convert_nodes
 from pytensor_onnx.dispatch.ifelse import sink_into_branches
 from pytensor_onnx.inspect import annotate_provenance
-from pytensor_onnx.optimize import optimize
+from pytensor_onnx.optimize import PARAMETER, optimize
 from pytensor_onnx.precision import (
     convert_fgraph_to_float32,
     float32_array,
@@ -395,6 +395,7 @@ def build_model(
             shape=ir.Shape(array.shape),
             const_value=tensor,
         )
+        value.meta[PARAMETER] = True
         builder.graph.register_initializer(value)
         builder.bind(var, value)
 

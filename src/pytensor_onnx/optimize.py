@@ -1,12 +1,27 @@
-"""The ONNX-level optimization stage: rewrites of the converted graph into the operators that
-ONNX Runtime runs as fused kernels.
+"""The ONNX-level optimization stage: constant folding, no-op and common-subexpression
+elimination, and rewrites into the operators that ONNX Runtime runs as fused kernels.
 
 :func:`optimize` runs on the onnx-ir model after conversion and shape inference, before the
 checks (``export_onnx`` and ``mode="ONNX"``; ``verify``'s comparison of intermediate values
-reads the unoptimized graph, where every PyTensor variable has its value).  Each rewrite
-looks at one node and its direct producers, so the stage is linear in the size of the graph;
-a rewrite applies only where it computes the same values, NaN and infinities included:
+reads the unoptimized graph, where every PyTensor variable has its value).  Every step looks
+at one node and its direct producers, in the main graph and in every subgraph, so the stage
+is linear in the size of the graph; a step applies only where it computes the same values,
+NaN and infinities included:
 
+* **constant folding**: a node of a data-movement operator or a ``Cast`` (:data:`FOLDABLE`)
+  whose inputs are all constants becomes a constant computed by ``onnx.reference`` (the
+  specification's semantics), e.g. the ``Unsqueeze`` of a constant bias becomes a new
+  initializer.  Constants are ``Constant`` outputs and the initializers of constants; graph
+  inputs are not, nor are the initializers of shared variables, which keep their names and
+  shapes so that their values can be replaced in the file.  A fold never grows the file by
+  more than a small constant: a result larger than ``CONSTANT_NODE_MAX_SIZE`` elements is
+  folded only where its large inputs have no other use (they are then removed) and it is
+  not larger than them.  A ``Cast`` from a float to an integer type is folded only for
+  finite values (ONNX leaves the others undefined);
+* **no-op removal**: a ``Cast`` to the dtype its input has, and a ``Reshape`` or ``Expand``
+  whose input already has the (static) output shape, are bypassed;
+* **common-subexpression elimination**: onnx-ir's pass, run on every graph (it looks at one
+  graph at a time and skips nodes with subgraphs);
 * ``Max(x, 0)`` with a constant zero that does not broadcast ``x`` is ``Relu(x)`` (both
   propagate NaN in ONNX Runtime; ``Relu`` keeps the sign of ``-0.0``, which compares equal
   to the ``+0.0`` of ``maximum``); ONNX Runtime fuses ``Relu`` into a preceding ``Gemm``;
@@ -17,25 +32,62 @@ a rewrite applies only where it computes the same values, NaN and infinities inc
   ``MatMul`` and ``Add``, which ONNX Runtime fuses itself at load: tract 0.23 fails a
   float64 ``Gemm`` (it applies the float32 ``beta`` attribute to the float64 bias).
 
-Nodes left without use are removed afterwards.
+Values that are graph outputs are never folded or bypassed (their names are the model's
+interface).  Nodes and initializers left without use are removed at the end.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import onnx_ir as ir
 import onnx_ir.passes.common as ir_passes
+from onnx.reference import ReferenceEvaluator
 from onnx_ir.traversal import RecursiveGraphIterator
+
+from pytensor_onnx.builder import CONSTANT_NODE_MAX_SIZE
 
 #: The dtypes ``Relu`` replaces ``Max`` in.
 _FLOATS = frozenset({ir.DataType.FLOAT, ir.DataType.DOUBLE})
 
+#: The key of ``ir.Value.meta`` that marks the initializer of a shared variable (a model
+#: parameter, never folded into another value).
+PARAMETER = "pytensor_onnx.parameter"
+
+#: Operators whose nodes are folded when all their inputs are constants: they move or
+#: reinterpret data (``Cast`` rounds exactly as every runtime does), so the folded value is
+#: the one any runtime would compute.
+FOLDABLE = frozenset(
+    {
+        "Cast",
+        "Concat",
+        "Expand",
+        "Gather",
+        "Reshape",
+        "Shape",
+        "Size",
+        "Slice",
+        "Squeeze",
+        "Transpose",
+        "Unsqueeze",
+    }
+)
+
 
 def optimize(model: ir.Model) -> None:
     """Rewrite ``model`` in place (see the module documentation)."""
-    graphs = {model.graph, *(node.graph for node in RecursiveGraphIterator(model.graph))}
+    subgraphs = (node.graph for node in RecursiveGraphIterator(model.graph))
+    graphs = [g for g in dict.fromkeys([model.graph, *subgraphs]) if isinstance(g, ir.Graph)]
     for graph in graphs:
-        if graph is None:
-            continue
+        for node in list(graph):
+            if node.domain != "":
+                continue
+            if node.op_type in FOLDABLE:
+                _fold(model, graph, node)
+            if node.graph is graph and node.op_type in ("Cast", "Reshape", "Expand"):
+                _bypass_no_op(graph, node)
+    for graph in graphs:
+        _eliminate_common_subexpressions(model, graph)
+    for graph in graphs:
         for node in list(graph):
             if node.domain != "":
                 continue
@@ -44,6 +96,100 @@ def optimize(model: ir.Model) -> None:
             elif node.op_type == "Add":
                 _gemm(graph, node)
     ir_passes.RemoveUnusedNodesPass()(model)
+
+
+def _eliminate_common_subexpressions(model: ir.Model, graph: ir.Graph) -> None:
+    """onnx-ir's pass on one graph; a graph output it replaces by an equal value keeps its
+    declared type and shape (the pass moves the name only)."""
+    declared = [(value.type, value.shape) for value in graph.outputs]
+    ir_passes.CommonSubexpressionEliminationPass()(ir.Model(graph, ir_version=model.ir_version))
+    for value, (type_, shape) in zip(graph.outputs, declared, strict=True):
+        if value.type is None:
+            value.type = type_
+        if value.shape is None:
+            value.shape = shape
+
+
+def _constant(value: ir.Value | None) -> np.ndarray | None:
+    """The value's array if it is a constant of the model (not a graph input or parameter)."""
+    if value is None or value.is_graph_input() or value.meta.get(PARAMETER):
+        return None
+    tensor = ir.convenience.get_const_tensor(value)
+    return None if tensor is None else tensor.numpy()
+
+
+def _fold(model: ir.Model, graph: ir.Graph, node: ir.Node) -> None:
+    """Replace ``node`` by the constant it computes if all its inputs are constants (see the
+    module documentation for when it is not)."""
+    out = node.outputs[0]
+    if len(node.outputs) != 1 or out.is_graph_output() or not node.inputs:
+        return
+    arrays: list[np.ndarray] = []
+    for input_value in node.inputs:
+        array = _constant(input_value)
+        if array is None:
+            return
+        arrays.append(array)
+    if node.op_type == "Cast" and arrays[0].dtype.kind == "f" and not np.isfinite(arrays[0]).all():
+        to = ir.DataType(node.attributes["to"].as_int())
+        if not (to.is_floating_point() or to == ir.DataType.BOOL):
+            return
+    proto = ir.serde.serialize_node(node)
+    proto.ClearField("input")
+    proto.ClearField("output")
+    names = [f"x{i}" for i in range(len(arrays))]
+    proto.input.extend(names)
+    proto.output.append("y")
+    try:
+        with np.errstate(all="ignore"):
+            (result,) = ReferenceEvaluator(proto).run(None, dict(zip(names, arrays, strict=True)))
+    except Exception:  # e.g. an index out of range: left for the runtime to report
+        return
+    result = np.asarray(result)
+    if result.size > CONSTANT_NODE_MAX_SIZE and not (
+        all(
+            len(v.uses()) == 1
+            for v, a in zip(node.inputs, arrays, strict=True)
+            if v is not None and a.size > CONSTANT_NODE_MAX_SIZE
+        )
+        and result.size <= sum(a.size for a in arrays)
+    ):
+        return
+    tensor = ir.Tensor(result)
+    if result.size > CONSTANT_NODE_MAX_SIZE and graph is model.graph:
+        value = ir.Value(type=ir.TensorType(tensor.dtype), shape=ir.Shape(result.shape))
+        value.const_value = tensor
+    else:
+        constant = ir.node("Constant", [], attributes={"value": tensor})
+        constant.metadata_props.update(node.metadata_props)
+        graph.insert_before(node, constant)
+        value = constant.outputs[0]
+        value.type, value.shape = ir.TensorType(tensor.dtype), ir.Shape(result.shape)
+    ir.convenience.replace_all_uses_with(out, value)
+    graph.remove(node, safe=True)
+    value.name = out.name
+    if value.producer() is None:
+        graph.register_initializer(value)
+
+
+def _bypass_no_op(graph: ir.Graph, node: ir.Node) -> None:
+    """Let the users of a ``Cast`` to its input's dtype, or of a ``Reshape``/``Expand`` to
+    its input's static shape, read the input."""
+    x, out = node.inputs[0], node.outputs[0]
+    if x is None or out.is_graph_output():
+        return
+    if node.op_type == "Cast":
+        if x.dtype is None or x.dtype != ir.DataType(node.attributes["to"].as_int()):
+            return
+    elif not (
+        x.shape is not None
+        and out.shape is not None
+        and x.shape.is_static()
+        and out.shape.is_static()
+        and list(x.shape) == list(out.shape)
+    ):
+        return
+    ir.convenience.replace_all_uses_with(out, x)
 
 
 def _replace(graph: ir.Graph, node: ir.Node, new: ir.Node) -> None:
