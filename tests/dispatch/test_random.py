@@ -17,6 +17,7 @@ import pytensor.tensor as pt
 import pytest
 import scipy.stats as st
 from onnx.reference import ReferenceEvaluator
+from pytensor.graph.replace import vectorize_graph
 
 from pytensor_onnx import export_onnx, verify
 from pytensor_onnx.builder import ONNXBuilder
@@ -805,6 +806,31 @@ def test_choice_without_replacement(symbolic: bool) -> None:
     empty = pt.random.choice(a, size=(0,), replace=False, rng=_rng())
     (none,) = _draw([empty], 8, {"a": data}, inputs=[a])
     assert none.shape == (0, 2)
+
+
+@pytest.mark.parametrize("symbolic", [False, True], ids=["static", "symbolic"])
+@pytest.mark.parametrize("kind", ["choice", "permutation"])
+def test_without_replacement_from_a_batch_of_populations(kind: str, symbolic: bool) -> None:
+    """A RandomVariable vectorized over its population (as PyMC's batched models make it):
+    every batch element draws from its own population."""
+    data = np.arange(2 * 10 * 2, dtype=np.float64).reshape(2, 10, 2)
+    a = pt.matrix("a")
+    x = (
+        pt.random.choice(a, size=(3,), replace=False, rng=_rng())
+        if kind == "choice"
+        else pt.random.permutation(a, rng=_rng())
+    )
+    batched = pt.tensor3("batched", shape=(None,) * 3 if symbolic else data.shape)
+    xb = vectorize_graph(x, {a: batched})
+    assert xb.owner.op.batch_ndim(xb.owner) == 1
+    (draws,) = _draw([xb], 6, {"batched": data}, inputs=[batched])
+    _matches_pytensor_type(xb, draws)
+    assert draws.shape == (2, 3 if kind == "choice" else 10, 2)
+    for rows, population in zip(draws, data, strict=True):
+        picked = {tuple(row) for row in rows}
+        assert len(picked) == len(rows) and picked <= {tuple(row) for row in population}
+    (reference,) = _draw([xb], 6, {"batched": data}, runtime="reference", inputs=[batched])
+    np.testing.assert_array_equal(reference, draws)
 
 
 def test_weighted_choice_without_replacement_picks_in_numpys_order() -> None:
