@@ -133,15 +133,21 @@ def _ordered_before(builder: ONNXBuilder, a: ir.Value, b: ir.Value, dtype: str) 
     return builder.op("Or", [less, b_nan_only])
 
 
-@onnx_funcify.register(extra_ops.SearchsortedOp)
-def _searchsorted(op: extra_ops.SearchsortedOp, node: Apply, builder: ONNXBuilder) -> Values:
-    # A vectorized bisection: every value keeps an interval [lo, hi) of insertion points,
-    # halved ceil(log2(n + 1)) times (unrolled for short static lengths, else a Loop).
-    dtype = upcast(variable_dtype(node.inputs[0]), variable_dtype(node.inputs[1]))
-    x = builder.input(node, 0, dtype)
-    if len(node.inputs) == 3:
-        x = builder.op("Gather", [x, builder.input(node, 2, "int64")])
-    v = builder.input(node, 1, dtype)
+def search_sorted(
+    builder: ONNXBuilder,
+    x: ir.Value,
+    v: ir.Value,
+    *,
+    side: str,
+    dtype: str,
+    static_length: int | None,
+) -> ir.Value:
+    """NumPy's ``searchsorted(x, v, side)`` for a sorted 1-D ``x`` (int64, ``v``'s shape).
+
+    A vectorized bisection: every value keeps an interval ``[lo, hi)`` of insertion points,
+    halved ``ceil(log2(n + 1))`` times (unrolled for short static lengths, else a Loop).
+    ``x`` and ``v`` are in ``dtype``; ``static_length`` is ``len(x)`` if known.
+    """
     length = builder.dim(x, 0)
     n = builder.op("Squeeze", [length, builder.int64s([0])])
     last_index = builder.op("Sub", [n, builder.scalar(1, "int64")])
@@ -154,7 +160,7 @@ def _searchsorted(op: extra_ops.SearchsortedOp, node: Apply, builder: ONNXBuilde
         mid = body.op("Div", [body.op("Add", [lo, hi]), body.scalar(2, "int64")])
         # mid == n only for finished values (lo == hi == n): clamp to keep Gather in range.
         pivot = body.op("Gather", [x, body.op("Min", [mid, last_index])])
-        if op.side == "left":
+        if side == "left":
             go_right = _ordered_before(body, pivot, v, dtype)
         else:
             go_right = body.op("Not", [_ordered_before(body, v, pivot, dtype)])
@@ -163,9 +169,20 @@ def _searchsorted(op: extra_ops.SearchsortedOp, node: Apply, builder: ONNXBuilde
         new_lo = body.op("Where", [right, body.op("Add", [mid, body.scalar(1, "int64")]), lo])
         return [new_lo, body.op("Where", [left, mid, hi])]
 
-    count = _halving_rounds(builder, length, node.inputs[0].type.shape[0])
+    count = _halving_rounds(builder, length, static_length)
     [lo, _], _ = fori_loop(builder, count, state, [], step, "searchsorted")
-    return [lo]
+    return lo
+
+
+@onnx_funcify.register(extra_ops.SearchsortedOp)
+def _searchsorted(op: extra_ops.SearchsortedOp, node: Apply, builder: ONNXBuilder) -> Values:
+    dtype = upcast(variable_dtype(node.inputs[0]), variable_dtype(node.inputs[1]))
+    x = builder.input(node, 0, dtype)
+    if len(node.inputs) == 3:
+        x = builder.op("Gather", [x, builder.input(node, 2, "int64")])
+    v = builder.input(node, 1, dtype)
+    static = node.inputs[0].type.shape[0]
+    return [search_sorted(builder, x, v, side=op.side, dtype=dtype, static_length=static)]
 
 
 # ---------------------------------------------------------------------------- Unique
