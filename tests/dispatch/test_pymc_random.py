@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import pytensor.tensor as pt
 import pytest
 import scipy.stats as st
 from onnx.reference import ReferenceEvaluator
@@ -37,6 +38,25 @@ def _draws(x: Any, seed: int, *, runtime: str = "ort") -> np.ndarray:
 def _mixture_cdf(weights: list[float], dists: list[Any]) -> Callable[[np.ndarray], np.ndarray]:
     return lambda x: sum(w * d.cdf(x) for w, d in zip(weights, dists, strict=True))
 
+
+def _piecewise_linear_cdf(x: np.ndarray, pdf: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """The CDF of the density that interpolates ``pdf`` linearly on the lattice ``x``
+    (normalized), integrated exactly per segment."""
+    widths = np.diff(x)
+    slopes = np.diff(pdf) / widths
+    cumulative = np.concatenate([[0.0], np.cumsum((pdf[:-1] + pdf[1:]) / 2 * widths)])
+
+    def cdf(y: np.ndarray) -> np.ndarray:
+        i = np.clip(np.searchsorted(x, y, side="right") - 1, 0, len(x) - 2)
+        t = np.clip(y - x[i], 0.0, widths[i])
+        return (cumulative[i] + pdf[i] * t + slopes[i] * t * t / 2) / cumulative[-1]
+
+    return cdf
+
+
+_TRIANGLES = (np.array([0.0, 0.5, 1.3, 2.0, 3.0]), np.array([0.0, 1.0, 1.0, 0.2, 0.0]))
+_GAMMA_LATTICE = np.linspace(0.05, 8.0, 50) ** 1.5  # uneven spacing
+_GAMMA = (_GAMMA_LATTICE, st.gamma(2.5).pdf(_GAMMA_LATTICE))
 
 #: (name, PyMC variable from (dtype, size), SciPy CDF).
 CONTINUOUS: list[tuple[str, Callable[[str, Any], Any], Callable[[np.ndarray], np.ndarray]]] = [
@@ -79,6 +99,16 @@ CONTINUOUS: list[tuple[str, Callable[[str, Any], Any], Callable[[np.ndarray], np
         ),
         _mixture_cdf([0.3, 0.7], [st.norm(-2.0, 1.0), st.norm(2.0, 0.5)]),
     ),
+    # Rising and falling segments from and to a zero density, a flat one; and 49 segments of
+    # an uneven lattice.
+    *[
+        (
+            f"interpolated_{name}",
+            lambda d, s, points=points: pm.Interpolated.dist(*points, size=s, dtype=d),
+            _piecewise_linear_cdf(*points),
+        )
+        for name, points in [("triangles", _TRIANGLES), ("gamma", _GAMMA)]
+    ],
     *[
         (
             f"truncated_normal_{name}",
@@ -162,7 +192,15 @@ def test_discrete_goodness_of_fit(name: str, make: Callable[[Any], Any], dist: A
     [
         c[1]
         for c in CONTINUOUS
-        if c[0] in {"skew_normal", "wald_shifted", "rice", "moyal", "truncated_normal_far_right"}
+        if c[0]
+        in {
+            "skew_normal",
+            "wald_shifted",
+            "rice",
+            "moyal",
+            "truncated_normal_far_right",
+            "interpolated_gamma",
+        }
     ]
     + [lambda d, s: pm.DiscreteUniform.dist(lower=-2, upper=4, size=s)],
 )
@@ -216,23 +254,24 @@ def test_stick_breaking_weights_batched() -> None:
 
 
 @pytest.mark.parametrize(
-    ("make", "name"),
+    ("make", "name", "reason"),
     [
-        (lambda: pm.PolyaGamma.dist(h=1.0, z=0.0, size=3), "PolyaGammaRV"),
+        (lambda: pm.PolyaGamma.dist(h=1.0, z=0.0, size=3), "PolyaGammaRV", "ONNX sampler"),
         (
             lambda: pm.Interpolated.dist(
                 x_points=np.linspace(0, 1, 5), pdf_points=np.ones(5), size=3
-            ),
+            ).owner.op(np.ones((2, 5)), np.ones((2, 5)), np.ones((2, 5))),
             "InterpolatedRV",
+            "a batch of lattices",
         ),
     ],
 )
 def test_unconverted_pymc_distributions_are_refused_by_name(
-    make: Callable[[], Any], name: str
+    make: Callable[[], Any], name: str, reason: str
 ) -> None:
     with pytest.raises(UnsupportedOpError, match=name) as info:
         export_onnx([], [make()])
-    assert "ONNX sampler" in str(info.value)
+    assert reason in str(info.value)
 
 
 def test_autoregressive_draws_inside_a_scan() -> None:
@@ -246,3 +285,23 @@ def test_autoregressive_draws_inside_a_scan() -> None:
     assert st.kstest(draws[:, 0], st.norm(1.0, 2.0).cdf).pvalue > P_MIN
     innovations = draws[:, 1:] - 0.6 * draws[:, :-1]
     assert st.kstest(innovations.ravel(), st.norm(0.0, 0.5).cdf).pvalue > P_MIN
+
+
+def test_interpolated_lattice_given_at_run_time() -> None:
+    """A lattice of unknown length (the bisection is a Loop) and a symbolic size."""
+    op = pm.Interpolated.dist(np.linspace(0, 1, 3), np.ones(3)).owner.op
+    x, pdf, cdf = pt.dvector("x"), pt.dvector("pdf"), pt.dvector("cdf")
+    n = pt.lscalar("n")
+    draws = op(x, pdf, cdf, size=(n,))
+    model = export_onnx([x, pdf, cdf, n], [draws])
+    lattice, density = _GAMMA
+    density = density / np.sum((density[:-1] + density[1:]) / 2 * np.diff(lattice))
+    cumulative = _piecewise_linear_cdf(lattice, density)(lattice)
+    feeds = {"x": lattice, "pdf": density, "cdf": cumulative, "n": np.array(N_DRAWS)}
+    feeds["seed"] = np.array(7, np.int64)
+    (out,) = ort_session(model).run(None, feeds)
+    assert out.shape == (N_DRAWS,) and np.all((out >= lattice[0]) & (out <= lattice[-1]))
+    assert st.kstest(out, _piecewise_linear_cdf(lattice, density)).pvalue > P_MIN
+    feeds["n"] = np.array(50)
+    (reference,) = ReferenceEvaluator(model).run(None, feeds)
+    np.testing.assert_array_equal(reference, ort_session(model).run(None, feeds)[0])

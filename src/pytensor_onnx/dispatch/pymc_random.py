@@ -22,7 +22,13 @@ from pytensor.tensor.random.op import RandomVariable
 from pytensor_onnx.builder import ONNXBuilder
 from pytensor_onnx.dispatch._numerics import Num
 from pytensor_onnx.dispatch._random import RandomStream, rejection_sample, round_words
-from pytensor_onnx.dispatch.basic import onnx_funcify, refuse_lazy, register_lazy
+from pytensor_onnx.dispatch.basic import (
+    UnsupportedOpError,
+    onnx_funcify,
+    refuse_lazy,
+    register_lazy,
+)
+from pytensor_onnx.dispatch.extra_ops import search_sorted
 from pytensor_onnx.dispatch.random import (
     Transform,
     batch_shape,
@@ -193,6 +199,68 @@ def _stick_breaking_weights(
     return draw_node(node, builder, builder.op("Concat", [shape, sticks], {"axis": 0}), draws)
 
 
+def _interpolated(op: RandomVariable, node: Apply, builder: ONNXBuilder) -> list[ir.Value]:
+    """Inversion of the CDF of a piecewise-linear density on a lattice ``x`` with values
+    ``pdf`` and CDF values ``cdf`` there (PyMC's ``Interpolated``, one lattice).
+
+    A uniform ``p`` falls in segment ``i`` with ``cdf[i] < p <= cdf[i + 1]`` (a bisection);
+    there the CDF is ``cdf[i] + pdf[i] t + slope t**2 / 2`` in ``t = y - x[i]``, and the
+    root ``t = 2 d / (pdf[i] + sqrt(pdf[i]**2 + 2 slope d))`` for ``d = p - cdf[i]`` is
+    free of cancellation for every slope (0 included).
+    """
+    lattice = []
+    for index in (2, 3, 4):
+        var = node.inputs[index]
+        if any(dim != 1 for dim in var.type.shape[:-1]):
+            raise UnsupportedOpError.for_node(
+                node,
+                "Interpolated with a batch of lattices (parameters of more than one dimension) "
+                "is not converted; PyMC's own sampler does not draw it either",
+            )
+        lattice.append(
+            builder.op("Reshape", [builder.input(node, index, "float64"), builder.int64s([-1])])
+        )
+    x, pdf, cdf = lattice
+    shape = batch_shape(op, node, builder)
+    num = Num(builder, "float64")
+    static = node.inputs[4].type.shape[-1]
+
+    def draws(stream: RandomStream) -> ir.Value:
+        p = stream.uniform(0, open_interval=True)
+        insertion = search_sorted(
+            builder, cdf, p, side="left", dtype="float64", static_length=static
+        )
+        # Rounding in a CDF that ends just below 1 must not step off the lattice.
+        last = builder.op(
+            "Sub", [builder.op("Squeeze", [builder.dim(x, 0)]), builder.scalar(2, "int64")]
+        )
+        i = builder.op(
+            "Max",
+            [
+                builder.op(
+                    "Min", [builder.op("Sub", [insertion, builder.scalar(1, "int64")]), last]
+                ),
+                builder.scalar(0, "int64"),
+            ],
+        )
+        j = builder.op("Add", [i, builder.scalar(1, "int64")])
+        x_i, x_j = (builder.op("Gather", [x, k]) for k in (i, j))
+        pdf_i, pdf_j = (builder.op("Gather", [pdf, k]) for k in (i, j))
+        d = num.sub(p, builder.op("Gather", [cdf, i]))
+        slope = num.div(num.sub(pdf_j, pdf_i), num.sub(x_j, x_i))
+        root = num.unary(
+            "Sqrt",
+            builder.op(
+                "Max",
+                [num.add(num.mul(pdf_i, pdf_i), num.mul(num.mul(2.0, slope), d)), num.val(0.0)],
+            ),
+        )
+        t = num.div(num.mul(2.0, d), num.add(pdf_i, root))
+        return num.clamp(num.add(x_i, t), x_i, x_j)
+
+    return draw_node(node, builder, shape, draws)
+
+
 #: (module, class name, transform) of the PyMC RandomVariables converted here.
 TRANSFORMS: list[tuple[str, str, Transform]] = [
     (_CONTINUOUS, "SkewNormalRV", _skew_normal),
@@ -210,11 +278,6 @@ REFUSED: list[tuple[str, str, str]] = [
         "PolyaGammaRV",
         "Polya-Gamma draws (an alternating-series sampler) have no ONNX sampler",
     ),
-    (
-        _CONTINUOUS,
-        "InterpolatedRV",
-        "draws from an Interpolated density have no ONNX sampler yet",
-    ),
 ]
 
 
@@ -226,6 +289,7 @@ for _module, _name, _transform in TRANSFORMS:
     register_lazy(_module, _name, _registrar(transform_converter(_transform)))
 
 register_lazy(_MULTIVARIATE, "StickBreakingWeightsRV", _registrar(_stick_breaking_weights))
+register_lazy(_CONTINUOUS, "InterpolatedRV", _registrar(_interpolated))
 
 for _module, _name, _reason in REFUSED:
     refuse_lazy(
