@@ -358,6 +358,7 @@ def _name_map(names: Sequence[str], values: Sequence[ir.Value]) -> dict[str, str
     return mapping
 
 
+@_gc_paused()
 def build_model(
     captured: CapturedGraph,
     *,
@@ -375,30 +376,6 @@ def build_model(
     ``captured.fgraph`` (for provenance and intermediate-value verification).
     ``op_from_graph`` is the export option of :func:`export_onnx`.
     """
-    with _gc_paused():
-        return _build_model(
-            captured,
-            opset=opset,
-            graph_name=graph_name,
-            producer_name=producer_name,
-            producer_version=producer_version,
-            doc_string=doc_string,
-            value_map=value_map,
-            op_from_graph=op_from_graph,
-        )
-
-
-def _build_model(
-    captured: CapturedGraph,
-    *,
-    opset: int,
-    graph_name: str,
-    producer_name: str,
-    producer_version: str,
-    doc_string: str | None,
-    value_map: dict[Variable, ir.Value] | None,
-    op_from_graph: str,
-) -> ir.Model:
     fgraph = captured.fgraph
     builder = ONNXBuilder(
         opset, graph_name, options={"op_from_graph": op_from_graph, "float32": captured.float32}

@@ -132,7 +132,8 @@ class Num:
         return self.builder.op("Where", [cond, self.val(a), self.val(b)])
 
     def clamp(self, x: ir.Value, low: ir.Value, high: ir.Value) -> ir.Value:
-        """``x`` limited to ``[low, high]`` elementwise (``Clip`` takes scalar bounds only)."""
+        """``x`` limited to ``[low, high]`` elementwise, in the dtype of its operands (no
+        conversion, so integer indices too; ``Clip`` takes scalar bounds only)."""
         return self.builder.op("Max", [self.builder.op("Min", [x, high]), low])
 
     def negate_where(self, cond: ir.Value, x: ir.Value) -> ir.Value:

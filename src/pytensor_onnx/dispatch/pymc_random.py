@@ -234,15 +234,8 @@ def _interpolated(op: RandomVariable, node: Apply, builder: ONNXBuilder) -> list
         last = builder.op(
             "Sub", [builder.op("Squeeze", [builder.dim(x, 0)]), builder.scalar(2, "int64")]
         )
-        i = builder.op(
-            "Max",
-            [
-                builder.op(
-                    "Min", [builder.op("Sub", [insertion, builder.scalar(1, "int64")]), last]
-                ),
-                builder.scalar(0, "int64"),
-            ],
-        )
+        below = builder.op("Sub", [insertion, builder.scalar(1, "int64")])
+        i = num.clamp(below, builder.scalar(0, "int64"), last)
         j = builder.op("Add", [i, builder.scalar(1, "int64")])
         x_i, x_j = (builder.op("Gather", [x, k]) for k in (i, j))
         pdf_i, pdf_j = (builder.op("Gather", [pdf, k]) for k in (i, j))
