@@ -128,6 +128,18 @@ def dirichlet_multinomial() -> pm.Model:
     return model
 
 
+def censored_student_t() -> pm.Model:
+    # The censored points' log-probabilities are Student-t log-CDFs: betainc and its gradient.
+    y = np.clip(RNG.standard_t(4, size=20) + 1.0, -1.0, 2.5)
+    with pm.Model() as model:
+        mu = pm.Normal("mu", 0, 2)
+        nu = pm.Gamma("nu", 2, 0.1)
+        sigma = pm.HalfNormal("sigma", 1)
+        dist = pm.StudentT.dist(nu=nu, mu=mu, sigma=sigma)
+        pm.Censored("y", dist, lower=-1.0, upper=2.5, observed=y)
+    return model
+
+
 MODELS: dict[str, Callable[[], pm.Model]] = {
     "linear_regression": linear_regression,
     "eight_schools": eight_schools,
@@ -137,6 +149,7 @@ MODELS: dict[str, Callable[[], pm.Model]] = {
     "varying_intercept": varying_intercept,
     "normal_mixture": normal_mixture,
     "dirichlet_multinomial": dirichlet_multinomial,
+    "censored_student_t": censored_student_t,
 }
 
 
