@@ -56,7 +56,10 @@ def test_op_table_check_finds_missing_and_stale_rows(tmp_path: Path) -> None:
     assert "Softmax is registered but not in the table" in _check_table(
         text.replace(row, ""), tmp_path
     )
-    stale = text + "\n| `pytensor.tensor.math.NoSuchOp` | op |\n"
+    heading = "## Without a converter"
+    stale = text.replace(heading, f"| `pytensor.tensor.math.NoSuchOp` | op |\n\n{heading}")
     assert "NoSuchOp is in the table but has no converter or refusal" in _check_table(
         stale, tmp_path
     )
+    converted = text + "| `pytensor.tensor.special.Softmax` | no converter yet |\n"
+    assert "Softmax is listed without a converter but has one" in _check_table(converted, tmp_path)

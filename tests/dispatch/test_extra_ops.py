@@ -7,6 +7,7 @@ import pytensor
 import pytensor.tensor as pt
 import pytest
 from onnx.reference import ReferenceEvaluator
+from pytensor.tensor import extra_ops
 
 from pytensor_onnx import UnsupportedOpError, export_onnx
 from tests.compare import compare_onnx_and_py, input_like, ort_session
@@ -211,3 +212,9 @@ def test_fill_diagonal_3d() -> None:
     value = RNG.normal(size=(3, 3, 3))
     x = input_like(value, "x", symbolic=True)
     compare_onnx_and_py([x], [pt.fill_diagonal(x, 1.5)], [value])
+
+
+def test_cpu_contiguous_is_its_input(symbolic: bool) -> None:
+    value = np.arange(12.0).reshape(3, 4)[:, ::2]
+    x = input_like(value, "x", symbolic)
+    compare_onnx_and_py([x], [extra_ops.cpu_contiguous(x.T) * 2.0], [value])

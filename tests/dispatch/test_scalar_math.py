@@ -17,7 +17,7 @@ import pytensor.tensor as pt
 import pytest
 import scipy.special as sp
 
-from pytensor_onnx import DEFAULT_OPSET, export_onnx
+from pytensor_onnx import DEFAULT_OPSET, UnsupportedOpError, export_onnx
 from tests.compare import compare_onnx_and_py, input_like, ort_session
 
 EDGES = np.array([-np.inf, -3.5, -1.0, -0.0, 0.0, 1e-300, 0.5, 1.0, 2.0, 30.0, np.inf, np.nan])
@@ -630,3 +630,23 @@ def test_loops_on_scalars_and_inside_scan() -> None:
         outputs_info=[pt.constant(np.float64(0.0))],
     )
     compare_onnx_and_py([xs], [total], [np.array([0.5, 1.5, 30.0])])
+
+
+@pytest.mark.parametrize(
+    ("build", "name", "reason"),
+    [
+        (pt.j0, "J0", "Bessel functions of the first kind"),
+        (lambda x: pt.jv(2.0, x), "Jv", "Bessel functions of the first kind"),
+        (lambda x: pt.kv(1.5, x), "Kve", "second kind"),
+        (lambda x: pt.hyp2f1(x, 1.0, 2.0, 0.5), "Hyp2F1", "hypergeometric"),
+        (lambda x: pt.gammaincinv(2.0, x), "GammaIncInv", "inverse regularized"),
+        (lambda x: pt.betaincinv(2.0, 3.0, x), "BetaIncInv", "inverse regularized"),
+        (lambda x: pt.owens_t(x, 0.5), "Owens_t", "Owen's T"),
+    ],
+)
+def test_unconstructed_special_functions_are_refused_by_name(
+    build: Callable[[pt.TensorVariable], pt.TensorVariable], name: str, reason: str
+) -> None:
+    x = pt.vector("x")
+    with pytest.raises(UnsupportedOpError, match=rf"(?s)scalar\.math\.{name}\b.*{reason}"):
+        export_onnx([x], [build(x)])

@@ -134,7 +134,8 @@ class Refusal:
     reason: str
 
     def __call__(self, op: Op, node: Apply, builder: ONNXBuilder) -> list[ir.Value]:
-        raise UnsupportedOpError.for_node(node, self.reason)
+        # ``op`` is the refused class itself, also where ``node`` is its Elemwise/Blockwise.
+        raise UnsupportedOpError.for_node(node, self.reason, op=op)
 
 
 def register_lazy(module: str, name: str, registrar: Callable[[type], object]) -> None:

@@ -91,6 +91,12 @@ def cumprod(
     return result
 
 
+@onnx_funcify.register(extra_ops.CpuContiguous)
+def _cpu_contiguous(op: extra_ops.CpuContiguous, node: Apply, builder: ONNXBuilder) -> Values:
+    # A C-contiguous copy: ONNX tensors have no memory layout, the value is the input's.
+    return [builder.input(node, 0)]
+
+
 @onnx_funcify.register(extra_ops.CumOp)
 def _cumop(op: extra_ops.CumOp, node: Apply, builder: ONNXBuilder) -> Values:
     dtype = variable_dtype(node.outputs[0])

@@ -35,6 +35,7 @@ from pytensor_onnx.dispatch import _special_tables as tables
 from pytensor_onnx.dispatch._loop import while_any
 from pytensor_onnx.dispatch._numerics import BERNOULLI_EVEN, Num, work_dtype
 from pytensor_onnx.dispatch.basic import (
+    Refusal,
     UnsupportedOpError,
     onnx_funcify,
     optional_classes,
@@ -889,3 +890,21 @@ def _kernel_registrar(decomposition: Decomposition) -> Callable[[type], object]:
 
 for _name, _decomposition in [("I0e", i0e64), ("I1e", i1e64)]:
     register_lazy("pymc.distributions.dist_math", _name, _kernel_registrar(_decomposition))
+
+
+# ------------------------------------------------------------------- refused, with reasons
+_NOT_CONSTRUCTED = "no ONNX operator computes it and no decomposition is constructed yet"
+_REFUSED: list[tuple[tuple[str, ...], str]] = [
+    (("J0", "J1", "Jv"), f"the Bessel functions of the first kind: {_NOT_CONSTRUCTED}"),
+    (("Kve",), f"the modified Bessel function of the second kind (kv, kve): {_NOT_CONSTRUCTED}"),
+    (("Hyp2F1",), f"the Gauss hypergeometric function: {_NOT_CONSTRUCTED}"),
+    (
+        ("GammaIncInv", "GammaIncCInv", "BetaIncInv"),
+        f"the inverse regularized incomplete gamma and beta functions: {_NOT_CONSTRUCTED}",
+    ),
+    (("NdtriExp",), f"the inverse normal CDF of exp(y): {_NOT_CONSTRUCTED}"),
+    (("Owens_t",), f"Owen's T function: {_NOT_CONSTRUCTED}"),
+]
+for _names, _reason in _REFUSED:
+    for _cls in optional_classes(psm, *_names):
+        onnx_funcify.register(_cls)(Refusal(_reason))
