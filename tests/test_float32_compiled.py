@@ -103,6 +103,10 @@ SPECIAL: dict[str, tuple[Callable[[pt.TensorVariable], Any], np.ndarray]] = {
     "psi": (pt.psi, np.array([[-3.5, -0.5, 1e-3, 0.5, 1.4616, 2.0, 7.5, 1e4]])),
     # PyTensor 2's tri_gamma is 0 for negative arguments (SciPy's is not).
     "tri_gamma": (pt.tri_gamma, np.array([[1e-3, 0.5, 1.0, 2.0, 7.5, 33.3, 1e3, 1e4]])),
+    "bessel_j": (
+        lambda x: pt.j0(x * 3.0) + pt.j1(x * 5.0),
+        np.array([[-30.0, -3, -0.1, 0, 0.1, 3, 8.5, 30]]),
+    ),
     "betainc": (
         lambda x: pt.betainc(pt.exp(x), pt.exp(x[:, ::-1]), pt.sigmoid(x)),
         np.array([[-2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0, 3.0]]),
@@ -416,6 +420,9 @@ FLOAT32_ACCURACY = {
     "psi_negative": (pt.psi, sp.psi, _NEG, 10, False),
     "tri_gamma": (pt.tri_gamma, lambda x: sp.polygamma(1, x), _POS[500:], 5, True),
     "i0": (pt.i0, sp.i0, np.linspace(-88, 88, 3000), 5, True),
+    # Absolute (|J| <= 1): beyond 8 the zeros are not factored out.
+    "j0": (pt.j0, sp.j0, np.linspace(-100, 100, 4001), 4, False),
+    "j1": (pt.j1, sp.j1, np.linspace(-100, 100, 4001), 4, False),
     "i1": (pt.i1, sp.i1, np.linspace(-88, 88, 3000), 14, True),
     "arctan2": (
         lambda x: pt.arctan2(x, 1 - x),

@@ -42,6 +42,9 @@ UNARY: dict[str, tuple[Callable[[pt.TensorVariable], pt.TensorVariable], np.ndar
     # SciPy's i0/i1 return NaN at +-inf; the decomposition returns the limit, +-inf.
     "i0": (pt.i0, _grid(-700.0, 700.0, (-700.0, 12.0, 700.0))),
     "i1": (pt.i1, _grid(-700.0, 700.0, (-700.0, 12.0, 700.0))),
+    # SciPy's j0/j1 return NaN at +-inf; the decomposition returns the limit, 0.
+    "j0": (pt.j0, _grid(-1e30, 1e30, (2.404825557695773, 8.0, 8.5, -30.5, 1e5, 1e30))),
+    "j1": (pt.j1, _grid(-1e30, 1e30, (3.8317059702075125, 8.0, 8.5, -30.5, 1e5, 1e30))),
     "log1mexp": (pt.log1mexp, _grid(-np.inf, 0.0, (-1e-10, -0.6931, -0.6932, -40.0, -800.0))),
     "softplus": (pt.softplus, _grid(-np.inf, np.inf, (-40.0, 20.0, 35.0))),
     "log_sigmoid": (lambda x: pt.log(pt.sigmoid(x)), _grid(-np.inf, np.inf, (-40.0, 20.0, 40.0))),
@@ -280,6 +283,9 @@ GRADIENTS = {
     "psi": (pt.psi, np.array([1e-3, 0.5, 1.0, 2.0, 7.5, 40.0, -2.5])),
     "i0": (pt.i0, np.array([-30.0, -1.0, 0.0, 0.5, 9.0, 100.0])),
     "i1": (pt.i1, np.array([-30.0, -1.0, 0.0, 0.5, 9.0, 100.0])),
+    # SciPy's j0/j1 return NaN at +-inf; the decomposition returns the limit, 0.
+    "j0": (pt.j0, _grid(-1e30, 1e30, (2.404825557695773, 8.0, 8.5, -30.5, 1e5, 1e30))),
+    "j1": (pt.j1, _grid(-1e30, 1e30, (3.8317059702075125, 8.0, 8.5, -30.5, 1e5, 1e30))),
     "log1mexp": (pt.log1mexp, np.array([-50.0, -1.0, -0.7, -0.1, -1e-8])),
     "log_sigmoid": (lambda x: pt.log(pt.sigmoid(x)), np.array([-50.0, -1.0, 0.0, 3.0, 40.0])),
     "arctan": (pt.arctan, np.array([-50.0, -1.0, 0.0, 3.0, 40.0])),
@@ -561,6 +567,16 @@ def test_chebyshev_tables_are_the_stated_interpolants() -> None:
     np.testing.assert_allclose(
         tables.ATAN_SMALL_CHEB, atan_small[: len(tables.ATAN_SMALL_CHEB)], rtol=1e-13, atol=1e-30
     )
+    z1, z2 = (mpmath.mpf(hi) + mpmath.mpf(lo) for hi, lo in tables.J0_ZEROS)
+    j0_small = coefficients(
+        lambda s: mpmath.besselj(0, mpmath.sqrt(s)) / ((s - z1**2) * (s - z2**2)), 0.0, 64.0, 60
+    )
+    np.testing.assert_allclose(
+        tables.J0_SMALL_CHEB, j0_small[: len(tables.J0_SMALL_CHEB)], rtol=1e-13, atol=1e-30
+    )
+    for (hi, lo), zero in zip(tables.J0_ZEROS, (1, 2), strict=True):
+        assert hi + lo == float(mpmath.besseljzero(0, zero))
+        assert lo == float(mpmath.besseljzero(0, zero) - mpmath.mpf(hi))
 
 
 def test_ive_of_orders_zero_to_two(floatX: str) -> None:
@@ -589,7 +605,7 @@ def test_ive_of_orders_zero_to_two(floatX: str) -> None:
 
 def test_ive_of_other_orders_is_refused() -> None:
     x = pt.vector("x")
-    with pytest.raises(NotImplementedError, match="constant v of 0, 1 or 2"):
+    with pytest.raises(NotImplementedError, match=r"constant v in \{0, 1, 2\}"):
         export_onnx([x], [pt.ive(3, x)])
 
 
@@ -632,11 +648,57 @@ def test_loops_on_scalars_and_inside_scan() -> None:
     compare_onnx_and_py([xs], [total], [np.array([0.5, 1.5, 30.0])])
 
 
+def test_bessel_j_accuracy_against_mpmath() -> None:
+    mpmath = pytest.importorskip("mpmath")
+    rng = np.random.default_rng(8)
+    zeros = [2.404825557695773, 3.8317059702075125, 5.520078110286311, 7.015586669815619]
+    near = np.concatenate([z + np.linspace(-1e-8, 1e-8, 5) for z in zeros])
+    small = np.concatenate([rng.uniform(0.0, 8.0, 300), np.logspace(-300, 0, 30), near])
+    large = np.concatenate([rng.uniform(8.0, 100.0, 150), np.exp(rng.uniform(4.6, 18.4, 100))])
+    for order, fn in ((0, pt.j0), (1, pt.j1)):
+        for grid, relative in ((small, True), (large, False)):
+            points = np.concatenate([grid, -grid])
+            got = _onnx_values(fn, points)
+            want = np.array([float(mpmath.besselj(order, mpmath.mpf(v))) for v in grid])
+            want = np.concatenate([want, want * (-1) ** order])
+            # Relative below 8 (the first two zeros are factored out); beyond, relative to
+            # the envelope sqrt(2 / (pi x)), as the zeros there are not.
+            scale = np.abs(want) if relative else np.sqrt(2.0 / (np.pi * np.abs(points)))
+            assert np.max(np.abs(got - want) / scale) < 4e-15
+
+
+def test_bessel_j2_of_the_j1_gradient() -> None:
+    mpmath = pytest.importorskip("mpmath")
+    grid = np.concatenate([np.linspace(-30.0, 30.0, 241), np.logspace(-150, 0, 40), [1.0, 8.0]])
+    got = _onnx_values(lambda x: pt.jv(2.0, x), grid)
+    want = np.array([float(mpmath.besselj(2, mpmath.mpf(v))) for v in grid])
+    # Relative to max(|J2|, the envelope): next to the zeros of J2 the recurrence
+    # 2 J1 / x - J0 keeps absolute accuracy only.
+    scale = np.maximum(np.abs(want), np.minimum(0.1, np.sqrt(2.0 / (np.pi * np.abs(grid)))))
+    assert np.max(np.abs(got - want) / scale) < 4e-15
+
+
+def test_bessel_j_at_zero_and_infinity() -> None:
+    values = np.array([0.0, -0.0, np.inf, -np.inf, np.nan])
+    j0 = _onnx_values(pt.j0, values)
+    j1 = _onnx_values(pt.j1, values)
+    np.testing.assert_array_equal(j0, [1.0, 1.0, 0.0, 0.0, np.nan])
+    np.testing.assert_array_equal(j1, [0.0, -0.0, 0.0, -0.0, np.nan])
+    assert np.signbit(j1[1]) and np.signbit(j1[3])
+
+
+def test_bessel_j_gradients() -> None:
+    value = np.array([-9.5, -2.0, 0.0, 0.7, 3.0, 12.0, 40.0])
+    x = input_like(value, "x", symbolic=True)
+    cost = (pt.j0(x) * pt.j1(x)).sum()
+    compare_onnx_and_py([x], [cost, pytensor.grad(cost, x)], [value])
+
+
 @pytest.mark.parametrize(
     ("build", "name", "reason"),
     [
-        (pt.j0, "J0", "Bessel functions of the first kind"),
-        (lambda x: pt.jv(2.0, x), "Jv", "Bessel functions of the first kind"),
+        (lambda x: pt.jv(3.0, x), "Jv", r"constant v in \{0, 1, 2\}"),
+        (lambda x: pt.jv(x, 2.0), "Jv", r"constant v in \{0, 1, 2\}"),
         (lambda x: pt.kv(1.5, x), "Kve", "second kind"),
         (lambda x: pt.hyp2f1(x, 1.0, 2.0, 0.5), "Hyp2F1", "hypergeometric"),
         (lambda x: pt.gammaincinv(2.0, x), "GammaIncInv", "inverse regularized"),

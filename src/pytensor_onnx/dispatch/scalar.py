@@ -344,6 +344,17 @@ def _cos64(builder: ONNXBuilder, xs: list[ir.Value], dtype: str) -> ir.Value:
     return _beyond_reduction(num, x, num.unary("Cos", x), reduced)
 
 
+def sin_and_cos(num: Num, x: ir.Value) -> tuple[ir.Value, ir.Value]:
+    """``(sin x, cos x)`` as the ``Sin``/``Cos`` converters compute them, sharing the argument
+    reduction in float64 (ONNX Runtime's kernels in float32)."""
+    if num.dtype != "float64":
+        return num.unary("Sin", x), num.unary("Cos", x)
+    k, r = _reduce_half_pi(num, x)
+    sine = _beyond_reduction(num, x, num.unary("Sin", x), _sin_in_quadrant(num, k, r))
+    cosine = _sin_in_quadrant(num, num.add(k, 1.0), r)
+    return sine, _beyond_reduction(num, x, num.unary("Cos", x), cosine)
+
+
 def _tan64(builder: ONNXBuilder, xs: list[ir.Value], dtype: str) -> ir.Value:
     num = Num(builder, dtype)
     (x,) = xs

@@ -41,7 +41,7 @@ from pytensor_onnx.dispatch.basic import (
     optional_classes,
     register_lazy,
 )
-from pytensor_onnx.dispatch.scalar import expm1, log1p, register_kernel
+from pytensor_onnx.dispatch.scalar import expm1, log1p, register_kernel, sin_and_cos
 
 #: A decomposition: the arithmetic helper and input values of its dtype.
 Decomposition = Callable[..., ir.Value]
@@ -841,26 +841,120 @@ i0e64, i0_64 = _BESSEL_I[0]
 i1e64, i1_64 = _BESSEL_I[1]
 
 
-def _bessel_of_constant_order(
-    op: psm.ScalarOp, node: Apply, builder: ONNXBuilder
+def _of_constant_order(
+    op: psm.ScalarOp, node: Apply, builder: ONNXBuilder, orders: dict[int, Decomposition]
 ) -> list[ir.Value]:
-    # Only the orders with a decomposition: a constant v of 0, 1 or 2 (PyTensor 3's iv,
-    # the gradient of i1); other orders need a general Bessel algorithm.
+    """A Bessel function ``f(v, x)`` whose order ``v`` is a constant with a decomposition in
+    ``orders``; other orders need a general-order Bessel algorithm and are refused."""
     order = node.inputs[0]
     values = np.unique(np.asarray(order.data)) if isinstance(order, Constant) else None
-    name = type(op).__name__.lower()
-    if values is None or values.size != 1 or values[0] not in _BESSEL_I:
+    if values is None or values.size != 1 or values[0] not in orders:
+        name = type(op).__name__.lower()
+        known = ", ".join(str(n) for n in sorted(orders))
         raise UnsupportedOpError.for_node(
-            node, f"{name}(v, x) is only converted for a constant v of 0, 1 or 2"
+            node, f"{name}(v, x) is only converted for a constant v in {{{known}}}", op=op
         )
     dtype = variable_dtype(node.outputs[0])
-    scaled, unscaled = _BESSEL_I[int(values[0])]
-    decomposition = scaled if isinstance(op, psm.Ive) else unscaled
+    decomposition = orders[int(values[0])]
     return [in_work_dtype(decomposition)(builder, [builder.input(node, 1, dtype)], dtype)]
 
 
-for _cls in optional_classes(psm, "Ive", "Iv"):  # PyTensor 3 builds iv from ive
-    onnx_funcify.register(_cls)(_bessel_of_constant_order)
+def _ive(op: psm.ScalarOp, node: Apply, builder: ONNXBuilder) -> list[ir.Value]:
+    # Orders 0, 1 and 2: PyTensor 3's iv and i0/i1 (the gradient of i1 is ive(2, x)).
+    return _of_constant_order(op, node, builder, {n: pair[0] for n, pair in _BESSEL_I.items()})
+
+
+def _iv(op: psm.ScalarOp, node: Apply, builder: ONNXBuilder) -> list[ir.Value]:
+    return _of_constant_order(op, node, builder, {n: pair[1] for n, pair in _BESSEL_I.items()})
+
+
+for _cls in optional_classes(psm, "Ive"):
+    onnx_funcify.register(_cls)(_ive)
+for _cls in optional_classes(psm, "Iv"):  # PyTensor 3 builds iv from ive
+    onnx_funcify.register(_cls)(_iv)
+
+
+# ------------------------------------------------------------------- Bessel J0, J1
+#: The end of the interval of the small-argument series of ``J0``/``J1``.
+_BESSEL_J_SPLIT = 8.0
+
+
+def _bessel_j(
+    order: int,
+    small: tuple[float, ...],
+    zeros: tuple[tuple[float, float], ...],
+    amplitude: tuple[float, ...],
+    phase: tuple[float, ...],
+) -> Decomposition:
+    """``J_n(x)`` for ``n = 0, 1``.
+
+    ``|x| <= 8``: ``x^n (x - z1)(x + z1)(x - z2)(x + z2) g(x^2)`` with the first two zeros
+    ``z1``, ``z2`` factored out (each ``x - z`` as ``(x - hi) - lo``, exact next to the zero,
+    so that the relative accuracy holds there) and ``g`` a Chebyshev series.  Beyond, Hankel's
+    form ``sqrt(2 / (pi x)) (P cos c - Q sin c)``, ``c = x - (2n + 1) pi/4``, with ``P`` and
+    ``Q / u`` Chebyshev series in ``2 u^2 - 1``, ``u = 8 / x``, written with ``sin x`` and
+    ``cos x`` (accurately reduced in float64).  ``J_n(-x) = (-1)^n J_n(x)``.
+    """
+
+    def decomposition(num: Num, x: ir.Value) -> ir.Value:
+        a = num.unary("Abs", x)
+        factor: ir.Value = num.chebyshev_on(num.mul(a, a), 0.0, 64.0, small)
+        for hi, lo in zeros:
+            head = float(np.dtype(num.dtype).type(hi))
+            tail = (hi - head) + lo
+            near_zero = num.sub(num.sub(a, head), tail)
+            factor = num.mul(factor, num.mul(near_zero, num.add(a, hi)))
+        if order == 1:
+            factor = num.mul(factor, a)
+        u = num.div(_BESSEL_J_SPLIT, a)
+        v = num.sub(num.mul(num.mul(u, u), 2.0), 1.0)
+        p = num.chebyshev(v, amplitude)
+        q = num.mul(u, num.chebyshev(v, phase))
+        sine, cosine = sin_and_cos(num, a)
+        plus, minus = num.add(p, q), num.sub(p, q)
+        if order == 0:  # sqrt(2) (P cos c - Q sin c) = (P + Q) cos x + (P - Q) sin x
+            wave = num.add(num.mul(plus, cosine), num.mul(minus, sine))
+        else:  # ... = (P + Q) sin x - (P - Q) cos x
+            wave = num.sub(num.mul(plus, sine), num.mul(minus, cosine))
+        far = num.mul(num.unary("Sqrt", num.div(1.0 / math.pi, a)), wave)
+        value = num.where(num.le(a, _BESSEL_J_SPLIT), factor, far)
+        if order == 0:
+            # The product of the factors rounds to 1 + 2**-52 at x = 0: the first terms of
+            # the power series, exact to 1e-27 below 1e-4, give J0(0) = 1.
+            square = num.mul(a, a)
+            series = num.add(1.0, num.mul(square, num.add(-0.25, num.mul(square, 1.0 / 64.0))))
+            value = num.where(num.lt(a, 1e-4), series, value)
+        # The limits at +-inf (SciPy returns NaN there).
+        value = num.where(num.is_inf(a), 0.0, value)
+        return num.negate_where(num.sign_bit(x), value) if order else value
+
+    return decomposition
+
+
+j0_64 = _bessel_j(0, tables.J0_SMALL_CHEB, tables.J0_ZEROS, tables.J0_P_CHEB, tables.J0_Q_CHEB)
+j1_64 = _bessel_j(1, tables.J1_SMALL_CHEB, tables.J1_ZEROS, tables.J1_P_CHEB, tables.J1_Q_CHEB)
+
+#: ``1 / (k! (k + 2)!)``: ``J2(x) = (x^2 / 4) sum_k (-x^2 / 4)^k / (k! (k + 2)!)``; twelve
+#: terms reach 1e-20 for ``|x| <= 1``.
+_J2_SERIES = [1.0 / (math.factorial(k) * math.factorial(k + 2)) for k in range(12)]
+
+
+def j2_64(num: Num, x: ir.Value) -> ir.Value:
+    """``J2(x)`` (in the gradient of ``j1``): ``2 J1(x) / x - J0(x)`` for ``|x| > 1``, the
+    power series below, where that difference cancels."""
+    a = num.unary("Abs", x)
+    quarter_square = num.mul(num.mul(a, a), 0.25)
+    series = num.mul(quarter_square, num.horner(num.unary("Neg", quarter_square), _J2_SERIES))
+    recurrence = num.sub(num.div(num.mul(j1_64(num, a), 2.0), a), j0_64(num, a))
+    return num.where(num.le(a, 1.0), series, recurrence)
+
+
+def _jv(op: psm.ScalarOp, node: Apply, builder: ONNXBuilder) -> list[ir.Value]:
+    # Orders 0, 1 and 2: the gradients of j0 (-j1), j1 ((j0 - jv(2, x)) / 2) and jv.
+    return _of_constant_order(op, node, builder, {0: j0_64, 1: j1_64, 2: j2_64})
+
+
+onnx_funcify.register(psm.Jv)(_jv)
 
 
 _DECOMPOSED: list[tuple[type, Decomposition]] = [
@@ -878,6 +972,8 @@ _DECOMPOSED: list[tuple[type, Decomposition]] = [
     (psm.GammaInc, gammainc64),
     (psm.GammaIncC, gammaincc64),
     (psm.BetaInc, betainc64),
+    (psm.J0, j0_64),
+    (psm.J1, j1_64),
 ]
 for _cls, _decomposition in _DECOMPOSED:
     register_kernel(_cls)(in_work_dtype(_decomposition))
@@ -895,7 +991,6 @@ for _name, _decomposition in [("I0e", i0e64), ("I1e", i1e64)]:
 # ------------------------------------------------------------------- refused, with reasons
 _NOT_CONSTRUCTED = "no ONNX operator computes it and no decomposition is constructed yet"
 _REFUSED: list[tuple[tuple[str, ...], str]] = [
-    (("J0", "J1", "Jv"), f"the Bessel functions of the first kind: {_NOT_CONSTRUCTED}"),
     (("Kve",), f"the modified Bessel function of the second kind (kv, kve): {_NOT_CONSTRUCTED}"),
     (("Hyp2F1",), f"the Gauss hypergeometric function: {_NOT_CONSTRUCTED}"),
     (
