@@ -54,3 +54,17 @@ def test_convolve1d_gradient(mode: str, n: int, k: int, floatX: str, symbolic: b
     out = convolve1d(a, b, mode=mode)
     cost = (out * weights[:, : out.shape[-1]]).sum()
     compare_onnx_and_py([a, b], pt.grad(cost, [a, b]), [a_value, b_value])
+
+
+@pytest.mark.parametrize("kernel_first", [False, True])
+def test_convolve1d_of_a_long_signal_scales_with_the_kernel(kernel_first: bool) -> None:
+    # The gathered matrix is (n + k - 1) x min(n, k): a 10^5-sample signal with a 7-tap
+    # kernel needs 5.6 MB, where an (n + k - 1) x n matrix would need 80 GB.
+    signal = RNG.normal(size=100_000)
+    kernel = RNG.normal(size=7)
+    x = pt.vector("x")
+    h = pt.vector("h")
+    values = [kernel, signal] if kernel_first else [signal, kernel]
+    inputs = [h, x] if kernel_first else [x, h]
+    outputs = [convolve1d(*inputs, mode="valid"), convolve1d(*inputs, mode="full")]
+    compare_onnx_and_py(inputs, outputs, values)
