@@ -65,8 +65,8 @@ DIVERGENCES = {
     "logsumexp of an integer tensor, so there is no reference value (the export converts it; "
     "tests/dispatch/test_reductions.py checks it against SciPy): integers are cast to float64 "
     "first on those versions.",
-    "bessel-at-infinity": "SciPy's (so PyTensor's) i0/i1 return NaN at +-inf, the export their "
-    "limits +-inf (docs/ops/special_functions.md): infinities become 0 before i0/i1.",
+    "bessel-at-infinity": "SciPy's (so PyTensor's) i0/i1/j0/j1 return NaN at +-inf, the export "
+    "their limits (+-inf, 0; docs/ops/special_functions.md): infinities become 0 before them.",
 }
 
 FLOATS = ("float32", "float64")
@@ -79,6 +79,7 @@ CAST_TARGETS = ("bool", "int8", "int32", "int64", "uint8", "float32", "float64")
 DOCUMENTED_ERROR = {
     "gammainc": {"float64": 1.5e-13, "float32": 5.9e-08},
     "gammaincc": {"float64": 1.5e-13, "float32": 5.9e-08},
+    "betainc": {"float64": 3e-12, "float32": 5.9e-08},
 }
 
 
@@ -321,7 +322,8 @@ FLOAT_UNARY = (
     "exp", "log", "log1p", "expm1", "sqrt", "sin", "cos", "tan", "arctan", "tanh", "sinh",
     "cosh", "arcsinh", "arccos", "arctanh", "sigmoid", "softplus", "erf", "erfc", "erfcx",
     "erfinv", "gammaln", "psi", "gamma", "abs", "sign", "floor", "ceil", "round", "neg",
-    "reciprocal", "sqr", "log1mexp", "i0", "i1", "exp2", "log2", "log10", "isnan", "isinf",
+    "reciprocal", "sqr", "log1mexp", "i0", "i1", "j0", "j1", "exp2", "log2", "log10", "isnan",
+    "isinf",
 )  # fmt: skip
 INT_UNARY = ("abs", "neg", "sign", "sqr", "invert")
 
@@ -335,7 +337,7 @@ def elemwise_unary(draw: Any, g: GraphBuilder) -> None:
     else:
         op = draw(st.sampled_from(FLOAT_UNARY))
     kind = "float" if dtype in FLOATS else ("bool" if dtype == "bool" else "int")
-    if op in ("i0", "i1") and kind == "float":
+    if op in ("i0", "i1", "j0", "j1") and kind == "float":
         x, note = f"pt.switch(pt.isinf({x}), 0, {x})", "bessel-at-infinity"
     else:
         note = ""
@@ -604,10 +606,11 @@ LOGSUMEXP_IS_COMPOSITE = pt.logsumexp(pt.vector(dtype="float64")).owner.op == pt
 
 
 def special(draw: Any, g: GraphBuilder) -> None:
-    """Softmax, log-softmax, logsumexp and the incomplete gamma functions."""
+    """Softmax, log-softmax, logsumexp and the incomplete gamma and beta functions."""
     x = g.term(has_dims(1))
     axis = axis_of(draw, g.terms[x].type.ndim)
-    kind = draw(st.sampled_from(("softmax", "log_softmax", "logsumexp", "gammainc", "gammaincc")))
+    kinds = ("softmax", "log_softmax", "logsumexp", "gammainc", "gammaincc", "betainc")
+    kind = draw(st.sampled_from(kinds))
     dtype = g.terms[x].type.dtype
     if kind in ("softmax", "log_softmax"):
         note = ""
@@ -624,6 +627,12 @@ def special(draw: Any, g: GraphBuilder) -> None:
         if LOGSUMEXP_IS_COMPOSITE and dtype not in FLOATS:
             x, note = f"pt.cast({x}, 'float64')", "logsumexp-of-integer"
         g.add(f"pt.logsumexp({x}, axis={axis})", f"special:{kind}", note=note)
+    elif kind == "betainc":
+        a = g.new_input(g.floatX, broadcastable_shape(draw, g.shape(x)), special=False)
+        out_dtype = pytensor.scalar.upcast(g.floatX, dtype)
+        # Shapes from the term (b) and a new input (a), the point squashed into [0, 1].
+        expression = f"pt.betainc(pt.abs({a}) + 0.5, pt.abs({x}) + 0.5, pt.sigmoid({a}))"
+        g.add(expression, f"special:{kind}", cost=documented_cost(kind, out_dtype))
     else:
         a = g.new_input(g.floatX, broadcastable_shape(draw, g.shape(x)), special=False)
         out_dtype = pytensor.scalar.upcast(g.floatX, dtype)  # integer x: float64
