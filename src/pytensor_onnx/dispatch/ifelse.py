@@ -18,7 +18,7 @@ from typing import Any
 
 import onnx_ir as ir
 from pytensor.compile.builders import OpFromGraph
-from pytensor.graph.basic import Apply
+from pytensor.graph.basic import Apply, Variable
 
 from pytensor_onnx.builder import ONNXBuilder, onnx_dtype, variable_dtype, variable_shape
 from pytensor_onnx.dispatch.basic import convert_nodes, onnx_funcify, optional_classes
@@ -35,20 +35,50 @@ Values = Sequence[ir.Value]
 def _branch(
     builder: ONNXBuilder,
     name: str,
-    node: Apply,
+    outputs: Sequence[Variable],
     compute: Callable[[ONNXBuilder], Sequence[ir.Value]],
 ) -> ir.Graph:
-    """A branch graph whose outputs ``compute`` makes in the branch's builder."""
+    """A branch graph whose outputs (typed like ``outputs``) ``compute`` makes in the
+    branch's builder."""
     branch = ONNXBuilder(
         builder.opset, builder.names.claim(name), parent=builder, names=builder.names
     )
-    for var, value in zip(node.outputs, compute(branch), strict=True):
+    for var, value in zip(outputs, compute(branch), strict=True):
         # An Identity makes each output the branch's own (it may be an outer value).
         out = branch.op("Identity", [branch.cast(value, variable_dtype(var))])
         out.dtype = onnx_dtype(variable_dtype(var))
         branch.graph.outputs.append(out)
     branch.name_values()
     return branch.graph
+
+
+def if_then_else(
+    builder: ONNXBuilder,
+    condition: ir.Value,
+    outputs: Sequence[Variable],
+    then_compute: Callable[[ONNXBuilder], Sequence[ir.Value]],
+    else_compute: Callable[[ONNXBuilder], Sequence[ir.Value]],
+) -> list[ir.Value]:
+    """Append an ONNX ``If`` on the 0-d bool ``condition``; its results are typed like the
+    PyTensor variables ``outputs``.  Each ``compute`` makes its branch's values in the
+    branch's builder (values of enclosing graphs may be read there)."""
+    result = ir.Node(
+        "",
+        "If",
+        [condition],
+        attributes=[
+            ir.AttrGraph("then_branch", _branch(builder, "then_branch", outputs, then_compute)),
+            ir.AttrGraph("else_branch", _branch(builder, "else_branch", outputs, else_compute)),
+        ],
+        num_outputs=len(outputs),
+    )
+    builder.add_node(result)
+    values = list(result.outputs)
+    for var, value in zip(outputs, values, strict=True):
+        value.dtype = onnx_dtype(variable_dtype(var))
+        # The branches may differ in static shape: keep only what the PyTensor type knows.
+        value.shape = ir.Shape(variable_shape(var))
+    return values
 
 
 def _if_node(
@@ -58,23 +88,8 @@ def _if_node(
     else_compute: Callable[[ONNXBuilder], Sequence[ir.Value]],
 ) -> list[ir.Value]:
     """Append an ``If`` on ``node.inputs[0]`` with the given branch computations."""
-    result = ir.Node(
-        "",
-        "If",
-        [builder.input(node, 0, "bool")],
-        attributes=[
-            ir.AttrGraph("then_branch", _branch(builder, "then_branch", node, then_compute)),
-            ir.AttrGraph("else_branch", _branch(builder, "else_branch", node, else_compute)),
-        ],
-        num_outputs=len(node.outputs),
-    )
-    builder.add_node(result)
-    outputs = list(result.outputs)
-    for var, value in zip(node.outputs, outputs, strict=True):
-        value.dtype = onnx_dtype(variable_dtype(var))
-        # The branches may differ in static shape: keep only what the PyTensor type knows.
-        value.shape = ir.Shape(variable_shape(var))
-    return outputs
+    condition = builder.input(node, 0, "bool")
+    return if_then_else(builder, condition, node.outputs, then_compute, else_compute)
 
 
 @onnx_funcify.register(IfElse)
