@@ -44,11 +44,6 @@ Values = Sequence[ir.Value]
 INT64_MAX = int(np.iinfo(np.int64).max)
 
 
-def _dim(builder: ONNXBuilder, value: ir.Value, axis: int) -> ir.Value:
-    """The length of axis ``axis`` (negative) of ``value`` as a 1-element int64 tensor."""
-    return builder.op("Shape", [value], {"start": axis, "end": axis + 1 or None})
-
-
 def _pad_axis(
     builder: ONNXBuilder, x: ir.Value, rank: int, axis: int, before: ir.Value, after: ir.Value
 ) -> ir.Value:
@@ -113,7 +108,7 @@ def _operands(
 @register_core_and_batched(Convolve1d)
 def _convolve1d(op: Convolve1d, node: Apply, builder: ONNXBuilder) -> Values:
     work, a, b, full, rank_a, rank_b = _operands(node, builder)
-    n, k = _dim(builder, a, -1), _dim(builder, b, -1)
+    n, k = builder.dim(a, -1), builder.dim(b, -1)
     m = builder.op("Min", [n, k])
     longest = builder.op("Max", [n, k])
     a_shorter = builder.op(
@@ -150,8 +145,8 @@ def _full_convolve2d(
 ) -> ir.Value:
     """The full 2-D convolution of ``a`` and ``b`` (batched, NumPy broadcasting) as one
     ``MatMul``, summing over ``a``'s rows and ``b``'s columns (see the module docs)."""
-    rows_a, cols_a = _dim(builder, a, -2), _dim(builder, a, -1)
-    rows_b, cols_b = _dim(builder, b, -2), _dim(builder, b, -1)
+    rows_a, cols_a = builder.dim(a, -2), builder.dim(a, -1)
+    rows_b, cols_b = builder.dim(b, -2), builder.dim(b, -1)
     inner = builder.op("Mul", [rows_a, cols_b])
     # (..., T, N, L) -> (..., T, N L)
     g1 = _shifted_gather(builder, b, rank_b, -2, rows_a, rows_b)
@@ -179,8 +174,8 @@ def _convolve2d(op: Convolve2d, node: Apply, builder: ONNXBuilder) -> Values:
         pair = (b, a, rank_b, rank_a) if swap else (a, b, rank_a, rank_b)
         out = _full_convolve2d(builder, *pair)
     else:
-        cost_ab = builder.op("Mul", [_dim(builder, a, -2), _dim(builder, b, -1)])
-        cost_ba = builder.op("Mul", [_dim(builder, b, -2), _dim(builder, a, -1)])
+        cost_ab = builder.op("Mul", [builder.dim(a, -2), builder.dim(b, -1)])
+        cost_ba = builder.op("Mul", [builder.dim(b, -2), builder.dim(a, -1)])
         cheaper = builder.op(
             "Squeeze", [builder.op("Not", [builder.op("Greater", [cost_ab, cost_ba])])]
         )
@@ -192,6 +187,6 @@ def _convolve2d(op: Convolve2d, node: Apply, builder: ONNXBuilder) -> Values:
             lambda branch: [_full_convolve2d(branch, a, b, rank_a, rank_b)],
             lambda branch: [_full_convolve2d(branch, b, a, rank_b, rank_a)],
         )
-    lengths = [(_dim(builder, a, axis), _dim(builder, b, axis)) for axis in (-2, -1)]
+    lengths = [(builder.dim(a, axis), builder.dim(b, axis)) for axis in (-2, -1)]
     out = _keep_mode(builder, out, full, lengths)
     return [builder.cast(out, variable_dtype(node.outputs[0]), work)]
