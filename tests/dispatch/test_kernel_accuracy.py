@@ -188,6 +188,7 @@ NOT_ELEMENTWISE = frozenset(
         "Constant",
         "ConstantOfShape",
         "CumSum",
+        "DFT",
         "Det",
         "Expand",
         "Gather",
