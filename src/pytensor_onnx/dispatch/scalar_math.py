@@ -712,14 +712,18 @@ def betainc64(num: Num, a: ir.Value, b: ir.Value, x: ir.Value) -> ir.Value:
       evaluation below the mean of the swapped arguments.
     """
     builder = num.builder
-    shape = builder.shape(num.add(num.add(a, b), x))
-    swap = num.gt(x, num.div(num.add(a, 1.0), num.add(num.add(a, b), 2.0)))
+    a_plus_b = num.add(a, b)
+    shape = builder.shape(num.add(a_plus_b, x))
+    swap = num.gt(x, num.div(num.add(a, 1.0), num.add(a_plus_b, 2.0)))
     p = builder.op("Expand", [num.where(swap, b, a), shape])
     q = builder.op("Expand", [num.where(swap, a, b), shape])
     y = builder.op("Expand", [num.where(swap, num.sub(1.0, x), x), shape])
     valid = num.both(num.both(num.gt(p, 0.0), num.gt(q, 0.0)), num.gt(y, 0.0))
     valid = num.both(valid, num.lt(y, 1.0))
     in_series = num.both(num.le(num.mul(b, x), 1.0), num.le(x, 0.95))
+    # The elements each loop serves (loop-invariant, so computed once outside the loops).
+    series_active = num.both(valid, in_series)
+    fraction_active = num.both(valid, builder.op("Not", [in_series]))
     log_beta = _log_beta(num, p, q)
     tolerance = num.eps * _LOOP_TOLERANCE_EPS
     tiny = _TINY[num.dtype]
@@ -755,29 +759,27 @@ def betainc64(num: Num, a: ir.Value, b: ir.Value, x: ir.Value) -> ir.Value:
             body.mul(body.add(p, two_m), body.add(body.add(p, two_m), 1.0)),
         )
         h, c, d, odd_big = lentz(body, h, c, d, body.unary("Neg", odd))
-        more = body.both(valid, body.either(even_big, odd_big))
-        return [h, c, d, m], body.both(more, builder.op("Not", [in_series]))
+        return [h, c, d, m], body.both(fraction_active, body.either(even_big, odd_big))
 
     first = num.div(num.mul(total, y), num.add(p, 1.0))
     d0 = num.div(1.0, clamp_tiny(num, num.sub(1.0, first)))
-    c0 = builder.op("Expand", [num.val(1.0), shape])
+    one = builder.op("Expand", [num.val(1.0), shape])
     h, _, _, _ = while_any(
-        num, [d0, c0, d0, num.val(0.0)], step, _GAMMAINC_MAX_ITERATIONS, "betainc_fraction"
+        num, [d0, one, d0, num.val(0.0)], step, _GAMMAINC_MAX_ITERATIONS, "betainc_fraction"
     )
     prefix = num.unary("Exp", _log_betainc_prefix(num, p, q, y, log_beta))
     below = num.div(num.mul(prefix, h), p)
     value = num.where(swap, num.sub(1.0, below), below)
 
     def series_step(body: Num, state: list[ir.Value]) -> tuple[list[ir.Value], ir.Value]:
-        term, total, n = state  # term = (1 - b)_n x^n / n!
+        term, partial, n = state  # term = (1 - b)_n x^n / n!
         n = body.add(n, 1.0)
         term = body.mul(term, body.div(body.mul(body.sub(n, b), x), n))
         added = body.div(body.mul(term, a), body.add(a, n))
-        total = body.add(total, added)
-        big = body.gt(body.unary("Abs", added), body.mul(body.unary("Abs", total), tolerance))
-        return [term, total, n], body.both(body.both(valid, in_series), big)
+        partial = body.add(partial, added)
+        big = body.gt(body.unary("Abs", added), body.mul(body.unary("Abs", partial), tolerance))
+        return [term, partial, n], body.both(series_active, big)
 
-    one = builder.op("Expand", [num.val(1.0), shape])
     _, series, _ = while_any(
         num, [one, one, num.val(0.0)], series_step, _GAMMAINC_MAX_ITERATIONS, "betainc_series"
     )
@@ -898,7 +900,8 @@ def _bessel_j(
 
     def decomposition(num: Num, x: ir.Value) -> ir.Value:
         a = num.unary("Abs", x)
-        factor: ir.Value = num.chebyshev_on(num.mul(a, a), 0.0, 64.0, small)
+        square = num.mul(a, a)
+        factor: ir.Value = num.chebyshev_on(square, 0.0, 64.0, small)
         for hi, lo in zeros:
             head = float(np.dtype(num.dtype).type(hi))
             tail = (hi - head) + lo
@@ -921,7 +924,6 @@ def _bessel_j(
         if order == 0:
             # The product of the factors rounds to 1 + 2**-52 at x = 0: the first terms of
             # the power series, exact to 1e-27 below 1e-4, give J0(0) = 1.
-            square = num.mul(a, a)
             series = num.add(1.0, num.mul(square, num.add(-0.25, num.mul(square, 1.0 / 64.0))))
             value = num.where(num.lt(a, 1e-4), series, value)
         # The limits at +-inf (SciPy returns NaN there).
