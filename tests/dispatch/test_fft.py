@@ -8,7 +8,7 @@ import pytensor.tensor as pt
 import pytest
 from pytensor.tensor.fft import irfft, irfft_op, rfft, rfft_op
 
-from pytensor_onnx import export_onnx
+from pytensor_onnx import UnsupportedOpError, export_onnx
 from tests.compare import compare_onnx_and_py, input_like, ort_session
 
 SHAPES = [(2, 8), (3, 7), (2, 4, 6), (2, 5, 3), (1, 1, 2)]
@@ -86,3 +86,10 @@ def test_gradients(floatX: str, symbolic: bool) -> None:
     cost = (spectrum**2).sum() + (irfft(spectrum * 1.5, norm="ortho") * x).sum()
     outputs = [cost, pytensor.grad(cost, x)]
     compare_onnx_and_py([x], outputs, [value], atol=10 * _atol(floatX))
+
+
+def test_lengths_of_unknown_count_are_refused() -> None:
+    x = pt.matrix("x")
+    s = pt.lvector("s")
+    with pytest.raises(UnsupportedOpError, match="transform lengths s of unknown length"):
+        export_onnx([x, s], [rfft_op(x, s)])

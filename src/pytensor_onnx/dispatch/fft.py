@@ -30,7 +30,7 @@ from pytensor.graph.basic import Apply
 from pytensor.tensor.fft import IRFFTOp, RFFTOp
 
 from pytensor_onnx.builder import ONNXBuilder, variable_dtype
-from pytensor_onnx.dispatch.basic import onnx_funcify
+from pytensor_onnx.dispatch.basic import UnsupportedOpError, onnx_funcify
 
 Values = Sequence[ir.Value]
 
@@ -62,6 +62,11 @@ def _fit(builder: ONNXBuilder, x: ir.Value, axis: int, rank: int, length: ir.Val
 def _lengths(builder: ONNXBuilder, node: Apply) -> list[ir.Value]:
     """The transform lengths ``s`` (one 1-element int64 value per transformed axis)."""
     count = node.inputs[1].type.shape[0]
+    if count is None:
+        # NumPy transforms the last len(s) axes: how many must be known to build the graph.
+        raise UnsupportedOpError.for_node(
+            node, "transform lengths s of unknown length (the number of transformed axes)"
+        )
     s = builder.input(node, 1, "int64")
     return [
         builder.op("Slice", [s, builder.int64s([i]), builder.int64s([i + 1])]) for i in range(count)
