@@ -210,6 +210,32 @@ def test_solve_triangular_batched_broadcasting(symbolic: bool) -> None:
     compare_onnx_and_py([a, b], [out], [value, b_value], rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("lower", [True, False], ids=["lower", "upper"])
+@pytest.mark.parametrize("unit_diagonal", [False, True], ids=["diag", "unit"])
+def test_solve_triangular_batched_blocks_singular_only_where_zero(
+    lower: bool, unit_diagonal: bool, floatX: str
+) -> None:
+    # Static n > 32: the 32 x 32 diagonal blocks of all matrices of the batch are inverted
+    # together by recursive doubling.  A zero on the diagonal of one matrix (in its second
+    # block) makes that solution NaN and leaves the other exact; with unit_diagonal the
+    # zero is never read.
+    rng = np.random.default_rng(47)
+    n = 47
+    factor = np.linalg.cholesky(spd_matrix(rng, (3, n, n), 10.0, "float64"))
+    value = (factor if lower else np.swapaxes(factor, -1, -2).copy()).astype(floatX)
+    value[..., *(np.triu_indices(n, 1) if lower else np.tril_indices(n, -1))] = np.nan
+    value[1, 40, 40] = 0.0
+    if unit_diagonal:
+        value[~np.isnan(value)] /= n  # keep the unit-diagonal systems tame
+    b_value = rng.normal(size=(n, 2)).astype(floatX)
+    a, b = input_like(value, "a"), input_like(b_value, "b")
+    out = ptla.solve_triangular(a, b, lower=lower, unit_diagonal=unit_diagonal)
+    expected = pytensor.function([a, b], out)(value, b_value)
+    assert np.isnan(expected[1]).all() != unit_diagonal
+    tol = 1e-11 if floatX == "float64" else 2e-4
+    compare_onnx_and_py([a, b], [out], [value, b_value], rtol=tol, atol=tol)
+
+
 # ----------------------------------------------------------------------- solve
 @pytest.mark.parametrize("n", SIZES)
 @pytest.mark.parametrize(("dtype", "condition"), FLOAT_CASES)
@@ -527,9 +553,10 @@ def test_large_sizes_use_loops() -> None:
     b = pt.matrix("b", dtype="float64", shape=(64, 3))
     model = export_onnx([a, b], [ptla.solve(a, b), ptla.cholesky(a)])
     ops = [node.op_type for node in model.graph.node]
-    # LU, two triangular solves, Cholesky; a loop of static length is an ONNX Scan
-    assert ops.count("Loop") + ops.count("Scan") >= 4
-    assert len(ops) < 200  # not unrolled
+    # LU and Cholesky are loops (a loop of static length is an ONNX Scan); the two
+    # triangular solves invert their two diagonal blocks without a loop (5 doublings).
+    assert ops.count("Loop") + ops.count("Scan") >= 2
+    assert len(ops) < 300  # not unrolled
     fgraph = capture([a, b], [ptla.solve(a, b)]).fgraph
     assert any(type(node.op).__name__ == "Solve" for node in fgraph.toposort())
 

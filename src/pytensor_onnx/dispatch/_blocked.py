@@ -4,7 +4,8 @@ A matrix of static size ``n`` above a base size is split into ``n1 = n // 2`` an
 ``n - n1`` rows and columns; the two diagonal halves are handled recursively and the
 off-diagonal coupling is one ``MatMul``, so almost all of the O(n³) flops run in ONNX
 Runtime's GEMM instead of in per-column ``Loop`` steps.  Triangular solves invert all
-diagonal blocks at once (one ``Loop``) and substitute block by block with ``MatMul`` nodes.  The
+diagonal blocks at once (recursive doubling, no ``Loop``) and substitute block by block
+with ``MatMul`` nodes.  The
 column-step base cases are supplied by the caller (:mod:`pytensor_onnx.dispatch.linalg`),
 which keeps those algorithms in one place.
 
@@ -95,19 +96,100 @@ def recursive_cholesky(
     return builder.op("Concat", [top, bottom], {"axis": -2})
 
 
-#: ``invert(builder, blocks, size)``: the inverses of the triangular matrices ``blocks``
-#: (..., k, size, size), with the caller's triangle and diagonal convention.
-InvertBlocks = Callable[[ONNXBuilder, ir.Value, int], ir.Value]
+def _within_blocks(
+    builder: ONNXBuilder, flat: ir.Value, nb: int, size: int, rows: int, columns: int
+) -> ir.Value:
+    """The ``size``-by-``size`` sub-blocks at offset ``(rows, columns)`` inside each
+    ``2 size``-block of the diagonal of the ``nb``-by-``nb`` matrices ``flat`` (..., nb * nb).
+
+    One ``Gather`` of the flattened matrices; the result is (..., nb / (2 size), size, size).
+    """
+    starts = np.arange(0, nb, 2 * size)[:, None, None]
+    row = starts + rows + np.arange(size)[None, :, None]
+    column = starts + columns + np.arange(size)[None, None, :]
+    return builder.op("Gather", [flat, builder.const(row * nb + column, "int64")], {"axis": -1})
+
+
+def triangular_inverse(
+    builder: ONNXBuilder,
+    blocks: ir.Value,
+    nb: int,
+    rank: int,
+    dtype: str,
+    *,
+    lower: bool,
+    unit_diagonal: bool,
+) -> ir.Value:
+    """The inverses of the triangular ``nb``-by-``nb`` matrices ``blocks`` (rank ``rank``).
+
+    Recursive doubling, unrolled without a ``Loop``: the inverses of the ``s``-by-``s``
+    diagonal sub-blocks of all matrices are known (first the reciprocals of the diagonal),
+    and those of the ``2s``-by-``2s`` sub-blocks follow from
+    ``[[A, 0], [C, D]]^-1 = [[A^-1, 0], [-D^-1 C A^-1, D^-1]]`` (upper:
+    ``[[A, B], [0, D]]^-1 = [[A^-1, -A^-1 B D^-1], [0, D^-1]]``), two batched ``MatMul``
+    nodes per doubling.  ``nb`` must be a power of two.  Only the ``lower`` (upper) triangle
+    is read; with ``unit_diagonal`` the diagonal is taken as ones.  A zero on the diagonal
+    gives infinities or NaN in that matrix's inverse.
+    """
+    if nb & (nb - 1):
+        raise ValueError(f"the block size must be a power of two, not {nb}")
+    flat = builder.op("Reshape", [blocks, builder.int64s([0] * (rank - 2) + [nb * nb])])
+    diagonal = builder.op(
+        "Gather", [flat, builder.const(np.arange(nb) * (nb + 1), "int64")], {"axis": -1}
+    )
+    inverse = builder.op("Reshape", [diagonal, builder.int64s([0] * (rank - 2) + [nb, 1, 1])])
+    if unit_diagonal:
+        inverse = builder.op("Expand", [builder.scalar(1, dtype), builder.op("Shape", [inverse])])
+    else:
+        inverse = builder.op("Reciprocal", [inverse])
+    size = 1
+    while size < nb:
+        first, second = (
+            builder.op(
+                "Slice",
+                [
+                    inverse,
+                    builder.int64s([start]),
+                    builder.int64s([nb]),
+                    builder.int64s([-3]),
+                    builder.int64s([2]),
+                ],
+            )
+            for start in (0, 1)
+        )
+        coupling = _within_blocks(builder, flat, nb, size, *((size, 0) if lower else (0, size)))
+        if lower:
+            product = builder.op("MatMul", [second, builder.op("MatMul", [coupling, first])])
+        else:
+            product = builder.op("MatMul", [first, builder.op("MatMul", [coupling, second])])
+        off = builder.op("Neg", [product])
+        # The zero block is padded in (not computed from ``off``, which may hold inf).
+        pads = [0] * (2 * (rank + 1))
+        pads[-1 if lower else rank] = size
+        zero_padded = builder.op("Pad", [first if lower else second, builder.int64s(pads)])
+        top = zero_padded if lower else builder.op("Concat", [first, off], {"axis": -1})
+        bottom = builder.op("Concat", [off, second], {"axis": -1}) if lower else zero_padded
+        inverse = builder.op("Concat", [top, bottom], {"axis": -2})
+        size *= 2
+    return builder.op("Reshape", [inverse, builder.int64s([0] * (rank - 2) + [nb, nb])])
 
 
 def diagonal_block_inverses(
-    builder: ONNXBuilder, a: ir.Value, n: int, ndim: int, nb: int, dtype: str, invert: InvertBlocks
+    builder: ONNXBuilder,
+    a: ir.Value,
+    n: int,
+    ndim: int,
+    nb: int,
+    dtype: str,
+    *,
+    lower: bool,
+    unit_diagonal: bool,
 ) -> list[ir.Value]:
     """The inverses of the ``nb``-by-``nb`` diagonal blocks of triangular ``a`` (..., n, n).
 
-    All blocks are inverted together (stacked on a new axis, one ``invert`` call, so one
-    ``Loop`` of ``nb`` steps for any ``n``).  A last block smaller than ``nb`` is completed
-    with an identity corner, whose inverse is itself, and its inverse is cut back.
+    All blocks are inverted together (stacked on a new axis, one
+    :func:`triangular_inverse`).  A last block smaller than ``nb`` is completed with an
+    identity corner, whose inverse is itself, and its inverse is cut back.
     """
     blocks = []
     for start in range(0, n, nb):
@@ -123,7 +205,9 @@ def diagonal_block_inverses(
             )
         blocks.append(builder.op("Unsqueeze", [block, builder.int64s([-3])]))
     stacked = blocks[0] if len(blocks) == 1 else builder.op("Concat", blocks, {"axis": -3})
-    inverses = invert(builder, stacked, nb)
+    inverses = triangular_inverse(
+        builder, stacked, nb, ndim + 1, dtype, lower=lower, unit_diagonal=unit_diagonal
+    )
     result = []
     for index, start in enumerate(range(0, n, nb)):
         size = min(nb, n - start)

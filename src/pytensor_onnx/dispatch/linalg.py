@@ -158,8 +158,14 @@ def any_true(builder: ONNXBuilder, flags: ir.Value, dtype: str) -> ir.Value:
 
 
 def nan_where(builder: ONNXBuilder, bad: ir.Value, x: ir.Value, dtype: str) -> ir.Value:
-    """``x`` with every matrix whose ``bad`` flag (shape ``(..., 1, 1)``) is set filled with NaN."""
-    return where(builder, bad, builder.scalar(np.nan, dtype), x)
+    """``x`` with every matrix whose ``bad`` flag (shape ``(..., 1, 1)``) is set filled with NaN.
+
+    NaN or -0 (which leaves every value, signed zeros included, unchanged) is chosen per
+    matrix and added to ``x``: ONNX Runtime runs that ``Add`` in half the time of a ``Where``
+    broadcasting the flag over ``x``.
+    """
+    poison = where(builder, bad, builder.scalar(np.nan, dtype), builder.scalar(-0.0, dtype))
+    return builder.op("Add", [x, poison])
 
 
 def outer_product(builder: ONNXBuilder, u: ir.Value, v: ir.Value) -> ir.Value:
@@ -443,22 +449,9 @@ def solve_triangular(
     if not unroll and n.static is not None and n.static > SOLVE_BLOCK:
         tri, tri_lower = (transpose_last(builder, a, ndim), not lower) if trans else (a, lower)
         nb = SOLVE_BLOCK
-        eye = builder.const(np.eye(nb), dtype)
-
-        def invert(bld: ONNXBuilder, blocks: ir.Value, size: int) -> ir.Value:
-            return solve_triangular(
-                bld,
-                blocks,
-                eye,
-                size_of(bld, blocks, -1, size),
-                ndim + 1,
-                dtype,
-                lower=tri_lower,
-                unit_diagonal=unit_diagonal,
-                nan_if_singular=False,
-            )
-
-        inverses = _blocked.diagonal_block_inverses(builder, tri, n.static, ndim, nb, dtype, invert)
+        inverses = _blocked.diagonal_block_inverses(
+            builder, tri, n.static, ndim, nb, dtype, lower=tri_lower, unit_diagonal=unit_diagonal
+        )
         x = _blocked.blocked_solve(builder, tri, b, n.static, nb, inverses, lower=tri_lower)
         return (
             x
