@@ -7,6 +7,9 @@ small multiple of machine epsilon; float32 runs on well-conditioned matrices onl
 
 from __future__ import annotations
 
+import importlib
+from typing import Any
+
 import numpy as np
 import pytensor
 import pytensor.tensor as pt
@@ -309,6 +312,124 @@ def test_least_squares_via_solve(floatX: str, symbolic: bool) -> None:
     residual = pt.sum((y - x @ beta) ** 2)
     tol = tolerance(floatX, 10.0, 4)
     compare_onnx_and_py([x, y], [beta, residual], [design, target], rtol=tol, atol=tol)
+
+
+# ---------------------------------------------------------------- tridiagonal
+def tridiagonal_matrix(rng: np.random.Generator, shape: tuple[int, ...], dtype: str) -> np.ndarray:
+    """Random tridiagonal matrices whose subdiagonal is often the larger entry (so rows get
+    interchanged), with the rest of the matrix NaN: only the three diagonals may be read."""
+    n = shape[-1]
+    value = np.full(shape, np.nan)
+    rows = np.arange(n)
+    value[..., rows, rows] = rng.normal(size=(*shape[:-2], n))
+    value[..., rows[1:], rows[:-1]] = 2.0 * rng.normal(size=(*shape[:-2], n - 1))
+    value[..., rows[:-1], rows[1:]] = rng.normal(size=(*shape[:-2], n - 1))
+    return value.astype(dtype)
+
+
+def tridiagonal_tolerance(dtype: str) -> float:
+    return 1e-10 if dtype == "float64" else 2e-3
+
+
+@pytest.mark.parametrize("n", [2, 3, 7, 40])
+@pytest.mark.parametrize("b_ndim", [1, 2])
+def test_solve_tridiagonal(n: int, b_ndim: int, floatX: str, symbolic: bool) -> None:
+    rng = np.random.default_rng(n)
+    value = tridiagonal_matrix(rng, (n, n), floatX)
+    b_value = rng.normal(size=(n,) if b_ndim == 1 else (n, 3)).astype(floatX)
+    a, b = input_like(value, "a", symbolic), input_like(b_value, "b", symbolic)
+    out = ptla.solve(a, b, assume_a="tridiagonal", b_ndim=b_ndim)
+    tol = tridiagonal_tolerance(floatX)
+    compare_onnx_and_py([a, b], [out], [value, b_value], rtol=tol, atol=tol)
+
+
+def test_solve_tridiagonal_singular_gives_nan(symbolic: bool) -> None:
+    # The first two rows are equal: gttrf ends with a zero pivot (info > 0).
+    value = np.array([[1.0, 1.0, 0.0], [1.0, 1.0, 0.0], [0.0, 1.0, 1.0]])
+    b_value = np.ones((3, 3))  # PyTensor's NaN has a's shape (ours b's): a square b agrees
+    a, b = input_like(value, "a", symbolic), input_like(b_value, "b", symbolic)
+    out = ptla.solve(a, b, assume_a="tridiagonal")
+    assert np.isnan(pytensor.function([a, b], out)(value, b_value)).all()
+    compare_onnx_and_py([a, b], [out], [value, b_value])
+
+
+def test_solve_tridiagonal_gradient(floatX: str, symbolic: bool) -> None:
+    # PyTensor 3 writes this gradient with LUFactorTridiagonal / SolveLUFactorTridiagonal
+    # (a transposed solve); PyTensor 2 with Solve.
+    rng = np.random.default_rng(11)
+    value = tridiagonal_matrix(rng, (6, 6), floatX)
+    value[np.isnan(value)] = 0.0
+    b_value = rng.normal(size=6).astype(floatX)
+    a, b = input_like(value, "a", symbolic), input_like(b_value, "b", symbolic)
+    cost = (ptla.solve(a, b, assume_a="tridiagonal", b_ndim=1) ** 2).sum()
+    tol = tridiagonal_tolerance(floatX)
+    compare_onnx_and_py(
+        [a, b], [cost, *pytensor.grad(cost, [a, b])], [value, b_value], rtol=tol, atol=tol
+    )
+
+
+def tridiagonal_ops() -> tuple[Any, Any]:
+    """PyTensor's ``tridiagonal_lu_factor`` and ``tridiagonal_lu_solve`` (3.x, then 2.38)."""
+    for name in (
+        "pytensor.tensor.linalg.solvers.tridiagonal",
+        "pytensor.tensor._linalg.solve.tridiagonal",
+    ):
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        return module.tridiagonal_lu_factor, module.tridiagonal_lu_solve
+    pytest.skip("this PyTensor has no tridiagonal LU Ops")
+
+
+@pytest.mark.parametrize("n", [3, 9, 40])  # SciPy's float32 gttrf fails for n = 2
+@pytest.mark.parametrize("transposed", [False, True], ids=["N", "T"])
+@pytest.mark.parametrize("b_ndim", [1, 2])
+def test_tridiagonal_lu_factor_and_solve(
+    n: int, transposed: bool, b_ndim: int, floatX: str, symbolic: bool
+) -> None:
+    lu_factor, lu_solve = tridiagonal_ops()
+    rng = np.random.default_rng(100 + n)
+    value = tridiagonal_matrix(rng, (n, n), floatX)
+    b_value = rng.normal(size=(n,) if b_ndim == 1 else (n, 2)).astype(floatX)
+    a, b = input_like(value, "a", symbolic), input_like(b_value, "b", symbolic)
+    factors = lu_factor(a)
+    x = lu_solve(factors, b, b_ndim=b_ndim, transposed=transposed)
+    tol = tridiagonal_tolerance(floatX)
+    # The pivots (int32, 1-based as LAPACK's) are compared exactly.
+    compare_onnx_and_py([a, b], [*factors, x], [value, b_value], rtol=tol, atol=tol)
+
+
+def test_tridiagonal_lu_ties_zeros_and_nan() -> None:
+    # Ties |d[i]| == |dl[i]| keep the row (no interchange), as LAPACK's .GE.; a zero pivot
+    # with a zero below it is skipped (d stays 0: the solve gives inf / NaN, unchecked, as
+    # gttrs); a NaN compares false and interchanges.
+    lu_factor, lu_solve = tridiagonal_ops()
+    d = np.array([2.0, 1.0, 0.0, 3.0, np.nan, 1.0, 4.0])
+    dl = np.array([-2.0, 0.5, 0.0, 1.0, 1.0, -4.0])
+    du = np.array([1.0, 1.0, 2.0, 1.0, 1.0, 1.0])
+    value = np.diag(d) + np.diag(dl, -1) + np.diag(du, 1)
+    b_value = np.arange(7.0)
+    a, b = input_like(value, "a", symbolic=True), input_like(b_value, "b", symbolic=True)
+    factors = lu_factor(a)
+    outputs = [
+        *factors,
+        lu_solve(factors, b, b_ndim=1),
+        lu_solve(factors, b, b_ndim=1, transposed=True),
+    ]
+    compare_onnx_and_py([a, b], outputs, [value, b_value])
+
+
+def test_tridiagonal_lu_batched_broadcasting(floatX: str, symbolic: bool) -> None:
+    lu_factor, lu_solve = tridiagonal_ops()
+    rng = np.random.default_rng(7)
+    value = tridiagonal_matrix(rng, (2, 1, 5, 5), floatX)
+    b_value = rng.normal(size=(3, 5, 2)).astype(floatX)
+    a, b = input_like(value, "a", symbolic), input_like(b_value, "b", symbolic)
+    factors = lu_factor(a)
+    outputs = [*factors, lu_solve(factors, b, b_ndim=2, transposed=True)]
+    tol = tridiagonal_tolerance(floatX)
+    compare_onnx_and_py([a, b], outputs, [value, b_value], rtol=tol, atol=tol)
 
 
 # -------------------------------------------------------------------- cho_solve

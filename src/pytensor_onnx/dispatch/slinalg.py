@@ -20,6 +20,7 @@ from pytensor.graph.op import Op
 from pytensor.tensor import subtensor
 
 from pytensor_onnx.builder import ONNXBuilder, variable_dtype
+from pytensor_onnx.dispatch import _tridiagonal
 from pytensor_onnx.dispatch import linalg as la
 from pytensor_onnx.dispatch._numerics import work_dtype
 from pytensor_onnx.dispatch.basic import UnsupportedOpError, onnx_funcify, optional_classes
@@ -156,11 +157,32 @@ def symmetric_from_triangle(
     return la.where(builder, keep, a, mirrored)
 
 
-def band(builder: ONNXBuilder, a: ir.Value, n: la.Size, dtype: str) -> ir.Value:
-    """``a`` with everything outside the three central diagonals set to zero."""
-    offset = builder.op("Abs", [builder.op("Sub", [n.rows, n.arange])])
-    inside = la.compare(builder, "LessOrEqual", offset, builder.scalar(1, "int64"))
-    return la.where(builder, inside, a, builder.scalar(0, dtype))
+def solve_tridiagonal(
+    builder: ONNXBuilder, a: ir.Value, b: ir.Value, n: la.Size, ndims: tuple[int, int], dtype: str
+) -> ir.Value:
+    """``solve(a, b, assume_a="tridiagonal")`` for stacks of matrices ``a`` and ``b`` of
+    ranks ``ndims``.
+
+    The three diagonals are gathered from the flattened matrices (offsets ``i (n + 1) + n``,
+    ``i (n + 1)``, ``i (n + 1) + 1``; nothing else is read), factored as LAPACK ``gttrf``
+    and solved as ``gttrs`` in O(n).  An exactly zero pivot (``gttrf``'s ``info > 0``) makes
+    that system's solution NaN, as for the other ``assume_a``.
+    """
+    flat_shape = builder.op(
+        "Concat", [builder.op("Shape", [a], {"end": -2}), builder.int64s([-1])], {"axis": 0}
+    )
+    flat = builder.op("Reshape", [a, flat_shape])
+    size = builder.op("Mul", [n.value, n.value])
+    stride = builder.op("Add", [n.value, builder.scalar(1, "int64")])
+    dl, d, du = (
+        builder.op("Gather", [flat, builder.op("Range", [start, size, stride])], {"axis": -1})
+        for start in (n.value, builder.scalar(0, "int64"), builder.scalar(1, "int64"))
+    )
+    a_ndim, b_ndim = ndims
+    factors = _tridiagonal.factor(builder, dl, d, du, n.value, n.static, a_ndim - 1, dtype)
+    x = _tridiagonal.solve(builder, factors, b, n.value, n.static, b_ndim, dtype, transposed=False)
+    zero_pivot = la.compare(builder, "Equal", factors.d, builder.scalar(0, dtype))
+    return la.nan_where(builder, la.any_true(builder, zero_pivot, dtype), x, dtype)
 
 
 @register_core_and_batched(linalg_class("Solve"))
@@ -174,10 +196,11 @@ def _solve(op: Any, node: Apply, builder: ONNXBuilder) -> Values:
         factor = la.cholesky(builder, a, n, ndim, dtype)
         x = cholesky_solve(builder, factor, b, n, x_ndim, dtype, lower=True)
         return [from_matrix_rhs(builder, x, op.b_ndim)]
+    if assume_a == "tridiagonal":
+        x = solve_tridiagonal(builder, a, b, n, (ndim, x_ndim), dtype)
+        return [from_matrix_rhs(builder, x, op.b_ndim)]
     if assume_a in ("sym", "her"):
         a = symmetric_from_triangle(builder, a, n, ndim, op.lower)
-    elif assume_a == "tridiagonal":
-        a = band(builder, a, n, dtype)
     elif assume_a not in ("gen", "banded"):
         raise UnsupportedOpError.for_node(node, f"Solve with assume_a={assume_a!r}")
     # "sym" (LAPACK sytrf, Bunch-Kaufman) and "banded" are solved with pivoted LU here:
@@ -221,6 +244,55 @@ def _pivot_to_permutations(op: Any, node: Apply, builder: ONNXBuilder) -> Values
     if not op.inverse:
         perm = la.invert_permutation(builder, perm, n)
     return [builder.cast(perm, variable_dtype(node.outputs[0]), "int64")]
+
+
+#: Where the tridiagonal LU Ops live: PyTensor 3, then 2.38.
+_TRIDIAGONAL = (
+    "pytensor.tensor.linalg.solvers.tridiagonal",
+    "pytensor.tensor._linalg.solve.tridiagonal",
+)
+
+
+def _tridiagonal_order(
+    builder: ONNXBuilder, node: Apply, d: ir.Value
+) -> tuple[ir.Value, int | None]:
+    """The order ``n`` of the tridiagonal matrices of a node whose input 1 is the diagonal."""
+    static = node.inputs[1].type.shape[-1]
+    value = builder.op("Squeeze", [builder.dim(d, -1), builder.int64s([0])])
+    return value, static
+
+
+@register_core_and_batched(
+    *(cls for module in _TRIDIAGONAL for cls in optional_classes(module, "LUFactorTridiagonal"))
+)
+def _lu_factor_tridiagonal(op: Any, node: Apply, builder: ONNXBuilder) -> Values:
+    dtype = variable_dtype(node.outputs[0])
+    dl, d, du = (builder.input(node, i, dtype) for i in range(3))
+    n, static = _tridiagonal_order(builder, node, d)
+    lu = _tridiagonal.factor(builder, dl, d, du, n, static, node.outputs[1].type.ndim, dtype)
+    ipiv = builder.cast(lu.ipiv, variable_dtype(node.outputs[4]), "int64")
+    return [lu.dl, lu.d, lu.du, lu.du2, ipiv]
+
+
+@register_core_and_batched(
+    *(
+        cls
+        for module in _TRIDIAGONAL
+        for cls in optional_classes(module, "SolveLUFactorTridiagonal")
+    )
+)
+def _solve_lu_factor_tridiagonal(op: Any, node: Apply, builder: ONNXBuilder) -> Values:
+    dtype = variable_dtype(node.outputs[0])
+    dl, d, du, du2 = (builder.input(node, i, dtype) for i in range(4))
+    n, static = _tridiagonal_order(builder, node, d)
+    ipiv = builder.input(node, 4, "int64")
+    lu = _tridiagonal.TridiagonalLU(dl, d, du, du2, ipiv)
+    b = builder.input(node, 5, dtype)
+    ndim = node.outputs[0].type.ndim
+    if op.b_ndim == 1:
+        b, ndim = la.unsqueeze(builder, b, -1), ndim + 1
+    x = _tridiagonal.solve(builder, lu, b, n, static, ndim, dtype, transposed=op.transposed)
+    return [from_matrix_rhs(builder, x, op.b_ndim)]
 
 
 def qr_sizes(builder: ONNXBuilder, node: Apply, a: ir.Value) -> tuple[la.Size, la.Size, la.Size]:
