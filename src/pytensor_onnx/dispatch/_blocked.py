@@ -141,7 +141,7 @@ def triangular_inverse(
     if unit_diagonal:
         inverse = builder.op("Expand", [builder.scalar(1, dtype), builder.op("Shape", [inverse])])
     else:
-        inverse = builder.op("Reciprocal", [inverse])
+        inverse = builder.op("Div", [builder.scalar(1, dtype), inverse])
     size = 1
     while size < nb:
         first, second = (
