@@ -20,6 +20,12 @@ NaN and infinities included:
   finite values (ONNX leaves the others undefined);
 * **no-op removal**: a ``Cast`` to the dtype its input has, and a ``Reshape`` or ``Expand``
   whose input already has the (static) output shape, are bypassed;
+* **rank-matched scalars**: a constant of one element that a broadcasting elementwise
+  operator (:data:`BROADCASTING`) combines with an input of higher (known) rank gets that
+  rank, e.g. ``Add(x, c)`` with ``x`` of shape ``(n, 1)`` and ``c`` of shape ``()`` reads a
+  ``c`` of shape ``(1, 1)``: the same values, but ONNX Runtime 1.32 broadcasts a
+  lower-rank scalar against a last axis of length 1 element by element (84 µs instead of
+  5 µs for 10,000 float64 values);
 * **common-subexpression elimination**: onnx-ir's pass, run on every graph (it looks at one
   graph at a time and skips nodes with subgraphs);
 * ``Max(x, 0)`` with a constant zero that does not broadcast ``x`` is ``Relu(x)`` (both
@@ -73,11 +79,44 @@ FOLDABLE = frozenset(
 )
 
 
+#: Elementwise operators whose inputs broadcast (multidirectionally) against each other.
+BROADCASTING = frozenset(
+    {
+        "Add",
+        "And",
+        "BitShift",
+        "BitwiseAnd",
+        "BitwiseOr",
+        "BitwiseXor",
+        "Div",
+        "Equal",
+        "Greater",
+        "GreaterOrEqual",
+        "Less",
+        "LessOrEqual",
+        "Max",
+        "Min",
+        "Mod",
+        "Mul",
+        "Or",
+        "Pow",
+        "Sub",
+        "Sum",
+        "Where",
+        "Xor",
+    }
+)
+
+
 def optimize(model: ir.Model) -> None:
     """Rewrite ``model`` in place (see the module documentation)."""
     subgraphs = (node.graph for node in RecursiveGraphIterator(model.graph))
     graphs = [g for g in dict.fromkeys([model.graph, *subgraphs]) if isinstance(g, ir.Graph)]
+    taken = {
+        value.name for graph in graphs for value in (*graph.inputs, *graph.initializers.values())
+    } | {value.name for graph in graphs for node in graph for value in node.outputs}
     for graph in graphs:
+        scalars = _Scalars(graph, taken)
         for node in list(graph):
             if node.domain != "":
                 continue
@@ -85,6 +124,8 @@ def optimize(model: ir.Model) -> None:
                 _fold(model, graph, node)
             if node.graph is graph and node.op_type in ("Cast", "Reshape", "Expand"):
                 _bypass_no_op(graph, node)
+            if node.graph is graph and node.op_type in BROADCASTING:
+                _match_scalar_ranks(node, scalars)
     for graph in graphs:
         _eliminate_common_subexpressions(model, graph)
     for graph in graphs:
@@ -170,6 +211,58 @@ def _fold(model: ir.Model, graph: ir.Graph, node: ir.Node) -> None:
     value.name = out.name
     if value.producer() is None:
         graph.register_initializer(value)
+
+
+class _Scalars:
+    """One-element constants of a graph by value, dtype and rank, made on demand with names
+    unused in the model (``taken``, which grows)."""
+
+    def __init__(self, graph: ir.Graph, taken: set[str | None]) -> None:
+        self.graph = graph
+        self.taken = taken
+        self.made: dict[tuple[bytes, str, int], ir.Value] = {}
+
+    def _unused(self, name: str) -> str:
+        candidate, suffix = name, 0
+        while candidate in self.taken:
+            suffix += 1
+            candidate = f"{name}_{suffix}"
+        self.taken.add(candidate)
+        return candidate
+
+    def get(self, array: np.ndarray, rank: int, before: ir.Node, base: str) -> ir.Value:
+        """The constant ``array`` with shape ``(1,) * rank``, inserted before ``before``."""
+        key = (array.tobytes(), array.dtype.str, rank)
+        if key not in self.made:
+            constant = ir.node("Constant", [], {"value": ir.tensor(array.reshape((1,) * rank))})
+            constant.metadata_props.update(before.metadata_props)  # provenance
+            self.graph.insert_before(before, constant)
+            value = constant.outputs[0]
+            value.type = ir.TensorType(ir.DataType.from_numpy(array.dtype))
+            value.shape = ir.Shape((1,) * rank)
+            value.name = self._unused(f"{base}_rank{rank}")
+            self.made[key] = value
+        return self.made[key]
+
+
+def _match_scalar_ranks(node: ir.Node, scalars: _Scalars) -> None:
+    """Give the one-element constant inputs of ``node`` the largest rank among its inputs."""
+    ranks = [None if x is None else _rank(x) for x in node.inputs]
+    known = [r for r in ranks if r is not None]
+    if not known or len(known) != len(ranks):
+        return
+    rank = max(known)
+    for index, x in enumerate(node.inputs):
+        if (
+            x is None
+            or x.shape is None
+            or len(x.shape) >= rank
+            or list(x.shape) != [1] * len(x.shape)
+        ):
+            continue
+        array = _constant(x)
+        if array is not None:
+            node.replace_input_with(index, scalars.get(array, rank, node, x.name or "scalar"))
 
 
 def _bypass_no_op(graph: ir.Graph, node: ir.Node) -> None:
