@@ -300,3 +300,20 @@ def test_set_and_inc_subtensor_of_empty_arrays(shape, index, set_instead_of_inc:
     target = index(x)
     out = pt.set_subtensor(target, 1.0) if set_instead_of_inc else pt.inc_subtensor(target, 1.0)
     compare_onnx_and_py([x], [out], [value])
+
+
+@pytest.mark.parametrize("set_instead_of_inc", [True, False])
+@pytest.mark.parametrize("symbolic", [False, True], ids=["static", "symbolic"])
+def test_advanced_update_with_a_statically_empty_index(
+    set_instead_of_inc: bool, symbolic: bool
+) -> None:
+    # Found by fuzzing on PyTensor 2.38 (AdvancedIncSubtensor1 of a (1, 0) matrix): with
+    # static shapes, ONNX Runtime's ExpandElimination dropped the broadcast of y to the
+    # empty selection and the scatter failed.
+    value = np.zeros((0, 1), dtype="int64")
+    x = input_like(value, "x", symbolic)
+    i = input_like(np.zeros(0, dtype="int64"), "i", symbolic)
+    y = pt.scalar("y", dtype="int64")
+    update = pt.set_subtensor if set_instead_of_inc else pt.inc_subtensor
+    out = update(x[:, i], y)
+    compare_onnx_and_py([x, i, y], [out], [value, np.zeros(0, dtype="int64"), np.array(7)])

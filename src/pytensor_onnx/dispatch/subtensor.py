@@ -365,6 +365,12 @@ def _update(
     dtype = variable_dtype(node.outputs[0])
     ndim = node.inputs[0].type.ndim
     x = builder.input(node, 0)
+    if any(0 in getattr(v.type, "shape", ()) for v in (node.inputs[0], *node.inputs[2:])):
+        # x or an index array is statically empty: nothing is selected, x is the result.
+        # (Broadcasting y to the empty selection is also what ONNX Runtime 1.32's
+        # ExpandElimination drops as a no-op when the shape is a load-time constant: it takes
+        # a target length 0 for 1, and the scatter then fails.)
+        return x
     y = builder.input(node, 1, dtype)
     # y broadcasts against x[items]; leading length-1 dims of y beyond its rank are dropped.
     selected_ndim = _selected_ndim(ndim, items)
