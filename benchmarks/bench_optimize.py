@@ -1,5 +1,6 @@
 """The ONNX-level optimization stage (``pytensor_onnx.optimize``): node counts and ONNX Runtime
-latency of the same export without and with it (issue #15).
+latency of the same export without and with it (issue #15), and for the PyMC models the
+latency of PyTensor's default backend on the same logp and gradient.
 
 Workloads: the benchmark MLP (784-512-512-10, ReLU, softmax, float32 and float64) at batch 1,
 64 and 1024, and (when PyMC is installed) the logp+gradient exports of the PyMC models of
@@ -18,8 +19,9 @@ import contextlib
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx_ir as ir
@@ -61,6 +63,20 @@ def stage_switched_off() -> Iterator[None]:
         pytensor_onnx.export.optimize = saved
 
 
+def default_backend_call(model: Any) -> Callable[[], Any]:
+    """A call of ``model``'s logp and gradient compiled in PyTensor's default mode (C on
+    PyTensor 2, Numba on 3) at the initial point."""
+    import pytensor
+    import pytensor.tensor as pt
+
+    logp = model.logp()
+    inputs = model.value_vars
+    function = pytensor.function(inputs, [logp, *pt.grad(logp, inputs)])
+    point = model.initial_point()
+    values = [point[v.name] for v in inputs]
+    return lambda: function(*values)
+
+
 def pymc_rows(options: ort.SessionOptions) -> list[dict[str, object]]:
     """Node counts and latency of the PyMC logp+gradient exports without and with the stage."""
     try:
@@ -88,7 +104,10 @@ def pymc_rows(options: ort.SessionOptions) -> list[dict[str, object]]:
             for kind, proto in (("unoptimized", unoptimized), ("optimized", optimized))
         }
         feeds = {"x": x.astype(np.float64)}
-        calls = {kind: (lambda s=s, f=feeds: s.run(None, f)) for kind, s in sessions.items()}
+        calls: dict[str, Callable[[], Any]] = {
+            kind: (lambda s=s, f=feeds: s.run(None, f)) for kind, s in sessions.items()
+        }
+        calls["default"] = default_backend_call(model)
         times = interleaved_call_times(calls)
         counts = {
             kind: (
@@ -106,6 +125,7 @@ def pymc_rows(options: ort.SessionOptions) -> list[dict[str, object]]:
             "optimize_ms": round(seconds * 1e3, 2),
             "unoptimized_us": round(times["unoptimized"] * 1e6, 1),
             "optimized_us": round(times["optimized"] * 1e6, 1),
+            "default_backend_us": round(times["default"] * 1e6, 1),
         }
         print(row)
         rows.append(row)
