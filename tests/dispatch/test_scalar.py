@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+import pytensor.scalar as ps
 import pytensor.tensor as pt
 import pytest
+from pytensor.tensor.elemwise import Elemwise
 
 from pytensor_onnx import export_onnx
-from tests.compare import compare_onnx_and_py, input_like, run_onnx
+from tests.compare import all_nodes, compare_onnx_and_py, input_like, run_onnx
 
 EDGE = np.array(
     [-np.inf, -3.5, -1.0, -0.5, -1e-300, 0.0, 1e-12, 0.5, 1.0, 2.5, 30.0, np.inf, np.nan]
@@ -228,6 +230,22 @@ def test_integer_power_is_exact(dtype: str, symbolic: bool) -> None:
     y = np.array([39, 64, 0, 0, 63, 13, 5, 7], dtype=dtype)
     a, b = input_like(x, "a", symbolic), input_like(y, "b", symbolic)
     compare_onnx_and_py([a, b], [a**b], [x, y])
+
+
+@pytest.mark.parametrize("dtype", ["int64", "int32", "int8", "uint8", "uint64"])
+@pytest.mark.parametrize("exponent", [0, 1, 2, 3, 4])
+def test_integer_power_by_a_constant_is_unrolled(dtype: str, exponent: int, symbolic: bool) -> None:
+    # n ** 2 and n ** 3 in the loop bodies of PyTensor's betainc gradient: a constant
+    # exponent is square-and-multiply unrolled over its bits, not a 63-step Loop; results
+    # stay exact (results within every dtype: PyTensor's own overflow handling varies).
+    # PyTensor rewrites a tensor's x ** 2 itself, so the power sits in a Composite here, as
+    # in a ScalarLoop's body.
+    x = np.array([3, 2, 0, 1, 3, 0], dtype=dtype)
+    a = input_like(x, "a", symbolic)
+    inner = ps.get_scalar_type(dtype)("n")
+    power = Elemwise(ps.Composite([inner], [inner ** ps.constant(np.array(exponent, dtype))]))
+    model = compare_onnx_and_py([a], [power(a), power(a[None, :])], [x])
+    assert not any(node.op_type == "Loop" for node in all_nodes(model))
 
 
 def test_integer_power_with_negative_exponents() -> None:

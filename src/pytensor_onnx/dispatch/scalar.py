@@ -147,7 +147,10 @@ def _int_pow(builder: ONNXBuilder, xs: list[ir.Value], dtype: str) -> ir.Value:
     ``x = -1``, else 0 (what the Numba backend computes; NumPy raises).
     """
     wide = "uint64" if dtype.startswith("u") else "int64"
+    exponent = _constant_exponent(xs[1])
     x, y = (builder.cast(v, wide, dtype) for v in xs)
+    if exponent is not None:
+        return builder.cast(_int_pow_by_constant(builder, x, exponent, wide), dtype, wide)
     shape = builder.shape(builder.op("Add", [x, y]))
     one, two, zero = (builder.scalar(v, wide) for v in (1, 2, 0))
 
@@ -175,6 +178,50 @@ def _int_pow(builder: ONNXBuilder, xs: list[ir.Value], dtype: str) -> ir.Value:
         )
         result = builder.op("Where", [builder.op("Less", [y, zero]), negative_result, result])
     return builder.cast(result, dtype, wide)
+
+
+def _constant_exponent(y: ir.Value) -> tuple[int, ir.Value | None] | None:
+    """``(e, shaped)`` if the exponent ``y`` is a constant of one element ``e >= 0`` (also
+    behind ``Cast`` nodes): ``shaped`` is ``None`` for a 0-d constant, else ``y``, whose
+    shape the result broadcasts to."""
+    source, casts = y, []
+    while (producer := source.producer()) is not None and producer.op_type == "Cast":
+        # Casts of a constant (folded later): they keep its value if every type holds it.
+        if producer.inputs[0] is None or source.dtype is None:
+            return None
+        casts.append(source.dtype.numpy())
+        source = producer.inputs[0]
+    tensor = ir.convenience.get_const_tensor(source)
+    if tensor is None or tensor.size != 1 or tensor.dtype.is_floating_point():
+        return None
+    array = tensor.numpy()
+    value = int(array.reshape(()))
+    if value < 0 or any(int(np.array(value).astype(dtype)) != value for dtype in casts):
+        return None
+    return value, None if array.ndim == 0 else y
+
+
+def _int_pow_by_constant(
+    builder: ONNXBuilder, x: ir.Value, exponent: tuple[int, ir.Value | None], wide: str
+) -> ir.Value:
+    """``x ** e`` of 64-bit integers (dtype ``wide``) for a constant ``e >= 0``:
+    square-and-multiply unrolled over the bits of ``e`` (``n ** 2`` is one ``Mul``),
+    wrapping around as ``Mul`` does."""
+    e, shaped = exponent
+    result: ir.Value | None = None
+    base = x
+    while e:
+        if e & 1:
+            result = base if result is None else builder.op("Mul", [result, base])
+        e >>= 1
+        if e:
+            base = builder.op("Mul", [base, base])
+    if result is None:  # x ** 0
+        result = builder.op("Expand", [builder.scalar(1, wide), builder.shape(x)])
+    if shaped is not None:  # broadcast like the exponent (a one-element tensor)
+        ones = builder.op("Expand", [builder.scalar(1, wide), builder.shape(shaped)])
+        result = builder.op("Mul", [result, ones])
+    return result
 
 
 register_kernel(ps.Pow)(_float_or_ints(_direct("Pow"), _int_pow))
