@@ -248,6 +248,17 @@ def test_integer_power_by_a_constant_is_unrolled(dtype: str, exponent: int, symb
     assert not any(node.op_type == "Loop" for node in all_nodes(model))
 
 
+def test_integer_power_by_a_narrower_constant_is_unrolled() -> None:
+    # PyTensor's betainc gradient raises its integer counter to narrower constants: the
+    # kernel sees the constant behind a Cast.
+    x = np.array([3, -2, 0, 1, 11, -7], dtype="int32")
+    a = input_like(x, "a", symbolic=True)
+    inner = ps.int32("n")
+    power = Elemwise(ps.Composite([inner], [inner ** ps.constant(np.array(3, "int16"))]))
+    model = compare_onnx_and_py([a], [power(a)], [x])
+    assert not any(node.op_type == "Loop" for node in all_nodes(model))
+
+
 def test_integer_power_with_negative_exponents() -> None:
     # Integer results of 1 / x ** -y (PyTensor's Numba backend; its Python one raises).
     a, b = pt.vector("a", dtype="int64"), pt.vector("b", dtype="int64")

@@ -187,9 +187,9 @@ def _constant_exponent(y: ir.Value) -> tuple[int, ir.Value | None] | None:
     source, casts = y, []
     while (producer := source.producer()) is not None and producer.op_type == "Cast":
         # Casts of a constant (folded later): they keep its value if every type holds it.
-        if producer.inputs[0] is None or source.dtype is None:
+        if producer.inputs[0] is None:
             return None
-        casts.append(source.dtype.numpy())
+        casts.append(ir.DataType(producer.attributes["to"].as_int()).numpy())
         source = producer.inputs[0]
     tensor = ir.convenience.get_const_tensor(source)
     if tensor is None or tensor.size != 1 or tensor.dtype.is_floating_point():
