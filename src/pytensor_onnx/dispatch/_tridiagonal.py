@@ -21,7 +21,14 @@ import onnx_ir as ir
 
 from pytensor_onnx.builder import ONNXBuilder
 from pytensor_onnx.dispatch._loop import Carry, ScanOut, Step, Steps, fori_loop
-from pytensor_onnx.dispatch.linalg import reverse_first, take, unsqueeze, unstack_to
+from pytensor_onnx.dispatch.linalg import (
+    batch_shape,
+    expand_batch,
+    reverse_first,
+    take,
+    unsqueeze,
+    unstack_to,
+)
 
 
 @dataclass(frozen=True)
@@ -42,21 +49,6 @@ class TridiagonalLU:
     du: ir.Value
     du2: ir.Value
     ipiv: ir.Value
-
-
-def _batch(builder: ONNXBuilder, values: list[tuple[ir.Value, int]]) -> ir.Value:
-    """The broadcast batch shape of ``(value, number of core axes)`` pairs."""
-    zeros = [
-        builder.op("ConstantOfShape", [builder.op("Shape", [x], {"end": -core})])
-        for x, core in values
-    ]
-    return builder.op("Shape", [builder.op("Sum", zeros) if len(zeros) > 1 else zeros[0]])
-
-
-def _expand(builder: ONNXBuilder, x: ir.Value, batch: ir.Value, core: int) -> ir.Value:
-    """``x`` (with ``core`` core axes) broadcast to the batch shape ``batch``."""
-    shape = builder.op("Concat", [batch, builder.int64s([1] * core)], {"axis": 0})
-    return builder.op("Expand", [x, shape])
 
 
 def _pad(builder: ONNXBuilder, x: ir.Value, axis: int, before: int, after: int) -> ir.Value:
@@ -87,8 +79,8 @@ def factor(
     ``n`` is the order (0-d int64; ``static`` if known) and ``rank`` the rank of the
     outputs (batch axes + 1).  A zero pivot stays in ``d`` (``gttrf``'s ``info > 0``).
     """
-    batch = _batch(builder, [(dl, 1), (d, 1), (du, 1)])
-    dl, d, du = (_expand(builder, x, batch, 1) for x in (dl, d, du))
+    batch = batch_shape(builder, [(dl, 1), (d, 1), (du, 1)])
+    dl, d, du = (expand_batch(builder, x, batch, 1) for x in (dl, d, du))
     zero = builder.scalar(0, dtype)
     # A zero past the end of d and du: the last step reads du[n - 1], and a matrix of
     # order 1 (no steps) still starts from d[0] and du[0].
@@ -135,7 +127,7 @@ def factor(
     # du2 has n - 2 entries (the last step's is never set); ipiv is 1-based, ipiv[n-1] = n.
     du2_size = unsqueeze(builder, _count(builder, n, None, 2).value, 0)
     du2_out = builder.op("Slice", [du2_out, builder.int64s([0]), du2_size, builder.int64s([-1])])
-    last = _expand(builder, unsqueeze(builder, n, 0), batch, 1)
+    last = expand_batch(builder, unsqueeze(builder, n, 0), batch, 1)
     one_based = builder.op("Add", [pivots, builder.scalar(1, "int64")])
     ipiv = builder.op("Concat", [one_based, last], {"axis": -1})
     return TridiagonalLU(dl_out, d_out, du_out, du2_out, ipiv)
@@ -158,10 +150,10 @@ def solve(
     the factorization of ``A`` (its batch broadcasts against ``b``'s).  No pivot is checked,
     as in ``gttrs``: a zero in ``lu.d`` gives infinities or NaN.
     """
-    batch = _batch(builder, [(b, 2), (lu.d, 1)])
+    batch = batch_shape(builder, [(b, 2), (lu.d, 1)])
     sub = _Substitution(
         builder,
-        _expand(builder, b, batch, 2),
+        expand_batch(builder, b, batch, 2),
         n,
         rank,
         dtype,

@@ -21,6 +21,7 @@ rounding error (LAPACK's blocked kernels sum in a different order).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -187,6 +188,22 @@ def broadcast_batch(builder: ONNXBuilder, b: ir.Value, a: ir.Value, a_core_ndim:
     batch = builder.op("Shape", [a], {"end": -a_core_ndim})
     ones = builder.int64s([1, 1])
     return builder.op("Expand", [b, builder.op("Concat", [batch, ones], {"axis": 0})])
+
+
+def batch_shape(builder: ONNXBuilder, values: Sequence[tuple[ir.Value, int]]) -> ir.Value:
+    """The broadcast batch shape (1-D int64) of ``(value, number of core axes)`` pairs: a
+    scalar zero expanded to each batch shape, summed."""
+    zeros = [
+        builder.op("ConstantOfShape", [builder.op("Shape", [x], {"end": -core})])
+        for x, core in values
+    ]
+    return builder.op("Shape", [builder.op("Sum", zeros)])
+
+
+def expand_batch(builder: ONNXBuilder, x: ir.Value, batch: ir.Value, core: int) -> ir.Value:
+    """``x`` (with ``core`` core axes) broadcast to the batch shape ``batch``."""
+    shape = builder.op("Concat", [batch, builder.int64s([1] * core)], {"axis": 0})
+    return builder.op("Expand", [x, shape])
 
 
 def broadcast_shape(builder: ONNXBuilder, a: ir.Value, core: ir.Value) -> ir.Value:

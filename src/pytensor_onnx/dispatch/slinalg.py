@@ -402,19 +402,8 @@ for _cls in optional_classes(subtensor, "AdvancedSubtensor", "AdvancedSubtensor1
 
 def broadcast_batches(builder: ONNXBuilder, values: Sequence[ir.Value]) -> list[ir.Value]:
     """Stacks of matrices ``values`` expanded to their common (broadcast) batch shape."""
-    # A scalar zero expanded to each batch shape; their Sum has the broadcast shape.
-    zeros = [builder.op("ConstantOfShape", [builder.op("Shape", [x], {"end": -2})]) for x in values]
-    batch = builder.op("Shape", [builder.op("Sum", zeros)])
-    return [
-        builder.op(
-            "Expand",
-            [
-                x,
-                builder.op("Concat", [batch, builder.op("Shape", [x], {"start": -2})], {"axis": 0}),
-            ],
-        )
-        for x in values
-    ]
+    batch = la.batch_shape(builder, [(x, 2) for x in values])
+    return [la.expand_batch(builder, x, batch, 2) for x in values]
 
 
 @register_core_and_batched(linalg_class("BlockDiagonal"))
