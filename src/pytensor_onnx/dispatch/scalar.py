@@ -148,9 +148,10 @@ def _int_pow(builder: ONNXBuilder, xs: list[ir.Value], dtype: str) -> ir.Value:
     """
     wide = "uint64" if dtype.startswith("u") else "int64"
     exponent = _constant_exponent(xs[1])
-    x, y = (builder.cast(v, wide, dtype) for v in xs)
     if exponent is not None:
+        x = builder.cast(xs[0], wide, dtype)
         return builder.cast(_int_pow_by_constant(builder, x, exponent, wide), dtype, wide)
+    x, y = (builder.cast(v, wide, dtype) for v in xs)
     shape = builder.shape(builder.op("Add", [x, y]))
     one, two, zero = (builder.scalar(v, wide) for v in (1, 2, 0))
 
