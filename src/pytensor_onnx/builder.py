@@ -455,6 +455,15 @@ class ONNXBuilder:
             attributes["end"] = axis + 1
         return self.op("Shape", [value], attributes)
 
+    def pad_axis(
+        self, value: ir.Value, axis: int, before: int | ir.Value, after: int | ir.Value
+    ) -> ir.Value:
+        """``value`` with ``before``/``after`` zeros added along ``axis``; the counts are
+        ints or 1-element int64 values."""
+        counts = [self.int64s([c]) if isinstance(c, int) else c for c in (before, after)]
+        pads = self.op("Concat", counts, {"axis": 0})
+        return self.op("Pad", [value, pads, None, self.int64s([axis])])
+
     def merge_dims(self, value: ir.Value, start: int, stop: int | None = None) -> ir.Value:
         """``value`` with its axes ``start:stop`` merged into one (``stop=None``: to the end).
 

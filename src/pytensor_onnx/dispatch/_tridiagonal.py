@@ -51,11 +51,6 @@ class TridiagonalLU:
     ipiv: ir.Value
 
 
-def _pad(builder: ONNXBuilder, x: ir.Value, axis: int, before: int, after: int) -> ir.Value:
-    """``x`` with ``before`` / ``after`` zeros added along ``axis`` (negative)."""
-    return builder.op("Pad", [x, builder.int64s([before, after]), None, builder.int64s([axis])])
-
-
 def _count(builder: ONNXBuilder, n: ir.Value, static: int | None, less: int) -> Steps:
     """``max(n - less, 0)`` as a loop count."""
     value = builder.op(
@@ -84,7 +79,7 @@ def factor(
     zero = builder.scalar(0, dtype)
     # A zero past the end of d and du: the last step reads du[n - 1], and a matrix of
     # order 1 (no steps) still starts from d[0] and du[0].
-    d, du = (_pad(builder, x, -1, 0, 1) for x in (d, du))
+    d, du = (builder.pad_axis(x, -1, 0, 1) for x in (d, du))
 
     def step(b: ONNXBuilder, i: ir.Value, state: list[ir.Value]) -> list[ir.Value]:
         d_i, du_i = state
@@ -169,12 +164,12 @@ def solve(
     upper_steps = Steps(n, static)
     if transposed:
         # U^T forward: x[i] = (b[i] - du[i-1] x[i-1] - du2[i-2] x[i-2]) / d[i].
-        du, du2 = _pad(builder, du, -2, 1, 0), _pad(builder, du2, -2, 2, 0)
+        du, du2 = builder.pad_axis(du, -2, 1, 0), builder.pad_axis(du2, -2, 2, 0)
         z = sub.upper(sub.b, d, du, du2, upper_steps, backward=False)
         return sub.lower_transposed(z, dl, swapped, lower_steps)
     y = sub.lower(dl, swapped, lower_steps)
     # U backward: x[i] = (y[i] - du[i] x[i+1] - du2[i] x[i+2]) / d[i].
-    du, du2 = _pad(builder, du, -2, 0, 1), _pad(builder, du2, -2, 0, 2)
+    du, du2 = builder.pad_axis(du, -2, 0, 1), builder.pad_axis(du2, -2, 0, 2)
     return sub.upper(y, d, du, du2, upper_steps, backward=True)
 
 

@@ -44,16 +44,6 @@ Values = Sequence[ir.Value]
 INT64_MAX = int(np.iinfo(np.int64).max)
 
 
-def _pad_axis(
-    builder: ONNXBuilder, x: ir.Value, rank: int, axis: int, before: ir.Value, after: ir.Value
-) -> ir.Value:
-    """``x`` (of rank ``rank``) with ``before``/``after`` (1-element int64) zeros around its
-    axis ``axis`` (negative)."""
-    head, tail = builder.int64s([0] * (rank + axis)), builder.int64s([0] * (-axis - 1))
-    pads = builder.op("Concat", [head, before, tail, head, after, tail], {"axis": 0})
-    return builder.op("Pad", [x, pads])
-
-
 def _shifted_gather(
     builder: ONNXBuilder, x: ir.Value, rank: int, axis: int, inner: ir.Value, outer: ir.Value
 ) -> ir.Value:
@@ -61,7 +51,7 @@ def _shifted_gather(
     outside ``x``, for ``t < inner + outer - 1`` and ``j < inner`` (1-element int64 values;
     ``outer`` is the length of that axis): a convolution operand as a matrix."""
     before = builder.op("Sub", [inner, builder.int64s([1])])
-    padded = _pad_axis(builder, x, rank, axis, before, before)
+    padded = builder.pad_axis(x, axis, before, before)
     origin, step = builder.scalar(0, "int64"), builder.scalar(1, "int64")
     length = builder.op("Squeeze", [builder.op("Add", [before, outer])])
     t = builder.op("Unsqueeze", [builder.op("Range", [origin, length, step]), builder.int64s([1])])
@@ -127,8 +117,8 @@ def _convolve1d(op: Convolve1d, node: Apply, builder: ONNXBuilder) -> Values:
         "Where",
         [
             a_shorter,
-            _pad_axis(builder, b, rank_b, -1, zero, builder.op("Sub", [longest, k])),
-            _pad_axis(builder, a, rank_a, -1, zero, builder.op("Sub", [longest, n])),
+            builder.pad_axis(b, -1, zero, builder.op("Sub", [longest, k])),
+            builder.pad_axis(a, -1, zero, builder.op("Sub", [longest, n])),
         ],
     )
     # out[t] = sum_{j < m} short[j] long[t - j], one MatMul: it sums exactly in int64
