@@ -289,6 +289,65 @@ def test_common_subexpressions_merge_in_the_main_graph_and_in_loop_bodies() -> N
     assert _optimized(graph, feeds) == ["Exp", "Mul", "Loop", "Sin", "Add", "Identity"]
 
 
+def _scaling_loop(name: str, outer: str, scale: float) -> onnx.NodeProto:
+    """``Loop`` that multiplies ``x`` by ``outer * scale`` ``n`` times (names prefixed by
+    ``name``, so that every body is a separate graph)."""
+    body = helper.make_graph(
+        [
+            helper.make_node("Constant", [], [f"{name}_k32"], value_float=scale),
+            helper.make_node("Cast", [f"{name}_k32"], [f"{name}_k"], to=TensorProto.DOUBLE),
+            helper.make_node("Mul", [outer, f"{name}_k"], [f"{name}_f"]),
+            helper.make_node("Mul", [f"{name}_acc", f"{name}_f"], [f"{name}_acc_out"]),
+            helper.make_node("Identity", [f"{name}_cond"], [f"{name}_cond_out"]),
+        ],
+        name,
+        [
+            _info(f"{name}_i", TensorProto.INT64, []),
+            _info(f"{name}_cond", TensorProto.BOOL, []),
+            _info(f"{name}_acc", TensorProto.DOUBLE, [3]),
+        ],
+        [
+            _info(f"{name}_cond_out", TensorProto.BOOL, []),
+            _info(f"{name}_acc_out", TensorProto.DOUBLE, [3]),
+        ],
+    )
+    return helper.make_node("Loop", ["n", "true", "x"], [name], body=body)
+
+
+def test_loops_with_equal_bodies_and_inputs_merge() -> None:
+    # The structural comparison reads the bodies' inputs by position and the values they
+    # capture by identity (after the capturing graph's own merges); a float attribute -0.0
+    # is not 0.0.
+    loops = [
+        _scaling_loop("same", "e1", 0.5),
+        _scaling_loop("same_again", "e1", 0.5),  # merges into "same" (an Identity)
+        _scaling_loop("other_capture", "s", 0.5),
+        _scaling_loop("merged_capture", "e2", 0.5),  # e2 is e1: merges into "same"
+        _scaling_loop("zero", "e1", 0.0),
+        _scaling_loop("negative_zero", "e1", -0.0),
+    ]
+    graph = helper.make_graph(
+        [
+            helper.make_node("Exp", ["x"], ["e1"]),
+            helper.make_node("Exp", ["x"], ["e2"]),
+            helper.make_node("Sin", ["x"], ["s"]),
+            *loops,
+        ],
+        "g",
+        [_info("x", TensorProto.DOUBLE, [3]), _info("n", TensorProto.INT64, [])],
+        [_info(loop.output[0], TensorProto.DOUBLE, [3]) for loop in loops],
+        [numpy_helper.from_array(np.array(True), "true")],
+    )
+    feeds = {"x": np.array([0.5, np.nan, -np.inf]), "n": np.array(2)}
+    model = ir.serde.deserialize_model(helper.make_model(graph))
+    optimize(model)
+    assert [value.name for value in model.graph.outputs] == [loop.output[0] for loop in loops]
+    remaining = [node.op_type for node in model.graph]
+    assert remaining.count("Loop") == 4
+    assert remaining.count("Exp") == 1
+    assert _optimized(graph, feeds).count("Loop") == 4
+
+
 def test_one_element_constants_get_the_rank_they_broadcast_to() -> None:
     # ONNX Runtime broadcasts a lower-rank scalar against a last axis of length 1 element by
     # element (16x slower); the rank-matched constant gives the same values.

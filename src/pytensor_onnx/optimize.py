@@ -26,8 +26,11 @@ NaN and infinities included:
   ``c`` of shape ``(1, 1)``: the same values, but ONNX Runtime 1.32 broadcasts a
   lower-rank scalar against a last axis of length 1 element by element (84 µs instead of
   5 µs for 10,000 float64 values);
-* **common-subexpression elimination**: onnx-ir's pass, run on every graph (it looks at one
-  graph at a time and skips nodes with subgraphs);
+* **common-subexpression elimination**: a node that computes what an earlier node of its
+  graph computes is removed, in the main graph and in every subgraph; nodes with subgraphs
+  (``Loop``, ``Scan``, ``If``) are compared by the structure of their subgraphs, so the
+  equal derivative loops that PyTensor's gradient builds for each use of a special function
+  run once (onnx-ir's pass skips such nodes);
 * ``Max(x, 0)`` with a constant zero that does not broadcast ``x`` is ``Relu(x)`` (both
   propagate NaN in ONNX Runtime; ``Relu`` keeps the sign of ``-0.0``, which compares equal
   to the ``+0.0`` of ``maximum``); ONNX Runtime fuses ``Relu`` into a preceding ``Gemm``;
@@ -43,6 +46,8 @@ interface).  Nodes and initializers left without use are removed at the end.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 import onnx_ir as ir
@@ -126,8 +131,7 @@ def optimize(model: ir.Model) -> None:
                 _bypass_no_op(graph, node)
             if node.graph is graph and node.op_type in BROADCASTING:
                 _match_scalar_ranks(node, scalars)
-    for graph in graphs:
-        _eliminate_common_subexpressions(model, graph)
+    _eliminate_common_subexpressions(model.graph)
     for graph in graphs:
         for node in list(graph):
             if node.domain != "":
@@ -139,16 +143,126 @@ def optimize(model: ir.Model) -> None:
     ir_passes.RemoveUnusedNodesPass()(model)
 
 
-def _eliminate_common_subexpressions(model: ir.Model, graph: ir.Graph) -> None:
-    """onnx-ir's pass on one graph; a graph output it replaces by an equal value keeps its
-    declared type and shape (the pass moves the name only)."""
-    declared = [(value.type, value.shape) for value in graph.outputs]
-    ir_passes.CommonSubexpressionEliminationPass()(ir.Model(graph, ir_version=model.ir_version))
-    for value, (type_, shape) in zip(graph.outputs, declared, strict=True):
-        if value.type is None:
-            value.type = type_
-        if value.shape is None:
-            value.shape = shape
+def _eliminate_common_subexpressions(graph: ir.Graph) -> None:
+    """Merge the nodes of ``graph`` that compute the same values as an earlier node.
+
+    Nodes with subgraphs (``Loop``, ``Scan``, ``If``) are compared by structure: their
+    subgraphs are merged first, then compared node by node, with the subgraph inputs by
+    position and the values of enclosing graphs by identity.  Values are visited in
+    topological order, so every input of a node is already the one kept.  Every operator
+    the export emits is deterministic (a random draw is a function of the seed input and of its
+    node's own stream number), so equal inputs give equal outputs.
+    """
+    kept: dict[_Key, ir.Node] = {}
+    for node in list(graph):
+        for attribute in node.attributes.values():
+            for subgraph in _subgraphs(attribute):
+                _eliminate_common_subexpressions(subgraph)
+        key = _node_key(node, lambda value: value)
+        earlier = kept.setdefault(key, node)
+        if earlier is not node:
+            _merge(graph, node, earlier)
+
+
+#: The structural key of a node or graph: tuples of strings, numbers, bytes and the
+#: ``ir.Value`` objects of enclosing graphs (compared by identity).
+_Key = tuple[object, ...]
+
+
+def _subgraphs(attribute: ir.Attr) -> list[ir.Graph]:
+    if attribute.type == ir.AttributeType.GRAPH:
+        return [attribute.as_graph()]
+    if attribute.type == ir.AttributeType.GRAPHS:
+        return list(attribute.as_graphs())
+    return []
+
+
+def _node_key(node: ir.Node, ref: Callable[[ir.Value], object]) -> _Key:
+    """What ``node`` computes, with each input named by ``ref``."""
+    return (
+        node.domain,
+        node.op_type,
+        node.overload,
+        len(node.outputs),
+        tuple(None if value is None else ref(value) for value in node.inputs),
+        tuple(sorted((name, _attribute_key(a)) for name, a in node.attributes.items())),
+    )
+
+
+def _attribute_key(attribute: ir.Attr) -> object:
+    """A value equal for attributes of equal meaning; an attribute of a kind not compared
+    (a reference, a sparse tensor, a type) gets a key equal to nothing else."""
+    if attribute.is_ref():
+        return attribute
+    kind, value = attribute.type, attribute.value
+    if kind in (ir.AttributeType.INT, ir.AttributeType.STRING):
+        return value
+    if kind in (ir.AttributeType.INTS, ir.AttributeType.STRINGS):
+        return tuple(value)
+    if kind == ir.AttributeType.FLOAT:
+        return float(value).hex()  # tells -0.0 from 0.0
+    if kind == ir.AttributeType.FLOATS:
+        return tuple(float(x).hex() for x in value)
+    if kind == ir.AttributeType.TENSOR:
+        return _tensor_key(value)
+    if kind == ir.AttributeType.TENSORS:
+        return tuple(_tensor_key(t) for t in value)
+    if kind in (ir.AttributeType.GRAPH, ir.AttributeType.GRAPHS):
+        return tuple(_graph_key(g) for g in _subgraphs(attribute))
+    return attribute
+
+
+def _tensor_key(tensor: ir.TensorProtocol) -> _Key:
+    array = tensor.numpy()
+    return (tensor.dtype, array.shape, array.tobytes())
+
+
+def _graph_key(graph: ir.Graph) -> _Key:
+    """What ``graph`` computes from its inputs (by position) and the values of enclosing
+    graphs (by identity)."""
+    local: dict[ir.Value, _Key] = {
+        value: ("input", index) for index, value in enumerate(graph.inputs)
+    }
+
+    def ref(value: ir.Value) -> object:
+        return local.get(value, value)
+
+    nodes = []
+    for index, node in enumerate(graph):
+        nodes.append(_node_key(node, ref))
+        for output_index, output in enumerate(node.outputs):
+            local[output] = ("node", index, output_index)
+    return (
+        tuple(value.dtype for value in graph.inputs),
+        tuple(nodes),
+        tuple(ref(value) for value in graph.outputs),
+    )
+
+
+def _merge(graph: ir.Graph, node: ir.Node, earlier: ir.Node) -> None:
+    """Remove ``node``, whose outputs equal those of ``earlier``, from ``graph``.
+
+    A graph output of ``node`` keeps its name, type and shape: ``earlier``'s output takes
+    them over, or, if it is a graph input or output itself, an ``Identity`` of it does.
+    """
+    for old, new in zip(node.outputs, earlier.outputs, strict=True):
+        if old.is_graph_output():
+            output = new
+            if new.is_graph_input() or new.is_graph_output():
+                identity = ir.node("Identity", [new])
+                graph.insert_before(node, identity)
+                output = identity.outputs[0]
+            output.name, output.type, output.shape = old.name, old.type, old.shape
+            for index, value in enumerate(graph.outputs):
+                if value is old:
+                    graph.outputs[index] = output
+        ir.convenience.replace_all_uses_with(old, new)
+    for attribute in node.attributes.values():
+        for subgraph in _subgraphs(attribute):
+            for inner in RecursiveGraphIterator(subgraph):
+                for index in range(len(inner.inputs)):
+                    inner.replace_input_with(index, None)
+    graph.remove(node, safe=True)
 
 
 def _constant(value: ir.Value | None) -> np.ndarray | None:
