@@ -64,3 +64,29 @@ def test_comparison_replacements_are_exact(op_type, expected, dtype) -> None:
 
 def test_every_replaced_operator_is_tested() -> None:
     assert set(PORTABLE_REPLACEMENTS) == {"IsNaN", "IsInf", "GreaterOrEqual", "LessOrEqual"}
+
+
+@pytest.mark.parametrize("axis", [0, -1])
+@pytest.mark.parametrize("symbolic_count", [False, True])
+def test_pad_axis_between_transposes(axis: int, symbolic_count: bool) -> None:
+    # ONNX Runtime 1.32's transpose optimizer moves the Transposes of Transpose -> Pad ->
+    # Transpose through the Pad by permuting its pads as if they covered every axis; with
+    # Pad's axes input the session then failed (an out-of-bounds Gather).
+    builder = ONNXBuilder(18, "g")
+    x = ir.Value(name="x", type=ir.TensorType(ir.DataType.DOUBLE), shape=ir.Shape([2, 3]))
+    count = ir.Value(name="count", type=ir.TensorType(ir.DataType.INT64), shape=ir.Shape([1]))
+    builder.graph.inputs.extend([x, count])
+    transposed = builder.op("Transpose", [x], {"perm": [1, 0]})
+    one = builder.scalar(-1.0, "float64")
+    after = count if symbolic_count else 2
+    padded = builder.pad_axis(transposed, axis, 1, after, rank=2, constant=one)
+    out = builder.add_output(builder.op("Transpose", [padded], {"perm": [1, 0]}))
+    out.name, out.dtype = "y", ir.DataType.DOUBLE
+    builder.graph.opset_imports[""] = 18
+    model = ir.serde.serialize_model(ir.Model(builder.graph, ir_version=8))
+    value = np.arange(6.0).reshape(2, 3)
+    pad_width = [(0, 0), (0, 0)]
+    pad_width[1 - axis % 2] = (1, 2)  # the transposed axis
+    expected = np.pad(value, pad_width, constant_values=-1.0)
+    for got in run_onnx(model, {"x": value, "count": np.array([2])}):
+        np.testing.assert_array_equal(got[0], expected)

@@ -455,14 +455,47 @@ class ONNXBuilder:
             attributes["end"] = axis + 1
         return self.op("Shape", [value], attributes)
 
-    def pad_axis(
-        self, value: ir.Value, axis: int, before: int | ir.Value, after: int | ir.Value
+    def axis_pads(
+        self, rank: int, axis: int, before: int | ir.Value, after: int | ir.Value
     ) -> ir.Value:
-        """``value`` with ``before``/``after`` zeros added along ``axis``; the counts are
-        ints or 1-element int64 values."""
-        counts = [self.int64s([c]) if isinstance(c, int) else c for c in (before, after)]
-        pads = self.op("Concat", counts, {"axis": 0})
-        return self.op("Pad", [value, pads, None, self.int64s([axis])])
+        """``Pad``'s ``pads`` input for ``before``/``after`` entries along ``axis`` of a value of
+        rank ``rank`` (the counts are ints or 1-element int64 values).
+
+        The counts cover every axis: a ``Pad`` with an ``axes`` input breaks ONNX Runtime
+        1.32's transpose optimizer, which moves a ``Transpose`` through a ``Pad`` by
+        permuting ``pads`` as if it covered every axis (the session then fails with an
+        out-of-bounds ``Gather``).
+        """
+        axis %= rank
+        counts = [0] * axis + [before] + [0] * (rank - axis - 1)
+        counts += [0] * axis + [after] + [0] * (rank - axis - 1)
+        pieces: list[ir.Value] = []
+        constants: list[int] = []
+        for count in counts:
+            if isinstance(count, int):
+                constants.append(count)
+                continue
+            if constants:
+                pieces.append(self.int64s(constants))
+                constants = []
+            pieces.append(count)
+        if constants:
+            pieces.append(self.int64s(constants))
+        return pieces[0] if len(pieces) == 1 else self.op("Concat", pieces, {"axis": 0})
+
+    def pad_axis(
+        self,
+        value: ir.Value,
+        axis: int,
+        before: int | ir.Value,
+        after: int | ir.Value,
+        *,
+        rank: int,
+        constant: ir.Value | None = None,
+    ) -> ir.Value:
+        """``value`` (of rank ``rank``) with ``before``/``after`` entries ``constant`` (0-d of
+        ``value``'s dtype; default zero) added along ``axis`` (see :meth:`axis_pads`)."""
+        return self.op("Pad", [value, self.axis_pads(rank, axis, before, after), constant])
 
     def merge_dims(self, value: ir.Value, start: int, stop: int | None = None) -> ir.Value:
         """``value`` with its axes ``start:stop`` merged into one (``stop=None``: to the end).

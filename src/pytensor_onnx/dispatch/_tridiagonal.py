@@ -79,7 +79,7 @@ def factor(
     zero = builder.scalar(0, dtype)
     # A zero past the end of d and du: the last step reads du[n - 1], and a matrix of
     # order 1 (no steps) still starts from d[0] and du[0].
-    d, du = (builder.pad_axis(x, -1, 0, 1) for x in (d, du))
+    d, du = (builder.pad_axis(x, -1, 0, 1, rank=rank) for x in (d, du))
 
     def step(b: ONNXBuilder, i: ir.Value, state: list[ir.Value]) -> list[ir.Value]:
         d_i, du_i = state
@@ -154,8 +154,12 @@ def solve(
         dtype,
         builder.op("Concat", [batch, builder.op("Shape", [b], {"start": -1})], {"axis": 0}),
     )
-    # Per-row factor entries as columns, to broadcast over the right-hand sides.
-    dl, d, du, du2 = (unsqueeze(builder, x, -1) for x in (lu.dl, lu.d, lu.du, lu.du2))
+    # Per-row factor entries as columns (of the solution's rank), to broadcast over the
+    # right-hand sides.
+    dl, d, du, du2 = (
+        unsqueeze(builder, expand_batch(builder, x, batch, 1), -1)
+        for x in (lu.dl, lu.d, lu.du, lu.du2)
+    )
     one = builder.scalar(1, "int64")
     positions = builder.op("Range", [one, builder.op("Add", [n, one]), one])
     swapped = builder.op("Not", [builder.op("Equal", [lu.ipiv, positions])])
@@ -164,12 +168,13 @@ def solve(
     upper_steps = Steps(n, static)
     if transposed:
         # U^T forward: x[i] = (b[i] - du[i-1] x[i-1] - du2[i-2] x[i-2]) / d[i].
-        du, du2 = builder.pad_axis(du, -2, 1, 0), builder.pad_axis(du2, -2, 2, 0)
+        du = builder.pad_axis(du, -2, 1, 0, rank=rank)
+        du2 = builder.pad_axis(du2, -2, 2, 0, rank=rank)
         z = sub.upper(sub.b, d, du, du2, upper_steps, backward=False)
         return sub.lower_transposed(z, dl, swapped, lower_steps)
     y = sub.lower(dl, swapped, lower_steps)
     # U backward: x[i] = (y[i] - du[i] x[i+1] - du2[i] x[i+2]) / d[i].
-    du, du2 = builder.pad_axis(du, -2, 0, 1), builder.pad_axis(du2, -2, 0, 2)
+    du, du2 = builder.pad_axis(du, -2, 0, 1, rank=rank), builder.pad_axis(du2, -2, 0, 2, rank=rank)
     return sub.upper(y, d, du, du2, upper_steps, backward=True)
 
 

@@ -166,13 +166,10 @@ def _prod_int64(builder: ONNXBuilder, node: Apply, axes: Sequence[int], dtype: s
     """
     from pytensor_onnx.dispatch.extra_ops import cumprod
 
-    flat, rest, static_len = _reduced_to_front(builder, node, axes, dtype)
-    if static_len == 0:
-        # Empty products are 1.  (ONNX Runtime 1.32's optimizer breaks the construction
-        # below on a static 0-length axis: "Gather ... indices element out of data bounds".)
-        return builder.op("Expand", [builder.scalar(1, dtype), rest])
-    pads = builder.int64s([1, 0])
-    ones_first = builder.op("Pad", [flat, pads, builder.scalar(1, dtype), builder.int64s([0])])
+    flat, _, static_len = _reduced_to_front(builder, node, axes, dtype)
+    rank = node.inputs[0].type.ndim - len(axes) + 1
+    one = builder.scalar(1, dtype)
+    ones_first = builder.pad_axis(flat, 0, 1, 0, rank=rank, constant=one)
     static = None if static_len is None else static_len + 1
     products = cumprod(builder, ones_first, 0, dtype, static)
     return builder.op("Gather", [products, builder.scalar(-1, "int64")], {"axis": 0})

@@ -47,13 +47,14 @@ def _dft(builder: ONNXBuilder, x: ir.Value, axis: int, *, onesided: bool = False
     return builder.op("DFT", [x], {**attributes, "axis": axis})
 
 
-def _fit(builder: ONNXBuilder, x: ir.Value, axis: int, length: ir.Value) -> ir.Value:
-    """``x`` cut or zero-padded along ``axis`` (>= 0) to ``length`` (1-element int64)."""
+def _fit(builder: ONNXBuilder, x: ir.Value, rank: int, axis: int, length: ir.Value) -> ir.Value:
+    """``x`` (of rank ``rank``) cut or zero-padded along ``axis`` (>= 0) to ``length``
+    (1-element int64)."""
     cut = builder.op("Slice", [x, builder.int64s([0]), length, builder.int64s([axis])])
     missing = builder.op(
         "Max", [builder.op("Sub", [length, builder.dim(cut, axis)]), builder.int64s([0])]
     )
-    return builder.pad_axis(cut, axis, 0, missing)
+    return builder.pad_axis(cut, axis, 0, missing, rank=rank)
 
 
 def _lengths(builder: ONNXBuilder, node: Apply) -> list[ir.Value]:
@@ -77,7 +78,7 @@ def _rfft(op: RFFTOp, node: Apply, builder: ONNXBuilder) -> Values:
     lengths = _lengths(builder, node)
     axes = range(rank - len(lengths), rank)
     for axis, length in zip(axes, lengths, strict=True):
-        x = _fit(builder, x, axis, length)
+        x = _fit(builder, x, rank, axis, length)
     x = builder.op("Unsqueeze", [x, builder.int64s([-1])])  # real input: trailing axis of 1
     x = _dft(builder, x, rank - 1, onesided=True)
     for axis in axes[:-1]:
@@ -94,12 +95,12 @@ def _irfft(op: IRFFTOp, node: Apply, builder: ONNXBuilder) -> Values:
     lengths = _lengths(builder, node)
     axes = range(rank - 1 - len(lengths), rank - 1)
     for axis, length in zip(axes[:-1], lengths[:-1], strict=True):
-        x = _dft(builder, _fit(builder, x, axis, length), axis)
+        x = _dft(builder, _fit(builder, x, rank, axis, length), axis)
     # The last axis: the n // 2 + 1 bins, completed by X[n - k] = conj(X[k]) for k > n // 2.
     last, n = axes[-1], lengths[-1]
     one = builder.int64s([1])
     half = builder.op("Add", [builder.op("Div", [n, builder.int64s([2])]), one])
-    x = _fit(builder, x, last, half)
+    x = _fit(builder, x, rank, last, half)
     first_mirrored = builder.op("Squeeze", [builder.op("Sub", [n, half])])
     mirrored = builder.op(  # n - k for k = n // 2 + 1, ..., n - 1
         "Range", [first_mirrored, builder.scalar(0, "int64"), builder.scalar(-1, "int64")]

@@ -335,8 +335,7 @@ def orthonormal_completion(
     )
     # The columns beyond k keep their sign: pad the signs with ones up to m.
     rest = la.unsqueeze(builder, builder.op("Sub", [rows.value, k.value]), 0)
-    pads = builder.op("Concat", [builder.int64s([0]), rest], {"axis": 0})
-    signs = builder.op("Pad", [signs, pads, one, builder.int64s([-1])])
+    signs = builder.pad_axis(signs, -1, 0, rest, rank=ndim - 1, constant=one)
     return builder.op("Mul", [q, la.unsqueeze(builder, signs, -2)])
 
 

@@ -51,7 +51,7 @@ def _shifted_gather(
     outside ``x``, for ``t < inner + outer - 1`` and ``j < inner`` (1-element int64 values;
     ``outer`` is the length of that axis): a convolution operand as a matrix."""
     before = builder.op("Sub", [inner, builder.int64s([1])])
-    padded = builder.pad_axis(x, axis, before, before)
+    padded = builder.pad_axis(x, axis, before, before, rank=rank)
     origin, step = builder.scalar(0, "int64"), builder.scalar(1, "int64")
     length = builder.op("Squeeze", [builder.op("Add", [before, outer])])
     t = builder.op("Unsqueeze", [builder.op("Range", [origin, length, step]), builder.int64s([1])])
@@ -117,8 +117,8 @@ def _convolve1d(op: Convolve1d, node: Apply, builder: ONNXBuilder) -> Values:
         "Where",
         [
             a_shorter,
-            builder.pad_axis(b, -1, zero, builder.op("Sub", [longest, k])),
-            builder.pad_axis(a, -1, zero, builder.op("Sub", [longest, n])),
+            builder.pad_axis(b, -1, 0, builder.op("Sub", [longest, k]), rank=rank_b),
+            builder.pad_axis(a, -1, 0, builder.op("Sub", [longest, n]), rank=rank_a),
         ],
     )
     # out[t] = sum_{j < m} short[j] long[t - j], one MatMul: it sums exactly in int64

@@ -417,14 +417,13 @@ def _block_diagonal(op: Any, node: Apply, builder: ONNXBuilder) -> Values:
     widths = [builder.op("Shape", [x], {"start": -1}) for x in blocks]
     # (ONNX Sum has no integer types.)
     total = builder.op("ReduceSum", [builder.op("Concat", widths, {"axis": 0})], {"keepdims": 1})
+    rank = node.outputs[0].type.ndim
     before = builder.int64s([0])
     padded = []
     for x, width in zip(blocks, widths, strict=True):
         after = builder.op("Sub", [total, builder.op("Add", [before, width])])
-        pads = builder.op("Concat", [before, after], {"axis": 0})
-        padded.append(
-            builder.typed_op("Pad", [x, pads, None, builder.int64s([-1])], dtype, data=[0])
-        )
+        pads = builder.axis_pads(rank, -1, before, after)
+        padded.append(builder.typed_op("Pad", [x, pads], dtype, data=[0]))
         before = builder.op("Add", [before, width])
     return [builder.op("Concat", padded, {"axis": -2})]
 
