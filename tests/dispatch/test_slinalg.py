@@ -484,6 +484,24 @@ def test_lu_batched(symbolic: bool) -> None:
     compare_onnx_and_py([a], [packed, pivots, p, lower, upper], [value], rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("n", [64, 65, 129])
+def test_lu_around_recursion_base(n: int, floatX: str) -> None:
+    # Static sizes above LU_RECURSION_BASE (64) are factored by recursive halving: the
+    # pivots, the packed factors and what is built on them match LAPACK's getrf.  The
+    # second matrix has a zero column in the second half (an exact zero pivot there, with
+    # zero multipliers).  (SciPy refuses NaN.)
+    rng = np.random.default_rng(n)
+    value = general_matrix(rng, (2, n, n), 10.0, floatX)
+    value[1, :, n - 2] = 0.0
+    a = input_like(value, "a")
+    packed, pivots = ptla.lu_factor(a)
+    p, lower, upper = ptla.lu(a)
+    sign, logdet = ptla.slogdet(a)
+    outs = [packed, pivots, p, lower, upper, sign, logdet]
+    tol = tolerance(floatX, 10.0, n)
+    compare_onnx_and_py([a], outs, [value], rtol=tol, atol=tol)
+
+
 # --------------------------------------------------------------------------- QR
 QR_MODES = ["full", "economic", "r", "raw"]
 QR_SHAPES = [(1, 1), (2, 2), (5, 5), (7, 4), (4, 7), (32, 32)]

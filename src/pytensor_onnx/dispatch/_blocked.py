@@ -16,6 +16,7 @@ NumPy); ``ndim`` is the rank of the values.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import onnx_ir as ir
@@ -24,6 +25,9 @@ from pytensor_onnx.builder import ONNXBuilder
 
 #: ``base(builder, a, n)``: the lower Cholesky factor of ``a`` (..., n, n), static ``n``.
 CholeskyBase = Callable[[ONNXBuilder, ir.Value, int], ir.Value]
+#: ``base(builder, a, m, n)``: the pivoted LU factorization of the panels ``a`` (..., m, n),
+#: static ``m >= n``.
+LUBase = Callable[[ONNXBuilder, ir.Value, int, int], "LUResult"]
 #: ``solve(builder, l, b, n)``: the solution of ``l x = b`` for a lower-triangular ``l`` of
 #: static size ``n``.
 LowerSolve = Callable[[ONNXBuilder, ir.Value, ir.Value, int], ir.Value]
@@ -55,6 +59,17 @@ def _rows(builder: ONNXBuilder, x: ir.Value, start: int, stop: int) -> ir.Value:
 def _transpose(builder: ONNXBuilder, x: ir.Value, ndim: int) -> ir.Value:
     """``x`` with its last two axes swapped."""
     return builder.op("Transpose", [x], {"perm": [*range(ndim - 2), ndim - 1, ndim - 2]})
+
+
+def permute_rows(builder: ONNXBuilder, x: ir.Value, perm: ir.Value, ndim: int) -> ir.Value:
+    """Rows of ``x`` (rank ``ndim``) reordered: ``out[..., i, :] = x[..., perm[i], :]``.
+
+    ``perm`` has exactly ``x``'s batch dimensions.  ``GatherND`` with batch dimensions is
+    used rather than ``GatherElements``, which ``onnx.reference`` mishandles for negative
+    axes and for more than 32 rows (``np.choose``).
+    """
+    index = builder.op("Unsqueeze", [perm, builder.int64s([-1])])
+    return builder.op("GatherND", [x, index], {"batch_dims": ndim - 2})
 
 
 def recursive_cholesky(
@@ -94,6 +109,88 @@ def recursive_cholesky(
     top = builder.op("Pad", [l11, builder.int64s(pads)])
     bottom = builder.op("Concat", [l21, l22], {"axis": -1})
     return builder.op("Concat", [top, bottom], {"axis": -2})
+
+
+@dataclass(frozen=True)
+class LUResult:
+    """LU factorization with partial pivoting (LAPACK ``getrf``) of a stack of ``m``-by-``n``
+    matrices, ``m >= n`` (square for the factorization of a matrix, taller for a panel).
+
+    Attributes
+    ----------
+    packed
+        (..., m, n): the unit lower factor strictly below the diagonal, the upper factor on
+        and above it, rows in pivot order.
+    perm
+        (..., m) int64: the row permutation, ``(P @ a)[i] = a[perm[i]]`` with
+        ``P @ a = L @ U``.
+    pivots
+        (..., n) int64: LAPACK's 0-based row interchanges (row ``k`` was swapped with row
+        ``pivots[k]``).
+    """
+
+    packed: ir.Value
+    perm: ir.Value
+    pivots: ir.Value
+
+
+def recursive_lu(
+    builder: ONNXBuilder,
+    a: ir.Value,
+    m: int,
+    n: int,
+    ndim: int,
+    base_max: int,
+    base: LUBase,
+    solve: LowerSolve,
+) -> LUResult:
+    """The pivoted LU factorization of the panels ``a`` (..., m, n), ``m >= n``, by
+    recursive halving of the columns (LAPACK's ``getrf2`` order).
+
+    The left ``n1 = n // 2`` columns are factored first; their row interchanges are applied
+    to the right columns, whose top rows become ``U12 = L11^-1 A12`` (a unit-lower
+    ``solve``) and whose other rows the Schur complement ``A22 - L21 U12`` (one
+    ``MatMul``), factored in turn; its interchanges are applied to ``L21``.  Panels of at
+    most ``base_max`` columns take the column-step ``base``.  The pivots are those of the
+    column-by-column algorithm, up to the rounding of the updates.
+    """
+    if n <= base_max:
+        return base(builder, a, m, n)
+    n1 = n // 2
+    left = recursive_lu(
+        builder, _block(builder, a, (0, m), (0, n1)), m, n1, ndim, base_max, base, solve
+    )
+    right = permute_rows(builder, _block(builder, a, (0, m), (n1, n)), left.perm, ndim)
+    u12 = solve(
+        builder, _block(builder, left.packed, (0, n1), (0, n1)), _rows(builder, right, 0, n1), n1
+    )
+    l21 = _rows(builder, left.packed, n1, m)
+    schur = builder.op("Sub", [_rows(builder, right, n1, m), builder.op("MatMul", [l21, u12])])
+    bottom = recursive_lu(builder, schur, m - n1, n - n1, ndim, base_max, base, solve)
+    top = builder.op("Concat", [_rows(builder, left.packed, 0, n1), u12], {"axis": -1})
+    lower = builder.op(
+        "Concat", [permute_rows(builder, l21, bottom.perm, ndim), bottom.packed], {"axis": -1}
+    )
+    rest = builder.op(
+        "Slice", [left.perm, builder.int64s([n1]), builder.int64s([m]), builder.int64s([-1])]
+    )
+    first = builder.op(
+        "Slice", [left.perm, builder.int64s([0]), builder.int64s([n1]), builder.int64s([-1])]
+    )
+    moved = builder.op(
+        "GatherND",
+        [rest, builder.op("Unsqueeze", [bottom.perm, builder.int64s([-1])])],
+        {"batch_dims": ndim - 2},
+    )
+    return LUResult(
+        builder.op("Concat", [top, lower], {"axis": -2}),
+        builder.op("Concat", [first, moved], {"axis": -1}),
+        builder.op(
+            "Concat",
+            [left.pivots, builder.op("Add", [bottom.pivots, builder.scalar(n1, "int64")])],
+            {"axis": -1},
+        ),
+    )
 
 
 def _within_blocks(

@@ -29,19 +29,19 @@ import onnx_ir as ir
 
 from pytensor_onnx.builder import ONNXBuilder
 from pytensor_onnx.dispatch import _blocked
+from pytensor_onnx.dispatch._blocked import LUResult, permute_rows
 from pytensor_onnx.dispatch._loop import Carry, ScanOut, fori_loop
 from pytensor_onnx.dispatch._numerics import Num
 
 #: Block size of the blocked Cholesky factorization.
 BLOCK = 32
-#: Static sizes up to this use the unblocked LU (the blocked loop was measured slower there
-#: for the Cholesky it was first tuned on: 1.3 ms vs 2.1 ms at n=100, one ORT thread); larger
-#: and symbolic sizes are blocked.
-UNBLOCKED_MAX = 160
 #: Static sizes above this are factored/solved by recursive halving
 #: (:mod:`pytensor_onnx.dispatch._blocked`) down to blocks of at most this size, which take
 #: the column-step algorithms.
 RECURSION_BASE = 64
+#: Static LU factorizations are halved recursively down to panels of at most this many
+#: columns, which take one step per column.
+LU_RECURSION_BASE = 64
 #: Static triangular systems above this size are solved in blocks of this many rows, with
 #: all diagonal blocks inverted in one loop (:mod:`pytensor_onnx.dispatch._blocked`).
 SOLVE_BLOCK = 32
@@ -603,25 +603,6 @@ def _solve_triangular_blocked(
 
 
 # --------------------------------------------------------------------------- LU
-@dataclass(frozen=True)
-class LUResult:
-    """``getrf``'s output for a stack of square matrices.
-
-    Attributes
-    ----------
-    packed
-        ``L`` (strictly below the diagonal, unit diagonal implied) and ``U`` in one matrix.
-    pivots
-        LAPACK's 0-based row interchanges: row ``k`` was swapped with ``pivots[k]``.
-    perm
-        The row permutation: ``(P @ a)[i] = a[perm[i]]`` with ``P @ a = L @ U``.
-    """
-
-    packed: ir.Value
-    pivots: ir.Value
-    perm: ir.Value
-
-
 def swap_indices(builder: ONNXBuilder, n: Size, k: ir.Value, p: ir.Value) -> ir.Value:
     """``arange(n)`` with positions ``k`` and ``p`` (shape ``(..., 1)``) swapped."""
     keep = where(builder, compare(builder, "Equal", n.arange, p), k, n.arange)
@@ -631,30 +612,52 @@ def swap_indices(builder: ONNXBuilder, n: Size, k: ir.Value, p: ir.Value) -> ir.
 def lu_factor(builder: ONNXBuilder, a: ir.Value, n: Size, ndim: int, dtype: str) -> LUResult:
     """LU factorization with partial pivoting (LAPACK ``getrf``) of ``a`` (rank ``ndim``).
 
-    Rows are never moved: ``position`` tracks where LAPACK's row interchanges would have put
-    each row (see :func:`_lu_step`); ``L``'s rows are put in pivot order once at the end.
-    Static sizes up to :data:`UNBLOCKED_MAX` take one loop step per column, larger or
-    symbolic sizes the blocked form (:func:`_lu_factor_blocked`).  A zero pivot (singular
-    matrix) leaves zero multipliers, like LAPACK.
+    Static sizes up to :data:`LU_RECURSION_BASE` take one step per column
+    (:func:`_lu_panel`); larger static sizes are halved recursively
+    (:func:`~pytensor_onnx.dispatch._blocked.recursive_lu`) down to panels of at most that
+    many columns, and symbolic sizes take the blocked loop (:func:`_lu_factor_blocked`).  A
+    zero pivot (singular matrix) leaves zero multipliers, like LAPACK.
     """
-    if n.static is None or n.static > UNBLOCKED_MAX:
+    if n.static is None:
         return _lu_factor_blocked(builder, a, n, ndim, dtype)
-    beyond = builder.op("Add", [n.value, builder.scalar(1, "int64")])
-    position0 = builder.op("Expand", [n.arange, builder.op("Shape", [a], {"end": -1})])
+
+    def base(b: ONNXBuilder, panel: ir.Value, rows: int, columns: int) -> LUResult:
+        return _lu_panel(b, panel, rows, columns, ndim, dtype)
+
+    def solve(b: ONNXBuilder, tri: ir.Value, rhs: ir.Value, size: int) -> ir.Value:
+        k = size_of(b, tri, -1, size)
+        return solve_triangular(b, tri, rhs, k, ndim, dtype, lower=True, unit_diagonal=True)
+
+    return _blocked.recursive_lu(
+        builder, a, n.static, n.static, ndim, LU_RECURSION_BASE, base, solve
+    )
+
+
+def _lu_panel(builder: ONNXBuilder, a: ir.Value, m: int, n: int, ndim: int, dtype: str) -> LUResult:
+    """The pivoted LU factorization of static ``m``-by-``n`` panels ``a``, ``m >= n``, one
+    step per column.
+
+    Rows are never moved: ``position`` tracks where LAPACK's row interchanges would have put
+    each row (see :func:`_lu_step`); the rows are put in pivot order once at the end.
+    """
+    rows, columns = size_of(builder, a, -2, m), size_of(builder, a, -1, n)
+    beyond = builder.scalar(m + 1, "int64")
+    position0 = builder.op("Expand", [rows.arange, builder.op("Shape", [a], {"end": -1})])
 
     def step(b: ONNXBuilder, k: ir.Value, state: list[ir.Value]) -> list[ir.Value]:
         work, position = state
-        return list(_lu_step(b, work, position, k, k, n.arange, n.arange, beyond, ndim, dtype))
+        return list(
+            _lu_step(b, work, position, k, k, rows.arange, columns.arange, beyond, ndim, dtype)
+        )
 
-    vector_shape = builder.op("Shape", [a], {"end": -1})
     batch_shape = builder.op("Shape", [a], {"end": -2})
-    _, (u_rows, l_columns, positions, rows) = fori_loop(
+    (_, position), (u_rows, l_columns, positions, chosen) = fori_loop(
         builder,
-        n,
+        columns,
         [Carry(a, dtype), Carry(position0, "int64")],
         [
-            ScanOut(dtype, vector_shape),
-            ScanOut(dtype, vector_shape),
+            ScanOut(dtype, builder.op("Concat", [batch_shape, builder.int64s([n])], {"axis": 0})),
+            ScanOut(dtype, builder.op("Concat", [batch_shape, builder.int64s([m])], {"axis": 0})),
             ScanOut("int64", batch_shape),
             ScanOut("int64", batch_shape),
         ],
@@ -662,10 +665,19 @@ def lu_factor(builder: ONNXBuilder, a: ir.Value, n: Size, ndim: int, dtype: str)
         "lu",
     )
     upper = unstack_to(builder, u_rows, ndim, -2)
-    perm = unstack_to(builder, rows, ndim - 1, -1)
     lower = unstack_to(builder, l_columns, ndim, -1)
+    if m == n:
+        perm = unstack_to(builder, chosen, ndim - 1, -1)
+    else:  # the rows in the order of their final positions; U's rows padded to m
+        upper = builder.pad_axis(upper, -2, 0, m - n, rank=ndim)
+        _, perm = builder.op_multi(
+            "TopK",
+            [position, builder.int64s([m])],
+            {"axis": -1, "largest": 0, "sorted": 1},
+            num_outputs=2,
+        )
     pivots = unstack_to(builder, positions, ndim - 1, -1)
-    return _pack_lu(builder, lower, upper, perm, pivots, n, ndim)
+    return _pack_lu(builder, lower, upper, perm, pivots, rows, columns, ndim)
 
 
 def _pack_lu(
@@ -674,13 +686,15 @@ def _pack_lu(
     upper: ir.Value,
     perm: ir.Value,
     pivots: ir.Value,
-    n: Size,
+    rows: Size,
+    columns: Size,
     ndim: int,
 ) -> LUResult:
-    """Put ``L`` (rows in original order) in pivot order and pack it with ``U``."""
+    """Put ``L`` (rows in original order) in pivot order and pack it with ``U`` (as many
+    rows as ``L``)."""
     ordered = permute_rows(builder, lower, perm, ndim)
-    strictly_lower = compare(builder, "Greater", n.rows, n.arange)
-    return LUResult(where(builder, strictly_lower, ordered, upper), pivots, perm)
+    strictly_lower = compare(builder, "Greater", rows.rows, columns.arange)
+    return LUResult(where(builder, strictly_lower, ordered, upper), perm, pivots)
 
 
 def _lu_step(
@@ -839,7 +853,7 @@ def _lu_factor_blocked(
     lower = builder.op("Slice", [lower, builder.int64s([0]), end, builder.int64s([-1])])
     perm = builder.op("Slice", [perm, builder.int64s([0]), end, builder.int64s([-1])])
     pivots = builder.op("Slice", [pivots, builder.int64s([0]), end, builder.int64s([-1])])
-    return _pack_lu(builder, lower, upper, perm, pivots, n, ndim)
+    return _pack_lu(builder, lower, upper, perm, pivots, n, n, ndim)
 
 
 def _merge_blocks(
@@ -876,16 +890,6 @@ def invert_permutation(builder: ONNXBuilder, perm: ir.Value, n: Size) -> ir.Valu
         compare(builder, "Equal", unsqueeze(builder, perm, -2), n.rows), "int32", "bool"
     )
     return builder.op("ArgMax", [hits], {"axis": -1, "keepdims": 0})
-
-
-def permute_rows(builder: ONNXBuilder, x: ir.Value, perm: ir.Value, ndim: int) -> ir.Value:
-    """Rows of ``x`` (rank ``ndim``) reordered: ``out[..., i, :] = x[..., perm[i], :]``.
-
-    ``perm`` has exactly ``x``'s batch dimensions.  ``GatherND`` with batch dimensions is
-    used rather than ``GatherElements``, which ``onnx.reference`` mishandles for negative
-    axes and for more than 32 rows (``np.choose``).
-    """
-    return builder.op("GatherND", [x, unsqueeze(builder, perm, -1)], {"batch_dims": ndim - 2})
 
 
 def lu_solve(
