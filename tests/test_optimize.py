@@ -348,6 +348,64 @@ def test_loops_with_equal_bodies_and_inputs_merge() -> None:
     assert _optimized(graph, feeds).count("Loop") == 4
 
 
+def test_loop_invariant_nodes_move_before_the_loop() -> None:
+    # In the inner body, Exp(x) and the float Div read only values of the enclosing graphs:
+    # they move out of both loops.  Add(acc, ...) reads the iteration; the integer Div (a
+    # division by zero may crash) and a body output stay.
+    inner = helper.make_graph(
+        [
+            helper.make_node("Exp", ["x"], ["ex"]),
+            helper.make_node("Div", ["ex", "x"], ["ratio"]),
+            helper.make_node("Div", ["k", "k"], ["k_over_k"]),
+            helper.make_node("Cast", ["k_over_k"], ["one"], to=TensorProto.DOUBLE),
+            helper.make_node("Mul", ["ratio", "one"], ["step"]),
+            helper.make_node("Add", ["acc", "step"], ["acc_out"]),
+            helper.make_node("Identity", ["cond"], ["cond_out"]),
+            helper.make_node("Neg", ["x"], ["scan_out"]),
+        ],
+        "inner",
+        [
+            _info("i", TensorProto.INT64, []),
+            _info("cond", TensorProto.BOOL, []),
+            _info("acc", TensorProto.DOUBLE, [3]),
+        ],
+        [
+            _info("cond_out", TensorProto.BOOL, []),
+            _info("acc_out", TensorProto.DOUBLE, [3]),
+            _info("scan_out", TensorProto.DOUBLE, [3]),
+        ],
+    )
+    outer = helper.make_graph(
+        [
+            helper.make_node("Loop", ["n", "true", "acc2"], ["inner_acc", "stacked"], body=inner),
+            helper.make_node("Identity", ["cond2"], ["cond2_out"]),
+        ],
+        "outer",
+        [
+            _info("j", TensorProto.INT64, []),
+            _info("cond2", TensorProto.BOOL, []),
+            _info("acc2", TensorProto.DOUBLE, [3]),
+        ],
+        [_info("cond2_out", TensorProto.BOOL, []), _info("inner_acc", TensorProto.DOUBLE, [3])],
+    )
+    graph = helper.make_graph(
+        [helper.make_node("Loop", ["n", "true", "x"], ["y"], body=outer)],
+        "g",
+        [
+            _info("x", TensorProto.DOUBLE, [3]),
+            _info("n", TensorProto.INT64, []),
+            _info("k", TensorProto.INT64, []),
+        ],
+        [_info("y", TensorProto.DOUBLE, [3])],
+        [numpy_helper.from_array(np.array(True), "true")],
+    )
+    graph = onnx.shape_inference.infer_shapes(helper.make_model(graph)).graph  # dtypes
+    feeds = {"x": np.array([0.5, np.nan, -2.0]), "n": np.array(3), "k": np.array(2)}
+    assert _optimized(graph, feeds) == [
+        "Exp", "Div", "Loop", "Loop", "Identity", "Div", "Cast", "Mul", "Add", "Identity", "Neg"
+    ]  # fmt: skip
+
+
 def test_one_element_constants_get_the_rank_they_broadcast_to() -> None:
     # ONNX Runtime broadcasts a lower-rank scalar against a last axis of length 1 element by
     # element (16x slower); the rank-matched constant gives the same values.
