@@ -201,9 +201,8 @@ def _hoist_loop_invariants(graph: ir.Graph) -> None:
     ``Scan`` bodies are left self-contained: OpenVINO miscounts the inputs of a ``Scan``
     whose body reads enclosing graphs."""
     for node in list(graph):
-        for attribute in node.attributes.values():
-            for subgraph in _subgraphs(attribute):
-                _hoist_loop_invariants(subgraph)
+        for subgraph in _node_subgraphs(node):
+            _hoist_loop_invariants(subgraph)
         if node.domain != "" or node.op_type != "Loop":
             continue
         body = node.attributes["body"].as_graph()
@@ -255,9 +254,8 @@ def _eliminate_common_subexpressions(graph: ir.Graph) -> None:
     """
     kept: dict[_Key, ir.Node] = {}
     for node in list(graph):
-        for attribute in node.attributes.values():
-            for subgraph in _subgraphs(attribute):
-                _eliminate_common_subexpressions(subgraph)
+        for subgraph in _node_subgraphs(node):
+            _eliminate_common_subexpressions(subgraph)
         key = _node_key(node, lambda value: value)
         earlier = kept.setdefault(key, node)
         if earlier is not node:
@@ -275,6 +273,11 @@ def _subgraphs(attribute: ir.Attr) -> list[ir.Graph]:
     if attribute.type == ir.AttributeType.GRAPHS:
         return list(attribute.as_graphs())
     return []
+
+
+def _node_subgraphs(node: ir.Node) -> list[ir.Graph]:
+    """The subgraphs of ``node``'s attributes (a ``Loop`` body, an ``If``'s branches)."""
+    return [subgraph for a in node.attributes.values() for subgraph in _subgraphs(a)]
 
 
 def _node_key(node: ir.Node, ref: Callable[[ir.Value], object]) -> _Key:
@@ -357,11 +360,10 @@ def _merge(graph: ir.Graph, node: ir.Node, earlier: ir.Node) -> None:
                 if value is old:
                     graph.outputs[index] = output
         ir.convenience.replace_all_uses_with(old, new)
-    for attribute in node.attributes.values():
-        for subgraph in _subgraphs(attribute):
-            for inner in RecursiveGraphIterator(subgraph):
-                for index in range(len(inner.inputs)):
-                    inner.replace_input_with(index, None)
+    for subgraph in _node_subgraphs(node):
+        for inner in RecursiveGraphIterator(subgraph):
+            for index in range(len(inner.inputs)):
+                inner.replace_input_with(index, None)
     graph.remove(node, safe=True)
 
 
