@@ -8,9 +8,10 @@ variable, keeps value names unique and knows the target opset.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import unicodedata
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -201,6 +202,9 @@ class ONNXBuilder:
         self._values: dict[Variable, ir.Value] = {}
         self._constants: dict[tuple[str, tuple[int, ...], bytes], ir.Value] = {}
         self._streams = 0
+        #: The static number of elements of the elementwise node being converted, if known
+        #: (see :meth:`elementwise`).
+        self.elementwise_size: int | None = None
         self.opset_imports: dict[str, int] = {"": opset} if parent is None else parent.opset_imports
 
     # ------------------------------------------------------------------ values
@@ -426,6 +430,25 @@ class ONNXBuilder:
         if positive or negative:
             return self.op("Equal", [x, self.scalar(np.inf if positive else -np.inf, dtype)])
         return self.op("Not", [self.op("Equal", [x, x])])  # nothing detected: all false
+
+    @contextlib.contextmanager
+    def elementwise(self, variable: Variable) -> Iterator[None]:
+        """Convert an elementwise node whose output is ``variable``.
+
+        Inside, :attr:`elementwise_size` of the root builder is the static number of
+        elements of ``variable`` (``None`` when a dimension is not known): the
+        special-function decompositions choose by it between forms that take few nodes
+        (for a few elements, where ONNX Runtime's cost per node dominates) and forms that
+        stream through large tensors fast.
+        """
+        root = self.root
+        shape = getattr(variable.type, "shape", None)
+        size = None if shape is None or None in shape else int(np.prod(shape, dtype=np.int64))
+        saved, root.elementwise_size = root.elementwise_size, size
+        try:
+            yield
+        finally:
+            root.elementwise_size = saved
 
     @property
     def root(self) -> ONNXBuilder:

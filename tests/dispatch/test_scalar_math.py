@@ -18,6 +18,7 @@ import pytest
 import scipy.special as sp
 
 from pytensor_onnx import DEFAULT_OPSET, UnsupportedOpError, export_onnx
+from pytensor_onnx.dispatch._numerics import FEW_ELEMENTS
 from tests.compare import compare_onnx_and_py, input_like, ort_session
 
 EDGES = np.array([-np.inf, -3.5, -1.0, -0.0, 0.0, 1e-300, 0.5, 1.0, 2.0, 30.0, np.inf, np.nan])
@@ -87,11 +88,26 @@ def test_special_functions_broadcast_in_composites() -> None:
 
 
 # ------------------------------------------------------------------ accuracy vs SciPy
-def _onnx_values(fn: Callable[..., pt.TensorVariable], *values: np.ndarray) -> np.ndarray:
-    inputs = [pt.vector(f"x{i}", dtype=str(v.dtype)) for i, v in enumerate(values)]
-    model = export_onnx(inputs, [fn(*inputs)])
-    feeds = {i.name: v for i, v in zip(model.graph.input, values, strict=True)}
-    return ort_session(model).run(None, feeds)[0]
+def _onnx_values(
+    fn: Callable[..., pt.TensorVariable], *values: np.ndarray, elements: int | None = None
+) -> np.ndarray:
+    """``fn`` at ``values`` in ONNX Runtime, exported for inputs of unknown length or, with
+    ``elements``, of that static length (the grid then runs in chunks, the last one padded):
+    the decompositions take their forms for few elements there (``Num.few_elements``)."""
+    shape = (elements,)
+    inputs = [pt.tensor(f"x{i}", dtype=str(v.dtype), shape=shape) for i, v in enumerate(values)]
+    session = ort_session(export_onnx(inputs, [fn(*inputs)]))
+    if elements is None:
+        return session.run(None, {x.name: v for x, v in zip(inputs, values, strict=True)})[0]
+    length = len(values[0])
+    padded = [np.resize(v, -(-length // elements) * elements) for v in values]
+    chunks = [
+        session.run(
+            None, {x.name: v[start : start + elements] for x, v in zip(inputs, padded, strict=True)}
+        )[0]
+        for start in range(0, length, elements)
+    ]
+    return np.concatenate(chunks)[:length]
 
 
 def _max_relative_error(got: np.ndarray, want: np.ndarray) -> float:
@@ -185,12 +201,13 @@ ACCURACY = {
 }
 
 
+@pytest.mark.parametrize("elements", [None, FEW_ELEMENTS], ids=["many", "few"])
 @pytest.mark.parametrize("name", sorted(ACCURACY))
-def test_accuracy_against_scipy(name: str, floatX: str) -> None:
+def test_accuracy_against_scipy(name: str, floatX: str, elements: int | None) -> None:
     fn, reference, grid, rtol = ACCURACY[name]
     value = grid.astype(floatX)
     want = reference(value.astype(np.float64))
-    got = _onnx_values(fn, value)
+    got = _onnx_values(fn, value, elements=elements)
     if floatX == "float32":
         # Computed in float64 and rounded once (native kernels for atan/asin/acos).
         finite = np.abs(want) < np.finfo(np.float32).max
@@ -322,16 +339,17 @@ def test_higher_derivatives_of_gammaln() -> None:
     compare_onnx_and_py([x], derivatives[1:], [value])
 
 
-def test_polygamma(floatX: str) -> None:
+@pytest.mark.parametrize("elements", [None, FEW_ELEMENTS], ids=["many", "few"])
+def test_polygamma(floatX: str, elements: int | None) -> None:
     value = _grid(-np.inf, np.inf, (-2.5, -7.3, 1e-8, 1e10, 25.0)).astype(floatX)
     x = input_like(value, "x")
     outputs = [pt.polygamma(n, x) for n in (0, 1, 2, 5)]
     compare_onnx_and_py([x], outputs, [value], opsets=(DEFAULT_OPSET,))
     grid = np.concatenate([np.logspace(-20, 8, 500), np.linspace(1e-3, 40, 1000)])
     for n in (2, 3, 6):
-        got = _onnx_values(lambda v, n=n: pt.polygamma(n, v), grid)
+        got = _onnx_values(lambda v, n=n: pt.polygamma(n, v), grid, elements=elements)
         assert _max_relative_error(got, sp.polygamma(n, grid)) < 3e-15
-        negative = _onnx_values(lambda v, n=n: pt.polygamma(n, v), _NEGATIVE)
+        negative = _onnx_values(lambda v, n=n: pt.polygamma(n, v), _NEGATIVE, elements=elements)
         want = sp.polygamma(n, _NEGATIVE)
         # SciPy is off by up to 1e-13 next to half-integers here (checked with mpmath).
         np.testing.assert_allclose(negative, want, rtol=2e-13, atol=2e-14)
@@ -712,3 +730,19 @@ def test_unconstructed_special_functions_are_refused_by_name(
     x = pt.vector("x")
     with pytest.raises(UnsupportedOpError, match=rf"(?s)scalar\.math\.{name}\b.*{reason}"):
         export_onnx([x], [build(x)])
+
+
+@pytest.mark.parametrize("fn", [pt.gammaln, pt.psi, pt.tri_gamma, pt.i0], ids=lambda f: f.name)
+def test_few_elements_take_fewer_nodes(fn: Callable[..., pt.TensorVariable]) -> None:
+    # A parameter of a PyMC model is a scalar: ONNX Runtime's cost per node dominates there,
+    # and the series are one MatMul with the powers of their variable instead of a chain of
+    # nodes per coefficient (their accuracy: test_accuracy_against_scipy[few]).
+    counts = {}
+    for shape in [(None,), (FEW_ELEMENTS,), ()]:
+        x = pt.tensor("x", dtype="float64", shape=shape)
+        nodes = export_onnx([x], [fn(x)]).graph.node
+        counts[shape] = (len(nodes), sum(node.op_type == "MatMul" for node in nodes))
+    assert counts[(None,)][1] == 0
+    for shape in [(FEW_ELEMENTS,), ()]:
+        assert counts[shape][1] >= 1
+        assert counts[shape][0] < counts[(None,)][0], counts

@@ -21,7 +21,8 @@ Values = Sequence[ir.Value]
 def _elemwise(op: Elemwise, node: Apply, builder: ONNXBuilder) -> Values:
     # Scalar converters only look at dtypes, and ONNX broadcasts like NumPy, so the scalar
     # op's converter applied to the tensor node is the elementwise operation.
-    return onnx_funcify(op.scalar_op, node, builder)
+    with builder.elementwise(node.outputs[0]):
+        return onnx_funcify(op.scalar_op, node, builder)
 
 
 @onnx_funcify.register(DimShuffle)

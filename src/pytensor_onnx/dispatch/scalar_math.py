@@ -230,6 +230,11 @@ class _Reduced:
     come from their values at ``1 + f`` in ``[1, 2)`` and the factors ``z - k``,
     ``k = 1..m-1`` (for ``z >= 2``) or ``1 / z`` (for ``z < 1``).  Arguments from
     ``_STIRLING_MIN`` on use asymptotic series instead.
+
+    The candidate factors ``z - k``, ``k = 1.._STIRLING_MIN-2``, lie along a new last axis,
+    so that their product or sum is one reduction rather than a chain of nodes per ``k``;
+    ``z - k`` is exact for ``k <= z``, and the factor of ``k`` is active where it is at
+    least 1, which is where ``z >= k + 1``.
     """
 
     def __init__(self, num: Num, z: ir.Value) -> None:
@@ -237,19 +242,23 @@ class _Reduced:
         self.z = z
         self.f = num.sub(z, num.unary("Floor", z))
         self.below_one = num.lt(z, 1.0)
-        self.shifts = [
-            (num.ge(z, float(k + 1)), num.sub(z, float(k)))
-            for k in range(1, int(_STIRLING_MIN) - 1)
-        ]
+        builder = num.builder
+        shifts = builder.const(np.arange(1.0, _STIRLING_MIN - 1.0), num.dtype)
+        self.factors = num.sub(builder.op("Unsqueeze", [z, builder.int64s([-1])]), shifts)
         self.t = num.sub(num.add(self.f, self.f), 1.0)
 
     def product(self) -> ir.Value:
         """``(z - 1) (z - 2) ... (z - m + 1)`` (1 for ``z < 2``)."""
         num = self.num
-        result: ir.Value | float = 1.0
-        for active, factor in self.shifts:
-            result = num.where(active, num.mul(result, factor), result)
-        return num.val(result)
+        factors = num.builder.op("Max", [self.factors, num.val(1.0)])
+        return num.reduce_last("ReduceProd", factors, self.z)
+
+    def reciprocal_sum(self) -> ir.Value:
+        """``1 / (z - 1) + ... + 1 / (z - m + 1)`` (0 for ``z < 2``)."""
+        num = self.num
+        inactive = num.lt(self.factors, 1.0)
+        terms = num.where(inactive, 0.0, num.div(1.0, self.factors))
+        return num.reduce_last("ReduceSum", terms, self.z)
 
     def lgamma_core(self) -> ir.Value:
         """``gammaln(1 + f)`` with its zeros at ``f = 0`` and ``f = 1`` factored out."""
@@ -343,10 +352,7 @@ def psi64(num: Num, x: ir.Value) -> ir.Value:
     # psi(1 + f) = (1 + f - x0) * R(f), with 1 + f - x0 = (f - (x0_hi - 1)) - x0_lo exactly.
     distance = num.sub(num.sub(reduced.f, root_hi - 1.0), root_lo)
     core = num.mul(distance, num.chebyshev(reduced.t, tables.DIGAMMA_CORE_CHEB))
-    above: ir.Value | float = 0.0
-    for active, factor in reduced.shifts:
-        above = num.where(active, num.add(above, num.div(1.0, factor)), above)
-    shift = num.where(reduced.below_one, num.div(-1.0, z), above)
+    shift = num.where(reduced.below_one, num.div(-1.0, z), reduced.reciprocal_sum())
     small = num.add(core, shift)
     w = num.div(1.0, num.mul(z, z))
     series = num.mul(w, num.horner(w, _DIGAMMA_SERIES))
@@ -361,15 +367,29 @@ def psi64(num: Num, x: ir.Value) -> ir.Value:
     return num.where(num.eq(x, 0.0), num.div(-1.0, x), result)
 
 
+def _upward(
+    num: Num, z: ir.Value, start: float, term: Callable[[ir.Value], ir.Value]
+) -> tuple[ir.Value, ir.Value]:
+    """``(sum(term(z + k) for k < m), z + m)`` with ``m`` the fewest steps that reach
+    ``z + m >= start``, for the upward recurrences of the polygamma functions.
+
+    The ``z + k`` lie along a new last axis, so that the sum is one reduction.
+    """
+    builder = num.builder
+    ys = num.add(
+        builder.op("Unsqueeze", [z, builder.int64s([-1])]),
+        builder.const(np.arange(math.ceil(start)), num.dtype),
+    )
+    active = num.lt(ys, start)
+    total = num.reduce_last("ReduceSum", num.where(active, term(ys), 0.0), z)
+    steps = num.reduce_last("ReduceSum", builder.cast(active, num.dtype), z)
+    return total, num.add(z, steps)
+
+
 def trigamma64(num: Num, x: ir.Value) -> ir.Value:
     """``polygamma(1, x)`` in ``num.dtype`` (upward recurrence: a sum of positive terms)."""
     negative, z, r = _reflected(num, x)
-    total: ir.Value | float = 0.0
-    y = z
-    for _ in range(int(_STIRLING_MIN)):
-        active = num.lt(y, _STIRLING_MIN)
-        total = num.where(active, num.add(total, num.div(1.0, num.mul(y, y))), total)
-        y = num.where(active, num.add(y, 1.0), y)
+    total, y = _upward(num, z, _STIRLING_MIN, lambda ys: num.div(1.0, num.mul(ys, ys)))
     inv = num.div(1.0, y)
     inv2 = num.mul(inv, inv)
     series = num.mul(num.mul(inv2, inv), num.horner(inv2, _TRIGAMMA_SERIES))
@@ -411,12 +431,7 @@ def polygamma64(num: Num, x: ir.Value, n: int) -> ir.Value:
     sign = -1.0 if n % 2 == 0 else 1.0
     start = 10.0 + 2 * n
     negative, z, r = _reflected(num, x)
-    total: ir.Value | float = 0.0
-    y = z
-    for _ in range(int(start)):
-        active = num.lt(y, start)
-        total = num.where(active, num.add(total, num.pow(y, -float(n + 1))), total)
-        y = num.where(active, num.add(y, 1.0), y)
+    total, y = _upward(num, z, start, lambda ys: num.pow(ys, -float(n + 1)))
     # (n-1)!/y^n + n!/(2 y^(n+1)) + sum B_2k (2k+n-1)!/(2k)! / y^(2k+n)
     series = []
     for k, bernoulli in enumerate(BERNOULLI_EVEN, start=1):
