@@ -92,6 +92,21 @@ def _special(dtype: str) -> Callable[[], Built]:
     return build
 
 
+def _empty() -> Built:
+    # Empty tensors through the reductions the converters emit themselves (the special
+    # functions' recurrences; PyTensor 2.38's own softmax fails on them).
+    x = pt.vector("x")
+    m = pt.matrix("m")
+    outs = [
+        pt.gammaln(x),
+        pt.psi(x),
+        pt.tri_gamma(x),
+        pt.logsumexp(m, axis=1),
+        m.sum(axis=0),
+    ]
+    return [x, m], outs, [np.zeros(0), np.zeros((0, 3))]
+
+
 def _reductions() -> Built:
     x = pt.tensor3("x")
     outs = [
@@ -272,6 +287,7 @@ CASES: tuple[Case, ...] = (
     Case("special_float32", "special functions", _special("float32")),
     Case("special_float32_conversion", "float32=True", _special("float64"), {"float32": True}),
     Case("reductions", "math, extra_ops", _reductions),
+    Case("empty", "empty tensors", _empty),
     Case("integers", "scalar, extra_ops (int64)", _integers),
     Case("booleans", "scalar, math (bool)", _booleans),
     Case("indexing", "subtensor", _indexing),
