@@ -107,6 +107,13 @@ def _empty() -> Built:
     return [x, m], outs, [np.zeros(0), np.zeros((0, 3))]
 
 
+def _empty_batch() -> Built:
+    # A batch of no matrices through the pivoted LU of unknown size (a Loop).
+    a = pt.tensor3("a")
+    sign, logdet = pt.linalg.slogdet(a)
+    return [a], [pt.linalg.det(a), sign, logdet], [np.zeros((0, 3, 3))]
+
+
 def _reductions() -> Built:
     x = pt.tensor3("x")
     outs = [
@@ -288,6 +295,7 @@ CASES: tuple[Case, ...] = (
     Case("special_float32_conversion", "float32=True", _special("float64"), {"float32": True}),
     Case("reductions", "math, extra_ops", _reductions),
     Case("empty", "empty tensors", _empty),
+    Case("empty_batch", "nlinalg, empty batch (Loop)", _empty_batch),
     Case("integers", "scalar, extra_ops (int64)", _integers),
     Case("booleans", "scalar, math (bool)", _booleans),
     Case("indexing", "subtensor", _indexing),
@@ -333,6 +341,12 @@ KNOWN_LIMITS: dict[tuple[str, str], tuple[str, str]] = {
     ("cholesky_solve", "tract"): _TRACT_LOOP,
     ("det_inv", "tract"): _TRACT_LOOP,
     ("random", "tract"): _TRACT_LOOP,
+    ("empty_batch", "tract"): _TRACT_LOOP,
+    ("empty_batch", "onnx.reference"): (
+        r"cannot reshape array of size 0",
+        "`onnx.reference`'s `GatherND` with batch dimensions reshapes its indices with a -1, "
+        "which NumPy cannot resolve for an empty batch",
+    ),
     ("elementwise_float64", "tract"): _TRACT_ROUND,
     ("elementwise_float32", "tract"): (
         r"output 4: max relative error nan",

@@ -725,9 +725,12 @@ def _lu_step(
     # NaN counts as the largest magnitude so that a NaN column still picks an open row.
     magnitude = where(b, b.op("IsNaN", [column]), b.scalar(np.inf, dtype), b.op("Abs", [column]))
     magnitude = where(b, open_rows, magnitude, b.scalar(-1, dtype))
-    best = b.op("ReduceMax", [magnitude, b.int64s([-1])], {"keepdims": 1})
+    # Non-negative axes: onnxruntime-node/-web 1.31/1.30 return an empty input (an empty
+    # batch) unchanged from a reduction over a negative axis.
+    last = ndim - 2  # of the column, rank ndim - 1
+    best = b.op("ReduceMax", [magnitude, b.int64s([last])], {"keepdims": 1})
     ties = compare(b, "Equal", magnitude, best)
-    row = b.op("ArgMin", [where(b, ties, position, beyond)], {"axis": -1, "keepdims": 1})
+    row = b.op("ArgMin", [where(b, ties, position, beyond)], {"axis": last, "keepdims": 1})
     row_position = unsqueeze(b, b.op("GatherND", [position, row], {"batch_dims": ndim - 2}), -1)
     # LAPACK swaps the rows at positions step_index and row_position.
     position = where(b, compare(b, "Equal", position, step_index), row_position, position)
