@@ -184,6 +184,12 @@ class Num:
         """``a`` where ``cond`` else ``b`` (NaN in the unselected branch does not leak)."""
         return self.builder.op("Where", [cond, self.val(a), self.val(b)])
 
+    def along_new_axis(self, x: ir.Value, offsets: np.ndarray) -> ir.Value:
+        """``x + offsets[k]`` along a new last axis (shape ``x``'s plus ``len(offsets)``),
+        so that a per-``k`` computation is one node and :meth:`reduce_last` combines it."""
+        unsqueezed = self.builder.op("Unsqueeze", [x, self.builder.int64s([-1])])
+        return self.add(unsqueezed, self.builder.const(offsets, self.dtype))
+
     def reduce_last(self, op_type: str, terms: ir.Value, like: ir.Value) -> ir.Value:
         """``terms``, of the shape of ``like`` with one more (last) axis, reduced over that
         axis by ``op_type`` (``ReduceSum``, ``ReduceProd``...) to the shape of ``like``.

@@ -21,6 +21,7 @@ and ``docs/deployment.md`` (float32 paths).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 
@@ -242,10 +243,13 @@ class _Reduced:
         self.z = z
         self.f = num.sub(z, num.unary("Floor", z))
         self.below_one = num.lt(z, 1.0)
-        builder = num.builder
-        shifts = builder.const(np.arange(1.0, _STIRLING_MIN - 1.0), num.dtype)
-        self.factors = num.sub(builder.op("Unsqueeze", [z, builder.int64s([-1])]), shifts)
         self.t = num.sub(num.add(self.f, self.f), 1.0)
+
+    @functools.cached_property
+    def factors(self) -> ir.Value:
+        """The candidate factors ``z - k`` along a new last axis (``z + (-k)``, the same
+        rounding)."""
+        return self.num.along_new_axis(self.z, -np.arange(1.0, _STIRLING_MIN - 1.0))
 
     def product(self) -> ir.Value:
         """``(z - 1) (z - 2) ... (z - m + 1)`` (1 for ``z < 2``)."""
@@ -375,14 +379,10 @@ def _upward(
 
     The ``z + k`` lie along a new last axis, so that the sum is one reduction.
     """
-    builder = num.builder
-    ys = num.add(
-        builder.op("Unsqueeze", [z, builder.int64s([-1])]),
-        builder.const(np.arange(math.ceil(start)), num.dtype),
-    )
+    ys = num.along_new_axis(z, np.arange(float(math.ceil(start))))
     active = num.lt(ys, start)
     total = num.reduce_last("ReduceSum", num.where(active, term(ys), 0.0), z)
-    steps = num.reduce_last("ReduceSum", builder.cast(active, num.dtype), z)
+    steps = num.reduce_last("ReduceSum", num.builder.cast(active, num.dtype), z)
     return total, num.add(z, steps)
 
 
