@@ -160,6 +160,15 @@ def test_matrix_norms(ord_: object, floatX: str, symbolic: bool) -> None:
     compare_onnx_and_py([a], [ptla.norm(a, ord_)], [value], rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("ord_", [None, "fro", 1, -1, np.inf, -np.inf])
+def test_batched_matrix_norms(ord_: object, floatX: str, symbolic: bool) -> None:
+    # Over the last two axes of a stack (PyTensor 3 writes the Frobenius norm with Real).
+    value = np.random.default_rng(47).normal(size=(2, 4, 3)).astype(floatX)
+    value[1, 0, 0] = np.inf
+    a = input_like(value, "a", symbolic)
+    compare_onnx_and_py([a], [ptla.norm(a, ord_, axis=(-2, -1))], [value], rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("ord_", [None, 1, 2, 3, 0, np.inf, -np.inf])
 def test_vector_norms(ord_: object, floatX: str, symbolic: bool) -> None:
     value = np.random.default_rng(46).normal(size=6).astype(floatX)

@@ -9,6 +9,7 @@ import pytest
 from pytensor.tensor.elemwise import Elemwise
 
 from pytensor_onnx import export_onnx
+from pytensor_onnx.dispatch import UnsupportedOpError
 from tests.compare import all_nodes, compare_onnx_and_py, input_like, run_onnx
 
 EDGE = np.array(
@@ -53,6 +54,10 @@ UNARY = {
     "softplus": (pt.softplus, {}),
     "isnan": (pt.isnan, {}),
     "isinf": (pt.isinf, {}),
+    "real": (pt.real, {}),
+    "imag": (pt.imag, {}),
+    # pt.conj of a real tensor returns it unchanged; the Op itself, as rewrites may leave it:
+    "conj": (Elemwise(ps.conj), {}),
 }
 
 
@@ -214,6 +219,12 @@ def test_composite_expanded(floatX: str, symbolic: bool) -> None:
     x, y = input_like(value, "x", symbolic), input_like(value[::-1].copy(), "y", symbolic)
     outputs = Elemwise(composite)(x, y)
     compare_onnx_and_py([x, y], outputs, [value, value[::-1].copy()])
+
+
+def test_complex_parts_of_complex_values_are_refused() -> None:
+    x, y = pt.vector("x"), pt.vector("y")
+    with pytest.raises(UnsupportedOpError, match=r"(?s)Real.*complex numbers"):
+        export_onnx([x, y], [pt.real(pt.exp(pt.complex(x, y)))])
 
 
 def test_bool_arithmetic_is_logical() -> None:

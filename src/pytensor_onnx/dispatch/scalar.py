@@ -676,14 +676,27 @@ def _composite(op: ps.Composite, node: Apply, builder: ONNXBuilder) -> Values:
     return inline_inner_graph(op.fgraph, node, builder)
 
 
+@onnx_funcify.register(ps.Complex)
 def _complex_error(op: ps.ScalarOp, node: Apply, builder: ONNXBuilder) -> Values:
     raise UnsupportedOpError.for_node(
         node, "complex numbers have no ONNX Runtime support; split real and imaginary parts"
     )
 
 
-for _cls in (ps.Real, ps.Imag, ps.Complex, ps.Conj):
-    onnx_funcify.register(_cls)(_complex_error)
+@onnx_funcify.register(ps.Real)
+@onnx_funcify.register(ps.Imag)
+@onnx_funcify.register(ps.Conj)
+def _parts_of_real(op: ps.ScalarOp, node: Apply, builder: ONNXBuilder) -> Values:
+    # Of a real number, as NumPy defines them: real(x) = conj(x) = x, imag(x) = 0 (also
+    # for NaN and infinities); PyTensor builds them on real tensors (e.g. Real(Sqr(x)) in
+    # PyTensor 3's Frobenius norm).
+    if variable_dtype(node.inputs[0]).startswith("complex"):
+        _complex_error(op, node, builder)
+    dtype = _out_dtype(node)
+    x = builder.input(node, 0, dtype)
+    if isinstance(op, ps.Imag):
+        return [builder.op("Expand", [builder.scalar(0, dtype), builder.shape(x)])]
+    return [x]
 
 
 # ------------------------------------------- inverse trigonometric (no float64 kernels in ORT)
