@@ -16,7 +16,13 @@ import pytest
 
 from pytensor_onnx import export_onnx
 from pytensor_onnx.dispatch import UnsupportedOpError
-from tests.compare import compare_onnx_and_py, input_like, run_onnx
+from tests.compare import (
+    assert_matches,
+    compare_onnx_and_py,
+    input_like,
+    ort_session,
+    run_onnx,
+)
 from tests.dispatch.test_slinalg import (
     CONDITIONS,
     FLOAT_CASES,
@@ -563,6 +569,46 @@ def test_empty_matrices(name: str, symbolic: bool) -> None:
     # onnx.reference cannot run a Loop of zero iterations with scan outputs (it stacks an
     # empty list); with symbolic sizes the loops are not unrolled, so only ORT runs those.
     compare_onnx_and_py([a, b], outputs, [a_value, b_value], reference=not symbolic)
+
+
+EMPTY_BATCH = {
+    **EMPTY,
+    "qr_pivoting": lambda a, b: list(ptla.qr(a, pivoting=True)),
+    "slogdet": lambda a, b: list(ptla.slogdet(a)),
+    "norms": lambda a, b: [ptla.norm(a, ord_, axis=(-2, -1)) for ord_ in (2, -2, "nuc", "fro")],
+}
+
+
+@pytest.mark.parametrize(
+    ("name", "shape"),
+    [(name, (0, 3, 3)) for name in sorted(EMPTY_BATCH)]
+    # NumPy and PyTensor refuse the 2-norm of an empty matrix (a maximum of nothing).
+    + [(name, (2, 0, 0)) for name in sorted(EMPTY_BATCH) if name != "norms"],
+)
+def test_empty_batches(name: str, shape: tuple[int, ...]) -> None:
+    # Stacks of unknown size through the loops of the factorizations; the iterations'
+    # reductions name non-negative axes (onnxruntime-node/-web return an empty input
+    # unchanged from a reduction over a negative axis; tests/matrix runs them there).
+    # PyTensor's Python Blockwise refuses empty batches: the expected stacks are built
+    # from the results of one matrix.
+    count, n = shape[0], shape[1]
+    core_a, core_b = pt.matrix("a"), pt.matrix("b")
+    core = pytensor.function(
+        [core_a, core_b], EMPTY_BATCH[name](core_a, core_b), on_unused_input="ignore"
+    )
+    one = core(np.eye(n), np.ones((n, 2)))
+    expected = [
+        np.stack([np.asarray(o)] * count)
+        if count
+        else np.zeros((0, *np.shape(o)), np.asarray(o).dtype)
+        for o in one
+    ]
+    a, b = pt.tensor3("a"), pt.tensor3("b")
+    model = export_onnx([a, b], EMPTY_BATCH[name](a, b))
+    feeds = {"a": np.tile(np.eye(n), (count, 1, 1)), "b": np.ones((count, n, 2))}
+    got = ort_session(model).run(None, feeds)
+    for k, (value, want) in enumerate(zip(got, expected, strict=True)):
+        assert_matches(value, want, 1e-12, 1e-14, f"output {k}")
 
 
 # ------------------------------------------------------------- tensorinv / tensorsolve

@@ -7,7 +7,8 @@ import pytensor
 import pytensor.tensor as pt
 import pytest
 
-from tests.compare import compare_onnx_and_py, input_like
+from pytensor_onnx import export_onnx
+from tests.compare import all_nodes, compare_onnx_and_py, input_like
 
 RNG = np.random.default_rng(3)
 
@@ -31,6 +32,24 @@ def test_descending_and_empty() -> None:
     empty = np.zeros((0, 3))
     e = input_like(empty, "e", symbolic=True)
     compare_onnx_and_py([e], [pt.sort(e, axis=0), pt.argsort(e, axis=1)], [empty])
+
+
+@pytest.mark.parametrize("shape", [(0, 3), (3, 0), (2, 0, 3)])
+def test_sort_of_empty_tensors_along_each_axis(shape: tuple[int, ...]) -> None:
+    # An If gives an input with an empty axis besides the sorted one its empty results
+    # (onnxruntime-web 1.30 traps on such a TopK; tests/matrix runs it there).
+    empty = np.zeros(shape)
+    e = input_like(empty, "e", symbolic=True)
+    outs = [pt.sort(e, axis=axis) for axis in range(len(shape))]
+    outs += [pt.argsort(e, axis=axis) for axis in range(len(shape))]
+    compare_onnx_and_py([e], outs, [empty])
+
+
+def test_sort_of_a_static_non_empty_shape_is_one_top_k() -> None:
+    x = pt.matrix("x", shape=(4, 5))
+    model = export_onnx([x], [pt.sort(x, axis=1)])
+    # The axis length and the TopK; no guard for empty inputs.
+    assert [node.op_type for node in all_nodes(model)] == ["Shape", "TopK"]
 
 
 @pytest.mark.parametrize(

@@ -194,14 +194,18 @@ def symmetric_eigen(
     num = Num(builder, dtype)
     a, scale = la.power_of_two_scale(builder, a, dtype)
     on_diagonal = la.compare(builder, "Equal", n.rows, n.arange)
-    norm = builder.op("ReduceL2", [a, builder.int64s([-2, -1])], {"keepdims": 1})
+    # Reductions name their axes non-negatively: onnxruntime-node/-web return an empty
+    # input unchanged from a reduction over a negative axis, and the optimizer cannot
+    # rewrite the ones inside (or after) the loops, where ranks are unknown.
+    matrix_axes = builder.int64s([ndim - 2, ndim - 1])
+    norm = builder.op("ReduceL2", [a, matrix_axes], {"keepdims": 1})
     tolerance = num.mul(norm, _eps(dtype))
     tournament = Tournament.of(builder, n)
 
-    # Entries are read from the matrices flattened to (..., n*n): O(n) gathers.
-    flat_shape = builder.op(
-        "Concat", [builder.op("Shape", [a], {"end": -2}), builder.int64s([-1])], {"axis": 0}
-    )
+    # Entries are read from the matrices flattened to (..., n*n): O(n) gathers.  The length
+    # is spelled out: a -1 cannot be resolved for an empty batch.
+    entries = builder.op("Unsqueeze", [builder.op("Mul", [n.value, n.value]), builder.int64s([0])])
+    flat_shape = builder.op("Concat", [builder.op("Shape", [a], {"end": -2}), entries], {"axis": 0})
     diagonal_at = builder.op(
         "Mul", [n.arange, builder.op("Add", [n.value, builder.scalar(1, "int64")])]
     )
@@ -233,17 +237,13 @@ def symmetric_eigen(
     def converged(body: Num, state: list[ir.Value]) -> ir.Value:
         b = body.builder
         masked = la.where(b, on_diagonal, b.scalar(0, dtype), state[0])
-        off_norm = b.op("ReduceL2", [masked, b.int64s([-2, -1])], {"keepdims": 1})
+        off_norm = b.op("ReduceL2", [masked, matrix_axes], {"keepdims": 1})
         return b.op("Not", [body.gt(off_norm, tolerance)])
 
     start = [a] + ([la.identity_like(builder, a, n, dtype)] if vectors else [])
     final = _sweeps(num, start, one_round, tournament.rounds, converged, "eigh")
-    values, order = builder.op_multi(
-        "TopK",
-        [la.diagonal(builder, final[0], n, dtype), builder.dim(a, -1)],
-        {"axis": -1, "largest": 0, "sorted": 1},
-        num_outputs=2,
-    )
+    diagonal = la.diagonal(builder, final[0], n, ndim, dtype)
+    values, order = builder.top_k(diagonal, builder.dim(a, -1), -1, dtype, largest=False)
     values = num.mul(values, builder.op("Squeeze", [scale, builder.int64s([-1])]))
     if not vectors:
         return values, None
@@ -293,11 +293,13 @@ def orthogonalize_columns(
     eps = _eps(dtype)
     largest = builder.cast(builder.op("Max", [rows.value, cols.value]), dtype, "int64")
     tol = num.mul(largest, eps)
-    norm = builder.op("ReduceL2", [a, builder.int64s([-2, -1])], {"keepdims": 1})
+    # Non-negative axes, as in symmetric_eigen.
+    matrix_axes = builder.int64s([ndim - 2, ndim - 1])
+    norm = builder.op("ReduceL2", [a, matrix_axes], {"keepdims": 1})
     negligible = num.mul(num.mul(norm, tol), num.mul(norm, tol))
     on_diagonal = la.compare(builder, "Equal", cols.rows, cols.arange)
     tournament = Tournament.of(builder, cols)
-    along_rows = builder.int64s([-2])
+    along_rows = builder.int64s([ndim - 2])
 
     def one_round(b: ONNXBuilder, r: ir.Value, state: list[ir.Value]) -> list[ir.Value]:
         x = state[0]
@@ -312,7 +314,7 @@ def orthogonalize_columns(
         b = body.builder
         x = state[0]
         gram = b.op("MatMul", [la.transpose_last(b, x, ndim), x])
-        squares = la.diagonal(b, gram, cols, dtype)
+        squares = la.diagonal(b, gram, cols, ndim, dtype)
         significant = body.gt(squares, b.op("Squeeze", [negligible, b.int64s([-1])]))
         norms = body.unary(
             "Sqrt",
@@ -321,9 +323,7 @@ def orthogonalize_columns(
         apart = body.gt(body.unary("Abs", gram), body.mul(norms, tol))
         both = b.op("And", [la.unsqueeze(b, significant, -1), la.unsqueeze(b, significant, -2)])
         bad = b.op("And", [b.op("And", [apart, both]), b.op("Not", [on_diagonal])])
-        count = b.op(
-            "ReduceSum", [b.cast(bad, "int64", "bool"), b.int64s([-2, -1])], {"keepdims": 0}
-        )
+        count = b.op("ReduceSum", [b.cast(bad, "int64", "bool"), matrix_axes], {"keepdims": 0})
         return la.compare(b, "Equal", count, b.scalar(0, "int64"))
 
     start = [a] + ([la.identity_like(builder, a, cols, dtype)] if vectors else [])

@@ -40,16 +40,13 @@ def _branch(
 ) -> ir.Graph:
     """A branch graph whose outputs (typed like ``outputs``) ``compute`` makes in the
     branch's builder."""
-    branch = ONNXBuilder(
-        builder.opset, builder.names.claim(name), parent=builder, names=builder.names
-    )
-    for var, value in zip(outputs, compute(branch), strict=True):
-        # An Identity makes each output the branch's own (it may be an outer value).
-        out = branch.op("Identity", [branch.cast(value, variable_dtype(var))])
-        out.dtype = onnx_dtype(variable_dtype(var))
-        branch.graph.outputs.append(out)
-    branch.name_values()
-    return branch.graph
+    dtypes = [variable_dtype(var) for var in outputs]
+
+    def typed(branch: ONNXBuilder) -> list[ir.Value]:
+        values = compute(branch)
+        return [branch.cast(v, dtype) for v, dtype in zip(values, dtypes, strict=True)]
+
+    return builder.branch(name, typed, dtypes)
 
 
 def if_then_else(

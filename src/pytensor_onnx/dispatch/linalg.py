@@ -137,11 +137,16 @@ def identity_like(builder: ONNXBuilder, x: ir.Value, n: Size, dtype: str) -> ir.
     return builder.op("Expand", [eye, broadcast_shape(builder, x, eye)])
 
 
-def diagonal(builder: ONNXBuilder, x: ir.Value, n: Size, dtype: str) -> ir.Value:
-    """The diagonals of a stack of square matrices, shape ``(..., n)``."""
+def diagonal(builder: ONNXBuilder, x: ir.Value, n: Size, ndim: int, dtype: str) -> ir.Value:
+    """The diagonals of a stack of square matrices ``x`` of rank ``ndim``, shape ``(..., n)``.
+
+    The reduced axis is written as ``ndim - 1``: onnxruntime-node/-web return an empty input
+    unchanged from a reduction over a negative axis, and inside loop bodies the optimizer
+    cannot rewrite it (ranks are unknown there).
+    """
     eye = compare(builder, "Equal", n.rows, n.arange)
     masked = where(builder, eye, x, builder.scalar(0, dtype))
-    return builder.op("ReduceSum", [masked, builder.int64s([-1])], {"keepdims": 0})
+    return builder.op("ReduceSum", [masked, builder.int64s([ndim - 1])], {"keepdims": 0})
 
 
 def triangle(builder: ONNXBuilder, x: ir.Value, n: Size, lower: bool, dtype: str) -> ir.Value:
@@ -242,7 +247,7 @@ def cholesky(builder: ONNXBuilder, a: ir.Value, n: Size, ndim: int, dtype: str) 
     else:
         lower = cholesky_blocked(builder, a, n, ndim, dtype)
     failed = builder.op(
-        "Not", [compare(builder, "Greater", diagonal(builder, lower, n, dtype), zero)]
+        "Not", [compare(builder, "Greater", diagonal(builder, lower, n, ndim, dtype), zero)]
     )
     return nan_where(builder, any_true(builder, failed, dtype), lower, dtype)
 
@@ -473,7 +478,7 @@ def solve_triangular(
         return (
             x
             if unit_diagonal or not nan_if_singular
-            else _nan_if_zero_pivot(builder, a, x, n, dtype)
+            else _nan_if_zero_pivot(builder, a, x, n, ndim, dtype)
         )
     if not unroll and n.static is None:
         x = _solve_triangular_blocked(
@@ -482,7 +487,7 @@ def solve_triangular(
         return (
             x
             if unit_diagonal or not nan_if_singular
-            else _nan_if_zero_pivot(builder, a, x, n, dtype)
+            else _nan_if_zero_pivot(builder, a, x, n, ndim, dtype)
         )
     last = builder.op("Sub", [n.value, builder.scalar(1, "int64")])
 
@@ -510,15 +515,19 @@ def solve_triangular(
         rows = reverse_first(builder, rows)
     x = unstack_to(builder, rows, ndim, -2)
     return (
-        x if unit_diagonal or not nan_if_singular else _nan_if_zero_pivot(builder, a, x, n, dtype)
+        x
+        if unit_diagonal or not nan_if_singular
+        else _nan_if_zero_pivot(builder, a, x, n, ndim, dtype)
     )
 
 
 def _nan_if_zero_pivot(
-    builder: ONNXBuilder, a: ir.Value, x: ir.Value, n: Size, dtype: str
+    builder: ONNXBuilder, a: ir.Value, x: ir.Value, n: Size, ndim: int, dtype: str
 ) -> ir.Value:
-    """``x`` with the solutions of systems whose matrix has a zero diagonal entry set to NaN."""
-    singular = compare(builder, "Equal", diagonal(builder, a, n, dtype), builder.scalar(0, dtype))
+    """``x`` with the solutions of systems whose matrix (rank ``ndim``) has a zero diagonal
+    entry set to NaN."""
+    zero = builder.scalar(0, dtype)
+    singular = compare(builder, "Equal", diagonal(builder, a, n, ndim, dtype), zero)
     return nan_where(builder, any_true(builder, singular, dtype), x, dtype)
 
 
@@ -670,12 +679,7 @@ def _lu_panel(builder: ONNXBuilder, a: ir.Value, m: int, n: int, ndim: int, dtyp
         perm = unstack_to(builder, chosen, ndim - 1, -1)
     else:  # the rows in the order of their final positions; U's rows padded to m
         upper = builder.pad_axis(upper, -2, 0, m - n, rank=ndim)
-        _, perm = builder.op_multi(
-            "TopK",
-            [position, builder.int64s([m])],
-            {"axis": -1, "largest": 0, "sorted": 1},
-            num_outputs=2,
-        )
+        _, perm = builder.top_k(position, builder.int64s([m]), -1, "int64", largest=False)
     pivots = unstack_to(builder, positions, ndim - 1, -1)
     return _pack_lu(builder, lower, upper, perm, pivots, rows, columns, ndim)
 
@@ -927,10 +931,11 @@ def lu_solve(
     )
 
 
-def singular(builder: ONNXBuilder, lu: LUResult, n: Size, dtype: str) -> ir.Value:
-    """Whether each factored matrix has an exact zero pivot, shape ``(..., 1, 1)``."""
+def singular(builder: ONNXBuilder, lu: LUResult, n: Size, ndim: int, dtype: str) -> ir.Value:
+    """Whether each factored matrix (rank ``ndim``) has an exact zero pivot, shape
+    ``(..., 1, 1)``."""
     zero_pivot = compare(
-        builder, "Equal", diagonal(builder, lu.packed, n, dtype), builder.scalar(0, dtype)
+        builder, "Equal", diagonal(builder, lu.packed, n, ndim, dtype), builder.scalar(0, dtype)
     )
     return any_true(builder, zero_pivot, dtype)
 
@@ -945,18 +950,22 @@ def lu_parts(
     return lower, upper
 
 
-def slogdet(builder: ONNXBuilder, lu: LUResult, n: Size, dtype: str) -> tuple[ir.Value, ir.Value]:
-    """``(sign, log|det|)`` of the factored matrices (shapes ``(...)``)."""
-    diag = diagonal(builder, lu.packed, n, dtype)
+def slogdet(
+    builder: ONNXBuilder, lu: LUResult, n: Size, ndim: int, dtype: str
+) -> tuple[ir.Value, ir.Value]:
+    """``(sign, log|det|)`` of the factored matrices (rank ``ndim``; shapes ``(...)``)."""
+    diag = diagonal(builder, lu.packed, n, ndim, dtype)
     signs = reduce_last(builder, "ReduceProd", builder.op("Sign", [diag]))
     sign = builder.op("Mul", [permutation_sign(builder, lu, n, dtype), signs])
     logs = builder.op("Log", [builder.op("Abs", [diag])])
     return sign, reduce_last(builder, "ReduceSum", logs)
 
 
-def det(builder: ONNXBuilder, lu: LUResult, n: Size, dtype: str) -> ir.Value:
-    """The determinants of the factored matrices: the pivots' product times the parity."""
-    product = reduce_last(builder, "ReduceProd", diagonal(builder, lu.packed, n, dtype))
+def det(builder: ONNXBuilder, lu: LUResult, n: Size, ndim: int, dtype: str) -> ir.Value:
+    """The determinants of the factored matrices (rank ``ndim``): the pivots' product times
+    the parity."""
+    diag = diagonal(builder, lu.packed, n, ndim, dtype)
+    product = reduce_last(builder, "ReduceProd", diag)
     return builder.op("Mul", [product, permutation_sign(builder, lu, n, dtype)])
 
 
@@ -1064,7 +1073,7 @@ def householder_qr(
         if pivoting:
             packed, perm = _pivot_step(b, packed, rest[-1], k, m, n, ndim, dtype)
             rest[-1] = perm
-        packed, v, tau = _householder_step(b, packed, k, m, n, dtype)
+        packed, v, tau = _householder_step(b, packed, k, m, n, ndim, dtype)
         if want_q:
             # Q <- Q (I - tau v v^T)
             v_row = unsqueeze(b, v, -2)
@@ -1088,9 +1097,10 @@ def householder_qr(
 
 
 def _householder_step(
-    b: ONNXBuilder, packed: ir.Value, k: ir.Value, m: Size, n: Size, dtype: str
+    b: ONNXBuilder, packed: ir.Value, k: ir.Value, m: Size, n: Size, ndim: int, dtype: str
 ) -> tuple[ir.Value, ir.Value, ir.Value]:
-    """Reflector ``k`` of ``geqrf`` (``dlarfg``) applied to ``packed`` (``dlarf``).
+    """Reflector ``k`` of ``geqrf`` (``dlarfg``) applied to ``packed`` (``dlarf``, rank
+    ``ndim``).
 
     The reflector ``I - tau v v^T`` maps column ``k``'s part ``(alpha, x)`` in rows ``>= k``
     to ``(beta, 0)``; ``tau = 0`` (no reflection, ``beta = alpha``) when ``x`` is zero.
@@ -1103,7 +1113,8 @@ def _householder_step(
     column = take(b, packed, k, -1)
     below = compare(b, "Greater", m.arange, k)
     tail = where(b, below, column, zero)
-    tail_norm = b.op("ReduceL2", [tail, b.int64s([-1])], {"keepdims": 1})
+    # Axes inside the loop are non-negative (see :func:`diagonal`).
+    tail_norm = b.op("ReduceL2", [tail, b.int64s([ndim - 2])], {"keepdims": 1})
     alpha = unsqueeze(b, take(b, column, k, -1), -1)
     norm = b.op(
         "Sqrt", [b.op("Add", [b.op("Mul", [alpha, alpha]), b.op("Mul", [tail_norm, tail_norm])])]
@@ -1145,11 +1156,14 @@ def _pivot_step(
     """
     zero = b.scalar(0, dtype)
     trailing = where(b, compare(b, "GreaterOrEqual", m.rows, k), packed, zero)
-    norms = b.op("ReduceL2", [trailing, b.int64s([-2])], {"keepdims": 0})
+    # Axes inside the loop are non-negative (see :func:`diagonal`).
+    rows, columns = ndim - 2, ndim - 1
+    norms = b.op("ReduceL2", [trailing, b.int64s([rows])], {"keepdims": 0})
     norms = where(b, compare(b, "Less", n.arange, k), b.scalar(-1, dtype), norms)
-    p = b.op("ArgMax", [norms], {"axis": -1, "keepdims": 1})
+    p = b.op("ArgMax", [norms], {"axis": rows, "keepdims": 1})
     is_p = unsqueeze(b, compare(b, "Equal", n.arange, p), -2)
-    column_p = b.op("ReduceSum", [where(b, is_p, packed, zero), b.int64s([-1])], {"keepdims": 1})
+    chosen = where(b, is_p, packed, zero)
+    column_p = b.op("ReduceSum", [chosen, b.int64s([columns])], {"keepdims": 1})
     column_k = unsqueeze(b, take(b, packed, k, -1), -1)
     packed = where(b, is_p, column_k, packed)
     packed = where(b, compare(b, "Equal", n.arange, k), column_p, packed)

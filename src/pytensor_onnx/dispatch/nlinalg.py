@@ -64,15 +64,15 @@ def _inverse(op: Op, node: Apply, builder: ONNXBuilder) -> Values:
 @register_core_and_batched(linalg_class("Det"))
 def _det(op: Op, node: Apply, builder: ONNXBuilder) -> Values:
     a, n, dtype = square_input(builder, node)
-    return [la.det(builder, la.lu_factor(builder, a, n, node.inputs[0].type.ndim, dtype), n, dtype)]
+    ndim = node.inputs[0].type.ndim
+    return [la.det(builder, la.lu_factor(builder, a, n, ndim, dtype), n, ndim, dtype)]
 
 
 @register_core_and_batched(linalg_class("SLogDet"))
 def _slogdet(op: Op, node: Apply, builder: ONNXBuilder) -> Values:
     a, n, dtype = square_input(builder, node)
-    sign, logabsdet = la.slogdet(
-        builder, la.lu_factor(builder, a, n, node.inputs[0].type.ndim, dtype), n, dtype
-    )
+    ndim = node.inputs[0].type.ndim
+    sign, logabsdet = la.slogdet(builder, la.lu_factor(builder, a, n, ndim, dtype), n, ndim, dtype)
     return [sign, logabsdet]
 
 
@@ -269,7 +269,8 @@ class Singular:
     """One-sided Jacobi on a matrix input, oriented tall when the static shape allows.
 
     ``orth`` holds ``t @ v = x`` for ``t`` = the input or (``transposed``) its transpose;
-    ``rows``/``cols``/``k`` are the sizes of ``t`` and ``min(rows, cols)``.
+    ``rows``/``cols``/``k`` are the sizes of ``t`` and ``min(rows, cols)``; ``ndim`` is the
+    input's rank and ``dtype`` the one the iteration works in.
     """
 
     orth: jacobi.Orthogonalized
@@ -278,6 +279,7 @@ class Singular:
     k: la.Size
     ndim: int
     transposed: bool
+    dtype: str
 
 
 def singular(builder: ONNXBuilder, node: Apply, a: ir.Value, vectors: bool) -> Singular:
@@ -295,7 +297,7 @@ def singular(builder: ONNXBuilder, node: Apply, a: ir.Value, vectors: bool) -> S
         rows, cols = cols, rows
     work = spectral_dtype(builder, node)
     orth = jacobi.orthogonalize_columns(builder, a, (rows, cols), ndim, work, vectors)
-    return Singular(orth, rows, cols, k, ndim, transposed)
+    return Singular(orth, rows, cols, k, ndim, transposed, work)
 
 
 def leading(builder: ONNXBuilder, x: ir.Value, k: la.Size, axis: int) -> ir.Value:
@@ -329,7 +331,7 @@ def orthonormal_completion(
     qr = la.householder_qr(builder, unit, rows, k, k, ndim, dtype)
     q, r = qr.q, qr.r
     assert q is not None
-    diagonal = la.diagonal(builder, leading(builder, r, k, -2), k, dtype)
+    diagonal = la.diagonal(builder, leading(builder, r, k, -2), k, ndim, dtype)
     signs = la.where(
         builder, la.compare(builder, "Less", diagonal, zero), builder.op("Neg", [one]), one
     )
@@ -341,12 +343,8 @@ def orthonormal_completion(
 
 def sorted_singular_values(builder: ONNXBuilder, svd: Singular) -> tuple[ir.Value, ir.Value]:
     """The ``k`` singular values in descending order, and the column order that sorts all."""
-    values, order = builder.op_multi(
-        "TopK",
-        [svd.orth.s, la.unsqueeze(builder, svd.cols.value, 0)],
-        {"axis": -1, "largest": 1, "sorted": 1},
-        num_outputs=2,
-    )
+    count = la.unsqueeze(builder, svd.cols.value, 0)
+    values, order = builder.top_k(svd.orth.s, count, -1, svd.dtype, largest=True)
     return leading(builder, values, svd.k, -1), order
 
 
@@ -384,9 +382,12 @@ def pseudo_inverse_weights(
     """
     s = svd.orth.s
     zero = builder.scalar(0, dtype)
-    largest = builder.op("ReduceMax", [s, builder.int64s([-1])], {"keepdims": 1})
+    # The loop left ``s`` of unknown rank: its last axis is named non-negatively (see
+    # :func:`~pytensor_onnx.dispatch.linalg.diagonal`).
+    last = builder.int64s([svd.ndim - 2])
+    largest = builder.op("ReduceMax", [s, last], {"keepdims": 1})
     values, _ = sorted_singular_values(builder, svd)
-    kth = builder.op("ReduceMin", [values, builder.int64s([-1])], {"keepdims": 1})
+    kth = builder.op("ReduceMin", [values, last], {"keepdims": 1})
     kept = builder.op(
         "And",
         [

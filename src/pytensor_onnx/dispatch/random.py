@@ -911,9 +911,7 @@ def _without_replacement(
             p = builder.op("Expand", [p, builder.op("Concat", [batch, n], {"axis": 0})])
             rates = builder.op("Reshape", [p, keys_shape])
             keys = num.div(num.unary("Neg", num.unary("Log", keys)), rates)
-        _, order = builder.op_multi(
-            "TopK", [keys, take], {"axis": 1, "largest": 0, "sorted": 1}, num_outputs=2
-        )
+        _, order = builder.top_k(keys, take, 1, "float64", largest=False)
         if core_rank == 0:
             return builder.op("Reshape", [order, builder.int64s([-1])])
         full = builder.op("Concat", [batch, n, rest], {"axis": 0})

@@ -213,9 +213,10 @@ def _solve(op: Any, node: Apply, builder: ONNXBuilder) -> Values:
 @register_core_and_batched(linalg_class("LUFactor"))
 def _lu_factor(op: Any, node: Apply, builder: ONNXBuilder) -> Values:
     a, n, dtype = square_input(builder, node)
-    lu = la.lu_factor(builder, a, n, node.inputs[0].type.ndim, dtype)
+    ndim = node.inputs[0].type.ndim
+    lu = la.lu_factor(builder, a, n, ndim, dtype)
     # PyTensor fills the factorization of an exactly singular matrix with NaN (getrf info > 0).
-    packed = la.nan_where(builder, la.singular(builder, lu, n, dtype), lu.packed, dtype)
+    packed = la.nan_where(builder, la.singular(builder, lu, n, ndim, dtype), lu.packed, dtype)
     return [packed, builder.cast(lu.pivots, variable_dtype(node.outputs[1]), "int64")]
 
 

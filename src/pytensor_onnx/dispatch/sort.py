@@ -51,9 +51,7 @@ def sort_along(
             sign = builder.scalar(np.iinfo(np.int64).min, "int64")
             key = builder.op("BitwiseXor", [key, sign])
     length = builder.dim(x, axis)
-    values, indices = builder.op_multi(
-        "TopK", [key, length], {"axis": axis, "largest": 0, "sorted": 1}, num_outputs=2
-    )
+    values, indices = builder.top_k(key, length, axis, key_dtype or dtype, largest=False)
     if key_dtype is not None:
         values = builder.op("GatherElements", [x, indices], {"axis": axis})
     return values, indices
