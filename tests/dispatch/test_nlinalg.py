@@ -573,6 +573,8 @@ def test_empty_matrices(name: str, symbolic: bool) -> None:
 
 EMPTY_BATCH = {
     **EMPTY,
+    # PyTensor 2.38's eigh takes matrices only.
+    "eigh": lambda a, b: list(pt.vectorize(eigh, signature="(m,m)->(m),(m,m)")(a)),
     "qr_pivoting": lambda a, b: list(ptla.qr(a, pivoting=True)),
     "slogdet": lambda a, b: list(ptla.slogdet(a)),
     "norms": lambda a, b: [ptla.norm(a, ord_, axis=(-2, -1)) for ord_ in (2, -2, "nuc", "fro")],
@@ -591,6 +593,8 @@ def test_empty_batches(name: str, shape: tuple[int, ...]) -> None:
     # unchanged from a reduction over a negative axis; tests/matrix runs them there).
     # PyTensor's Python Blockwise refuses empty batches: the expected stacks are built
     # from the results of one matrix.
+    if LEGACY and name == "slogdet":
+        pytest.skip("PyTensor 2.38's slogdet_specialization rewrite makes a matrix-only SLogDet")
     count, n = shape[0], shape[1]
     core_a, core_b = pt.matrix("a"), pt.matrix("b")
     core = pytensor.function(
