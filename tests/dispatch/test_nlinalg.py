@@ -581,6 +581,17 @@ EMPTY_BATCH = {
 }
 
 
+def _compiles_slogdet_of_stacks() -> bool:
+    """Whether PyTensor itself compiles ``slogdet`` of a stack (2.38 and 3.0 fail: their
+    ``slogdet_specialization`` rewrite builds a matrix-only ``SLogDet`` of it)."""
+    a = pt.tensor3("a")
+    try:
+        pytensor.function([a], ptla.slogdet(a))
+    except AssertionError:
+        return False
+    return True
+
+
 @pytest.mark.parametrize(
     ("name", "shape"),
     [(name, (0, 3, 3)) for name in sorted(EMPTY_BATCH)]
@@ -593,8 +604,9 @@ def test_empty_batches(name: str, shape: tuple[int, ...]) -> None:
     # unchanged from a reduction over a negative axis; tests/matrix runs them there).
     # PyTensor's Python Blockwise refuses empty batches: the expected stacks are built
     # from the results of one matrix.
-    if LEGACY and name == "slogdet":
-        pytest.skip("PyTensor 2.38's slogdet_specialization rewrite makes a matrix-only SLogDet")
+    a, b = pt.tensor3("a"), pt.tensor3("b")
+    if name == "slogdet" and not _compiles_slogdet_of_stacks():
+        pytest.skip("this PyTensor's slogdet_specialization rewrite makes a matrix-only SLogDet")
     count, n = shape[0], shape[1]
     core_a, core_b = pt.matrix("a"), pt.matrix("b")
     core = pytensor.function(
@@ -607,7 +619,6 @@ def test_empty_batches(name: str, shape: tuple[int, ...]) -> None:
         else np.zeros((0, *np.shape(o)), np.asarray(o).dtype)
         for o in one
     ]
-    a, b = pt.tensor3("a"), pt.tensor3("b")
     model = export_onnx([a, b], EMPTY_BATCH[name](a, b))
     feeds = {"a": np.tile(np.eye(n), (count, 1, 1)), "b": np.ones((count, n, 2))}
     got = ort_session(model).run(None, feeds)
