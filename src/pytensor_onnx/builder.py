@@ -325,29 +325,47 @@ class ONNXBuilder:
             return list(b.op_multi("TopK", [x, k], attributes, num_outputs=2))
 
         is_empty = self.op("Equal", [self.op("Size", [x]), self.scalar(0, "int64")])
-        node = ir.Node(
-            "",
-            "If",
-            [is_empty],
-            attributes=[
-                ir.AttrGraph("then_branch", self.branch("empty", empty, (dtype, "int64"))),
-                ir.AttrGraph("else_branch", self.branch("top_k", top, (dtype, "int64"))),
-            ],
-            num_outputs=2,
+        values, indices = self.if_then_else(
+            is_empty, empty, top, (dtype, "int64"), names=("empty", "top_k")
         )
-        self.add_node(node)
-        values, indices = node.outputs
-        values.dtype, indices.dtype = onnx_dtype(dtype), ir.DataType.INT64
         return values, indices
 
-    def branch(
+    def if_then_else(
+        self,
+        condition: ir.Value,
+        then_compute: Callable[[ONNXBuilder], Sequence[ir.Value]],
+        else_compute: Callable[[ONNXBuilder], Sequence[ir.Value]],
+        dtypes: Sequence[str],
+        *,
+        names: tuple[str, str] = ("then_branch", "else_branch"),
+    ) -> list[ir.Value]:
+        """Append an ONNX ``If`` on the 0-d bool ``condition`` and return its outputs, of
+        ``dtypes``.
+
+        Each ``compute`` makes its branch's values (of ``dtypes``) in the branch's own
+        builder, where values of enclosing graphs may be read; ``names`` name the two
+        branch graphs.
+        """
+        branches = [
+            ir.AttrGraph(attr, self._branch(name, compute, dtypes))
+            for attr, name, compute in zip(
+                ("then_branch", "else_branch"), names, (then_compute, else_compute), strict=True
+            )
+        ]
+        node = ir.Node("", "If", [condition], attributes=branches, num_outputs=len(dtypes))
+        self.add_node(node)
+        for value, dtype in zip(node.outputs, dtypes, strict=True):
+            value.dtype = onnx_dtype(dtype)
+        return list(node.outputs)
+
+    def _branch(
         self,
         name: str,
         compute: Callable[[ONNXBuilder], Sequence[ir.Value]],
         dtypes: Sequence[str],
     ) -> ir.Graph:
         """A subgraph (an ``If`` branch) whose outputs, of ``dtypes``, ``compute`` makes in
-        the subgraph's builder (values of enclosing graphs may be read there)."""
+        the subgraph's builder."""
         branch = ONNXBuilder(self.opset, self.names.claim(name), parent=self, names=self.names)
         for value, dtype in zip(compute(branch), dtypes, strict=True):
             # An Identity makes each output the branch's own (it may be an outer value).

@@ -20,7 +20,7 @@ import onnx_ir as ir
 from pytensor.compile.builders import OpFromGraph
 from pytensor.graph.basic import Apply, Variable
 
-from pytensor_onnx.builder import ONNXBuilder, onnx_dtype, variable_dtype, variable_shape
+from pytensor_onnx.builder import ONNXBuilder, variable_dtype, variable_shape
 from pytensor_onnx.dispatch.basic import convert_nodes, onnx_funcify, optional_classes
 from pytensor_onnx.dispatch.scan import rewritten_inner_graph
 
@@ -30,23 +30,6 @@ except ImportError:  # PyTensor 2
     from pytensor.ifelse import IfElse  # type: ignore[no-redef]
 
 Values = Sequence[ir.Value]
-
-
-def _branch(
-    builder: ONNXBuilder,
-    name: str,
-    outputs: Sequence[Variable],
-    compute: Callable[[ONNXBuilder], Sequence[ir.Value]],
-) -> ir.Graph:
-    """A branch graph whose outputs (typed like ``outputs``) ``compute`` makes in the
-    branch's builder."""
-    dtypes = [variable_dtype(var) for var in outputs]
-
-    def typed(branch: ONNXBuilder) -> list[ir.Value]:
-        values = compute(branch)
-        return [branch.cast(v, dtype) for v, dtype in zip(values, dtypes, strict=True)]
-
-    return builder.branch(name, typed, dtypes)
 
 
 def if_then_else(
@@ -59,20 +42,17 @@ def if_then_else(
     """Append an ONNX ``If`` on the 0-d bool ``condition``; its results are typed like the
     PyTensor variables ``outputs``.  Each ``compute`` makes its branch's values in the
     branch's builder (values of enclosing graphs may be read there)."""
-    result = ir.Node(
-        "",
-        "If",
-        [condition],
-        attributes=[
-            ir.AttrGraph("then_branch", _branch(builder, "then_branch", outputs, then_compute)),
-            ir.AttrGraph("else_branch", _branch(builder, "else_branch", outputs, else_compute)),
-        ],
-        num_outputs=len(outputs),
-    )
-    builder.add_node(result)
-    values = list(result.outputs)
+    dtypes = [variable_dtype(var) for var in outputs]
+
+    def typed(compute: Callable[[ONNXBuilder], Sequence[ir.Value]]) -> Callable[..., Values]:
+        def cast(branch: ONNXBuilder) -> Values:
+            values = compute(branch)
+            return [branch.cast(v, dtype) for v, dtype in zip(values, dtypes, strict=True)]
+
+        return cast
+
+    values = builder.if_then_else(condition, typed(then_compute), typed(else_compute), dtypes)
     for var, value in zip(outputs, values, strict=True):
-        value.dtype = onnx_dtype(variable_dtype(var))
         # The branches may differ in static shape: keep only what the PyTensor type knows.
         value.shape = ir.Shape(variable_shape(var))
     return values
