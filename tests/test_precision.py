@@ -166,6 +166,20 @@ def test_integers_mixed_with_floats_compute_in_float32() -> None:
     assert report.passed, str(report)
 
 
+@pytest.mark.parametrize("compare", [pt.eq, pt.lt, pt.ge], ids=["eq", "lt", "ge"])
+def test_comparisons_of_floats_with_integers_compute_in_float32(compare: object) -> None:
+    # The result is bool, but PyTensor compares float32 with int64 in float64: the integers
+    # are cast to float32 instead (found by the fuzzer's float32=True path).
+    n = pt.lvector("n")
+    x = pt.vector("x", dtype="float64")
+    y = compare(x, n)  # type: ignore[operator]
+    model = export_onnx([x, n], [y], float32=True)
+    assert DOUBLE not in _all_elem_types(model)
+    values = [np.array([1.0, 2.5, -3.0, np.nan]), np.array([1, 2, -4, 0])]
+    report = verify(([x, n], [y]), values, model=model, mode=REFERENCE_MODE)
+    assert report.passed, str(report)
+
+
 def test_float32_export_with_function_and_shared_float64_weights() -> None:
     w = pytensor.shared(np.linspace(0, 1, 6).reshape(2, 3), name="w")
     x = pt.vector("x", shape=(2,))

@@ -159,6 +159,18 @@ def _still_float64(new: Variable, old: Variable) -> bool:
     return getattr(new.type, "dtype", None) == FLOAT64 and old.type.dtype == FLOAT64
 
 
+def _computes_in_float64(op: Op, inputs: Sequence[Variable]) -> bool:
+    """Whether the elementwise ``op`` of ``inputs``, none of them float64, computes in
+    float64: PyTensor upcasts float32 with int32/int64 to float64, also where the result is
+    a bool (``eq(x_float32, n_int64)``).  Scalar Ops with an inner graph compute in the
+    types of their inner graph."""
+    scalar_op = op.scalar_op if isinstance(op, Elemwise) else op
+    if not isinstance(scalar_op, ps.ScalarOp) or isinstance(scalar_op, ps.ScalarInnerGraphOp):
+        return False
+    dtypes = [getattr(var.type, "dtype", "") for var in inputs]
+    return FLOAT64 not in dtypes and ps.upcast(*dtypes) == FLOAT64
+
+
 def _make_outputs(op: Op, inputs: list[Variable], node: Apply) -> list[Variable] | None:
     """``op.make_node(*inputs).outputs`` if it works and has ``node``'s arity, else None."""
     try:
@@ -279,15 +291,17 @@ class _Float32Rebuilder:
 
         A node whose output stays float64 although its float inputs are float32 mixes in
         integers (PyTensor upcasts float32 with int32/int64 to float64, and divides
-        integers in float64): its integer inputs are cast to float32, as a float32 graph
-        would have to do.  If the output is still float64 (an Op with a fixed float64 inner
-        graph, like ``Scan``), the node is recorded as computing in float64 and its output
-        is cast to float32.
+        integers in float64), and so does an elementwise comparison of float32 with such
+        integers (:func:`_computes_in_float64`): its integer inputs are cast to float32, as
+        a float32 graph would have to do.  If the output is still float64 (an Op with a
+        fixed float64 inner graph, like ``Scan``), the node is recorded as computing in
+        float64 and its output is cast to float32.
         """
         op = _retype_op(node.op, self.kept_float64)
         outputs = _make_outputs(op, inputs, node)
-        if outputs is not None and any(
-            _still_float64(new, old) for new, old in zip(outputs, node.outputs, strict=True)
+        if outputs is not None and (
+            any(_still_float64(new, old) for new, old in zip(outputs, node.outputs, strict=True))
+            or _computes_in_float64(op, inputs)
         ):
             as_float = [
                 _cast(i, FLOAT32) if getattr(i.type, "dtype", "")[:1] in ("i", "u") else i
