@@ -13,6 +13,7 @@ import enum
 import signal
 import threading
 import traceback
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,10 +27,12 @@ import pytensor.tensor as pt
 from onnx.reference import ReferenceEvaluator
 from pytensor.compile.mode import Mode
 from pytensor.graph.basic import Variable
+from pytensor.graph.fg import FunctionGraph
 
 import pytensor_onnx
 from pytensor_onnx import DEFAULT_OPSET, export_onnx, newest_runtime_opset
 from pytensor_onnx.builder import PORTABLE_REPLACEMENTS
+from pytensor_onnx.precision import convert_fgraph_to_float32, float64_tensors
 
 #: Opsets every comparison runs at: the default and the newest ONNX Runtime supports.
 OPSETS = tuple(sorted({DEFAULT_OPSET, newest_runtime_opset()}))
@@ -304,6 +307,140 @@ def _time_limit(seconds: int) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
+def _reference(
+    inputs: Sequence[Variable],
+    outputs: Sequence[Variable],
+    values: Sequence[np.ndarray],
+    intermediates: Sequence[Variable] = (),
+) -> list[np.ndarray]:
+    """``outputs`` then ``intermediates`` evaluated by PyTensor (``REFERENCE_MODE``), within
+    :data:`PYTENSOR_TIME_LIMIT`."""
+    with _time_limit(PYTENSOR_TIME_LIMIT):
+        fn = pytensor.function(
+            list(inputs), [*outputs, *intermediates], mode=REFERENCE_MODE, on_unused_input="ignore"
+        )
+        return [np.asarray(r) for r in fn(*values)]
+
+
+@dataclass(frozen=True)
+class _Expected:
+    """PyTensor's results for one graph and the tolerances its outputs are judged with."""
+
+    inputs: Sequence[Variable]
+    outputs: Sequence[Variable]
+    values: Sequence[np.ndarray]
+    results: Sequence[np.ndarray]
+    operations: int
+    scale: float
+    precision: np.dtype[Any] | None
+
+    def differs(self, got: Sequence[Any], want: Sequence[Any]) -> str | None:
+        for i, (actual, wanted) in enumerate(zip(got, want, strict=True)):
+            rtol, atol = fuzz_tolerances(wanted.dtype, self.operations, self.scale, self.precision)
+            try:
+                assert_matches(actual, wanted, rtol, atol, f"output {i}")
+            except AssertionError as error:
+                return str(error).strip()
+        return None
+
+    def mismatch(self, got: Sequence[Any], backend: str) -> Verdict | None:
+        if (difference := self.differs(got, self.results)) is None:
+            return None
+        # PyTensor's Python implementations and its default (C/Numba) backend disagree on
+        # some edge values (softmax of [-inf]: 1 and nan): matching the default is a pass.
+        try:
+            with _time_limit(PYTENSOR_TIME_LIMIT):
+                default = pytensor.function(
+                    list(self.inputs), list(self.outputs), on_unused_input="ignore"
+                )
+                agrees = self.differs(got, [np.asarray(r) for r in default(*self.values)]) is None
+        except (Exception, TimeLimitExceeded):  # no second opinion from the default mode
+            agrees = False
+        return None if agrees else Verdict(Outcome.WRONG_VALUES, backend, difference)
+
+    def run_model(self, model: onnx.ModelProto, label: str = "") -> Verdict | None:
+        """The first failure of ``model`` in ONNX Runtime and ``onnx.reference``, if any."""
+        feeds = {inp.name: val for inp, val in zip(model.graph.input, self.values, strict=False)}
+        try:
+            session = ort_session(model)
+        except Exception as error:
+            return Verdict(Outcome.INVALID_MODEL, f"onnxruntime load{label}", _describe(error))
+        for backend, run in (
+            ("onnxruntime", lambda: session.run(None, feeds)),
+            ("onnx.reference", lambda: ReferenceEvaluator(model).run(None, feeds)),
+        ):
+            try:
+                got = run()
+            except Exception as error:
+                return Verdict(Outcome.RUN_FAILURE, backend + label, _describe(error))
+            if verdict := self.mismatch(got, backend + label):
+                return verdict
+        return None
+
+
+def _expected(
+    inputs: Sequence[Variable],
+    outputs: Sequence[Variable],
+    values: Sequence[np.ndarray],
+    operations: int,
+    intermediates: Sequence[Variable] = (),
+) -> _Expected:
+    results = _reference(inputs, outputs, values, intermediates)
+    return _Expected(
+        inputs,
+        outputs,
+        values,
+        results[: len(outputs)],
+        operations,
+        _scale([*values, *results]),
+        _precision([*values, *results]),
+    )
+
+
+def _float32_check(
+    inputs: Sequence[Variable],
+    outputs: Sequence[Variable],
+    values: Sequence[np.ndarray],
+    *,
+    operations: int,
+    intermediates: Sequence[Variable],
+    opset: int,
+) -> Verdict | None:
+    """The first failure of the ``float32=True`` export, if any.
+
+    Its promise: the model holds no float64 tensor (unless the export warned that some node
+    keeps computing in float64) and computes what PyTensor computes for the graph converted
+    to float32 (:func:`pytensor_onnx.precision.convert_fgraph_to_float32`, the conversion the
+    export applies), on the inputs rounded to float32.
+    """
+    label = " (float32=True)"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            model = export_onnx(list(inputs), list(outputs), opset=opset, float32=True)
+        except Exception as error:
+            if _is_clean_refusal(error):
+                return None
+            return Verdict(Outcome.INVALID_MODEL, "export_onnx" + label, _describe(error))
+    kept_float64 = any("float32 conversion" in str(w.message) for w in caught)
+    if not kept_float64 and (left := float64_tensors(model)):
+        return Verdict(Outcome.INVALID_MODEL, "export_onnx" + label, f"float64 tensors: {left}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        fgraph = convert_fgraph_to_float32(FunctionGraph(list(inputs), [*outputs, *intermediates]))
+    converted = fgraph.outputs[: len(outputs)]
+    values32 = [
+        np.asarray(v, dtype=new.type.dtype) for v, new in zip(values, fgraph.inputs, strict=True)
+    ]
+    try:
+        expected = _expected(
+            fgraph.inputs, converted, values32, operations, fgraph.outputs[len(outputs) :]
+        )
+    except (Exception, TimeLimitExceeded):  # PyTensor cannot evaluate the float32 graph
+        return None
+    return expected.run_model(model, label)
+
+
 def differential_check(
     inputs: Sequence[Variable],
     outputs: Sequence[Variable],
@@ -315,12 +452,14 @@ def differential_check(
 ) -> Verdict:
     """Run a graph in PyTensor and in every ONNX path, and classify the result.
 
-    The paths are ``export_onnx`` + ONNX Runtime, the same model in ``onnx.reference`` and
-    ``pytensor.function(..., mode="ONNX")``, each compared with PyTensor's evaluation
-    (``REFERENCE_MODE``): dtypes and shapes exactly, integers and bools exactly, floats
-    NaN- and inf-aware within :func:`fuzz_tolerances`.  A path that differs from
-    ``REFERENCE_MODE`` but matches PyTensor's default mode passes (the two PyTensor
-    evaluations disagree on some edge values; the default mode is compiled only then).
+    The paths are ``export_onnx`` + ONNX Runtime, the same model in ``onnx.reference``,
+    ``pytensor.function(..., mode="ONNX")`` and, for a graph with float64 inputs or outputs,
+    the ``float32=True`` export in ONNX Runtime and ``onnx.reference``, each compared with
+    PyTensor's evaluation (``REFERENCE_MODE``; for ``float32=True``, of the graph converted
+    to float32): dtypes and shapes exactly, integers and bools exactly, floats NaN- and
+    inf-aware within :func:`fuzz_tolerances`.  A path that differs from ``REFERENCE_MODE``
+    but matches PyTensor's default mode passes (the two PyTensor evaluations disagree on
+    some edge values; the default mode is compiled only then).
 
     Parameters
     ----------
@@ -341,66 +480,21 @@ def differential_check(
         ``PYTENSOR_RAISES`` if PyTensor cannot evaluate the graph; ``CLEAN_REFUSAL`` if the
         export refuses it with ``NotImplementedError`` or its own ``TypeError``/``ValueError``;
         otherwise the first failure (``INVALID_MODEL``: the export, checker or ONNX Runtime
-        load fails; ``RUN_FAILURE``: a run fails; ``WRONG_VALUES``) or ``PASSED``.
+        load fails, or a ``float32=True`` model holds float64 tensors; ``RUN_FAILURE``: a run
+        fails; ``WRONG_VALUES``) or ``PASSED``.
     """
     values = [np.asarray(v) for v in values]
     try:
-        with _time_limit(PYTENSOR_TIME_LIMIT):
-            fn = pytensor.function(
-                list(inputs),
-                [*outputs, *intermediates],
-                mode=REFERENCE_MODE,
-                on_unused_input="ignore",
-            )
-            results = [np.asarray(r) for r in fn(*values)]
+        expected = _expected(inputs, outputs, values, operations, intermediates)
     except (Exception, TimeLimitExceeded) as error:
         return Verdict(Outcome.PYTENSOR_RAISES, "pytensor", _describe(error))
-    expected = results[: len(outputs)]
-    scale = _scale([*values, *results])
-    precision = _precision([*values, *results])
-
-    def differs(got: Sequence[Any], want: Sequence[Any]) -> str | None:
-        for i, (actual, wanted) in enumerate(zip(got, want, strict=True)):
-            rtol, atol = fuzz_tolerances(wanted.dtype, operations, scale, precision)
-            try:
-                assert_matches(actual, wanted, rtol, atol, f"output {i}")
-            except AssertionError as error:
-                return str(error).strip()
-        return None
-
-    def mismatch(got: Sequence[Any], backend: str) -> Verdict | None:
-        if (difference := differs(got, expected)) is None:
-            return None
-        # PyTensor's Python implementations and its default (C/Numba) backend disagree on
-        # some edge values (softmax of [-inf]: 1 and nan): matching the default is a pass.
-        try:
-            with _time_limit(PYTENSOR_TIME_LIMIT):
-                default = pytensor.function(list(inputs), list(outputs), on_unused_input="ignore")
-                agrees = differs(got, [np.asarray(r) for r in default(*values)]) is None
-        except (Exception, TimeLimitExceeded):  # no second opinion from the default mode
-            agrees = False
-        return None if agrees else Verdict(Outcome.WRONG_VALUES, backend, difference)
-
     try:
         model = export_onnx(list(inputs), list(outputs), opset=opset)
     except Exception as error:
         outcome = Outcome.CLEAN_REFUSAL if _is_clean_refusal(error) else Outcome.INVALID_MODEL
         return Verdict(outcome, "export_onnx", _describe(error))
-    feeds = {inp.name: val for inp, val in zip(model.graph.input, values, strict=False)}
-    try:
-        session = ort_session(model)
-    except Exception as error:
-        return Verdict(Outcome.INVALID_MODEL, "onnxruntime load", _describe(error))
-    for backend, run in (
-        ("onnxruntime", lambda: session.run(None, feeds)),
-        ("onnx.reference", lambda: ReferenceEvaluator(model).run(None, feeds)),
-    ):
-        try:
-            got = run()
-        except Exception as error:
-            return Verdict(Outcome.RUN_FAILURE, backend, _describe(error))
-        if verdict := mismatch(got, backend):
-            return verdict
+    if verdict := expected.run_model(model):
+        return verdict
     try:
         onnx_fn = pytensor.function(
             list(inputs), list(outputs), mode="ONNX", on_unused_input="ignore"
@@ -411,4 +505,13 @@ def differential_check(
         got = onnx_fn(*values)
     except Exception as error:
         return Verdict(Outcome.RUN_FAILURE, 'mode="ONNX"', _describe(error))
-    return mismatch(got, 'mode="ONNX"') or Verdict(Outcome.PASSED)
+    if verdict := expected.mismatch(got, 'mode="ONNX"'):
+        return verdict
+    has_float64 = any(var.type.dtype == "float64" for var in [*inputs, *outputs])
+    if has_float64 and (
+        verdict := _float32_check(
+            inputs, outputs, values, operations=operations, intermediates=intermediates, opset=opset
+        )
+    ):
+        return verdict
+    return Verdict(Outcome.PASSED)
