@@ -71,7 +71,7 @@ THREEFRY_KAT = [
 ]
 
 
-def _threefry_model(key: tuple[int, int]) -> Any:
+def _threefry_model(key: tuple[int, int], offset: int | None = None) -> Any:
     builder = ONNXBuilder(OPSETS[0])
     counters = []
     for name in ("c0", "c1"):
@@ -82,6 +82,7 @@ def _threefry_model(key: tuple[int, int]) -> Any:
         builder,
         (builder.scalar(key[0], "uint32"), builder.scalar(key[1], "uint32")),
         (counters[0], counters[1]),
+        None if offset is None else builder.scalar(offset, "uint32"),
     )
     for word in words:
         builder.add_output(word)
@@ -117,6 +118,33 @@ def test_threefry_matches_numpy_reference_on_many_counters() -> None:
     ):
         np.testing.assert_array_equal(got[0], want[0])
         np.testing.assert_array_equal(got[1], want[1])
+
+
+def test_threefry_offset_adds_to_the_second_counter_word() -> None:
+    key, offset = (0x01234567, 0x89ABCDEF), 0xFFFFFFF0
+    c0, c1 = np.arange(40, dtype=np.uint32), np.arange(40, dtype=np.uint32)
+    want = threefry_numpy(key, (c0, c1 + np.uint32(offset)))
+    got = ort_session(_threefry_model(key, offset)).run(None, {"c0": c0, "c1": c1})
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(got[1], want[1])
+
+
+def test_uniform_draws_follow_the_documented_counter_layout() -> None:
+    # docs/random.md: the node's key is Threefry of (stream, 0) under the seed's words;
+    # element i's word w is the counter (i mod 2**32, (i >> 32) * 2**24 + w) under it, and a
+    # uniform is k / 2**53 with k the top 27 bits of the first and 26 of the second word.
+    seed = -(2**40) - 12345
+    count = 7
+    x = pt.random.uniform(size=count, rng=_rng())
+    (got,) = ort_session(export_onnx([], [x])).run(None, {"seed": np.array(seed, np.int64)})
+    words = (seed % 2**64 % 2**32, seed % 2**64 >> 32)  # two's complement: low, high
+    key = threefry_numpy(words, (np.zeros(1, np.uint32),) * 2)
+    high, low = threefry_numpy(
+        (int(key[0][0]), int(key[1][0])),
+        (np.arange(count, dtype=np.uint32), np.zeros(count, np.uint32)),
+    )
+    k = (high >> np.uint32(5)).astype(np.float64) * 2.0**26 + (low >> np.uint32(6))
+    np.testing.assert_array_equal(got, k * 2.0**-53)
 
 
 def test_seed_splits_into_twos_complement_words() -> None:

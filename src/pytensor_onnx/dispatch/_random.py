@@ -11,10 +11,13 @@ every runtime.
 
 * The 64-bit seed is the base key ``(low word, high word)``.
 * Every RandomVariable node gets a stream number (:meth:`ONNXBuilder.next_stream`, in
-  conversion order); draw ``word`` of a stream uses the key
-  ``threefry(base key, (stream, word))``, a scalar computation.
-* The counter of an element is its flat (C-order) index in the draw's shape, as two words;
-  one Threefry call gives two uint32 words per element.
+  conversion order) and its own key ``threefry(base key, (stream, 0))``, one scalar
+  computation per node.
+* Draw ``word`` of an element whose flat (C-order) index in the draw's shape is ``i`` is the
+  counter ``(i mod 2**32, (i >> 32) * 2**24 + word)`` under the node's key: one Threefry call
+  gives two uint32 words per element.  Counters are distinct for words below ``2**24`` and
+  fewer than ``2**40`` elements per node (far beyond what a rejection loop draws or a
+  runtime allocates).
 
 A node that needs several random numbers per element (Box-Muller pairs, rejection rounds)
 uses distinct words.
@@ -42,10 +45,14 @@ THREEFRY_ROUNDS = 20
 Words = tuple[ir.Value, ir.Value]
 
 
-def threefry2x32(builder: ONNXBuilder, key: Words, counter: Words) -> Words:
+def threefry2x32(
+    builder: ONNXBuilder, key: Words, counter: Words, offset: ir.Value | None = None
+) -> Words:
     """Threefry-2x32-20 of ``counter`` under ``key``: two uint32 words.
 
-    Every input is a uint32 value; keys and counters broadcast against each other.
+    Every input is a uint32 value; keys and counters broadcast against each other.  The
+    0-d ``offset`` is added (modulo ``2**32``) to the counter's second word; it is added to
+    the key word first, so that it costs no elementwise operation.
     """
 
     def u32(value: int) -> ir.Value:
@@ -65,7 +72,8 @@ def threefry2x32(builder: ONNXBuilder, key: Words, counter: Words) -> Words:
         k1,
         builder.op("BitwiseXor", [builder.op("BitwiseXor", [k0, k1]), u32(THREEFRY_PARITY)]),
     )
-    x0, x1 = add(counter[0], k0), add(counter[1], k1)
+    x0 = add(counter[0], k0)
+    x1 = add(counter[1], k1 if offset is None else add(k1, offset))
     for i in range(THREEFRY_ROUNDS):
         x0 = add(x0, x1)
         x1 = builder.op("BitwiseXor", [rotate_left(x1, THREEFRY_ROTATIONS[i % 8]), x0])
@@ -85,10 +93,17 @@ def split_words(builder: ONNXBuilder, value: ir.Value) -> Words:
     return low, builder.op("Cast", [shifted], {"to": ir.DataType.UINT32})
 
 
+#: Bits of a counter's second word below an element index's high word: the word of a draw.
+WORD_BITS = 24
+
+
 def _flat_index(builder: ONNXBuilder, count: ir.Value) -> Words:
-    """The two words of the flat indices ``0 .. count - 1`` (``count`` 0-d int64)."""
+    """The counters of the flat indices ``i = 0 .. count - 1`` (``count`` 0-d int64):
+    ``i mod 2**32`` and ``(i >> 32) * 2**WORD_BITS``, to which a word is added."""
     index = builder.op("Range", [builder.scalar(0, "int64"), count, builder.scalar(1, "int64")])
-    return split_words(builder, index)
+    low, high = split_words(builder, index)
+    shift = builder.scalar(WORD_BITS, "uint32")
+    return low, builder.op("BitShift", [high, shift], {"direction": "LEFT"})
 
 
 @dataclass(frozen=True)
@@ -102,11 +117,9 @@ class RandomStream:
     builder
         The builder of the graph that draws (a loop body's inside a loop).
     key
-        The base key: the seed's two words.
-    stream
-        The node's stream number (0-d uint32).
+        The node's key: Threefry of its stream number under the seed's two words.
     counter
-        The two words of each element's flat index (1-D uint32).
+        The counter of each element's flat index before the word is added (1-D uint32).
     lanes, lane_index
         Word ``w`` of this view is word ``w * lanes + lane_index`` of the node's stream, so
         that the lanes of one node (e.g. the two gamma variates of a beta draw) never share
@@ -118,7 +131,6 @@ class RandomStream:
 
     builder: ONNXBuilder
     key: Words
-    stream: ir.Value
     counter: Words
     lanes: int = 1
     lane_index: int = 0
@@ -128,13 +140,9 @@ class RandomStream:
     def create(cls, builder: ONNXBuilder, seed: ir.Value, count: ir.Value) -> RandomStream:
         """The stream of a new node drawing ``count`` (0-d int64) elements from ``seed``
         (0-d int64); its stream number is the next of the model."""
-        return cls(
-            builder,
-            split_words(builder, seed),
-            builder.scalar(builder.next_stream(), "uint32"),
-            _flat_index(builder, count),
-            count=count,
-        )
+        stream = (builder.scalar(builder.next_stream(), "uint32"), builder.scalar(0, "uint32"))
+        key = threefry2x32(builder, split_words(builder, seed), stream)
+        return cls(builder, key, _flat_index(builder, count), count=count)
 
     def pairs(self) -> RandomStream:
         """The view whose element ``j`` is the pair of elements ``2 j`` and ``2 j + 1`` of
@@ -173,8 +181,7 @@ class RandomStream:
                 [b.op("Add", [scaled, b.scalar(self.lane_index, "int64")])],
                 {"to": ir.DataType.UINT32},
             )
-        word_key = threefry2x32(b, self.key, (self.stream, word_value))
-        return threefry2x32(b, word_key, self.counter)
+        return threefry2x32(b, self.key, self.counter, word_value)
 
     def uniform(self, word: int | ir.Value, *, open_interval: bool = False) -> ir.Value:
         """Float64 uniforms per element (1-D) from draw ``word``.
