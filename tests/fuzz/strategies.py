@@ -67,7 +67,13 @@ DIVERGENCES = {
     "first on those versions.",
     "bessel-at-infinity": "SciPy's (so PyTensor's) i0/i1/j0/j1 return NaN at +-inf, the export "
     "their limits (+-inf, 0; docs/ops/special_functions.md): infinities become 0 before them.",
+    "softplus-of-bool": "PyTensor 2.38 computes softplus of a bool in float16 (its float32 result "
+    "for True is 1.3134766, not 1.3132616); PyTensor 3 and the export in float32: on PyTensor 2 "
+    "bools are cast to int16 (same float32 result type) first.",
 }
+
+#: PyTensor 2.x, where some divergences apply.
+PYTENSOR_2 = int(pytensor.__version__.split(".")[0]) < 3
 
 FLOATS = ("float32", "float64")
 INTS = ("int8", "int16", "int32", "int64", "uint8")
@@ -339,6 +345,8 @@ def elemwise_unary(draw: Any, g: GraphBuilder) -> None:
     kind = "float" if dtype in FLOATS else ("bool" if dtype == "bool" else "int")
     if op in ("i0", "i1", "j0", "j1") and kind == "float":
         x, note = f"pt.switch(pt.isinf({x}), 0, {x})", "bessel-at-infinity"
+    elif op == "softplus" and kind == "bool" and PYTENSOR_2:
+        x, note = f"pt.cast({x}, 'int16')", "softplus-of-bool"
     else:
         note = ""
     g.add(f"pt.{op}({x})", f"unary:{op}:{kind}", note=note)

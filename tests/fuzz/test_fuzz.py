@@ -7,7 +7,6 @@ mixing all areas.  Examples are derandomized: CI sees the same graphs every time
 from __future__ import annotations
 
 import numpy as np
-import pytensor
 import pytensor.tensor as pt
 import pytest
 import scipy.special
@@ -15,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 
 from pytensor_onnx import export_onnx
 from tests.compare import assert_matches, fuzz_tolerances, ort_session
-from tests.fuzz.strategies import AREAS, FuzzCase, documented_cost, graphs
+from tests.fuzz.strategies import AREAS, PYTENSOR_2, FuzzCase, documented_cost, graphs
 from tests.fuzz.triage import triage
 
 FUZZ_SETTINGS = settings(
@@ -37,7 +36,6 @@ def check(case: FuzzCase) -> None:
 #: PyTensor 2.38's own rewriter loops forever on some special-function graphs (seen in
 #: ``local_log_sum_exp`` and ``local_elemwise_alloc``), in the reference compile and in an
 #: export alike: on PyTensor 2 the special functions are left out of the fuzzed graphs.
-PYTENSOR_2 = int(pytensor.__version__.split(".")[0]) < 3
 FUZZED_AREAS = [area for area in AREAS if not (PYTENSOR_2 and area.__name__ == "special")]
 
 
