@@ -35,6 +35,11 @@ def _draws(x: Any, seed: int, *, runtime: str = "ort") -> np.ndarray:
     return np.asarray(out)
 
 
+def _truncated_cdf(dist: Any, lower: float, upper: float) -> Callable[[np.ndarray], np.ndarray]:
+    low, high = dist.cdf(lower), dist.cdf(upper)
+    return lambda x: np.clip((dist.cdf(x) - low) / (high - low), 0.0, 1.0)
+
+
 def _mixture_cdf(weights: list[float], dists: list[Any]) -> Callable[[np.ndarray], np.ndarray]:
     return lambda x: sum(w * d.cdf(x) for w, d in zip(weights, dists, strict=True))
 
@@ -129,6 +134,31 @@ CONTINUOUS: list[tuple[str, Callable[[str, Any], Any], Callable[[np.ndarray], np
             ("far_left", -np.inf, -81.0),
             ("far_narrow", 101.0, 101.02),  # a uniform proposal
             ("far_short", 101.0, 101.05),  # an exponential one, a third of it past the end
+        ]
+    ],
+    # Truncated distributions without a specialized sampler draw by inverting the CDF:
+    # gammaincinv (Gamma, InverseGamma) and betaincinv (Beta, StudentT).
+    *[
+        (
+            f"truncated_{name}",
+            lambda d, s, base=base, lower=lower, upper=upper: pt.cast(
+                pm.Truncated.dist(base(), lower=lower, upper=upper, size=s), d
+            ),
+            _truncated_cdf(dist, lower, upper),
+        )
+        for name, base, dist, lower, upper in [
+            ("gamma", lambda: pm.Gamma.dist(2.5, 1.5), st.gamma(2.5, scale=1 / 1.5), 0.5, 3.0),
+            ("gamma_tail", lambda: pm.Gamma.dist(0.4, 1.0), st.gamma(0.4), 6.0, np.inf),
+            (
+                "inverse_gamma",
+                lambda: pm.InverseGamma.dist(3.0, 2.0),
+                st.invgamma(3.0, scale=2.0),
+                0.2,
+                1.5,
+            ),
+            ("beta", lambda: pm.Beta.dist(2.0, 5.0), st.beta(2.0, 5.0), 0.1, 0.6),
+            ("beta_small", lambda: pm.Beta.dist(0.3, 0.6), st.beta(0.3, 0.6), 0.001, 0.999),
+            ("student_t", lambda: pm.StudentT.dist(nu=3.0), st.t(3.0), -1.0, 8.0),
         ]
     ],
 ]

@@ -712,7 +712,14 @@ def _log_betainc_prefix(
 
 def betainc64(num: Num, a: ir.Value, b: ir.Value, x: ir.Value) -> ir.Value:
     """The regularized incomplete beta function ``I_x(a, b)`` in ``num.dtype`` (SciPy's
-    ``betainc``).
+    ``betainc``); see :func:`_betainc_pair`."""
+    return _betainc_pair(num, a, b, x)[0]
+
+
+def _betainc_pair(num: Num, a: ir.Value, b: ir.Value, x: ir.Value) -> tuple[ir.Value, ir.Value]:
+    """``I_x(a, b)`` and its complement ``1 - I_x(a, b) = I_(1-x)(b, a)``, each computed
+    without cancellation where the other is close to 1 (except in the power-series region,
+    whose complement is ``1 -`` the series).
 
     Two methods, each in an ONNX ``Loop`` that runs until every element it serves has
     converged:
@@ -784,7 +791,9 @@ def betainc64(num: Num, a: ir.Value, b: ir.Value, x: ir.Value) -> ir.Value:
     )
     prefix = num.unary("Exp", _log_betainc_prefix(num, p, q, y, log_beta))
     below = num.div(num.mul(prefix, h), p)
-    value = num.where(swap, num.sub(1.0, below), below)
+    above = num.sub(1.0, below)
+    value = num.where(swap, above, below)
+    complement = num.where(swap, below, above)
 
     def series_step(body: Num, state: list[ir.Value]) -> tuple[list[ir.Value], ir.Value]:
         term, partial, n = state  # term = (1 - b)_n x^n / n!
@@ -800,19 +809,298 @@ def betainc64(num: Num, a: ir.Value, b: ir.Value, x: ir.Value) -> ir.Value:
     )
     # x^a / (a B(a, b)) in logarithms: 1/a alone overflows for subnormal a.
     log_power = num.sub(num.mul(a, num.unary("Log", x)), num.add(log_beta, num.unary("Log", a)))
-    value = num.where(in_series, num.mul(num.unary("Exp", log_power), series), value)
+    series_value = num.mul(num.unary("Exp", log_power), series)
+    value = num.where(in_series, series_value, value)
+    complement = num.where(in_series, num.sub(1.0, series_value), complement)
     # SciPy's conventions at the edges of the domain, in this order.
-    value = num.where(num.eq(a, 0.0), 1.0, value)
-    value = num.where(num.eq(b, 0.0), 0.0, value)
-    value = num.where(num.is_inf(a, negative=False), 0.0, value)
-    value = num.where(num.is_inf(b, negative=False), 1.0, value)
-    value = num.where(num.eq(x, 0.0), 0.0, value)
-    value = num.where(num.eq(x, 1.0), 1.0, value)
+    for condition, limit in [
+        (num.eq(a, 0.0), 1.0),
+        (num.eq(b, 0.0), 0.0),
+        (num.is_inf(a, negative=False), 0.0),
+        (num.is_inf(b, negative=False), 1.0),
+        (num.eq(x, 0.0), 0.0),
+        (num.eq(x, 1.0), 1.0),
+    ]:
+        value = num.where(condition, limit, value)
+        complement = num.where(condition, 1.0 - limit, complement)
     invalid = num.either(num.lt(a, 0.0), num.lt(b, 0.0))
     invalid = num.either(invalid, num.either(num.lt(x, 0.0), num.gt(x, 1.0)))
     invalid = num.either(invalid, num.both(num.eq(a, 0.0), num.eq(b, 0.0)))
     both_inf = num.both(num.is_inf(a, negative=False), num.is_inf(b, negative=False))
-    return num.where(num.either(invalid, both_inf), math.nan, value)
+    invalid = num.either(invalid, both_inf)
+    return num.where(invalid, math.nan, value), num.where(invalid, math.nan, complement)
+
+
+# ------------------------------------------------- inverses of the incomplete gamma and beta
+#: Iteration cap of the Halley iteration of the inverses (a few steps from the initial
+#: guesses; bisection steps where a Halley step leaves the bracket need at most ~60 more).
+_INVERSE_MAX_ITERATIONS = 100
+
+#: One Halley evaluation: the loop body's ``Num`` and the iterate ``x`` give the residual
+#: ``g(x)`` (increasing in ``x``, zero at the root), ``g'(x)`` and ``g''(x) / g'(x)``.
+Residual = Callable[[Num, ir.Value], tuple[ir.Value, ir.Value, ir.Value]]
+
+
+def _within(num: Num, x: ir.Value, low: ir.Value, high: ir.Value) -> ir.Value:
+    """Whether ``low < x < high`` (false for NaN)."""
+    return num.both(num.gt(x, low), num.lt(x, high))
+
+
+def _halley_root(
+    num: Num,
+    x0: ir.Value,
+    high0: ir.Value,
+    active: ir.Value,
+    residual: Residual,
+    name: str,
+) -> ir.Value:
+    """The root of the increasing ``residual`` in ``(0, high0)`` near ``x0``, per element.
+
+    Halley steps ``x - u / (1 - c / 2)``, ``c = u g''/g'`` clamped to ``[-1, 1]`` (the
+    correction is only meaningful while small), with ``u = g / g'``, safeguarded by
+    the bracket ``(low, high)`` that every evaluation narrows: a step that leaves it (or is
+    not finite, as where ``g'`` underflows far from the root) is replaced by Newton's step on
+    ``log(x)``, else by bisection (or doubling while ``high`` is infinite).  An element
+    stops once its step is below a few ulps of ``x`` or its residual is zero; elements not
+    ``active`` keep ``x0``.  One ONNX ``Loop`` (:func:`~pytensor_onnx.dispatch._loop.while_any`).
+    """
+    shape = num.builder.shape(x0)
+    low0 = num.builder.op("Expand", [num.val(0.0), shape])
+    high0 = num.builder.op("Expand", [high0, shape])
+    running0 = num.where(active, 1.0, 0.0)
+    tolerance = 4.0 * num.eps
+    # Subnormal roots: their spacing is the smallest subnormal, not a multiple of x.
+    ulp = 4.0 * float(np.finfo(num.dtype).smallest_subnormal)
+
+    def step(body: Num, state: list[ir.Value]) -> tuple[list[ir.Value], ir.Value]:
+        x, low, high, running = state
+        g, slope, curvature = residual(body, x)
+        low = body.where(body.lt(g, 0.0), x, low)
+        high = body.where(body.gt(g, 0.0), x, high)
+        u = body.div(g, slope)
+        bend = body.clamp(body.mul(u, curvature), body.val(-1.0), body.val(1.0))
+        halley = body.sub(x, body.div(u, body.sub(1.0, body.mul(bend, 0.5))))
+        # A step within a few ulps ends the iteration (it may touch the bracket, which the
+        # residual's rounding noise sets around the root).
+        step_size = body.unary("Abs", body.sub(halley, x))
+        converged = body.le(step_size, body.add(body.mul(body.unary("Abs", x), tolerance), ulp))
+        converged = body.either(converged, body.eq(g, 0.0))
+        # Newton's step on log(x), for a residual that is about linear in log(x) (a power
+        # law near 0), where Halley's step would cross 0: bisecting towards 0 would crawl.
+        log_newton = body.mul(x, body.unary("Exp", body.unary("Neg", body.div(u, x))))
+        bisection = body.where(
+            body.is_inf(high), body.mul(x, 2.0), body.mul(body.add(low, high), 0.5)
+        )
+        fallback = body.where(_within(body, log_newton, low, high), log_newton, bisection)
+        new = body.where(body.either(_within(body, halley, low, high), converged), halley, fallback)
+        # An iterate that no longer moves (a bisection of adjacent floats) is the root too.
+        converged = body.either(converged, body.eq(new, x))
+        new = body.where(body.gt(running, 0.0), new, x)
+        running = body.where(converged, 0.0, running)
+        return [new, low, high, running], body.gt(running, 0.0)
+
+    x, _, _, _ = while_any(num, [x0, low0, high0, running0], step, _INVERSE_MAX_ITERATIONS, name)
+    return x
+
+
+def _normal_deviate_guess(num: Num, tail: ir.Value) -> ir.Value:
+    """About ``-ndtri(tail)`` for ``0 < tail <= 1/2`` (Abramowitz and Stegun 26.2.22, error
+    below 3e-3): the starting point of the inverses' iterations."""
+    t = num.unary("Sqrt", num.mul(num.unary("Log", tail), -2.0))
+    ratio = num.div(
+        num.add(2.30753, num.mul(t, 0.27061)),
+        num.add(1.0, num.mul(t, num.add(0.99229, num.mul(t, 0.04481)))),
+    )
+    return num.sub(t, ratio)
+
+
+def _log_residual(
+    num: Num,
+    lower: ir.Value,
+    value: ir.Value,
+    complement: ir.Value,
+    log_tail: ir.Value,
+    density: ir.Value,
+    a_minus_1: ir.Value,
+    x: ir.Value,
+    slope_term: ir.Value,
+) -> tuple[ir.Value, ir.Value, ir.Value]:
+    """The residual of :func:`_halley_root` for an inverse of a distribution function ``F``
+    in logarithms: ``log F(x) - log p`` where ``lower`` (the target ``p = exp(log_tail)`` is
+    the lower tail), else ``log (1 - p) - log (1 - F(x))`` with ``complement = 1 - F``.
+
+    Newton's method on the logarithm converges in a few steps from far into a tail, where
+    on ``F - p`` itself it would crawl (``F`` decays like ``e^-x`` there).  ``density`` is
+    ``F'`` and ``F''/F' = ((a - 1) - slope_term) / x``.
+    """
+    tail_value = num.where(lower, value, complement)
+    g = num.sub(num.unary("Log", tail_value), log_tail)
+    g = num.where(lower, g, num.unary("Neg", g))
+    ratio = num.div(density, tail_value)
+    bend = num.div(num.sub(a_minus_1, slope_term), x)
+    curvature = num.where(lower, num.sub(bend, ratio), num.add(bend, ratio))
+    return g, ratio, curvature
+
+
+def _gammaincinv_pair(num: Num, a: ir.Value, p: ir.Value, q: ir.Value) -> ir.Value:
+    """``x`` with ``P(a, x) = p`` and ``Q(a, x) = q`` (one of them given, the other ``1 -``
+    it): SciPy's ``gammaincinv`` and ``gammainccinv``.
+
+    Halley's method (:func:`_halley_root`) on ``P(a, x) - p`` where ``p <= 1/2`` and on
+    ``q - Q(a, x)`` elsewhere, so the smaller probability keeps its relative accuracy; both
+    have the derivative ``x^(a-1) e^-x / Gamma(a)``.  Starting points: the Wilson-Hilferty
+    cube ``a (1 - 1/(9a) + z / (3 sqrt(a)))^3`` for ``a > 1`` and, for ``a <= 1``,
+    ``(p / t)^(1/a)`` below ``t = 1 - a (0.253 + 0.12 a)`` and ``1 - log(q / (1 - t))``
+    above it; never below ``(p Gamma(a + 1))^(1/a)``, a lower bound of the root (since
+    ``P(a, x) <= x^a / Gamma(a + 1)``) that is the root's value for small ``p``.
+    """
+    lower = num.le(p, 0.5)
+    tail = num.where(lower, p, q)
+    deviate = _normal_deviate_guess(num, num.builder.op("Max", [tail, num.val(_TINY[num.dtype])]))
+    z = num.where(lower, num.unary("Neg", deviate), deviate)
+    ninth = num.div(1.0, num.mul(a, 9.0))
+    cube_root = num.add(num.sub(1.0, ninth), num.mul(z, num.unary("Sqrt", ninth)))
+    wilson_hilferty = num.mul(a, num.mul(cube_root, num.mul(cube_root, cube_root)))
+    t = num.sub(1.0, num.mul(a, num.add(0.253, num.mul(a, 0.12))))
+    small_a_low = num.pow(num.div(p, t), num.div(1.0, a))
+    small_a_high = num.sub(1.0, num.unary("Log", num.div(q, num.sub(1.0, t))))
+    small_a = num.where(num.lt(p, t), small_a_low, small_a_high)
+    guess = num.where(num.gt(a, 1.0), wilson_hilferty, small_a)
+    log_a_factorial = gammaln64(num, num.add(a, 1.0))
+    log_bound = num.div(num.add(num.unary("Log", p), log_a_factorial), a)
+    guess = num.builder.op("Max", [guess, num.unary("Exp", log_bound)])
+    tiny = float(np.finfo(num.dtype).tiny)
+    guess = num.builder.op("Max", [guess, num.val(tiny)])
+
+    valid = num.both(num.gt(a, 0.0), num.builder.op("Not", [num.is_inf(a)]))
+    valid = num.both(valid, num.both(num.gt(p, 0.0), num.gt(q, 0.0)))
+    valid = num.both(valid, num.both(num.le(p, 1.0), num.le(q, 1.0)))
+    valid = num.both(valid, num.ge(log_bound, math.log(tiny)))
+    start = num.where(valid, guess, 1.0)
+    a_minus_1 = num.sub(a, 1.0)
+
+    log_tail = num.unary("Log", tail)
+
+    def residual(body: Num, x: ir.Value) -> tuple[ir.Value, ir.Value, ir.Value]:
+        big_p, big_q = _gammainc_pair(body, a, x)
+        density = body.div(_gammainc_prefix(body, a, x), x)
+        return _log_residual(body, lower, big_p, big_q, log_tail, density, a_minus_1, x, x)
+
+    x = _halley_root(num, start, num.val(math.inf), valid, residual, "gammaincinv")
+    # Where even the lower bound underflows, the root is that bound (0 or subnormal).
+    x = num.where(num.lt(log_bound, math.log(tiny)), num.unary("Exp", log_bound), x)
+    # SciPy's conventions: the ends of [0, 1] map to 0 and inf for every a >= 0.
+    x = num.where(num.eq(p, 0.0), 0.0, x)
+    x = num.where(num.eq(q, 0.0), math.inf, x)
+    ends = num.both(num.ge(a, 0.0), num.either(num.eq(p, 0.0), num.eq(q, 0.0)))
+    domain = num.both(num.gt(a, 0.0), num.builder.op("Not", [num.is_inf(a)]))
+    domain = num.both(domain, num.both(num.ge(p, 0.0), num.le(p, 1.0)))
+    domain = num.both(domain, num.both(num.ge(q, 0.0), num.le(q, 1.0)))
+    return num.where(num.either(domain, ends), x, math.nan)
+
+
+def gammaincinv64(num: Num, a: ir.Value, p: ir.Value) -> ir.Value:
+    """SciPy's ``gammaincinv(a, p)``: ``x`` with ``P(a, x) = p``."""
+    return _gammaincinv_pair(num, a, p, num.sub(1.0, p))
+
+
+def gammainccinv64(num: Num, a: ir.Value, q: ir.Value) -> ir.Value:
+    """SciPy's ``gammainccinv(a, q)``: ``x`` with ``Q(a, x) = q``."""
+    return _gammaincinv_pair(num, a, num.sub(1.0, q), q)
+
+
+def betaincinv64(num: Num, a: ir.Value, b: ir.Value, y: ir.Value) -> ir.Value:
+    """SciPy's ``betaincinv(a, b, y)``: ``x`` in ``[0, 1]`` with ``I_x(a, b) = y``.
+
+    Halley's method (:func:`_halley_root`) on ``I_x(a, b) - y`` (derivative
+    ``x^(a-1) (1 - x)^(b-1) / B(a, b)``), from the starting point of Abramowitz and Stegun
+    26.5.22 for ``a, b >= 1`` and, for the others, the power laws of the two ends,
+    ``(a w y)^(1/a)`` and ``1 - (b w (1 - y))^(1/b)`` with
+    ``w = (a / (a + b))^a / a + (b / (a + b))^b / b``.  The iteration stays in ``x`` (not
+    ``1 - x``), so a root near 0 keeps its relative accuracy whatever ``y`` is.
+    """
+    builder = num.builder
+    tiny = _TINY[num.dtype]
+    upper = num.gt(y, 0.5)
+    tail = num.where(upper, num.sub(1.0, y), y)
+    safe_tail = builder.op("Max", [tail, num.val(tiny)])
+    # Abramowitz and Stegun 26.5.22, z the normal deviate of the upper tail y.
+    deviate = _normal_deviate_guess(num, safe_tail)
+    z = num.where(upper, num.unary("Neg", deviate), deviate)
+    shift = num.div(num.sub(num.mul(z, z), 3.0), 6.0)
+    inv_a = num.div(1.0, num.sub(num.mul(a, 2.0), 1.0))
+    inv_b = num.div(1.0, num.sub(num.mul(b, 2.0), 1.0))
+    h = num.div(2.0, num.add(inv_a, inv_b))
+    correction = num.sub(num.add(shift, 5.0 / 6.0), num.div(2.0, num.mul(h, 3.0)))
+    w = num.sub(
+        num.div(num.mul(z, num.unary("Sqrt", num.add(shift, h))), h),
+        num.mul(num.sub(inv_b, inv_a), correction),
+    )
+    normal_guess = num.div(a, num.add(a, num.mul(b, num.unary("Exp", num.mul(w, 2.0)))))
+    # The power laws at the two ends, in logarithms.
+    total = num.add(a, b)
+    log_t = num.sub(num.mul(a, num.unary("Log", num.div(a, total))), num.unary("Log", a))
+    log_u = num.sub(num.mul(b, num.unary("Log", num.div(b, total))), num.unary("Log", b))
+    log_w = num.add(log_t, log1p(builder, num.unary("Exp", num.sub(log_u, log_t)), num.dtype))
+    log_y = num.unary("Log", builder.op("Max", [y, num.val(tiny)]))
+    log_rest = num.unary("Log", safe_tail)  # log(1 - y) where it matters (y > 1/2)
+    near_zero = num.div(num.add(num.add(num.unary("Log", a), log_w), log_y), a)
+    near_one = num.div(num.add(num.add(num.unary("Log", b), log_w), log_rest), b)
+    power_guess = num.where(
+        num.lt(log_y, num.sub(log_t, log_w)),
+        num.unary("Exp", near_zero),
+        num.sub(1.0, num.unary("Exp", near_one)),
+    )
+    both_large = num.both(num.ge(a, 1.0), num.ge(b, 1.0))
+    guess = num.where(both_large, normal_guess, power_guess)
+    # Far in a tail the root is that of the leading power law, I_x ~ x^a / (a B(a, b))
+    # (1 - I_x ~ (1 - x)^b / (b B(a, b)) above), to a relative error of about x b (x a):
+    # use it where that is small (the normal approximation can be off by hundreds of
+    # orders of magnitude there).
+    log_beta = _log_beta(num, a, b)
+    log_tail = num.unary("Log", tail)
+    end_a, end_b = num.where(upper, b, a), num.where(upper, a, b)
+    log_end = num.div(num.add(num.add(num.unary("Log", end_a), log_beta), log_tail), end_a)
+    end = num.unary("Exp", log_end)
+    from_end = num.where(upper, num.sub(1.0, end), end)
+    guess = num.where(num.lt(num.mul(end, num.add(end_b, 1.0)), 0.1), from_end, guess)
+    guess = num.clamp(guess, num.val(float(np.finfo(num.dtype).tiny)), num.val(1.0 - num.eps))
+
+    finite = num.both(builder.op("Not", [num.is_inf(a)]), builder.op("Not", [num.is_inf(b)]))
+    domain = num.both(num.both(num.gt(a, 0.0), num.gt(b, 0.0)), finite)
+    valid = num.both(domain, num.both(num.gt(y, 0.0), num.lt(y, 1.0)))
+    log_tiny = math.log(float(np.finfo(num.dtype).tiny))
+    underflows = num.both(num.lt(log_y, num.sub(log_t, log_w)), num.lt(near_zero, log_tiny))
+    valid = num.both(valid, builder.op("Not", [underflows]))
+    start = num.where(valid, guess, 0.5)
+    a_minus_1, b_minus_1 = num.sub(a, 1.0), num.sub(b, 1.0)
+
+    lower = builder.op("Not", [upper])
+
+    def residual(body: Num, x: ir.Value) -> tuple[ir.Value, ir.Value, ir.Value]:
+        value, complement = _betainc_pair(body, a, b, x)
+        log_prefix = _log_betainc_prefix(body, a, b, x, log_beta)
+        one_minus_x = body.sub(1.0, x)
+        density = body.div(body.unary("Exp", log_prefix), body.mul(x, one_minus_x))
+        b_term = body.div(body.mul(b_minus_1, x), one_minus_x)  # x (b - 1) / (1 - x)
+        return _log_residual(
+            body, lower, value, complement, log_tail, density, a_minus_1, x, b_term
+        )
+
+    x = _halley_root(num, start, num.val(1.0), valid, residual, "betaincinv")
+    # Where I_x ~ x^a / (a B(a, b)) puts the root below the smallest normal number, it is
+    # that power law's root (0 or subnormal).
+    log_small_root = num.div(
+        num.add(num.add(num.unary("Log", a), log_beta), num.unary("Log", y)), a
+    )
+    x = num.where(underflows, num.unary("Exp", log_small_root), x)
+    # SciPy's conventions: the ends of [0, 1] map to 0 and 1 for all positive a and b.
+    x = num.where(num.eq(y, 0.0), 0.0, x)
+    x = num.where(num.eq(y, 1.0), 1.0, x)
+    positive = num.both(num.gt(a, 0.0), num.gt(b, 0.0))
+    ends = num.both(positive, num.either(num.eq(y, 0.0), num.eq(y, 1.0)))
+    domain = num.both(domain, num.both(num.ge(y, 0.0), num.le(y, 1.0)))
+    return num.where(num.either(domain, ends), x, math.nan)
 
 
 # ------------------------------------------------------------------- Bessel I0, I1
@@ -989,6 +1277,9 @@ _DECOMPOSED: list[tuple[type, Decomposition]] = [
     (psm.GammaInc, gammainc64),
     (psm.GammaIncC, gammaincc64),
     (psm.BetaInc, betainc64),
+    (psm.GammaIncInv, gammaincinv64),
+    (psm.GammaIncCInv, gammainccinv64),
+    (psm.BetaIncInv, betaincinv64),
     (psm.J0, j0_64),
     (psm.J1, j1_64),
 ]
@@ -1010,10 +1301,6 @@ _NOT_CONSTRUCTED = "no ONNX operator computes it and no decomposition is constru
 _REFUSED: list[tuple[tuple[str, ...], str]] = [
     (("Kve",), f"the modified Bessel function of the second kind (kv, kve): {_NOT_CONSTRUCTED}"),
     (("Hyp2F1",), f"the Gauss hypergeometric function: {_NOT_CONSTRUCTED}"),
-    (
-        ("GammaIncInv", "GammaIncCInv", "BetaIncInv"),
-        f"the inverse regularized incomplete gamma and beta functions: {_NOT_CONSTRUCTED}",
-    ),
     (("NdtriExp",), f"the inverse normal CDF of exp(y): {_NOT_CONSTRUCTED}"),
     (("Owens_t",), f"Owen's T function: {_NOT_CONSTRUCTED}"),
 ]
