@@ -180,6 +180,18 @@ def test_comparisons_of_floats_with_integers_compute_in_float32(compare: object)
     assert report.passed, str(report)
 
 
+def test_float64_that_rewrites_make_is_converted_too() -> None:
+    # PyTensor rewrites an integer x ** -1 into a float64 reciprocal cast back to int64,
+    # after the conversion: the rewritten graph is converted again (found by the fuzzer).
+    n = pt.lvector("n")
+    x = pt.vector("x", dtype="float64")
+    model = export_onnx([n, x], [pt.pow(n, -1), x * 2], float32=True)
+    assert DOUBLE not in _all_elem_types(model)
+    values = [np.array([1, -1, 2, 7]), np.array([1.5, 2.0, -3.0, 0.0])]
+    report = verify(([n, x], [pt.pow(n, -1), x * 2]), values, model=model, mode=REFERENCE_MODE)
+    assert report.passed, str(report)
+
+
 def test_float32_export_with_function_and_shared_float64_weights() -> None:
     w = pytensor.shared(np.linspace(0, 1, 6).reshape(2, 3), name="w")
     x = pt.vector("x", shape=(2,))

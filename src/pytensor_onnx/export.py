@@ -41,8 +41,8 @@ from pytensor_onnx.inspect import annotate_provenance
 from pytensor_onnx.optimize import PARAMETER, optimize
 from pytensor_onnx.precision import (
     convert_fgraph_to_float32,
+    finish_float32,
     float32_array,
-    narrow_accumulators,
 )
 from pytensor_onnx.rewrite import rewrite_for_onnx
 from pytensor_onnx.storage import (
@@ -314,7 +314,7 @@ def capture(
         initializers = [(name, float32_array(array)) for name, array in initializers]
     rewrite_for_onnx(fgraph)
     if float32:
-        narrow_accumulators(fgraph)
+        fgraph = finish_float32(fgraph)
     return CapturedGraph(fgraph, input_names, initializers, output_names, float32)
 
 

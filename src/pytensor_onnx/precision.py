@@ -364,6 +364,16 @@ def convert_fgraph_to_float32(fgraph: FunctionGraph) -> FunctionGraph:
     return FunctionGraph(new_inputs, new_outputs, clone=False)
 
 
+def finish_float32(fgraph: FunctionGraph) -> FunctionGraph:
+    """The float32 graph ``fgraph`` after the ONNX rewrites, with what they made float64
+    converted again (``x ** -1`` of an integer becomes a float64 ``reciprocal``) and its
+    reductions accumulating in float32 (:func:`narrow_accumulators`)."""
+    if any(getattr(var.type, "dtype", None) == FLOAT64 for var in fgraph.variables):
+        fgraph = convert_fgraph_to_float32(fgraph)
+    narrow_accumulators(fgraph)
+    return fgraph
+
+
 def narrow_accumulators(fgraph: FunctionGraph) -> None:
     """Make reductions with float32 outputs accumulate in float32 too, in place.
 
@@ -446,6 +456,7 @@ def float64_tensors(model: onnx.ModelProto) -> list[str]:
 
 __all__ = [
     "convert_fgraph_to_float32",
+    "finish_float32",
     "float32_array",
     "float64_tensors",
     "narrow_accumulators",

@@ -320,6 +320,17 @@ def test_gradients(floatX: str) -> None:
     compare_onnx_and_py(inputs, [cost, *pytensor.grad(cost, inputs)], values)
 
 
+def test_gamma_next_to_zero_is_one_over_x(floatX: str, symbolic: bool) -> None:
+    # Gamma(x) ~ 1/x: at subnormal negative x the reflection gave -0 for -inf (found by the
+    # fuzzer at -2.2e-311), and 1/x overflows to +-inf below 1/DBL_MAX.
+    tiny = np.finfo(floatX).tiny
+    value = np.array([-tiny / 1e3, tiny / 1e3, -tiny, tiny, -1e-17, 1e-17, -6e-17, 0.0, -0.0])
+    value = np.concatenate([value, [-np.finfo(floatX).smallest_subnormal, 1e-30]])
+    value = value.astype(floatX)
+    x = input_like(value, "x", symbolic)
+    compare_onnx_and_py([x], [pt.gamma(x)], [value])
+
+
 def test_gamma_and_poch_overflow_to_inf(floatX: str, symbolic: bool) -> None:
     # Past e^-z's underflow, Stirling's product was inf * 0 = NaN (poch(1, 3e38) in float32).
     value = np.array([30, 35.5, 36, 171.6, 172, 400, 1000, 1e30, 3e38, np.inf, np.nan])

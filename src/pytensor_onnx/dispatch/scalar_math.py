@@ -340,8 +340,10 @@ def gamma64(num: Num, x: ir.Value) -> ir.Value:
     reflected = num.div(math.pi, num.mul(sin, num.mul(z, positive)))
     reflected = num.where(num.eq(r, 0.0), math.nan, reflected)
     result = num.where(negative, reflected, positive)
-    # Gamma(+-0) = +-inf, as 1 / x.
-    return num.where(num.eq(x, 0.0), num.div(1.0, x), result)
+    # Gamma(x) = 1/x - euler_gamma + O(x): 1/x to within eps/4 relative for |x| < eps/4, where
+    # the forms above lose it (z Gamma(z) overflows, and 0 * inf gave -0 for subnormal x < 0);
+    # Gamma(+-0) = +-inf and the overflow of 1/x (|x| < 1/DBL_MAX) follow.
+    return num.where(num.lt(z, num.eps / 4.0), num.div(1.0, x), result)
 
 
 def psi64(num: Num, x: ir.Value) -> ir.Value:
