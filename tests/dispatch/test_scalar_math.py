@@ -8,6 +8,7 @@ close to the accuracy documented in ``docs/ops/special_functions.md``.
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable
 
@@ -610,6 +611,32 @@ def test_incomplete_inverses_in_float32_models(name: str) -> None:
     assert got.dtype == np.float32
     kept = want > 1e-30
     assert _max_relative_error(got[kept], want[kept]) < 5e-5
+
+
+@pytest.mark.skipif(not hasattr(pt, "ndtri_exp"), reason="PyTensor has no ndtri_exp")
+def test_ndtri_exp(floatX: str, symbolic: bool) -> None:
+    # The three forms (log(2 e^y) in the lower tail, expm1 in the centre and the upper tail),
+    # their boundaries log(1/4) and log(3/4), and the edges 0, > 0, -inf, NaN.
+    edges = [-800.0, -30.0, -2.0, np.log(0.25), -0.7, np.log(0.75), -0.1, -1e-10, -1e-300]
+    value = np.array([*edges, 0.0, 1e-300, 0.5, -np.inf, np.nan]).astype(floatX)
+    y = input_like(value, "y", symbolic)
+    compare_onnx_and_py([y], [pt.ndtri_exp(y)], [value])
+
+
+@pytest.mark.skipif(not hasattr(pt, "ndtri_exp"), reason="PyTensor has no ndtri_exp")
+def test_ndtri_exp_far_below_the_subnormal_numbers() -> None:
+    # exp(y) underflows below y = -745; the tail series covers y down to about -1490 and the
+    # asymptotic form of erfc beyond (to y = -1e300, where the quantile is -1.4e150).
+    y = np.array([-1490.0, -1500.0, -1e5, -227319.4032961852, -1e300])
+    got = _onnx_values(pt.ndtri_exp, y)
+    mpmath = pytest.importorskip("mpmath")
+    mpmath.mp.dps = 40
+    want = [
+        float(mpmath.findroot(lambda x, t=t: mpmath.log(mpmath.ncdf(x)) - t, sp.ndtri_exp(t)))
+        for t in y[:-1]
+    ]
+    np.testing.assert_allclose(got[:-1], want, rtol=4e-16)
+    np.testing.assert_allclose(got[-1], -math.sqrt(2e300), rtol=1e-15)
 
 
 def test_empty_input_does_not_loop() -> None:

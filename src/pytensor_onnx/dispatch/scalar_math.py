@@ -182,10 +182,58 @@ def _erfcinv_tail(num: Num, q: ir.Value) -> ir.Value:
     In ``log s`` the function has no singularity near the interval (``s = 0`` moves to
     minus infinity), so one series covers ``q`` from 1/2 down to the smallest subnormal.
     """
-    s = num.unary("Sqrt", num.unary("Neg", num.unary("Log", q)))
+    return _erfcinv_tail_of_log(num, num.unary("Log", q))
+
+
+#: Fixed-point steps of :func:`_erfcinv_far`; each multiplies the error by ``1/(2 x^2)``,
+#: below 7e-4 there.
+_ERFCINV_FAR_STEPS = 5
+
+
+def _erfcinv_far(num: Num, s: ir.Value) -> ir.Value:
+    """``erfcinv(q)`` for ``s = sqrt(-log q)`` beyond the tail series (``q`` below the
+    smallest subnormal): the root of ``x^2 = s^2 - log(x sqrt(pi)) + log(S(x))`` with the
+    asymptotic series ``S = 1 - 1/(2x^2) + 3/(4x^4) - 15/(8x^6) + 105/(16x^8)`` of
+    ``erfc(x) x sqrt(pi) e^(x^2)`` (truncation below 1e-13 from ``x = 27`` on), by fixed-point
+    steps from ``x = s``."""
+    square = num.mul(s, s)
+    x = s
+    for _ in range(_ERFCINV_FAR_STEPS):
+        w = num.div(1.0, num.mul(x, x))
+        series = num.horner(w, [1.0, -0.5, 0.75, -1.875, 6.5625])
+        correction = num.sub(
+            num.unary("Log", series), num.unary("Log", num.mul(x, math.sqrt(math.pi)))
+        )
+        x = num.unary("Sqrt", num.add(square, correction))
+    return x
+
+
+def _erfcinv_tail_of_log(num: Num, log_q: ir.Value) -> ir.Value:
+    """``erfcinv(exp(log_q))`` for ``log_q <= log(1/2)`` (:func:`_erfcinv_tail`), also where
+    ``exp(log_q)`` underflows."""
+    s = num.unary("Sqrt", num.unary("Neg", log_q))
     low, high = tables.ERFCINV_TAIL_RANGE
-    ratio = num.chebyshev_on(num.unary("Log", s), low, high, tables.ERFCINV_TAIL_CHEB)
-    return num.where(num.eq(q, 0.0), math.inf, num.mul(s, ratio))
+    log_s = num.unary("Log", s)
+    ratio = num.chebyshev_on(
+        num.builder.op("Min", [log_s, num.val(high)]), low, high, tables.ERFCINV_TAIL_CHEB
+    )
+    value = num.where(num.gt(log_s, high), _erfcinv_far(num, s), num.mul(s, ratio))
+    return num.where(num.is_inf(log_q, positive=False), math.inf, value)
+
+
+def ndtri_exp64(num: Num, y: ir.Value) -> ir.Value:
+    """``ndtri(exp(y))``, the standard normal quantile of ``exp(y)`` (SciPy's ``ndtri_exp``):
+    ``-sqrt(2) erfcinv(2 e^y)`` from ``log(2 e^y) = y + log 2`` below ``e^y = 1/4`` (no
+    underflow, to ``y = -1e300``), ``sqrt(2) erfinv(expm1(y + log 2))`` up to ``3/4`` and
+    ``sqrt(2) erfcinv(-2 expm1(y))`` above; ``inf`` at 0, NaN for ``y > 0``."""
+    log_quarter, log_three_quarters = math.log(0.25), math.log(0.75)
+    low = num.unary("Neg", _erfcinv_tail_of_log(num, num.add(y, math.log(2.0))))
+    centre = _erfinv_central(num, expm1(num.builder, num.add(y, math.log(2.0)), num.dtype))
+    rest = num.mul(expm1(num.builder, y, num.dtype), -2.0)  # 2 (1 - e^y), exact in relative
+    high = _erfcinv_tail(num, rest)
+    value = num.where(num.le(y, log_three_quarters), centre, high)
+    value = num.mul(num.where(num.le(y, log_quarter), low, value), math.sqrt(2.0))
+    return num.where(num.gt(y, 0.0), math.nan, value)
 
 
 def erfinv64(num: Num, y: ir.Value) -> ir.Value:
@@ -1303,9 +1351,11 @@ _NOT_CONSTRUCTED = "no ONNX operator computes it and no decomposition is constru
 _REFUSED: list[tuple[tuple[str, ...], str]] = [
     (("Kve",), f"the modified Bessel function of the second kind (kv, kve): {_NOT_CONSTRUCTED}"),
     (("Hyp2F1",), f"the Gauss hypergeometric function: {_NOT_CONSTRUCTED}"),
-    (("NdtriExp",), f"the inverse normal CDF of exp(y): {_NOT_CONSTRUCTED}"),
     (("Owens_t",), f"Owen's T function: {_NOT_CONSTRUCTED}"),
 ]
+for _cls in optional_classes(psm, "NdtriExp"):
+    register_kernel(_cls)(in_work_dtype(ndtri_exp64))
+
 for _names, _reason in _REFUSED:
     for _cls in optional_classes(psm, *_names):
         onnx_funcify.register(_cls)(Refusal(_reason))
