@@ -16,6 +16,7 @@ from pytensor.scan.op import Scan
 
 from pytensor_onnx import export_onnx, verify
 from pytensor_onnx.export import capture
+from pytensor_onnx.precision import float64_tensors
 from tests.compare import REFERENCE_MODE, ort_session
 
 FLOAT = onnx.TensorProto.FLOAT
@@ -190,6 +191,19 @@ def test_float64_that_rewrites_make_is_converted_too() -> None:
     values = [np.array([1, -1, 2, 7]), np.array([1.5, 2.0, -3.0, 0.0])]
     report = verify(([n, x], [pt.pow(n, -1), x * 2]), values, model=model, mode=REFERENCE_MODE)
     assert report.passed, str(report)
+
+
+def test_random_draws_are_float32_with_a_warning_that_they_compute_in_float64() -> None:
+    rng = pytensor.shared(np.random.default_rng(0), name="rng")
+    mu = pt.vector("mu", dtype="float64")
+    draws = pt.random.normal(mu, 2.0, rng=rng)
+    with pytest.warns(UserWarning, match=r"1 random variable\(s\) give float32 draws"):
+        model = export_onnx([mu], [draws], float32=True)
+    assert model.graph.output[0].type.tensor_type.elem_type == FLOAT
+    assert float64_tensors(model)  # the documented exception
+    mu_val = np.zeros(20_000, np.float32)
+    (out,) = ort_session(model).run(None, {"mu": mu_val, "rng": np.array(7, np.int64)})
+    assert out.dtype == np.float32 and abs(out.std() - 2.0) < 0.05
 
 
 def test_float32_export_with_function_and_shared_float64_weights() -> None:

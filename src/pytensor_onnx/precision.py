@@ -37,6 +37,7 @@ from pytensor.scalar.loop import ScalarLoop
 from pytensor.scan.op import Scan
 from pytensor.tensor.blockwise import Blockwise
 from pytensor.tensor.elemwise import CAReduce, Elemwise
+from pytensor.tensor.random.op import RandomVariable
 from pytensor.tensor.type import TensorType
 
 from pytensor_onnx.dispatch.basic import _node_origin
@@ -188,6 +189,8 @@ class _Float32Rebuilder:
     def __init__(self) -> None:
         self.memo: dict[Variable, Variable] = {}
         self.kept_float64: list[Apply] = []
+        #: RandomVariable nodes: float32 results, drawn in float64 inside (see the warning).
+        self.random_draws: list[Apply] = []
 
     def new_input(self, var: Variable) -> Variable:
         new = _retype(var.type)()
@@ -222,6 +225,8 @@ class _Float32Rebuilder:
             self.inline_blockwise(node)
             return
         inputs = [self.get(i) for i in node.inputs]
+        if isinstance(node.op, RandomVariable):
+            self.random_draws.append(node)
         if isinstance(node.op, OpFromGraph):
             self.inline(node, inputs)
             return
@@ -243,6 +248,7 @@ class _Float32Rebuilder:
             inner.memo[inner_in] = outer_in
         new_outputs = inner.convert(op.inner_outputs)
         self.kept_float64.extend(inner.kept_float64)
+        self.random_draws.extend(inner.random_draws)
         for old, new in zip(node.outputs, new_outputs, strict=True):
             self.memo[old] = new
 
@@ -284,6 +290,7 @@ class _Float32Rebuilder:
         ):
             return None
         self.kept_float64.extend(inner.kept_float64)
+        self.random_draws.extend(inner.random_draws)
         return outputs
 
     def remake(self, node: Apply, inputs: list[Variable]) -> list[Variable] | None:
@@ -358,6 +365,16 @@ def convert_fgraph_to_float32(fgraph: FunctionGraph) -> FunctionGraph:
             f"float32 conversion: {len(rebuilder.kept_float64)} node(s) could not be re-made "
             "in float32 and still compute in float64 between casts:\n"
             + "\n".join(_describe(node) for node in rebuilder.kept_float64),
+            UserWarning,
+            stacklevel=2,
+        )
+    if rebuilder.random_draws:
+        warnings.warn(
+            f"float32 conversion: {len(rebuilder.random_draws)} random variable(s) give float32 "
+            "draws but compute them in float64 inside (the samplers need 53-bit uniforms and "
+            "float64 arithmetic for exact tails and for counts above 2**24), so the model "
+            "holds float64 tensors:\n"
+            + "\n".join(_describe(node) for node in rebuilder.random_draws),
             UserWarning,
             stacklevel=2,
         )
