@@ -67,10 +67,11 @@ DIVERGENCES = {
     "first on those versions.",
     "bessel-at-infinity": "SciPy's (so PyTensor's) i0/i1/j0/j1 return NaN at +-inf, the export "
     "their limits (+-inf, 0; docs/ops/special_functions.md): infinities become 0 before them.",
-    "matmul-overflow": "where a product in a dot overflows, BLAS (fused multiply-adds: "
-    "inf + 3e38 * -2 is inf) and ONNX Runtime (the product overflows first: inf - inf is NaN) "
-    "differ: finite magnitudes of the term are capped at 1e30 and the other operand has no "
-    "special values (infinities and NaN of the term are kept).",
+    "overflowing-intermediates": "where a product in a dot or an intermediate of a solve "
+    "overflows, BLAS/LAPACK (fused multiply-adds: inf + 3e38 * -2 is inf; their own order of "
+    "operations) and the export (the product overflows first: inf - inf is NaN) differ: finite "
+    "magnitudes of the operand that may hold huge values are capped at 1e30 (its infinities "
+    "and NaN are kept) and a dot's other operand has no special values.",
     "softplus-of-bool": "PyTensor 2.38 computes softplus of a bool in float16 (its float32 result "
     "for True is 1.3134766, not 1.3132616); PyTensor 3 and the export in float32: on PyTensor 2 "
     "bools are cast to int16 (same float32 result type) first.",
@@ -571,6 +572,12 @@ def sorting(draw: Any, g: GraphBuilder) -> None:
               note="unstable-argsort")  # fmt: skip
 
 
+def capped(x: str) -> str:
+    """``x`` with finite magnitudes capped at 1e30, infinities and NaN kept
+    ("overflowing-intermediates")."""
+    return f"pt.switch(pt.isinf({x}), {x}, pt.clip({x}, -1e30, 1e30))"
+
+
 def matmul(draw: Any, g: GraphBuilder) -> None:
     """``dot``/``matmul`` of a term with a new input of a compatible shape (1-D to 3-D)."""
     x = g.term(lambda v: 1 <= v.type.ndim <= 3 and v.type.dtype != "bool")
@@ -581,7 +588,7 @@ def matmul(draw: Any, g: GraphBuilder) -> None:
     y = g.new_input(y_dtype, other, special=False)
     note = ""
     if is_float(g.terms[x]):
-        x, note = f"pt.switch(pt.isinf({x}), {x}, pt.clip({x}, -1e30, 1e30))", "matmul-overflow"
+        x, note = capped(x), "overflowing-intermediates"
     op = draw(st.sampled_from(("pt.dot({x}, {y})", "pt.matmul({x}, {y})")))
     g.add(op.format(x=x, y=y), "matmul", note=note)
 
@@ -611,9 +618,13 @@ def linalg(draw: Any, g: GraphBuilder) -> None:
     if kind == "cholesky":
         g.add(f"pt.linalg.cholesky({spd})", "linalg:cholesky")
         return
-    b = g.new_input(g.floatX, (n,) if draw(st.booleans()) else (n, 2))
+    b = capped(g.new_input(g.floatX, (n,) if draw(st.booleans()) else (n, 2)))
     assume_a = "pos" if kind == "solve_pos" else "gen"
-    g.add(f"pt.linalg.solve({spd}, {b}, assume_a='{assume_a}')", f"linalg:{kind}")
+    g.add(
+        f"pt.linalg.solve({spd}, {b}, assume_a='{assume_a}')",
+        f"linalg:{kind}",
+        note="overflowing-intermediates",
+    )
 
 
 #: Whether this PyTensor spells ``logsumexp`` as ``log(sum(exp(x)))`` (2.38 and 3.0), which
