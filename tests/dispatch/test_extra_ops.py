@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import onnx
 import pytensor
 import pytensor.tensor as pt
 import pytest
@@ -38,6 +39,36 @@ def test_cumulative_int64() -> None:
     value = RNG.integers(-3, 4, size=(3, 9))
     x = input_like(value, "x", symbolic=True)
     compare_onnx_and_py([x], [pt.cumsum(x, axis=1), pt.cumprod(x, axis=1)], [value])
+
+
+def _pads(graph: onnx.GraphProto) -> list[onnx.NodeProto]:
+    found = [node for node in graph.node if node.op_type == "Pad"]
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.type == onnx.AttributeProto.GRAPH:
+                found += _pads(attr.g)
+    return found
+
+
+def test_cumulative_products_pad_every_axis() -> None:
+    # ONNX Runtime 1.32's transpose optimizer permutes a Pad's pads as if they covered every
+    # axis: a Pad with an axes input made the session fail with an out-of-bounds Gather (the
+    # int64 prod of a (0, 0, 0) tensor indexed along its last axis, found by the fuzzer).
+    x = pt.tensor("x", dtype="int64", shape=(0, 0, 0))
+    i = pt.tensor("i", dtype="int64", shape=(0,))
+    y = pt.prod(x, axis=-1, keepdims=True)[:, :, i]
+    c = pt.matrix("c")
+    outputs = [y, pt.cumprod(pt.cast(x, "float64"), axis=1), pt.linalg.expm(c)]
+    model = export_onnx([x, i, c], outputs)
+    assert all(len(node.input) <= 3 for node in _pads(model.graph))
+    feeds = {
+        "x": np.zeros((0, 0, 0), np.int64),
+        "i": np.zeros(0, np.int64),
+        "c": np.eye(2) * 0.5,
+    }
+    got = ort_session(model).run(None, feeds)
+    assert got[0].shape == (0, 0, 0) and got[1].shape == (0, 0, 0)
+    np.testing.assert_allclose(got[2], np.eye(2) * np.exp(0.5), rtol=1e-14)
 
 
 @pytest.mark.parametrize("dtype", ["bool", "int8", "int16", "int32", "uint8", "uint32"])

@@ -172,7 +172,7 @@ def _prod_int64(builder: ONNXBuilder, node: Apply, axes: Sequence[int], dtype: s
     one = builder.scalar(1, dtype)
     ones_first = builder.pad_axis(flat, 0, 1, 0, rank=rank, constant=one)
     static = None if static_len is None else static_len + 1
-    products = cumprod(builder, ones_first, 0, dtype, static)
+    products = cumprod(builder, ones_first, 0, dtype, static, rank=rank)
     return builder.op("Gather", [products, builder.scalar(-1, "int64")], {"axis": 0})
 
 

@@ -68,9 +68,17 @@ def _halving_rounds(builder: ONNXBuilder, length: ir.Value, static: int | None) 
 
 
 def cumprod(
-    builder: ONNXBuilder, x: ir.Value, axis: int, dtype: str, static_length: int | None
+    builder: ONNXBuilder,
+    x: ir.Value,
+    axis: int,
+    dtype: str,
+    static_length: int | None,
+    *,
+    rank: int,
 ) -> ir.Value:
-    """Cumulative product of ``x`` along ``axis`` by a log-depth scan (see module docs)."""
+    """Cumulative product of ``x`` (of rank ``rank``) along ``axis`` by a log-depth scan (see
+    module docs)."""
+    axis %= rank
     length = builder.dim(x, axis)
     count = _halving_rounds(builder, length, static_length)
     one = builder.scalar(1, dtype)
@@ -78,10 +86,9 @@ def cumprod(
 
     def step(body: ONNXBuilder, k: ir.Value, state: list[ir.Value]) -> list[ir.Value]:
         y, shift = state
-        pads = body.op(
-            "Concat", [body.op("Reshape", [shift, body.int64s([1])]), body.int64s([0])], {"axis": 0}
-        )
-        padded = body.typed_op("Pad", [y, pads, one, axes], dtype, data=[0, 2])
+        # Pads over every axis (ONNXBuilder.axis_pads: an axes input breaks ONNX Runtime).
+        pads = body.axis_pads(rank, axis, body.op("Reshape", [shift, body.int64s([1])]), 0)
+        padded = body.typed_op("Pad", [y, pads, one], dtype, data=[0, 2])
         shifted = body.op("Slice", [padded, body.int64s([0]), length, axes])
         product = body.op("Mul", [y, shifted])
         return [product, body.op("Mul", [shift, body.scalar(2, "int64")])]
@@ -115,16 +122,17 @@ def _cumop(op: extra_ops.CumOp, node: Apply, builder: ONNXBuilder) -> Values:
         )
     x = builder.input(node, 0, dtype)
     axis = op.axis
+    rank = node.inputs[0].type.ndim
     if axis is None:  # flattened (PyTensor 2 may keep axis=None in the Op)
         x = builder.op("Reshape", [x, builder.int64s([-1])])
-        axis = 0
+        axis, rank = 0, 1
         shape = node.inputs[0].type.shape
         static = None if None in shape else int(np.prod(shape))
     else:
         static = node.inputs[0].type.shape[axis]
     if op.mode == "add":
         return [builder.typed_op("CumSum", [x, builder.scalar(axis, "int64")], dtype, data=[0])]
-    return [cumprod(builder, x, axis, dtype, static)]
+    return [cumprod(builder, x, axis, dtype, static, rank=rank)]
 
 
 # ---------------------------------------------------------------------- searchsorted

@@ -1220,9 +1220,7 @@ def expm(builder: ONNXBuilder, a: ir.Value, n: Size, ndim: int, dtype: str) -> i
         "ReduceSum", [builder.op("Abs", [clean]), builder.int64s([-2])], {"keepdims": 1}
     )
     # A trailing 0 keeps the maximum defined for empty matrices (the norm is >= 0 anyway).
-    padded_sums = builder.op(
-        "Pad", [column_sums, builder.int64s([0, 1]), zero, builder.int64s([-1])]
-    )
+    padded_sums = builder.pad_axis(column_sums, ndim - 1, 0, 1, rank=ndim, constant=zero)
     norm = builder.op("ReduceMax", [padded_sums, builder.int64s([-1])], {"keepdims": 1})
     ratio = builder.op("Div", [norm, builder.scalar(THETA13, dtype)])
     log2 = builder.op("Div", [builder.op("Log", [ratio]), builder.scalar(np.log(2.0), dtype)])
