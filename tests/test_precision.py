@@ -261,6 +261,19 @@ def test_nodes_that_cannot_be_float32_compute_in_float64_with_a_warning() -> Non
     assert captured.fgraph.outputs[0].type.dtype == "float32"
 
 
+def test_a_node_left_in_float64_is_reported_once() -> None:
+    # n ** -1 makes the rewrites' float64 that a second conversion removes; the node the
+    # first conversion left in float64 is not reported again by the second.
+    x = pt.vector("x", dtype="float64", shape=(3,))
+    n = pt.lvector("n")
+    y = _Float64Only()(pt.exp(x)) + pt.pow(n, -1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        capture([x, n], [y], float32=True)
+    messages = [str(w.message) for w in caught if "float32 conversion" in str(w.message)]
+    assert len(messages) == 1 and "_Float64Only(Exp.0)" in messages[0]
+
+
 def test_pymc_logp_and_gradient_in_float32() -> None:
     pm = pytest.importorskip("pymc")
     rng = np.random.default_rng(0)

@@ -39,11 +39,7 @@ from pytensor_onnx.dispatch import convert_nodes
 from pytensor_onnx.dispatch.ifelse import sink_into_branches
 from pytensor_onnx.inspect import annotate_provenance
 from pytensor_onnx.optimize import PARAMETER, optimize
-from pytensor_onnx.precision import (
-    convert_fgraph_to_float32,
-    finish_float32,
-    float32_array,
-)
+from pytensor_onnx.precision import float32_array, rewrite_in_float32
 from pytensor_onnx.rewrite import rewrite_for_onnx
 from pytensor_onnx.storage import (
     DEFAULT_EXTERNAL_DATA_THRESHOLD,
@@ -310,11 +306,10 @@ def capture(
 
     fgraph = FunctionGraph([*user_inputs, *as_inputs, *as_initializers], roots, clone=True)
     if float32:
-        fgraph = convert_fgraph_to_float32(fgraph)
+        fgraph = rewrite_in_float32(fgraph, rewrite_for_onnx)
         initializers = [(name, float32_array(array)) for name, array in initializers]
-    rewrite_for_onnx(fgraph)
-    if float32:
-        fgraph = finish_float32(fgraph)
+    else:
+        rewrite_for_onnx(fgraph)
     return CapturedGraph(fgraph, input_names, initializers, output_names, float32)
 
 

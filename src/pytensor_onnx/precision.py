@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import copy
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -186,11 +186,29 @@ def _make_outputs(op: Op, inputs: list[Variable], node: Apply) -> list[Variable]
 class _Float32Rebuilder:
     """Rebuilds a graph in float32, remembering old -> new variables."""
 
-    def __init__(self) -> None:
+    def __init__(self, reported: frozenset[Apply] = frozenset()) -> None:
         self.memo: dict[Variable, Variable] = {}
+        #: Nodes that an earlier conversion left in float64 and reported: not reported again.
+        self.reported = reported
         self.kept_float64: list[Apply] = []
         #: RandomVariable nodes: float32 results, drawn in float64 inside (see the warning).
         self.random_draws: list[Apply] = []
+        #: The new nodes that compute in float64 on purpose (kept nodes and draws).
+        self.made_float64: list[Apply] = []
+
+    def absorb(self, inner: _Float32Rebuilder) -> None:
+        """Take over what the rebuilder of an inner graph recorded."""
+        self.kept_float64.extend(inner.kept_float64)
+        self.random_draws.extend(inner.random_draws)
+        self.made_float64.extend(inner.made_float64)
+
+    def keep(self, node: Apply, made: Apply) -> None:
+        """Record that ``node`` computes in float64 as the new node ``made``."""
+        if node not in self.reported and (
+            not self.kept_float64 or self.kept_float64[-1] is not node
+        ):
+            self.kept_float64.append(node)
+        self.made_float64.append(made)
 
     def new_input(self, var: Variable) -> Variable:
         new = _retype(var.type)()
@@ -225,7 +243,7 @@ class _Float32Rebuilder:
             self.inline_blockwise(node)
             return
         inputs = [self.get(i) for i in node.inputs]
-        if isinstance(node.op, RandomVariable):
+        if isinstance(node.op, RandomVariable) and node not in self.reported:
             self.random_draws.append(node)
         if isinstance(node.op, OpFromGraph):
             self.inline(node, inputs)
@@ -237,18 +255,19 @@ class _Float32Rebuilder:
             new_outputs = self.remake(node, inputs)
         if new_outputs is None:
             new_outputs = self.keep_float64(node, inputs)
+        if isinstance(node.op, RandomVariable):
+            self.made_float64.append(new_outputs[0].owner)
         for old, new in zip(node.outputs, new_outputs, strict=True):
             copy_stack_trace(old, new)
             self.memo[old] = new
 
     def inline(self, node: Apply, inputs: list[Variable]) -> None:
         op: Any = node.op
-        inner = _Float32Rebuilder()
+        inner = _Float32Rebuilder(self.reported)
         for inner_in, outer_in in zip(op.inner_inputs, inputs, strict=True):
             inner.memo[inner_in] = outer_in
         new_outputs = inner.convert(op.inner_outputs)
-        self.kept_float64.extend(inner.kept_float64)
-        self.random_draws.extend(inner.random_draws)
+        self.absorb(inner)
         for old, new in zip(node.outputs, new_outputs, strict=True):
             self.memo[old] = new
 
@@ -267,7 +286,7 @@ class _Float32Rebuilder:
         """A ``Scan`` with its inner graph converted too, or None if that is not consistent
         (e.g. a recurrent state whose inner output type differs from its input's)."""
         op: Any = node.op
-        inner = _Float32Rebuilder()
+        inner = _Float32Rebuilder(self.reported)
         inner_inputs = [inner.new_input(var) for var in op.inner_inputs]
         inner_outputs = inner.convert(op.inner_outputs)
         try:
@@ -289,8 +308,7 @@ class _Float32Rebuilder:
             _types_match(new, old) for new, old in zip(outputs, node.outputs, strict=True)
         ):
             return None
-        self.kept_float64.extend(inner.kept_float64)
-        self.random_draws.extend(inner.random_draws)
+        self.absorb(inner)
         return outputs
 
     def remake(self, node: Apply, inputs: list[Variable]) -> list[Variable] | None:
@@ -320,8 +338,7 @@ class _Float32Rebuilder:
         results: list[Variable] = []
         for old, new in zip(node.outputs, outputs, strict=True):
             if _still_float64(new, old):
-                if not self.kept_float64 or self.kept_float64[-1] is not node:
-                    self.kept_float64.append(node)
+                self.keep(node, new.owner)
                 results.append(_cast(new, FLOAT32))
             elif _types_match(new, old):
                 results.append(new)
@@ -331,12 +348,13 @@ class _Float32Rebuilder:
 
     def keep_float64(self, node: Apply, inputs: list[Variable]) -> list[Variable]:
         """Compute ``node`` in its original types, casting in and out."""
-        self.kept_float64.append(node)
         original = [
             _cast(new, old.type.dtype) if new.type != old.type else new
             for new, old in zip(inputs, node.inputs, strict=True)
         ]
-        outputs = node.op.make_node(*original).outputs
+        made = node.op.make_node(*original)
+        self.keep(node, made)
+        outputs = made.outputs
         return [
             _cast(out, FLOAT32) if getattr(out.type, "dtype", None) == FLOAT64 else out
             for out in outputs
@@ -357,7 +375,16 @@ def convert_fgraph_to_float32(fgraph: FunctionGraph) -> FunctionGraph:
     Inputs keep their order and names; float64 inputs become float32 inputs with the same
     static shape.  Warns (``UserWarning``) when some nodes must keep computing in float64.
     """
-    rebuilder = _Float32Rebuilder()
+    return _convert(fgraph, frozenset())[0]
+
+
+def _convert(
+    fgraph: FunctionGraph, reported: frozenset[Apply]
+) -> tuple[FunctionGraph, frozenset[Apply]]:
+    """:func:`convert_fgraph_to_float32`, warning about the nodes left in float64 except
+    those in ``reported`` (left so by an earlier conversion); also returns the new graph's
+    nodes that compute in float64 on purpose."""
+    rebuilder = _Float32Rebuilder(reported)
     new_inputs = [rebuilder.new_input(var) for var in fgraph.inputs]
     new_outputs = rebuilder.convert(fgraph.outputs)
     if rebuilder.kept_float64:
@@ -366,7 +393,7 @@ def convert_fgraph_to_float32(fgraph: FunctionGraph) -> FunctionGraph:
             "in float32 and still compute in float64 between casts:\n"
             + "\n".join(_describe(node) for node in rebuilder.kept_float64),
             UserWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
     if rebuilder.random_draws:
         warnings.warn(
@@ -376,17 +403,24 @@ def convert_fgraph_to_float32(fgraph: FunctionGraph) -> FunctionGraph:
             "holds float64 tensors:\n"
             + "\n".join(_describe(node) for node in rebuilder.random_draws),
             UserWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
-    return FunctionGraph(new_inputs, new_outputs, clone=False)
+    new = FunctionGraph(new_inputs, new_outputs, clone=False)
+    return new, frozenset(rebuilder.made_float64)
 
 
-def finish_float32(fgraph: FunctionGraph) -> FunctionGraph:
-    """The float32 graph ``fgraph`` after the ONNX rewrites, with what they made float64
-    converted again (``x ** -1`` of an integer becomes a float64 ``reciprocal``) and its
-    reductions accumulating in float32 (:func:`narrow_accumulators`)."""
+def rewrite_in_float32(
+    fgraph: FunctionGraph, rewrite: Callable[[FunctionGraph], object]
+) -> FunctionGraph:
+    """``fgraph`` converted to float32 (:func:`convert_fgraph_to_float32`), then rewritten
+    in place by ``rewrite``, then with what the rewrites made float64 converted again
+    (``x ** -1`` of an integer becomes a float64 ``reciprocal``) and its reductions
+    accumulating in float32 (:func:`narrow_accumulators`).  A node left in float64 is
+    reported once."""
+    fgraph, reported = _convert(fgraph, frozenset())
+    rewrite(fgraph)
     if any(getattr(var.type, "dtype", None) == FLOAT64 for var in fgraph.variables):
-        fgraph = convert_fgraph_to_float32(fgraph)
+        fgraph, _ = _convert(fgraph, reported)
     narrow_accumulators(fgraph)
     return fgraph
 
@@ -473,8 +507,8 @@ def float64_tensors(model: onnx.ModelProto) -> list[str]:
 
 __all__ = [
     "convert_fgraph_to_float32",
-    "finish_float32",
     "float32_array",
     "float64_tensors",
     "narrow_accumulators",
+    "rewrite_in_float32",
 ]
