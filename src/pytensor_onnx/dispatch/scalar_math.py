@@ -227,8 +227,9 @@ def ndtri_exp64(num: Num, y: ir.Value) -> ir.Value:
     underflow, to ``y = -1e300``), ``sqrt(2) erfinv(expm1(y + log 2))`` up to ``3/4`` and
     ``sqrt(2) erfcinv(-2 expm1(y))`` above; ``inf`` at 0, NaN for ``y > 0``."""
     log_quarter, log_three_quarters = math.log(0.25), math.log(0.75)
-    low = num.unary("Neg", _erfcinv_tail_of_log(num, num.add(y, math.log(2.0))))
-    centre = _erfinv_central(num, expm1(num.builder, num.add(y, math.log(2.0)), num.dtype))
+    log_twice = num.add(y, math.log(2.0))  # log(2 e^y)
+    low = num.unary("Neg", _erfcinv_tail_of_log(num, log_twice))
+    centre = _erfinv_central(num, expm1(num.builder, log_twice, num.dtype))
     rest = num.mul(expm1(num.builder, y, num.dtype), -2.0)  # 2 (1 - e^y), exact in relative
     high = _erfcinv_tail(num, rest)
     value = num.where(num.le(y, log_three_quarters), centre, high)
@@ -971,9 +972,7 @@ def _log_residual(
     complement: ir.Value,
     log_tail: ir.Value,
     density: ir.Value,
-    a_minus_1: ir.Value,
-    x: ir.Value,
-    slope_term: ir.Value,
+    bend: ir.Value,
 ) -> tuple[ir.Value, ir.Value, ir.Value]:
     """The residual of :func:`_halley_root` for an inverse of a distribution function ``F``
     in logarithms: ``log F(x) - log p`` where ``lower`` (the target ``p = exp(log_tail)`` is
@@ -981,13 +980,12 @@ def _log_residual(
 
     Newton's method on the logarithm converges in a few steps from far into a tail, where
     on ``F - p`` itself it would crawl (``F`` decays like ``e^-x`` there).  ``density`` is
-    ``F'`` and ``F''/F' = ((a - 1) - slope_term) / x``.
+    ``F'`` and ``bend`` is ``F''/F'``.
     """
     tail_value = num.where(lower, value, complement)
     g = num.sub(num.unary("Log", tail_value), log_tail)
     g = num.where(lower, g, num.unary("Neg", g))
     ratio = num.div(density, tail_value)
-    bend = num.div(num.sub(a_minus_1, slope_term), x)
     curvature = num.where(lower, num.sub(bend, ratio), num.add(bend, ratio))
     return g, ratio, curvature
 
@@ -1022,9 +1020,10 @@ def _gammaincinv_pair(num: Num, a: ir.Value, p: ir.Value, q: ir.Value) -> ir.Val
     tiny = float(np.finfo(num.dtype).tiny)
     guess = num.builder.op("Max", [guess, num.val(tiny)])
 
-    valid = num.both(num.gt(a, 0.0), num.builder.op("Not", [num.is_inf(a)]))
-    valid = num.both(valid, num.both(num.gt(p, 0.0), num.gt(q, 0.0)))
-    valid = num.both(valid, num.both(num.le(p, 1.0), num.le(q, 1.0)))
+    domain = num.both(num.gt(a, 0.0), num.builder.op("Not", [num.is_inf(a)]))
+    domain = num.both(domain, num.both(num.ge(p, 0.0), num.le(p, 1.0)))
+    domain = num.both(domain, num.both(num.ge(q, 0.0), num.le(q, 1.0)))
+    valid = num.both(domain, num.both(num.gt(p, 0.0), num.gt(q, 0.0)))
     valid = num.both(valid, num.ge(log_bound, math.log(tiny)))
     start = num.where(valid, guess, 1.0)
     a_minus_1 = num.sub(a, 1.0)
@@ -1034,7 +1033,8 @@ def _gammaincinv_pair(num: Num, a: ir.Value, p: ir.Value, q: ir.Value) -> ir.Val
     def residual(body: Num, x: ir.Value) -> tuple[ir.Value, ir.Value, ir.Value]:
         big_p, big_q = _gammainc_pair(body, a, x)
         density = body.div(_gammainc_prefix(body, a, x), x)
-        return _log_residual(body, lower, big_p, big_q, log_tail, density, a_minus_1, x, x)
+        bend = body.div(body.sub(a_minus_1, x), x)  # ((a - 1) - x) / x
+        return _log_residual(body, lower, big_p, big_q, log_tail, density, bend)
 
     x = _halley_root(num, start, num.val(math.inf), valid, residual, "gammaincinv")
     # Where even the lower bound underflows, the root is that bound (0 or subnormal).
@@ -1043,9 +1043,6 @@ def _gammaincinv_pair(num: Num, a: ir.Value, p: ir.Value, q: ir.Value) -> ir.Val
     x = num.where(num.eq(p, 0.0), 0.0, x)
     x = num.where(num.eq(q, 0.0), math.inf, x)
     ends = num.both(num.ge(a, 0.0), num.either(num.eq(p, 0.0), num.eq(q, 0.0)))
-    domain = num.both(num.gt(a, 0.0), num.builder.op("Not", [num.is_inf(a)]))
-    domain = num.both(domain, num.both(num.ge(p, 0.0), num.le(p, 1.0)))
-    domain = num.both(domain, num.both(num.ge(q, 0.0), num.le(q, 1.0)))
     return num.where(num.either(domain, ends), x, math.nan)
 
 
@@ -1133,9 +1130,8 @@ def betaincinv64(num: Num, a: ir.Value, b: ir.Value, y: ir.Value) -> ir.Value:
         one_minus_x = body.sub(1.0, x)
         density = body.div(body.unary("Exp", log_prefix), body.mul(x, one_minus_x))
         b_term = body.div(body.mul(b_minus_1, x), one_minus_x)  # x (b - 1) / (1 - x)
-        return _log_residual(
-            body, lower, value, complement, log_tail, density, a_minus_1, x, b_term
-        )
+        bend = body.div(body.sub(a_minus_1, b_term), x)
+        return _log_residual(body, lower, value, complement, log_tail, density, bend)
 
     x = _halley_root(num, start, num.val(1.0), valid, residual, "betaincinv")
     # Where I_x ~ x^a / (a B(a, b)) puts the root below the smallest normal number, it is
