@@ -307,21 +307,6 @@ def _time_limit(seconds: int) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
-def _reference(
-    inputs: Sequence[Variable],
-    outputs: Sequence[Variable],
-    values: Sequence[np.ndarray],
-    intermediates: Sequence[Variable] = (),
-) -> list[np.ndarray]:
-    """``outputs`` then ``intermediates`` evaluated by PyTensor (``REFERENCE_MODE``), within
-    :data:`PYTENSOR_TIME_LIMIT`."""
-    with _time_limit(PYTENSOR_TIME_LIMIT):
-        fn = pytensor.function(
-            list(inputs), [*outputs, *intermediates], mode=REFERENCE_MODE, on_unused_input="ignore"
-        )
-        return [np.asarray(r) for r in fn(*values)]
-
-
 @dataclass(frozen=True)
 class _Expected:
     """PyTensor's results for one graph and the tolerances its outputs are judged with."""
@@ -385,7 +370,13 @@ def _expected(
     operations: int,
     intermediates: Sequence[Variable] = (),
 ) -> _Expected:
-    results = _reference(inputs, outputs, values, intermediates)
+    """PyTensor's results (``REFERENCE_MODE``, within :data:`PYTENSOR_TIME_LIMIT`) for the
+    graph at ``values``; ``intermediates`` only set the absolute tolerance."""
+    with _time_limit(PYTENSOR_TIME_LIMIT):
+        fn = pytensor.function(
+            list(inputs), [*outputs, *intermediates], mode=REFERENCE_MODE, on_unused_input="ignore"
+        )
+        results = [np.asarray(r) for r in fn(*values)]
     return _Expected(
         inputs,
         outputs,

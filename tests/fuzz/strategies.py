@@ -573,12 +573,6 @@ def sorting(draw: Any, g: GraphBuilder) -> None:
               note="unstable-argsort")  # fmt: skip
 
 
-def capped(x: str) -> str:
-    """``x`` with finite magnitudes capped at 1e30, infinities and NaN kept
-    ("overflowing-intermediates")."""
-    return f"pt.switch(pt.isinf({x}), {x}, pt.clip({x}, -1e30, 1e30))"
-
-
 def matmul(draw: Any, g: GraphBuilder) -> None:
     """``dot``/``matmul`` of a term with a new input of a compatible shape (1-D to 3-D)."""
     x = g.term(lambda v: 1 <= v.type.ndim <= 3 and v.type.dtype != "bool")
@@ -589,7 +583,9 @@ def matmul(draw: Any, g: GraphBuilder) -> None:
     y = g.new_input(y_dtype, other, special=False)
     note = ""
     if is_float(g.terms[x]):
-        x, note = capped(x), "overflowing-intermediates"
+        # Finite magnitudes capped at 1e30, infinities and NaN kept.
+        x = f"pt.switch(pt.isinf({x}), {x}, pt.clip({x}, -1e30, 1e30))"
+        note = "overflowing-intermediates"
     op = draw(st.sampled_from(("pt.dot({x}, {y})", "pt.matmul({x}, {y})")))
     g.add(op.format(x=x, y=y), "matmul", note=note)
 
