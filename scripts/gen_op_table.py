@@ -76,6 +76,8 @@ _WITHOUT_CONVERTER = {
     "MulWithoutZeros": "exported as the reduction it serves, `ProdWithoutZeros` "
     "(gradient of `prod`; see `elemwise`)",
     "PdbBreakpoint": "a debugging breakpoint; an exported model cannot stop in pdb",
+    "TRSYL": "used only inside `SolveSylvester`, which is exported as a whole (one Kronecker-"
+    "product linear system; see docs/linalg.md)",
 }
 
 

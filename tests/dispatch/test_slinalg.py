@@ -21,7 +21,7 @@ from pytensor.tensor.blockwise import Blockwise
 from pytensor_onnx import export_onnx
 from pytensor_onnx.dispatch import UnsupportedOpError
 from pytensor_onnx.export import capture
-from tests.compare import compare_onnx_and_py, input_like, run_onnx
+from tests.compare import compare_onnx_and_py, input_like, ort_session, run_onnx
 
 SIZES = [1, 2, 5, 32, pytest.param(100, marks=pytest.mark.slow)]
 #: Relative agreement per unit of condition number (float64), a few hundred ulps.
@@ -848,3 +848,116 @@ def test_expm_grad_pytensor2_is_refused() -> None:
     # The refusal of Eig is what is reported, not the complex nodes that follow it.
     with pytest.raises(UnsupportedOpError, match=r"(?s)Eig.*complex"):
         export_onnx([a], [grad])
+
+
+# ------------------------------------------------- Sylvester and Lyapunov equations
+def near_multiple_of_identity(
+    rng: np.random.Generator, shape: tuple[int, ...], center: float, dtype: str
+) -> np.ndarray:
+    """Random matrices whose eigenvalues lie within about 0.5 of ``center``."""
+    n = shape[-1]
+    noise = rng.normal(size=shape) * 0.5 / np.sqrt(max(n, 1))
+    return (noise + center * np.eye(n)).astype(dtype)
+
+
+#: Sylvester equations with the spectra of A and -B about 3 apart are well conditioned.
+SYLVESTER_SIZES = [(1, 1), (2, 3), (5, 4), (7, 7)]
+
+
+@pytest.mark.parametrize(("m", "n"), SYLVESTER_SIZES)
+def test_solve_sylvester(m: int, n: int, floatX: str, symbolic: bool) -> None:
+    rng = np.random.default_rng(20 + m * n)
+    values = [
+        near_multiple_of_identity(rng, (m, m), 1.0, floatX),
+        near_multiple_of_identity(rng, (n, n), 2.0, floatX),
+        rng.normal(size=(m, n)).astype(floatX),
+    ]
+    a, b, q = (input_like(v, name, symbolic) for v, name in zip(values, "abq", strict=True))
+    tol = tolerance(floatX, 10.0, m * n)
+    compare_onnx_and_py([a, b, q], [ptla.solve_sylvester(a, b, q)], values, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("n", [1, 3, 6])
+@pytest.mark.parametrize("kind", ["continuous", "discrete"])
+def test_solve_lyapunov(n: int, kind: str, floatX: str, symbolic: bool) -> None:
+    # The continuous solver is a Sylvester equation with B = A^T; the discrete one's default
+    # (bilinear) method maps it to a continuous one inside PyTensor's graph.
+    rng = np.random.default_rng(30 + n)
+    if kind == "continuous":
+        a_value = near_multiple_of_identity(rng, (n, n), -1.5, floatX)  # stable
+        solver = ptla.solve_continuous_lyapunov
+    else:
+        a_value = near_multiple_of_identity(rng, (n, n), 0.2, floatX)  # spectral radius < 1
+        solver = ptla.solve_discrete_lyapunov
+    half = rng.normal(size=(n, n))
+    q_value = (half @ half.T).astype(floatX)
+    a, q = input_like(a_value, "a", symbolic), input_like(q_value, "q", symbolic)
+    tol = tolerance(floatX, 10.0, n * n)
+    compare_onnx_and_py([a, q], [solver(a, q)], [a_value, q_value], rtol=tol, atol=tol)
+
+
+def test_solve_sylvester_batched_broadcasting(floatX: str, symbolic: bool) -> None:
+    rng = np.random.default_rng(40)
+    values = [
+        near_multiple_of_identity(rng, (3, 1, 2, 2), 1.0, floatX),
+        near_multiple_of_identity(rng, (4, 3, 3), 2.0, floatX),
+        rng.normal(size=(2, 3)).astype(floatX),
+    ]
+    a, b, q = (input_like(v, name, symbolic) for v, name in zip(values, "abq", strict=True))
+    out = ptla.solve_sylvester(a, b, q)
+    assert out.type.ndim == 4
+    # Against SciPy per matrix: PyTensor 3.0's batched Schur fails to compile in Numba.
+    stacks = [np.broadcast_to(v, (3, 4, *v.shape[-2:])).reshape(12, *v.shape[-2:]) for v in values]
+    expected = np.array([scipy.linalg.solve_sylvester(*abq) for abq in zip(*stacks, strict=True)])
+    model = export_onnx([a, b, q], [out])
+    tol = tolerance(floatX, 10.0, 6)
+    for (result,) in run_onnx(model, dict(zip("abq", values, strict=True))):
+        assert result.dtype == floatX and result.shape == (3, 4, 2, 3)
+        np.testing.assert_allclose(result.reshape(-1, 2, 3), expected, rtol=tol, atol=tol)
+
+
+def test_sylvester_and_lyapunov_gradients(symbolic: bool) -> None:
+    # The gradients are Sylvester equations with transposed coefficients (and the discrete
+    # Lyapunov solver's is its own inner graph differentiated).
+    rng = np.random.default_rng(41)
+    values = [
+        near_multiple_of_identity(rng, (3, 3), 1.0, "float64"),
+        near_multiple_of_identity(rng, (2, 2), 2.0, "float64"),
+        rng.normal(size=(3, 2)),
+        near_multiple_of_identity(rng, (3, 3), 0.2, "float64"),
+    ]
+    a, b, q, t = (input_like(v, name, symbolic) for v, name in zip(values, "abqt", strict=True))
+    weights = rng.normal(size=(3, 2))
+    cost = (ptla.solve_sylvester(a, b, q) * weights).sum() + (
+        ptla.solve_discrete_lyapunov(t, a @ a.T) ** 2
+    ).sum()
+    grads = pytensor.grad(cost, [a, b, q, t])
+    compare_onnx_and_py([a, b, q, t], [cost, *grads], values, rtol=1e-11, atol=1e-11)
+
+
+@pytest.mark.parametrize(("m", "n"), [(0, 3), (2, 0), (0, 0)])
+def test_solve_sylvester_empty(m: int, n: int, symbolic: bool) -> None:
+    # PyTensor 2.38's TRSYL fails on empty matrices; the export gives the empty solution.
+    values = [np.eye(m), np.eye(n), np.zeros((m, n))]
+    a, b, q = (input_like(v, name, symbolic) for v, name in zip(values, "abq", strict=True))
+    model = export_onnx([a, b, q], [ptla.solve_sylvester(a, b, q)])
+    feeds = dict(zip("abq", values, strict=True))
+    # onnx.reference cannot run a Loop of zero iterations with scan outputs (the LU's, which
+    # is not unrolled for symbolic sizes).
+    results = run_onnx(model, feeds) if not symbolic else (ort_session(model).run(None, feeds),)
+    for (result,) in results:
+        assert result.shape == (m, n) and result.dtype == np.float64
+
+
+def test_solve_sylvester_non_finite_input_gives_nan(symbolic: bool) -> None:
+    rng = np.random.default_rng(42)
+    values = [
+        near_multiple_of_identity(rng, (3, 3), 1.0, "float64"),
+        near_multiple_of_identity(rng, (2, 2), 2.0, "float64"),
+        rng.normal(size=(3, 2)),
+    ]
+    values[2][1, 0] = np.inf
+    a, b, q = (input_like(v, name, symbolic) for v, name in zip(values, "abq", strict=True))
+    model = export_onnx([a, b, q], [ptla.solve_sylvester(a, b, q)])
+    for (result,) in run_onnx(model, dict(zip("abq", values, strict=True))):
+        assert not np.isfinite(result).all()

@@ -1,8 +1,8 @@
 """Converters for ``pytensor.tensor.slinalg`` (``pytensor.tensor.linalg`` in PyTensor 3).
 
-Cholesky, triangular and general solves, ``cho_solve``, LU, QR, ``block_diag`` and ``expm``,
-as single matrices and batched through ``Blockwise``; the algorithms are in
-:mod:`pytensor_onnx.dispatch.linalg`.
+Cholesky, triangular and general solves, ``cho_solve``, LU, QR, Sylvester equations (so the
+Lyapunov solvers), ``block_diag`` and ``expm``, as single matrices and batched through
+``Blockwise``; the algorithms are in :mod:`pytensor_onnx.dispatch.linalg`.
 The Op classes live in ``pytensor.tensor.linalg`` in PyTensor 3 and in
 ``pytensor.tensor.slinalg``/``nlinalg`` in PyTensor 2.38 (see :func:`linalg_class`).
 """
@@ -294,6 +294,55 @@ def _solve_lu_factor_tridiagonal(op: Any, node: Apply, builder: ONNXBuilder) -> 
         b, ndim = la.unsqueeze(builder, b, -1), ndim + 1
     x = _tridiagonal.solve(builder, lu, b, n, static, ndim, dtype, transposed=op.transposed)
     return [from_matrix_rhs(builder, x, op.b_ndim)]
+
+
+#: Where the linear-control Ops (Sylvester and Lyapunov solvers) live: PyTensor 3, then 2.38.
+_LINEAR_CONTROL = (
+    "pytensor.tensor.linalg.solvers.linear_control",
+    "pytensor.tensor._linalg.solve.linear_control",
+)
+
+
+@register_core_and_batched(
+    *(cls for module in _LINEAR_CONTROL for cls in optional_classes(module, "SolveSylvester"))
+)
+def _solve_sylvester(op: Any, node: Apply, builder: ONNXBuilder) -> Values:
+    # PyTensor (as SciPy) solves A X + X B = Q by Bartels-Stewart on the real Schur forms of
+    # A and B, which ONNX cannot build (see the refusal of Schur).  The equation is linear in
+    # X: with row-major vectorization it is the system (A kron I_n + I_m kron B^T) vec(X) =
+    # vec(Q) of order m n, solved by pivoted LU.  Same solution, backward stable, but
+    # O((m n)^3) work instead of O(m^3 + n^3).  The Lyapunov solvers (continuous, and
+    # discrete by the bilinear method) are Sylvester equations inside PyTensor's own graphs.
+    dtype = variable_dtype(node.outputs[0])
+    a, b, q = (builder.input(node, i, dtype) for i in range(3))
+    if any(var.type.ndim > 2 for var in node.inputs):
+        a, b, q = broadcast_batches(builder, [a, b, q])
+    m, n = matrix_size(builder, node, a, 0), matrix_size(builder, node, b, 1)
+    unsqueeze = builder.int64s
+    # K[..., i, j, k, l] = A[..., i, k] [j == l] + [i == k] B[..., l, j]
+    a_term = builder.op(
+        "Mul",
+        [
+            builder.op("Unsqueeze", [a, unsqueeze([-3, -1])]),
+            builder.op("Unsqueeze", [la.identity(builder, n, dtype), unsqueeze([0, 2])]),
+        ],
+    )
+    b_transposed = la.transpose_last(builder, b, node.outputs[0].type.ndim)
+    b_term = builder.op(
+        "Mul",
+        [
+            builder.op("Unsqueeze", [la.identity(builder, m, dtype), unsqueeze([1, 3])]),
+            builder.op("Unsqueeze", [b_transposed, unsqueeze([-4, -2])]),
+        ],
+    )
+    kron = builder.merge_dims(builder.merge_dims(builder.op("Add", [a_term, b_term]), -4, -2), -2)
+    rhs = builder.op("Unsqueeze", [builder.merge_dims(q, -2), unsqueeze([-1])])
+    static = None if m.static is None or n.static is None else m.static * n.static
+    order = la.size_of(builder, kron, -1, static)
+    ndim = node.outputs[0].type.ndim
+    lu = la.lu_factor(builder, kron, order, ndim, dtype)
+    x = la.lu_solve(builder, lu, rhs, order, ndim, dtype, nan_if_singular=True)
+    return [builder.op("Reshape", [x, builder.shape(q)], {"allowzero": 1})]
 
 
 def qr_sizes(builder: ONNXBuilder, node: Apply, a: ir.Value) -> tuple[la.Size, la.Size, la.Size]:
