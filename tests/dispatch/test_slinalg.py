@@ -961,3 +961,91 @@ def test_solve_sylvester_non_finite_input_gives_nan(symbolic: bool) -> None:
     model = export_onnx([a, b, q], [ptla.solve_sylvester(a, b, q)])
     for (result,) in run_onnx(model, dict(zip("abq", values, strict=True))):
         assert not np.isfinite(result).all()
+
+
+# --------------------------------------------------- discrete algebraic Riccati equations
+def riccati_problem(
+    rng: np.random.Generator, m: int, n: int, dtype: str, batch: tuple[int, ...] = ()
+) -> list[np.ndarray]:
+    """A, B, Q, R of a stabilizable, detectable DARE with positive-definite Q and R."""
+    a = rng.normal(size=(*batch, m, m)) / np.sqrt(max(m, 1))
+    b = rng.normal(size=(*batch, m, n))
+    q_half, r_half = rng.normal(size=(*batch, m, m)), rng.normal(size=(*batch, n, n))
+    q = q_half @ np.swapaxes(q_half, -1, -2) / max(m, 1) + np.eye(m)
+    r = r_half @ np.swapaxes(r_half, -1, -2) / max(n, 1) + np.eye(n)
+    return [x.astype(dtype) for x in (a, b, q, r)]
+
+
+@pytest.mark.parametrize(("m", "n"), [(1, 1), (2, 1), (4, 2), (6, 6)])
+def test_solve_discrete_are(m: int, n: int, floatX: str, symbolic: bool) -> None:
+    rng = np.random.default_rng(50 + m + n)
+    values = riccati_problem(rng, m, n, floatX)
+    ins = [input_like(v, name, symbolic) for v, name in zip(values, "abqr", strict=True)]
+    tol = tolerance(floatX, 10.0, m)
+    compare_onnx_and_py(ins, [ptla.solve_discrete_are(*ins)], values, rtol=tol, atol=tol)
+
+
+def test_solve_discrete_are_batched_broadcasting(floatX: str, symbolic: bool) -> None:
+    rng = np.random.default_rng(51)
+    a, b, q, r = riccati_problem(rng, 3, 2, floatX, batch=(2, 1))
+    values = [a, b[0, 0], q, np.broadcast_to(r[:1], (1, 4, 2, 2)).copy()]
+    values[3] = values[3] + np.arange(4, dtype=floatX)[:, None, None]  # distinct R per column
+    ins = [input_like(v, name, symbolic) for v, name in zip(values, "abqr", strict=True)]
+    out = ptla.solve_discrete_are(*ins)
+    assert out.type.ndim == 4
+    # Against SciPy per problem: PyTensor 3.0's batched QZ fails to compile in Numba.
+    stacks = [np.broadcast_to(v, (2, 4, *v.shape[-2:])).reshape(8, *v.shape[-2:]) for v in values]
+    expected = np.array([scipy.linalg.solve_discrete_are(*p) for p in zip(*stacks, strict=True)])
+    tol = tolerance(floatX, 10.0, 3)
+    for (result,) in run_onnx(export_onnx(ins, [out]), dict(zip("abqr", values, strict=True))):
+        # (PyTensor's graph types the solution float64 for float32 inputs too.)
+        assert result.dtype == out.type.dtype and result.shape == (2, 4, 3, 3)
+        np.testing.assert_allclose(result.reshape(8, 3, 3), expected, rtol=tol, atol=tol)
+
+
+def test_solve_discrete_are_gradient(symbolic: bool) -> None:
+    # PyTensor's gradient solves another DARE and a discrete Lyapunov equation.
+    rng = np.random.default_rng(52)
+    values = riccati_problem(rng, 3, 2, "float64")
+    ins = [input_like(v, name, symbolic) for v, name in zip(values, "abqr", strict=True)]
+    weights = rng.normal(size=(3, 3))
+    cost = (ptla.solve_discrete_are(*ins) * weights).sum()
+    outs = [cost, *pytensor.grad(cost, ins)]
+    compare_onnx_and_py(ins, outs, values, rtol=1e-10, atol=1e-10)
+
+
+def test_solve_discrete_are_slow_convergence() -> None:
+    # A closed loop with spectral radius 1 - 1e-4 (an uncontrollable, barely stable mode):
+    # the doubling needs about twenty steps; X[0, 0] = 1 / (1 - 0.9999**2), about 5000.
+    values = [np.diag([0.9999, 0.5]), np.array([[0.0], [1.0]]), np.eye(2), np.eye(1)]
+    ins = [input_like(v, name) for v, name in zip(values, "abqr", strict=True)]
+    expected = scipy.linalg.solve_discrete_are(*values)
+    for (result,) in run_onnx(
+        export_onnx(ins, [ptla.solve_discrete_are(*ins)]), dict(zip("abqr", values, strict=True))
+    ):
+        np.testing.assert_allclose(result, expected, rtol=1e-12, atol=1e-12 * 5000)
+
+
+@pytest.mark.parametrize("case", ["unstabilizable", "nan"])
+def test_solve_discrete_are_without_solution_gives_nan(case: str, symbolic: bool) -> None:
+    # An unstable mode that B cannot reach has no stabilizing solution: the doubling diverges
+    # (SciPy raises LinAlgError); an input NaN propagates.
+    values = [np.diag([2.0, 0.5]), np.array([[0.0], [1.0]]), np.eye(2), np.eye(1)]
+    if case == "nan":
+        values[0] = np.diag([0.3, 0.5])
+        values[2] = np.array([[1.0, np.nan], [np.nan, 1.0]])
+    ins = [input_like(v, name, symbolic) for v, name in zip(values, "abqr", strict=True)]
+    model = export_onnx(ins, [ptla.solve_discrete_are(*ins)])
+    for (result,) in run_onnx(model, dict(zip("abqr", values, strict=True))):
+        assert np.isnan(result).all()
+
+
+def test_solve_discrete_are_empty(symbolic: bool) -> None:
+    values = [np.zeros((0, 0)), np.zeros((0, 2)), np.zeros((0, 0)), np.eye(2)]
+    ins = [input_like(v, name, symbolic) for v, name in zip(values, "abqr", strict=True)]
+    model = export_onnx(ins, [ptla.solve_discrete_are(*ins)])
+    feeds = dict(zip("abqr", values, strict=True))
+    # onnx.reference cannot run a Loop of zero iterations with scan outputs (the LU's).
+    results = run_onnx(model, feeds) if not symbolic else (ort_session(model).run(None, feeds),)
+    for (result,) in results:
+        assert result.shape == (0, 0)

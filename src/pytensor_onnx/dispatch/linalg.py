@@ -30,7 +30,7 @@ import onnx_ir as ir
 from pytensor_onnx.builder import ONNXBuilder
 from pytensor_onnx.dispatch import _blocked
 from pytensor_onnx.dispatch._blocked import LUResult, permute_rows
-from pytensor_onnx.dispatch._loop import Carry, ScanOut, fori_loop
+from pytensor_onnx.dispatch._loop import Carry, ScanOut, fori_loop, while_any
 from pytensor_onnx.dispatch._numerics import Num
 
 #: Block size of the blocked Cholesky factorization.
@@ -1292,3 +1292,112 @@ def _pade13(builder: ONNXBuilder, x: ir.Value, n: Size, dtype: str) -> tuple[ir.
         ],
     )
     return builder.op("MatMul", [x, odd]), even
+
+
+#: The most doubling steps of :func:`discrete_riccati`.  Step k works with the closed-loop
+#: matrix raised to the power ``2**k``, so a problem whose stabilizing solution exists has
+#: converged long before; one that has not after this many steps has none (or is too close
+#: to having none) and gives NaN.
+RICCATI_MAX_STEPS = 100
+
+
+def discrete_riccati(
+    builder: ONNXBuilder,
+    matrices: Sequence[ir.Value],
+    m: Size,
+    ndim: int,
+    dtype: str,
+) -> ir.Value:
+    """The stabilizing solutions X of ``AᵀXA - X - AᵀXB (R + BᵀXB)⁻¹ BᵀXA + Q = 0``.
+
+    ``matrices`` are A, B, Q, R (shapes ``(..., m, m)``, ``(..., m, n)``, ``(..., m, m)``,
+    ``(..., n, n)``, one batch shape; rank ``ndim``).  The structure-preserving doubling
+    algorithm (Chu, Fan and Lin, "A structure-preserving doubling algorithm for
+    continuous-time algebraic Riccati equations", 2005; its discrete form): from
+    ``A₀ = A``, ``G₀ = B R⁻¹ Bᵀ``, ``H₀ = Q``, every step is
+
+        W = I + G H,  A' = A W⁻¹ A,  G' = G + A W⁻¹ G Aᵀ,  H' = H + Aᵀ H W⁻¹ A
+
+    (one LU of W, one solve with ``[A, G Aᵀ]``), and H converges quadratically to X.  The
+    steps run in one ``Loop`` until every matrix changes by at most ``eps ‖H'‖`` (entrywise
+    1-norms); matrices still changing after :data:`RICCATI_MAX_STEPS` steps, or with an
+    infinite or NaN entry (a diverging iteration, an exactly singular R, an input inf or
+    NaN), are all-NaN.  The result is symmetrized, ``(X + Xᵀ) / 2``, as PyTensor does.
+    """
+    a, b, q, r = matrices
+    r_size = size_of(builder, r, -1, None)
+    b_t = transpose_last(builder, b, ndim)
+    r_inv_b_t = lu_solve(
+        builder,
+        lu_factor(builder, r, r_size, ndim, dtype),
+        b_t,
+        r_size,
+        ndim,
+        dtype,
+        nan_if_singular=True,
+    )
+    g = builder.op("MatMul", [b, r_inv_b_t])
+    eps = float(np.finfo(dtype).eps)
+    # 1 (pending) for every matrix, shaped (1, ..., 1) until the first step's test.
+    pending = builder.op(
+        "Add",
+        [
+            builder.op("ReduceSum", [zeros_like(builder, q, dtype)], {"keepdims": 1}),
+            builder.scalar(1.0, dtype),
+        ],
+    )
+    m_end = builder.op("Unsqueeze", [m.value, builder.int64s([0])])
+    eye = identity(builder, m, dtype)
+
+    def norm(graph: ONNXBuilder, x: ir.Value) -> ir.Value:
+        return graph.op(
+            "ReduceSum", [graph.op("Abs", [x]), graph.int64s([-2, -1])], {"keepdims": 1}
+        )
+
+    def step(num: Num, state: list[ir.Value]) -> tuple[list[ir.Value], ir.Value]:
+        inner = num.builder
+        a_k, g_k, h_k, _, eye_k = state
+        # The identity is carried, not read from the enclosing graph: ONNX Runtime 1.32's
+        # load-time optimizer fails to fold a constant that a Loop body and an enclosing node
+        # both read, and warns on every session.
+        w = inner.op("Add", [eye_k, inner.op("MatMul", [g_k, h_k])])
+        a_t = transpose_last(inner, a_k, ndim)
+        rhs = inner.op("Concat", [a_k, inner.op("MatMul", [g_k, a_t])], {"axis": -1})
+        solved = lu_solve(
+            inner,
+            lu_factor(inner, w, m, ndim, dtype),
+            rhs,
+            m,
+            ndim,
+            dtype,
+            nan_if_singular=True,
+        )
+        axis = inner.int64s([-1])
+        w_inv_a = inner.op("Slice", [solved, inner.int64s([0]), m_end, axis])
+        w_inv_g_a_t = inner.op("Slice", [solved, m_end, inner.int64s([2**62]), axis])
+        h_next = inner.op(
+            "Add", [h_k, inner.op("MatMul", [inner.op("MatMul", [a_t, h_k]), w_inv_a])]
+        )
+        g_next = inner.op("Add", [g_k, inner.op("MatMul", [a_k, w_inv_g_a_t])])
+        a_next = inner.op("MatMul", [a_k, w_inv_a])
+        change = norm(inner, inner.op("Sub", [h_next, h_k]))
+        tolerance = inner.op("Mul", [norm(inner, h_next), inner.scalar(eps, dtype)])
+        more = inner.op("Greater", [change, tolerance])
+        return [a_next, g_next, h_next, inner.cast(more, dtype, "bool"), eye_k], more
+
+    _, _, x, still, _ = while_any(
+        Num(builder, dtype), [a, g, q, pending, eye], step, RICCATI_MAX_STEPS, "riccati_doubling"
+    )
+    symmetric = builder.op(
+        "Mul",
+        [
+            builder.op("Add", [x, transpose_last(builder, x, ndim)]),
+            builder.scalar(0.5, dtype),
+        ],
+    )
+    # A diverging iteration (no stabilizing solution) ends with inf or NaN entries, whose
+    # change is NaN and so never "more": such matrices, like unconverged ones, are all-NaN.
+    finite = compare(builder, "Less", norm(builder, x), builder.scalar(np.inf, dtype))
+    converged = compare(builder, "Equal", still, builder.scalar(0.0, dtype))
+    bad = builder.op("Not", [builder.op("And", [finite, converged])])
+    return nan_where(builder, bad, symmetric, dtype)

@@ -1,8 +1,9 @@
 """Converters for ``pytensor.tensor.slinalg`` (``pytensor.tensor.linalg`` in PyTensor 3).
 
 Cholesky, triangular and general solves, ``cho_solve``, LU, QR, Sylvester equations (so the
-Lyapunov solvers), ``block_diag`` and ``expm``, as single matrices and batched through
-``Blockwise``; the algorithms are in :mod:`pytensor_onnx.dispatch.linalg`.
+Lyapunov solvers), discrete algebraic Riccati equations, ``block_diag`` and ``expm``, as
+single matrices and batched through ``Blockwise``; the algorithms are in
+:mod:`pytensor_onnx.dispatch.linalg`.
 The Op classes live in ``pytensor.tensor.linalg`` in PyTensor 3 and in
 ``pytensor.tensor.slinalg``/``nlinalg`` in PyTensor 2.38 (see :func:`linalg_class`).
 """
@@ -343,6 +344,21 @@ def _solve_sylvester(op: Any, node: Apply, builder: ONNXBuilder) -> Values:
     lu = la.lu_factor(builder, kron, order, ndim, dtype)
     x = la.lu_solve(builder, lu, rhs, order, ndim, dtype, nan_if_singular=True)
     return [builder.op("Reshape", [x, builder.shape(q)], {"allowzero": 1})]
+
+
+@register_core_and_batched(
+    *(cls for module in _LINEAR_CONTROL for cls in optional_classes(module, "SolveDiscreteARE"))
+)
+def _solve_discrete_are(op: Any, node: Apply, builder: ONNXBuilder) -> Values:
+    # PyTensor (as SciPy) takes the stable deflating subspace of a symplectic pencil from the
+    # QZ decomposition, which ONNX cannot build; the doubling algorithm converges to the same
+    # stabilizing solution.
+    dtype = variable_dtype(node.outputs[0])
+    matrices = [builder.input(node, i, dtype) for i in range(4)]
+    if any(var.type.ndim > 2 for var in node.inputs):
+        matrices = broadcast_batches(builder, matrices)
+    m = matrix_size(builder, node, matrices[0])
+    return [la.discrete_riccati(builder, matrices, m, node.outputs[0].type.ndim, dtype)]
 
 
 def qr_sizes(builder: ONNXBuilder, node: Apply, a: ir.Value) -> tuple[la.Size, la.Size, la.Size]:
