@@ -613,6 +613,18 @@ def test_incomplete_inverses_in_float32_models(name: str) -> None:
     assert _max_relative_error(got[kept], want[kept]) < 5e-5
 
 
+def test_float32_beta_inverse_stays_in_the_unit_interval_near_one() -> None:
+    # A converged float32 Halley step rounded to 1.0000004 for y within 1e-4 of 1 (a NaN in
+    # PyMC's StudentT inverse CDF, sqrt(nu / x - nu)); it is limited to the bracket now.
+    y = pt.vector("y", dtype="float64")
+    model = export_onnx([y], [pt.betaincinv(1.5, 0.5, y)], float32=True)
+    near_one = np.float32(1) - np.arange(2000, dtype=np.float32) * np.float32(2**-24)
+    (got,) = ort_session(model).run(None, {"y": near_one})
+    assert np.all((got >= 0) & (got <= 1))
+    want = sp.betaincinv(1.5, 0.5, near_one.astype(np.float64))
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+
+
 @pytest.mark.skipif(not hasattr(pt, "ndtri_exp"), reason="PyTensor has no ndtri_exp")
 def test_ndtri_exp(floatX: str, symbolic: bool) -> None:
     # The three forms (log(2 e^y) in the lower tail, expm1 in the centre and the upper tail),

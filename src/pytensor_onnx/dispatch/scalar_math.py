@@ -943,7 +943,13 @@ def _halley_root(
             body.is_inf(high), body.mul(x, 2.0), body.mul(body.add(low, high), 0.5)
         )
         fallback = body.where(_within(body, log_newton, low, high), log_newton, bisection)
-        new = body.where(body.either(_within(body, halley, low, high), converged), halley, fallback)
+        # A converged step may round just past the bracket (in float32, past 1 for
+        # betaincinv): it is limited to the bracket, which holds the root.
+        new = body.where(
+            body.either(_within(body, halley, low, high), converged),
+            body.clamp(halley, low, high),
+            fallback,
+        )
         # An iterate that no longer moves (a bisection of adjacent floats) is the root too.
         converged = body.either(converged, body.eq(new, x))
         new = body.where(body.gt(running, 0.0), new, x)
