@@ -193,17 +193,32 @@ def test_float64_that_rewrites_make_is_converted_too() -> None:
     assert report.passed, str(report)
 
 
-def test_random_draws_are_float32_with_a_warning_that_they_compute_in_float64() -> None:
+def test_continuous_draws_compute_in_float32() -> None:
     rng = pytensor.shared(np.random.default_rng(0), name="rng")
     mu = pt.vector("mu", dtype="float64")
-    draws = pt.random.normal(mu, 2.0, rng=rng)
-    with pytest.warns(UserWarning, match=r"1 random variable\(s\) give float32 draws"):
+    draws = pt.random.normal(mu, 2.0, rng=rng) * pt.random.gamma(2.0, 1.0, size=mu.shape, rng=rng)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
         model = export_onnx([mu], [draws], float32=True)
     assert model.graph.output[0].type.tensor_type.elem_type == FLOAT
-    assert float64_tensors(model)  # the documented exception
+    assert not float64_tensors(model)
     mu_val = np.zeros(20_000, np.float32)
     (out,) = ort_session(model).run(None, {"mu": mu_val, "rng": np.array(7, np.int64)})
-    assert out.dtype == np.float32 and abs(out.std() - 2.0) < 0.05
+    # The product of independent N(0, 2) and Gamma(2) draws has variance 4 * E[G**2] = 24.
+    assert out.dtype == np.float32 and abs(out.std() / np.sqrt(24.0) - 1) < 0.05
+
+
+def test_discrete_draws_compute_in_float64_with_a_warning() -> None:
+    rng = pytensor.shared(np.random.default_rng(0), name="rng")
+    rate = pt.vector("rate", dtype="float64")
+    draws = pt.random.poisson(rate, rng=rng) + pt.random.normal(rate, 1.0, rng=rng)
+    with pytest.warns(UserWarning, match=r"1 random variable\(s\) compute their draws in float64"):
+        model = export_onnx([rate], [draws], float32=True)
+    assert model.graph.output[0].type.tensor_type.elem_type == FLOAT
+    assert float64_tensors(model)  # the documented exception
+    rate_val = np.full(20_000, 3.0, np.float32)
+    (out,) = ort_session(model).run(None, {"rate": rate_val, "rng": np.array(7, np.int64)})
+    assert out.dtype == np.float32 and abs(out.mean() / 6.0 - 1) < 0.02
 
 
 def test_float32_export_with_function_and_shared_float64_weights() -> None:

@@ -41,6 +41,7 @@ from pytensor.tensor.random.op import RandomVariable
 from pytensor.tensor.type import TensorType
 
 from pytensor_onnx.dispatch.basic import _node_origin
+from pytensor_onnx.dispatch.random import draws_in_float32
 
 FLOAT64 = "float64"
 FLOAT32 = "float32"
@@ -191,7 +192,7 @@ class _Float32Rebuilder:
         #: Nodes that an earlier conversion left in float64 and reported: not reported again.
         self.reported = reported
         self.kept_float64: list[Apply] = []
-        #: RandomVariable nodes: float32 results, drawn in float64 inside (see the warning).
+        #: RandomVariable nodes whose samplers compute in float64 inside (see the warning).
         self.random_draws: list[Apply] = []
         #: The new nodes that compute in float64 on purpose (kept nodes and draws).
         self.made_float64: list[Apply] = []
@@ -243,8 +244,6 @@ class _Float32Rebuilder:
             self.inline_blockwise(node)
             return
         inputs = [self.get(i) for i in node.inputs]
-        if isinstance(node.op, RandomVariable) and node not in self.reported:
-            self.random_draws.append(node)
         if isinstance(node.op, OpFromGraph):
             self.inline(node, inputs)
             return
@@ -255,8 +254,14 @@ class _Float32Rebuilder:
             new_outputs = self.remake(node, inputs)
         if new_outputs is None:
             new_outputs = self.keep_float64(node, inputs)
-        if isinstance(node.op, RandomVariable):
-            self.made_float64.append(new_outputs[0].owner)
+        made = new_outputs[0].owner
+        if isinstance(node.op, RandomVariable) and (
+            made is None or not draws_in_float32(made.op, new_outputs[1].type.dtype)
+        ):
+            if node not in self.reported:
+                self.random_draws.append(node)
+            if made is not None:
+                self.made_float64.append(made)
         for old, new in zip(node.outputs, new_outputs, strict=True):
             copy_stack_trace(old, new)
             self.memo[old] = new
@@ -397,10 +402,10 @@ def _convert(
         )
     if rebuilder.random_draws:
         warnings.warn(
-            f"float32 conversion: {len(rebuilder.random_draws)} random variable(s) give float32 "
-            "draws but compute them in float64 inside (the samplers need 53-bit uniforms and "
-            "float64 arithmetic for exact tails and for counts above 2**24), so the model "
-            "holds float64 tensors:\n"
+            f"float32 conversion: {len(rebuilder.random_draws)} random variable(s) compute "
+            "their draws in float64 inside (discrete distributions need float64 arithmetic "
+            "for counts above 2**24; see docs/random.md for the samplers that compute in "
+            "float32), so the model holds float64 tensors:\n"
             + "\n".join(_describe(node) for node in rebuilder.random_draws),
             UserWarning,
             stacklevel=3,

@@ -7,6 +7,7 @@ makes every test deterministic.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -29,6 +30,7 @@ from pytensor_onnx.dispatch._random import (
     threefry2x32,
 )
 from pytensor_onnx.dispatch.random import generator_from_seed, seed_from_generator
+from pytensor_onnx.precision import float64_tensors
 from tests.compare import OPSETS, ort_session
 
 #: onnx.reference evaluates both sides of every ``Where`` with NumPy, which warns about the
@@ -449,6 +451,40 @@ def test_continuous_goodness_of_fit(
     assert np.all(draws >= np.asarray(support_low, dtype)) and np.all(
         draws <= np.asarray(support_high, dtype)
     )
+
+
+@pytest.mark.parametrize(("name", "make", "dist"), CONTINUOUS, ids=[c[0] for c in CONTINUOUS])
+def test_continuous_goodness_of_fit_in_float32_only_exports(
+    name: str, make: Callable[..., Any], dist: Any
+) -> None:
+    # float32=True: a float64 graph's draws are computed in float32 (24-bit uniforms): the
+    # model holds no float64 tensor, and the conversion has nothing to warn about.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = export_onnx([], [make(_rng(), "float64", (N_DRAWS,))], float32=True)
+    assert not [w for w in caught if "float32 conversion" in str(w.message)]
+    assert not float64_tensors(model)
+    (draws,) = ort_session(model).run(None, {"seed": np.array(12345, np.int64)})
+    assert draws.dtype == np.float32 and np.all(np.isfinite(draws))
+    assert st.kstest(draws.astype(np.float64), dist.cdf).pvalue > P_MIN
+    support_low, support_high = dist.support()
+    assert np.all(draws >= np.float32(support_low)) and np.all(draws <= np.float32(support_high))
+
+
+def test_float32_uniforms_have_24_bits() -> None:
+    # In float32-only exports a uniform is k / 2**24 with k the top 24 bits of the first
+    # word (the counter layout of the float64 test above).
+    seed, count = 987654321, 300
+    x = pt.random.uniform(size=count, rng=_rng())
+    model = export_onnx([], [x], float32=True)
+    (got,) = ort_session(model).run(None, {"seed": np.array(seed, np.int64)})
+    key = threefry_numpy((seed, 0), (np.zeros(1, np.uint32),) * 2)
+    high, _ = threefry_numpy(
+        (int(key[0][0]), int(key[1][0])),
+        (np.arange(count, dtype=np.uint32), np.zeros(count, np.uint32)),
+    )
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, (high >> np.uint32(8)).astype(np.float32) * 2.0**-24)
 
 
 def _chi_square_p(draws: np.ndarray, dist: Any) -> float:

@@ -127,6 +127,10 @@ class RandomStream:
     count
         The number of elements (0-d int64) when the counter is every element's flat index
         ``0 .. count - 1`` (a view of some elements only has ``None``): :meth:`pairs` needs it.
+    dtype
+        The dtype of the uniforms (:meth:`uniform`) and of the draws made from them:
+        ``float64``, or ``float32`` for samplers that compute in float32 (in float32-only
+        exports).
     """
 
     builder: ONNXBuilder
@@ -135,14 +139,17 @@ class RandomStream:
     lanes: int = 1
     lane_index: int = 0
     count: ir.Value | None = None
+    dtype: str = "float64"
 
     @classmethod
-    def create(cls, builder: ONNXBuilder, seed: ir.Value, count: ir.Value) -> RandomStream:
+    def create(
+        cls, builder: ONNXBuilder, seed: ir.Value, count: ir.Value, dtype: str = "float64"
+    ) -> RandomStream:
         """The stream of a new node drawing ``count`` (0-d int64) elements from ``seed``
-        (0-d int64); its stream number is the next of the model."""
+        (0-d int64) in ``dtype``; its stream number is the next of the model."""
         stream = (builder.scalar(builder.next_stream(), "uint32"), builder.scalar(0, "uint32"))
         key = threefry2x32(builder, split_words(builder, seed), stream)
-        return cls(builder, key, _flat_index(builder, count), count=count)
+        return cls(builder, key, _flat_index(builder, count), count=count, dtype=dtype)
 
     def pairs(self) -> RandomStream:
         """The view whose element ``j`` is the pair of elements ``2 j`` and ``2 j + 1`` of
@@ -184,15 +191,28 @@ class RandomStream:
         return threefry2x32(b, self.key, self.counter, word_value)
 
     def uniform(self, word: int | ir.Value, *, open_interval: bool = False) -> ir.Value:
-        """Float64 uniforms per element (1-D) from draw ``word``.
+        """Uniforms per element (1-D, in the stream's dtype) from draw ``word``.
 
         ``open_interval=False``: ``k / 2**53`` for a 53-bit ``k``, in ``[0, 1)`` (NumPy's
         interval).  ``open_interval=True``: ``(2 k + 1) / 2**53`` for a 52-bit ``k``, in
         ``[2**-53, 1 - 2**-53]``, never 0 or 1 (for transforms that take a logarithm);
-        ``1 - u`` is exact then.  Both are exact in float64 (no rounding).
+        ``1 - u`` is exact then.  Both are exact in float64 (no rounding).  In float32 the
+        same with 24 bits (``k / 2**24``, or ``(2 k + 1) / 2**24`` for a 23-bit ``k``), from
+        the first word of the Threefry pair, as NumPy's float32 ``random``.
         """
         b = self.builder
         high, low = self.bits(word)
+        if self.dtype == "float32":
+            kept = 24 if not open_interval else 23
+            shifted = b.op(
+                "BitShift", [high, b.scalar(32 - kept, "uint32")], {"direction": "RIGHT"}
+            )
+            k = b.cast(shifted, "float32", "uint32")
+            if open_interval:
+                k = b.op(
+                    "Add", [b.op("Mul", [k, b.scalar(2.0, "float32")]), b.scalar(1.0, "float32")]
+                )
+            return b.op("Mul", [k, b.scalar(2.0**-24, "float32")])
         high_bits = 27 if not open_interval else 26
         top = b.op("BitShift", [high, b.scalar(32 - high_bits, "uint32")], {"direction": "RIGHT"})
         bottom = b.op("BitShift", [low, b.scalar(6, "uint32")], {"direction": "RIGHT"})
@@ -214,15 +234,17 @@ def compute_where(
     values: list[ir.Value],
     compute: Callable[[list[ir.Value]], ir.Value],
     fill: bool | float = 0.0,
+    dtype: str = "float64",
 ) -> ir.Value:
-    """``compute`` (1-D, float64 or, with a bool ``fill``, bool) of the entries of the 1-D
-    ``values`` where the 1-D bool ``where`` holds, ``fill`` elsewhere.  Only those entries
-    are gathered and computed: an expensive term that few elements need (a slow acceptance
-    test) costs little."""
+    """``compute`` (1-D, of ``dtype`` or, with a bool ``fill``, bool) of the entries of the
+    1-D ``values`` where the 1-D bool ``where`` holds, ``fill`` elsewhere.  Only those
+    entries are gathered and computed: an expensive term that few elements need (a slow
+    acceptance test) costs little."""
     b = builder
     index = b.op("Reshape", [b.op("NonZero", [where]), b.int64s([-1])])
     result = compute([b.op("Gather", [value, index]) for value in values])
-    base = b.op("ConstantOfShape", [b.shape(where)], {"value": ir.tensor(np.array([fill]))})
+    filled = np.array([fill], dtype=bool if isinstance(fill, bool) else dtype)
+    base = b.op("ConstantOfShape", [b.shape(where)], {"value": ir.tensor(filled)})
     return b.op("ScatterElements", [base, index, result])
 
 
@@ -232,21 +254,23 @@ def draw_where(
     params: list[ir.Value],
     draw: Callable[[RandomStream, list[ir.Value]], ir.Value],
 ) -> ir.Value:
-    """``draw`` (float64) for the elements where the 1-D bool ``where`` holds, 0 elsewhere
-    (:func:`compute_where`); an element's draw is the one it would have on the whole
-    stream."""
+    """``draw`` (in the stream's dtype) for the elements where the 1-D bool ``where`` holds,
+    0 elsewhere (:func:`compute_where`); an element's draw is the one it would have on the
+    whole stream."""
 
     def subset(values: list[ir.Value]) -> ir.Value:
         low, high, *gathered = values
         return draw(replace(stream, counter=(low, high), count=None), gathered)
 
-    return compute_where(stream.builder, where, [*stream.counter, *params], subset)
+    return compute_where(
+        stream.builder, where, [*stream.counter, *params], subset, dtype=stream.dtype
+    )
 
 
-#: One rejection round: the loop body's ``Num`` (float64), the stream drawing in the body for
-#: the pending elements only, the 0-d int64 round number and the parameters of the pending
-#: elements give the candidates (float64) and where they are accepted (bool), one per pending
-#: element.
+#: One rejection round: the loop body's ``Num`` (of the stream's dtype), the stream drawing in
+#: the body for the pending elements only, the 0-d int64 round number and the parameters of
+#: the pending elements give the candidates and where they are accepted (bool), one per
+#: pending element.
 Proposal = Callable[[Num, RandomStream, ir.Value, list[ir.Value]], tuple[ir.Value, ir.Value]]
 
 
@@ -291,7 +315,7 @@ def rejection_sample(
     stream
         The node's stream (or a lane of it), drawing in the graph that holds the loop.
     params
-        1-D float64 parameters, one entry per element (at least one).
+        1-D parameters of the stream's dtype, one entry per element (at least one).
     propose
         One round (see :data:`Proposal`).
     name
@@ -301,18 +325,20 @@ def rejection_sample(
         (e.g. the elements that another algorithm of the same distribution draws).
     """
     b = stream.builder
+    dtype = stream.dtype
     body = LoopBody(b, name)
     inner = body.inner
     if where is None:
-        first, accepted = propose(Num(b, "float64"), stream, b.scalar(0, "int64"), params)
-        initial = b.op("Where", [accepted, first, b.scalar(0.0, "float64")])
+        first, accepted = propose(Num(b, dtype), stream, b.scalar(0, "int64"), params)
+        initial = b.op("Where", [accepted, first, b.scalar(0.0, dtype)])
         where = b.op("Not", [accepted])
         round_ = inner.op("Add", [body.iteration, inner.scalar(1, "int64")])
     else:
         shape = b.shape(params[0])
-        initial = b.op("ConstantOfShape", [shape], {"value": ir.tensor(np.zeros(1))})
+        zero = ir.tensor(np.zeros(1, dtype=dtype))
+        initial = b.op("ConstantOfShape", [shape], {"value": zero})
         round_ = body.iteration
-    result = body.carry(initial, f"{name}_draws", "float64", params[0].shape)
+    result = body.carry(initial, f"{name}_draws", dtype, params[0].shape)
     pending = body.carry(where, f"{name}_pending", "bool", params[0].shape)
     index = inner.op("Reshape", [inner.op("NonZero", [pending]), inner.int64s([-1])])
 
@@ -322,7 +348,7 @@ def rejection_sample(
     counter = (gather(stream.counter[0]), gather(stream.counter[1]))
     pending_stream = replace(stream, builder=inner, counter=counter, count=None)
     candidate, accepted = propose(
-        Num(inner, "float64"), pending_stream, round_, [gather(p) for p in params]
+        Num(inner, dtype), pending_stream, round_, [gather(p) for p in params]
     )
     taken = inner.op("Compress", [index, accepted], {"axis": 0})
     body.carry_out(

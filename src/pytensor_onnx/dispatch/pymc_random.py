@@ -30,6 +30,7 @@ from pytensor_onnx.dispatch.basic import (
 )
 from pytensor_onnx.dispatch.extra_ops import search_sorted
 from pytensor_onnx.dispatch.random import (
+    FLOAT32_SAMPLERS,
     Transform,
     batch_shape,
     draw_node,
@@ -280,6 +281,12 @@ def _registrar(converter: Callable[..., Sequence[ir.Value]]) -> Callable[[type],
 
 for _module, _name, _transform in TRANSFORMS:
     register_lazy(_module, _name, _registrar(transform_converter(_transform)))
+# The truncated normal's inverse-CDF and tail samplers use the float64 erfc/erfcinv.
+FLOAT32_SAMPLERS.update(
+    f"{module}.{name}"
+    for module, name, _ in TRANSFORMS
+    if module == _CONTINUOUS and name != "TruncatedNormalRV"
+)
 
 register_lazy(_MULTIVARIATE, "StickBreakingWeightsRV", _registrar(_stick_breaking_weights))
 register_lazy(_CONTINUOUS, "InterpolatedRV", _registrar(_interpolated))

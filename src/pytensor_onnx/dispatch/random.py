@@ -4,8 +4,10 @@ A random generator (a shared ``RandomGeneratorType`` variable or an input) is an
 in ONNX (one scalar graph input, named after the variable, ``seed`` if unnamed).  Each
 RandomVariable node draws from its own stream of the Threefry generator of
 :mod:`pytensor_onnx.dispatch._random`, transforms the uniforms in float64 and casts the result
-to the node's dtype.  Its "next generator" output is ``seed + 1``: a function whose update
-feeds it back draws anew on every call, and a chained draw gets a different key.
+to the node's dtype; in float32-only exports (``float32=True``) the samplers of continuous
+distributions (:data:`FLOAT32_SAMPLERS`) compute float32 draws in float32 instead.  Its
+"next generator" output is ``seed + 1``: a function whose update feeds it back draws anew on
+every call, and a chained draw gets a different key.
 
 The draws are not NumPy's bit stream; the contract is distributional and reproducible: the
 same seed gives the same bits in every runtime (see ``docs/random.md``).  Distributions
@@ -24,6 +26,7 @@ import numpy as np
 import onnx_ir as ir
 import pytensor.tensor.random.basic as ptr
 from pytensor.graph.basic import Apply
+from pytensor.graph.op import Op
 from pytensor.tensor.random.op import DefaultGeneratorMakerOp, RandomVariable
 from pytensor.tensor.type_other import NoneTypeT
 
@@ -42,9 +45,35 @@ from pytensor_onnx.dispatch.linalg import cholesky, size_of
 from pytensor_onnx.dispatch.scalar import acos64, expm1, log1p
 from pytensor_onnx.dispatch.scalar_math import gammaln64
 
-#: ``transform(num, stream, params)``: float64 draws (1-D, one per element) from the stream
-#: and the float64 parameters, broadcast and flattened to the draw's shape.
+#: ``transform(num, stream, params)``: draws (1-D, one per element, in the dtype of ``num`` and
+#: of the stream) from the stream and the parameters, broadcast and flattened to the draw's
+#: shape.
 Transform = Callable[[Num, RandomStream, list[ir.Value]], ir.Value]
+
+#: The RandomVariable classes (``module.Name``) whose samplers compute float32 draws in
+#: float32 in float32-only exports (``float32=True``); the others compute in float64 inside
+#: (the discrete ones need float64 for counts above ``2**24``), and the float32 conversion
+#: says so.
+FLOAT32_SAMPLERS: set[str] = set()
+
+
+def qualified_name(cls: type) -> str:
+    """``module.Name`` of a class, as :data:`FLOAT32_SAMPLERS` holds it."""
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def draws_in_float32(op: Op, dtype: str) -> bool:
+    """Whether ``op``'s draws of ``dtype`` are computed in float32 in a float32-only export."""
+    return dtype == "float32" and qualified_name(type(op)) in FLOAT32_SAMPLERS
+
+
+def draw_dtype(node: Apply, builder: ONNXBuilder) -> str:
+    """The dtype a sampler of :data:`FLOAT32_SAMPLERS` computes ``node``'s draws in."""
+    op = node.op
+    assert isinstance(op, RandomVariable)
+    if builder.options.get("float32") and draws_in_float32(op, variable_dtype(node.outputs[1])):
+        return "float32"
+    return "float64"
 
 
 def batch_shape(op: RandomVariable, node: Apply, builder: ONNXBuilder) -> ir.Value:
@@ -77,9 +106,11 @@ def _element_count(builder: ONNXBuilder, shape: ir.Value) -> ir.Value:
     return builder.op("ReduceProd", [with_one], {"keepdims": 0})
 
 
-def flat_param(builder: ONNXBuilder, node: Apply, index: int, shape: ir.Value) -> ir.Value:
-    """Parameter ``index`` of ``node`` in float64, broadcast to ``shape`` and flattened."""
-    value = builder.input(node, index, "float64")
+def flat_param(
+    builder: ONNXBuilder, node: Apply, index: int, shape: ir.Value, dtype: str = "float64"
+) -> ir.Value:
+    """Parameter ``index`` of ``node`` in ``dtype``, broadcast to ``shape`` and flattened."""
+    value = builder.input(node, index, dtype)
     expanded = builder.op("Expand", [value, shape])
     return builder.op("Reshape", [expanded, builder.int64s([-1])])
 
@@ -88,7 +119,8 @@ def box_muller(num: Num, u: ir.Value, v: ir.Value) -> ir.Value:
     """``sqrt(-2 log u) cos(2 pi v)``: a standard normal deviate from two uniforms.
 
     With ``u`` in the open interval of :meth:`RandomStream.uniform`, ``|z|`` reaches 8.57
-    (``u = 2**-53``), so tails are exact down to probabilities of about 1e-17.
+    (``u = 2**-53``), so tails are exact down to probabilities of about 1e-17; in float32,
+    5.77 (``u = 2**-24``, probability 8e-9).
     """
     radius = num.unary("Sqrt", num.mul(-2.0, num.unary("Log", u)))
     return num.mul(radius, num.unary("Cos", num.mul(2.0 * math.pi, v)))
@@ -264,7 +296,7 @@ def _poisson_inversion(num: Num, stream: RandomStream, rate: ir.Value) -> ir.Val
         more = body.both(body.gt(u, cdf), body.gt(p, 0.0))
         more = body.both(more, body.lt(rate, POISSON_INVERSION_MAX))
         p_next = body.mul(p, body.div(rate, body.add(k, 1.0)))
-        k_next = body.add(k, body.builder.cast(more, "float64", "bool"))
+        k_next = body.add(k, body.builder.cast(more, body.dtype, "bool"))
         return [k_next, p_next, body.add(cdf, p_next)], more
 
     zeros = num.mul(rate, 0.0)
@@ -350,7 +382,7 @@ def _binomial_inversion(num: Num, stream: RandomStream, n: ir.Value, p: ir.Value
     :data:`BINOMIAL_INVERSION_MAX` (about ``n p + 1`` steps of one ``while_any`` loop)."""
     u = stream.uniform(0)
     ratio = num.div(p, num.sub(1.0, p))
-    pmf0 = num.unary("Exp", num.mul(n, log1p(num.builder, num.unary("Neg", p), "float64")))
+    pmf0 = num.unary("Exp", num.mul(n, log1p(num.builder, num.unary("Neg", p), num.dtype)))
     active = num.lt(num.mul(n, p), BINOMIAL_INVERSION_MAX)
 
     def step(body: Num, state: list[ir.Value]) -> tuple[list[ir.Value], ir.Value]:
@@ -360,7 +392,7 @@ def _binomial_inversion(num: Num, stream: RandomStream, n: ir.Value, p: ir.Value
         more = body.both(body.both(body.gt(u, cdf), body.gt(pmf, 0.0)), body.lt(k, n))
         more = body.both(more, active)
         pmf_next = body.mul(pmf, body.mul(ratio, body.div(body.sub(n, k), body.add(k, 1.0))))
-        k_next = body.add(k, body.builder.cast(more, "float64", "bool"))
+        k_next = body.add(k, body.builder.cast(more, body.dtype, "bool"))
         return [k_next, pmf_next, body.add(cdf, pmf_next)], more
 
     zeros = num.mul(n, 0.0)
@@ -477,7 +509,7 @@ def _vonmises(num: Num, stream: RandomStream, params: list[ir.Value]) -> ir.Valu
     u = stream.lane(1, 3).uniform(0)
     # w = cos(angle) may round just outside [-1, 1].
     clipped = num.builder.op("Clip", [w, num.val(-1.0), num.val(1.0)])
-    angle = acos64(num.builder, [clipped], "float64")
+    angle = acos64(num.builder, [clipped], num.dtype)
     angle = num.where(num.lt(u, 0.5), num.unary("Neg", angle), angle)
     angle = num.where(
         num.lt(kappa, VONMISES_UNIFORM_MAX), num.mul(math.pi, num.sub(num.mul(2.0, u), 1.0)), angle
@@ -533,7 +565,7 @@ def _hypergeometric(num: Num, stream: RandomStream, params: list[ir.Value]) -> i
             body.mul(body.add(up, 1.0), body.add(body.add(excess, up), 1.0)),
         )
         p_up = body.where(going_up, body.mul(p_up, ratio_up), p_up)
-        up = body.add(up, body.builder.cast(going_up, "float64", "bool"))
+        up = body.add(up, body.builder.cast(going_up, body.dtype, "bool"))
         cdf = body.add(cdf, body.where(going_up, p_up, 0.0))
         result = body.where(body.both(going_up, body.le(u, cdf)), up, result)
         going_down = body.both(body.gt(u, cdf), body.gt(down, low))
@@ -542,7 +574,7 @@ def _hypergeometric(num: Num, stream: RandomStream, params: list[ir.Value]) -> i
             body.mul(body.add(body.sub(good, down), 1.0), body.add(body.sub(sample, down), 1.0)),
         )
         p_down = body.where(going_down, body.mul(p_down, ratio_down), p_down)
-        down = body.sub(down, body.builder.cast(going_down, "float64", "bool"))
+        down = body.sub(down, body.builder.cast(going_down, body.dtype, "bool"))
         cdf = body.add(cdf, body.where(going_down, p_down, 0.0))
         result = body.where(body.both(going_down, body.le(u, cdf)), down, result)
         # Both ends exhausted, or both next terms below P(mode)'s rounding (the rounding of
@@ -579,8 +611,8 @@ def _truncated_exponential(num: Num, stream: RandomStream, params: list[ir.Value
     """Inversion, ``loc - scale log1p(u expm1(-b))`` (SciPy's ``truncexpon``, support
     ``[loc, loc + b scale]``)."""
     b, loc, scale = params
-    tail = expm1(num.builder, num.unary("Neg", b), "float64")
-    standard = num.unary("Neg", log1p(num.builder, num.mul(stream.uniform(0), tail), "float64"))
+    tail = expm1(num.builder, num.unary("Neg", b), num.dtype)
+    standard = num.unary("Neg", log1p(num.builder, num.mul(stream.uniform(0), tail), num.dtype))
     return num.add(loc, num.mul(scale, standard))
 
 
@@ -592,7 +624,9 @@ def wald_transform(num: Num, stream: RandomStream, params: list[ir.Value]) -> ir
     y = num.mul(z, z)
     mean_y = num.mul(mean, y)
     root = num.unary("Sqrt", num.add(num.mul(4.0, num.mul(scale, mean_y)), num.mul(mean_y, mean_y)))
-    x = num.add(mean, num.div(num.mul(mean, num.sub(mean_y, root)), num.mul(2.0, scale)))
+    # mean + mean (mean_y - root) / (2 scale), without the cancellation of mean_y - root
+    # (whose product with mean_y + root is -4 scale mean_y).
+    x = num.sub(mean, num.div(num.mul(2.0, num.mul(mean, mean_y)), num.add(mean_y, root)))
     choose_small = num.le(stream.uniform(2), num.div(mean, num.add(mean, x)))
     return num.where(choose_small, x, num.div(num.mul(mean, mean), x))
 
@@ -626,7 +660,7 @@ def _weibull(num: Num, stream: RandomStream, params: list[ir.Value]) -> ir.Value
 
 def _bernoulli(num: Num, stream: RandomStream, params: list[ir.Value]) -> ir.Value:
     hit = num.lt(stream.uniform(0), params[0])
-    return num.builder.cast(hit, "float64", "bool")
+    return num.builder.cast(hit, num.dtype, "bool")
 
 
 def integers_transform(num: Num, stream: RandomStream, params: list[ir.Value]) -> ir.Value:
@@ -638,15 +672,15 @@ def integers_transform(num: Num, stream: RandomStream, params: list[ir.Value]) -
 
 def _geometric(num: Num, stream: RandomStream, params: list[ir.Value]) -> ir.Value:
     """Inversion: ``ceil(log(u) / log1p(-p))``, at least 1 (trials up to the first success)."""
-    log_q = log1p(num.builder, num.unary("Neg", params[0]), "float64")
+    log_q = log1p(num.builder, num.unary("Neg", params[0]), num.dtype)
     trials = num.unary(
         "Ceil", num.div(num.unary("Log", stream.uniform(0, open_interval=True)), log_q)
     )
     return num.builder.op("Max", [trials, num.val(1.0)])
 
 
-#: The RandomVariables with one value per element, by a transform of float64 uniforms or an
-#: exact rejection sampler (see each function).
+#: The RandomVariables with one value per element, by a transform of uniforms or an exact
+#: rejection sampler (see each function).
 TRANSFORMS: dict[type[RandomVariable], Transform] = {
     ptr.UniformRV: _uniform,
     ptr.NormalRV: _location_scale(standard_normal),
@@ -688,16 +722,17 @@ def draw_node(
     *,
     count: ir.Value | None = None,
     dtype: str = "float64",
+    stream_dtype: str = "float64",
 ) -> list[ir.Value]:
     """The two outputs of a RandomVariable node: the next seed and the draws.
 
     ``draws`` gets the node's stream (over ``count`` elements, 0-d int64; by default those of
-    ``shape``) and returns the flat draws in ``dtype``, reshaped to ``shape`` and cast to the
-    node's dtype here.
+    ``shape``; its uniforms in ``stream_dtype``) and returns the flat draws in ``dtype``,
+    reshaped to ``shape`` and cast to the node's dtype here.
     """
     seed = builder.input(node, 0)
     elements = _element_count(builder, shape) if count is None else count
-    flat = draws(RandomStream.create(builder, seed, elements))
+    flat = draws(RandomStream.create(builder, seed, elements, stream_dtype))
     values = builder.op("Reshape", [flat, shape], {"allowzero": 1})
     values = builder.cast(values, variable_dtype(node.outputs[1]), dtype)
     return [builder.op("Add", [seed, builder.scalar(1, "int64")]), values]
@@ -705,13 +740,19 @@ def draw_node(
 
 def transform_converter(transform: Transform) -> Callable[..., Sequence[ir.Value]]:
     """The converter of a RandomVariable whose draws are ``transform`` of its parameters
-    (each broadcast to the draws' shape and flattened, in float64)."""
+    (each broadcast to the draws' shape and flattened, in the :func:`draw_dtype`)."""
 
     def convert(op: RandomVariable, node: Apply, builder: ONNXBuilder) -> list[ir.Value]:
         shape = batch_shape(op, node, builder)
-        params = [flat_param(builder, node, i, shape) for i in range(2, len(node.inputs))]
+        work = draw_dtype(node, builder)
+        params = [flat_param(builder, node, i, shape, work) for i in range(2, len(node.inputs))]
         return draw_node(
-            node, builder, shape, lambda stream: transform(Num(builder, "float64"), stream, params)
+            node,
+            builder,
+            shape,
+            lambda stream: transform(Num(builder, work), stream, params),
+            dtype=work,
+            stream_dtype=work,
         )
 
     return convert
@@ -719,6 +760,8 @@ def transform_converter(transform: Transform) -> Callable[..., Sequence[ir.Value
 
 for _cls, _transform in TRANSFORMS.items():
     onnx_funcify.register(_cls)(transform_converter(_transform))
+    if _cls.__dict__.get("dtype") == "floatX":  # continuous: the discrete stay in float64
+        FLOAT32_SAMPLERS.add(qualified_name(_cls))
 
 
 @onnx_funcify.register(ptr.CategoricalRV)
@@ -754,12 +797,13 @@ def _dirichlet(op: RandomVariable, node: Apply, builder: ONNXBuilder) -> list[ir
     """Normalized gamma variates of shapes ``alpha``, in log space (a softmax of their
     logarithms), so that components with tiny ``alpha`` keep their share instead of all
     underflowing to 0/0."""
-    alpha = builder.input(node, 2, "float64")
+    work = draw_dtype(node, builder)
+    alpha = builder.input(node, 2, work)
     categories = builder.dim(alpha, -1)
     shape = builder.op("Concat", [batch_shape(op, node, builder), categories], {"axis": 0})
     flat_alpha = builder.op("Reshape", [builder.op("Expand", [alpha, shape]), builder.int64s([-1])])
     rows = builder.op("Concat", [builder.int64s([-1]), categories], {"axis": 0})
-    num = Num(builder, "float64")
+    num = Num(builder, work)
 
     def draws(stream: RandomStream) -> ir.Value:
         log_gamma = builder.op("Reshape", [log_standard_gamma(num, stream, flat_alpha), rows])
@@ -768,7 +812,7 @@ def _dirichlet(op: RandomVariable, node: Apply, builder: ONNXBuilder) -> list[ir
         total = builder.op("ReduceSum", [weights, builder.int64s([1])], {"keepdims": 1})
         return builder.op("Reshape", [num.div(weights, total), builder.int64s([-1])])
 
-    return draw_node(node, builder, shape, draws)
+    return draw_node(node, builder, shape, draws, dtype=work, stream_dtype=work)
 
 
 @onnx_funcify.register(ptr.MvNormalRV)
@@ -780,24 +824,25 @@ def _multivariate_normal(op: RandomVariable, node: Apply, builder: ONNXBuilder) 
     the same distribution, but a singular covariance (which ``svd``/``eigh`` accept) gives NaN
     draws, as PyTensor's ``Cholesky`` of it does.
     """
-    mean = builder.input(node, 2, "float64")
-    cov = builder.input(node, 3, "float64")
+    work = draw_dtype(node, builder)
+    mean = builder.input(node, 2, work)
+    cov = builder.input(node, 3, work)
     cov_var = node.inputs[3]
     n = size_of(builder, cov, -1, cov_var.type.shape[-1])
-    lower = cholesky(builder, cov, n, cov_var.type.ndim, "float64")
+    lower = cholesky(builder, cov, n, cov_var.type.ndim, work)
     shape = builder.op(
         "Concat", [batch_shape(op, node, builder), builder.dim(mean, -1)], {"axis": 0}
     )
     flat_mean = builder.op("Reshape", [builder.op("Expand", [mean, shape]), builder.int64s([-1])])
     columns = builder.op("Concat", [shape, builder.int64s([1])], {"axis": 0})
-    num = Num(builder, "float64")
+    num = Num(builder, work)
 
     def draws(stream: RandomStream) -> ir.Value:
         z = builder.op("Reshape", [standard_normal(num, stream), columns])
         scaled = builder.op("Reshape", [builder.op("MatMul", [lower, z]), builder.int64s([-1])])
         return num.add(flat_mean, scaled)
 
-    return draw_node(node, builder, shape, draws)
+    return draw_node(node, builder, shape, draws, dtype=work, stream_dtype=work)
 
 
 @dataclass(frozen=True)
@@ -862,6 +907,9 @@ def _multinomial(op: RandomVariable, node: Apply, builder: ONNXBuilder) -> list[
         return builder.op("Reshape", [table_draws, builder.int64s([-1])])
 
     return draw_node(node, builder, shape, draws)
+
+
+FLOAT32_SAMPLERS.update(qualified_name(cls) for cls in (ptr.DirichletRV, ptr.MvNormalRV))
 
 
 @onnx_funcify.register(DefaultGeneratorMakerOp)
