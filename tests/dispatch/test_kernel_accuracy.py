@@ -296,8 +296,11 @@ def test_sin_cos_near_their_zeros() -> None:
 
 
 # --------------------------------------------------------- converters, end to end
-def _export_and_run(fn: Callable[[pt.TensorVariable], pt.TensorVariable], x: np.ndarray) -> Any:
-    v = pt.vector("x", dtype=str(x.dtype))
+def _export_and_run(
+    fn: Callable[[pt.TensorVariable], pt.TensorVariable], x: np.ndarray, *, static: bool = False
+) -> Any:
+    # A static shape of a few elements selects the converters' forms for few elements.
+    v = pt.tensor("x", dtype=str(x.dtype), shape=x.shape if static else (None,))
     model = export_onnx([v], [fn(v)])
     return ort_session(model).run(None, {model.graph.input[0].name: x})[0]
 
@@ -377,7 +380,9 @@ def test_sin_tan_keep_the_sign_of_zero() -> None:
     # branch, and its optimizer drops an Add of 0 and swaps the branches of Where(Not(c)).
     x = np.array([-0.0, 0.0, -1e-300, 2.0])
     for fn, reference in [(pt.sin, np.sin), (pt.tan, np.tan)]:
-        np.testing.assert_array_equal(np.signbit(_export_and_run(fn, x)), np.signbit(reference(x)))
+        for static in (False, True):
+            got = _export_and_run(fn, x, static=static)
+            np.testing.assert_array_equal(np.signbit(got), np.signbit(reference(x)))
 
 
 # --------------------------------------------------------------- sigmoid (issue #20)
