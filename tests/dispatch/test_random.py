@@ -717,6 +717,19 @@ def test_normal_pairs_are_independent_and_prefix_stable() -> None:
             np.testing.assert_allclose(dynamic, longest[:size], rtol=1e-15)
 
 
+def test_float32_normal_pairs_are_independent() -> None:
+    # A float32 stream takes both uniforms of a Box-Muller pair from one Threefry call.
+    model = export_onnx([], [pt.random.normal(size=200_000, rng=_rng())], float32=True)
+    (draws,) = ort_session(model).run(None, {"seed": np.array(11, np.int64)})
+    assert draws.dtype == np.float32
+    even, odd = draws[0::2].astype(np.float64), draws[1::2].astype(np.float64)
+    for half in (even, odd):
+        assert st.kstest(half, "norm").pvalue > P_MIN
+    bound = 4 / np.sqrt(even.size)
+    assert abs(np.corrcoef(even, odd)[0, 1]) < bound
+    assert abs(np.corrcoef(even**2, odd**2)[0, 1]) < bound
+
+
 # --------------------------------------------------------------- shapes and broadcasting
 def test_parameters_broadcast_without_size() -> None:
     loc = pt.dmatrix("loc")

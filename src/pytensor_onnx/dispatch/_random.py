@@ -203,16 +203,7 @@ class RandomStream:
         b = self.builder
         high, low = self.bits(word)
         if self.dtype == "float32":
-            kept = 24 if not open_interval else 23
-            shifted = b.op(
-                "BitShift", [high, b.scalar(32 - kept, "uint32")], {"direction": "RIGHT"}
-            )
-            k = b.cast(shifted, "float32", "uint32")
-            if open_interval:
-                k = b.op(
-                    "Add", [b.op("Mul", [k, b.scalar(2.0, "float32")]), b.scalar(1.0, "float32")]
-                )
-            return b.op("Mul", [k, b.scalar(2.0**-24, "float32")])
+            return _float32_uniform(b, high, open_interval)
         high_bits = 27 if not open_interval else 26
         top = b.op("BitShift", [high, b.scalar(32 - high_bits, "uint32")], {"direction": "RIGHT"})
         bottom = b.op("BitShift", [low, b.scalar(6, "uint32")], {"direction": "RIGHT"})
@@ -226,6 +217,28 @@ class RandomStream:
         if open_interval:
             k = b.op("Add", [b.op("Mul", [k, b.scalar(2.0, "float64")]), b.scalar(1.0, "float64")])
         return b.op("Mul", [k, b.scalar(2.0**-53, "float64")])
+
+    def uniform_pair(self, word: int | ir.Value) -> tuple[ir.Value, ir.Value]:
+        """Two float32 uniforms per element from the two words of one call of draw ``word``:
+        the first in the open interval, the second in ``[0, 1)`` (see :meth:`uniform`), for
+        the pairs that Box-Muller takes (half the Threefry calls of two :meth:`uniform`)."""
+        if self.dtype != "float32":
+            raise ValueError("RandomStream.uniform_pair: only float32 streams draw pairs")
+        high, low = self.bits(word)
+        b = self.builder
+        return _float32_uniform(b, high, open_interval=True), _float32_uniform(b, low, False)
+
+
+def _float32_uniform(builder: ONNXBuilder, bits: ir.Value, open_interval: bool) -> ir.Value:
+    """A float32 uniform from the top 24 bits of the uint32 ``bits`` (``k / 2**24``), or
+    strictly inside ``(0, 1)`` from the top 23 (``(2 k + 1) / 2**24``); exact."""
+    b = builder
+    kept = 23 if open_interval else 24
+    shifted = b.op("BitShift", [bits, b.scalar(32 - kept, "uint32")], {"direction": "RIGHT"})
+    k = b.cast(shifted, "float32", "uint32")
+    if open_interval:
+        k = b.op("Add", [b.op("Mul", [k, b.scalar(2.0, "float32")]), b.scalar(1.0, "float32")])
+    return b.op("Mul", [k, b.scalar(2.0**-24, "float32")])
 
 
 def compute_where(

@@ -126,24 +126,35 @@ def box_muller(num: Num, u: ir.Value, v: ir.Value) -> ir.Value:
     return num.mul(radius, num.unary("Cos", num.mul(2.0 * math.pi, v)))
 
 
+def _box_muller_uniforms(
+    stream: RandomStream, words: tuple[int | ir.Value, int | ir.Value]
+) -> tuple[ir.Value, ir.Value]:
+    """The uniforms of Box-Muller: the open-interval one from word ``words[0]``, the other
+    from ``words[1]``; a float32 stream takes both from the one call of ``words[0]``."""
+    first, second = words
+    if stream.dtype == "float32":
+        return stream.uniform_pair(first)
+    return stream.uniform(first, open_interval=True), stream.uniform(second)
+
+
 def standard_normal(
     num: Num, stream: RandomStream, words: tuple[int | ir.Value, int | ir.Value] = (0, 1)
 ) -> ir.Value:
-    """Standard normal deviates by Box-Muller from uniform ``words`` (default 0 and 1).
+    """Standard normal deviates by Box-Muller from uniform ``words`` (default 0 and 1; a
+    float32 stream uses the first only, see :func:`_box_muller_uniforms`).
 
     Where the stream covers every element of a draw, one pair of uniforms gives two
     deviates, ``r cos(2 pi v)`` for element ``2 j`` and ``r sin(2 pi v)`` for ``2 j + 1``
     (independent standard normals): half the random bits and logarithms.  A view of some
     elements (a rejection round's pending ones) draws one deviate per element.
     """
-    first, second = words
     if stream.count is None:
-        return box_muller(num, stream.uniform(first, open_interval=True), stream.uniform(second))
+        return box_muller(num, *_box_muller_uniforms(stream, words))
     pairs = stream.pairs()
     b = num.builder
-    log_u = num.unary("Log", pairs.uniform(first, open_interval=True))
-    radius = num.unary("Sqrt", num.mul(-2.0, log_u))
-    angle = num.mul(2.0 * math.pi, pairs.uniform(second))
+    u, v = _box_muller_uniforms(pairs, words)
+    radius = num.unary("Sqrt", num.mul(-2.0, num.unary("Log", u)))
+    angle = num.mul(2.0 * math.pi, v)
     axis = b.int64s([1])
     both = b.op(
         "Concat",
