@@ -140,6 +140,21 @@ def censored_student_t() -> pm.Model:
     return model
 
 
+def hsgp_rational_quadratic() -> pm.Model:
+    # The HSGP's basis weights are scaled by the rational quadratic kernel's spectral
+    # density, a Bessel K of real order alpha - 1/2 (kv). PyTensor has no gradient of kv in
+    # its order, so alpha is fixed.
+    x = np.linspace(0.0, 10.0, 40)[:, None]
+    y = np.sin(x[:, 0]) + 0.2 * RNG.normal(size=40)
+    with pm.Model() as model:
+        ls = pm.Gamma("ls", 2.0, 1.0)
+        cov = pm.gp.cov.RatQuad(1, alpha=2.3, ls=ls)
+        f = pm.gp.HSGP(m=[15], c=1.5, cov_func=cov).prior("f", X=x)
+        sigma = pm.HalfNormal("sigma", 1.0)
+        pm.Normal("y", f, sigma, observed=y)
+    return model
+
+
 MODELS: dict[str, Callable[[], pm.Model]] = {
     "linear_regression": linear_regression,
     "eight_schools": eight_schools,
@@ -150,6 +165,7 @@ MODELS: dict[str, Callable[[], pm.Model]] = {
     "normal_mixture": normal_mixture,
     "dirichlet_multinomial": dirichlet_multinomial,
     "censored_student_t": censored_student_t,
+    "hsgp_rational_quadratic": hsgp_rational_quadratic,
 }
 
 
