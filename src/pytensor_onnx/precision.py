@@ -25,8 +25,10 @@ from typing import Any
 import numpy as np
 import onnx
 import onnx.inliner
+import pytensor
 import pytensor.scalar as ps
 import pytensor.tensor as pt
+import pytensor.tensor.linalg as ptla
 from pytensor.compile.builders import OpFromGraph
 from pytensor.graph.basic import Apply, Constant, Variable
 from pytensor.graph.fg import FunctionGraph
@@ -184,6 +186,15 @@ def _make_outputs(op: Op, inputs: list[Variable], node: Apply) -> list[Variable]
     return list(new_node.outputs)
 
 
+#: PyTensor's symbolic ops (``OpFromGraph``, also inside ``Blockwise``) that have converters
+#: of their own because their inner graphs cannot be converted (they are built on ``Schur``
+#: and ``QZ``): re-made in float32 by the PyTensor function that builds them, not inlined.
+_REBUILT: dict[str, Callable[..., Variable]] = {
+    "SolveSylvester": ptla.solve_sylvester,
+    "SolveDiscreteARE": ptla.solve_discrete_are,
+}
+
+
 class _Float32Rebuilder:
     """Rebuilds a graph in float32, remembering old -> new variables."""
 
@@ -240,6 +251,16 @@ class _Float32Rebuilder:
         return [self.get(out) for out in outputs]
 
     def convert_node(self, node: Apply) -> None:
+        core = node.op.core_op if isinstance(node.op, Blockwise) else node.op
+        rebuild = _REBUILT.get(type(core).__name__) if isinstance(core, OpFromGraph) else None
+        if rebuild is not None:
+            # Their own constants (PyTensor's eye, zeros) take floatX: float32, as if written
+            # in float32.
+            with pytensor.config.change_flags(floatX="float32"):
+                new = rebuild(*(self.get(i) for i in node.inputs))
+            copy_stack_trace(node.outputs[0], new)
+            self.memo[node.outputs[0]] = new
+            return
         if isinstance(node.op, Blockwise) and isinstance(node.op.core_op, OpFromGraph):
             self.inline_blockwise(node)
             return

@@ -8,6 +8,7 @@ small multiple of machine epsilon; float32 runs on well-conditioned matrices onl
 from __future__ import annotations
 
 import importlib
+import warnings
 from typing import Any
 
 import numpy as np
@@ -21,6 +22,7 @@ from pytensor.tensor.blockwise import Blockwise
 from pytensor_onnx import export_onnx
 from pytensor_onnx.dispatch import UnsupportedOpError
 from pytensor_onnx.export import capture
+from pytensor_onnx.precision import float64_tensors
 from tests.compare import compare_onnx_and_py, input_like, ort_session, run_onnx
 
 SIZES = [1, 2, 5, 32, pytest.param(100, marks=pytest.mark.slow)]
@@ -1049,3 +1051,34 @@ def test_solve_discrete_are_empty(symbolic: bool) -> None:
     results = run_onnx(model, feeds) if not symbolic else (ort_session(model).run(None, feeds),)
     for (result,) in results:
         assert result.shape == (0, 0)
+
+
+def test_linear_control_solvers_in_float32_models() -> None:
+    # float32=True re-makes the solvers' symbolic ops in float32 (inlined, their graphs would
+    # bring Schur and QZ back): no float64 tensor, float32 accuracy.
+    rng = np.random.default_rng(53)
+    a, b, q, r = riccati_problem(rng, 3, 2, "float64")
+    ins = [pt.matrix(name, dtype="float64") for name in "abqr"]
+    outs = [
+        ptla.solve_discrete_are(*ins),
+        ptla.solve_discrete_lyapunov(0.5 * ins[0], ins[2]),
+        ptla.solve_sylvester(ins[0] + 2 * pt.eye(3), ins[3] + 2 * pt.eye(2), ins[1]),
+    ]
+    cost = sum(out.sum() for out in outs)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = export_onnx(ins, [*outs, pytensor.grad(cost, ins[0])], float32=True)
+    assert not [w for w in caught if "float32 conversion" in str(w.message)]
+    assert not float64_tensors(model)
+    values = [v.astype(np.float32) for v in (a, b, q, r)]
+    got = ort_session(model).run(None, dict(zip("abqr", values, strict=True)))
+    exact = [v.astype(np.float64) for v in values]
+    want = [
+        scipy.linalg.solve_discrete_are(*exact),
+        scipy.linalg.solve_discrete_lyapunov(0.5 * exact[0], exact[2]),
+        scipy.linalg.solve_sylvester(exact[0] + 2 * np.eye(3), exact[3] + 2 * np.eye(2), exact[1]),
+    ]
+    for result, expected in zip(got[:3], want, strict=True):
+        assert result.dtype == np.float32
+        np.testing.assert_allclose(result, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+    assert got[3].dtype == np.float32 and np.all(np.isfinite(got[3]))
