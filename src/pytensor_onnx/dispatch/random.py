@@ -69,9 +69,8 @@ def draws_in_float32(op: Op, dtype: str) -> bool:
 
 def draw_dtype(node: Apply, builder: ONNXBuilder) -> str:
     """The dtype a sampler of :data:`FLOAT32_SAMPLERS` computes ``node``'s draws in."""
-    op = node.op
-    assert isinstance(op, RandomVariable)
-    if builder.options.get("float32") and draws_in_float32(op, variable_dtype(node.outputs[1])):
+    dtype = variable_dtype(node.outputs[1])
+    if builder.options.get("float32") and draws_in_float32(node.op, dtype):
         return "float32"
     return "float64"
 
