@@ -6,6 +6,7 @@ import numpy as np
 import pytensor
 import pytensor.tensor as pt
 import pytest
+from pytensor.tensor import fourier
 from pytensor.tensor.fft import irfft, irfft_op, rfft, rfft_op
 
 from pytensor_onnx import UnsupportedOpError, export_onnx
@@ -93,3 +94,9 @@ def test_lengths_of_unknown_count_are_refused() -> None:
     s = pt.lvector("s")
     with pytest.raises(UnsupportedOpError, match="transform lengths s of unknown length"):
         export_onnx([x, s], [rfft_op(x, s)])
+
+
+def test_complex_fourier_is_refused_with_the_real_alternative() -> None:
+    x = pt.vector("x")
+    with pytest.raises(UnsupportedOpError, match=r"(?s)fourier\.Fourier.*complex.*rfft"):
+        export_onnx([x], [pt.abs(fourier.fft(x, 8, 0))])

@@ -18,6 +18,8 @@ normalization).  Both are built from one-axis ``DFT`` nodes, which ONNX Runtime 
   NumPy); no scaling is needed, as ``IRFFTOp`` does not normalize.  ONNX Runtime's inverse
   ``DFT`` is not used: for lengths that are not powers of two it is off by 4e-8 relative in
   float64 (its ``1/n`` is rounded to float32).
+
+``pytensor.tensor.fourier``'s ``Fourier`` (a complex ``fft``) is refused with a reason.
 """
 
 from __future__ import annotations
@@ -28,9 +30,10 @@ import numpy as np
 import onnx_ir as ir
 from pytensor.graph.basic import Apply
 from pytensor.tensor.fft import IRFFTOp, RFFTOp
+from pytensor.tensor.fourier import Fourier
 
 from pytensor_onnx.builder import ONNXBuilder, variable_dtype
-from pytensor_onnx.dispatch.basic import UnsupportedOpError, onnx_funcify
+from pytensor_onnx.dispatch.basic import Refusal, UnsupportedOpError, onnx_funcify
 
 Values = Sequence[ir.Value]
 
@@ -109,3 +112,12 @@ def _irfft(op: IRFFTOp, node: Apply, builder: ONNXBuilder) -> Values:
     signal = _dft(builder, builder.op("Concat", [x, upper], {"axis": last}), last)
     real_part = builder.op("Slice", [signal, builder.int64s([0]), one, builder.int64s([-1])])
     return [builder.op("Squeeze", [real_part, builder.int64s([-1])])]
+
+
+onnx_funcify.register(Fourier)(
+    Refusal(
+        "pytensor.tensor.fourier.fft returns complex values, which the export does not "
+        "represent; for real input use pytensor.tensor.fft.rfft (converted, its spectrum "
+        "as a trailing axis of 2: real, imaginary)"
+    )
+)
