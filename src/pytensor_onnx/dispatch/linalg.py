@@ -931,6 +931,24 @@ def lu_solve(
     )
 
 
+def solve_by_lu(
+    builder: ONNXBuilder,
+    a: ir.Value,
+    b: ir.Value,
+    n: Size,
+    ndim: int,
+    dtype: str,
+    *,
+    solution_ndim: int | None = None,
+) -> ir.Value:
+    """Solve ``a @ x = b`` by the pivoted LU of ``a`` (rank ``ndim``); ``b`` is (..., n, m)
+    and ``x`` has rank ``solution_ndim`` (default ``ndim``).  Exactly singular systems give
+    NaN (see :func:`lu_solve`)."""
+    lu = lu_factor(builder, a, n, ndim, dtype)
+    rank = ndim if solution_ndim is None else solution_ndim
+    return lu_solve(builder, lu, b, n, rank, dtype, nan_if_singular=True)
+
+
 def singular(builder: ONNXBuilder, lu: LUResult, n: Size, ndim: int, dtype: str) -> ir.Value:
     """Whether each factored matrix (rank ``ndim``) has an exact zero pivot, shape
     ``(..., 1, 1)``."""
@@ -1233,8 +1251,8 @@ def expm(builder: ONNXBuilder, a: ir.Value, n: Size, ndim: int, dtype: str) -> i
     )
     scaled = builder.op("Div", [clean, builder.op("Pow", [builder.scalar(2.0, dtype), s])])
     u, v = _pade13(builder, scaled, n, dtype)
-    lu = lu_factor(builder, builder.op("Sub", [v, u]), n, ndim, dtype)
-    r = lu_solve(builder, lu, builder.op("Add", [v, u]), n, ndim, dtype, nan_if_singular=True)
+    denominator, numerator = builder.op("Sub", [v, u]), builder.op("Add", [v, u])
+    r = solve_by_lu(builder, denominator, numerator, n, ndim, dtype)
 
     squarings = builder.cast(s, "int64", dtype)
     every = builder.op(
@@ -1327,25 +1345,10 @@ def discrete_riccati(
     a, b, q, r = matrices
     r_size = size_of(builder, r, -1, None)
     b_t = transpose_last(builder, b, ndim)
-    r_inv_b_t = lu_solve(
-        builder,
-        lu_factor(builder, r, r_size, ndim, dtype),
-        b_t,
-        r_size,
-        ndim,
-        dtype,
-        nan_if_singular=True,
-    )
-    g = builder.op("MatMul", [b, r_inv_b_t])
+    g = builder.op("MatMul", [b, solve_by_lu(builder, r, b_t, r_size, ndim, dtype)])
     eps = float(np.finfo(dtype).eps)
     # 1 (pending) for every matrix, shaped (1, ..., 1) until the first step's test.
-    pending = builder.op(
-        "Add",
-        [
-            builder.op("ReduceSum", [zeros_like(builder, q, dtype)], {"keepdims": 1}),
-            builder.scalar(1.0, dtype),
-        ],
-    )
+    pending = builder.const(np.ones([1] * ndim, dtype=dtype))
     m_end = builder.op("Unsqueeze", [m.value, builder.int64s([0])])
     eye = identity(builder, m, dtype)
 
@@ -1363,15 +1366,7 @@ def discrete_riccati(
         w = inner.op("Add", [eye_k, inner.op("MatMul", [g_k, h_k])])
         a_t = transpose_last(inner, a_k, ndim)
         rhs = inner.op("Concat", [a_k, inner.op("MatMul", [g_k, a_t])], {"axis": -1})
-        solved = lu_solve(
-            inner,
-            lu_factor(inner, w, m, ndim, dtype),
-            rhs,
-            m,
-            ndim,
-            dtype,
-            nan_if_singular=True,
-        )
+        solved = solve_by_lu(inner, w, rhs, m, ndim, dtype)
         axis = inner.int64s([-1])
         w_inv_a = inner.op("Slice", [solved, inner.int64s([0]), m_end, axis])
         w_inv_g_a_t = inner.op("Slice", [solved, m_end, inner.int64s([2**62]), axis])

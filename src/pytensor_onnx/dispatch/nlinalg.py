@@ -49,10 +49,7 @@ Values = Sequence[ir.Value]
 def lu_inverse(builder: ONNXBuilder, a: ir.Value, n: la.Size, ndim: int, dtype: str) -> ir.Value:
     """The inverses of square matrices ``a`` (rank ``ndim``): pivoted LU, then solves with the
     identity.  Exactly singular matrices give NaN (NumPy raises ``LinAlgError``)."""
-    lu = la.lu_factor(builder, a, n, ndim, dtype)
-    return la.lu_solve(
-        builder, lu, la.identity(builder, n, dtype), n, ndim, dtype, nan_if_singular=True
-    )
+    return la.solve_by_lu(builder, a, la.identity(builder, n, dtype), n, ndim, dtype)
 
 
 @register_core_and_batched(linalg_class("MatrixInverse"))
@@ -584,8 +581,7 @@ def _tensor_solve(op: Any, node: Apply, builder: ONNXBuilder) -> Values:
         static = static_product(node.inputs[1].type.shape)
     square, n = as_square(builder, a, dims_product(builder, a, b_ndim, None), static)
     rhs = builder.op("Reshape", [builder.input(node, 1, dtype), builder.int64s([-1, 1])])
-    lu = la.lu_factor(builder, square, n, 2, dtype)
-    x = la.lu_solve(builder, lu, rhs, n, 2, dtype, nan_if_singular=True)
+    x = la.solve_by_lu(builder, square, rhs, n, 2, dtype)
     return [builder.op("Reshape", [x, q_shape])]
 
 

@@ -206,8 +206,7 @@ def _solve(op: Any, node: Apply, builder: ONNXBuilder) -> Values:
         raise UnsupportedOpError.for_node(node, f"Solve with assume_a={assume_a!r}")
     # "sym" (LAPACK sytrf, Bunch-Kaufman) and "banded" are solved with pivoted LU here:
     # the same solution up to rounding.
-    lu = la.lu_factor(builder, a, n, ndim, dtype)
-    x = la.lu_solve(builder, lu, b, n, x_ndim, dtype, nan_if_singular=True)
+    x = la.solve_by_lu(builder, a, b, n, ndim, dtype, solution_ndim=x_ndim)
     return [from_matrix_rhs(builder, x, op.b_ndim)]
 
 
@@ -319,30 +318,29 @@ def _solve_sylvester(op: Any, node: Apply, builder: ONNXBuilder) -> Values:
     if any(var.type.ndim > 2 for var in node.inputs):
         a, b, q = broadcast_batches(builder, [a, b, q])
     m, n = matrix_size(builder, node, a, 0), matrix_size(builder, node, b, 1)
-    unsqueeze = builder.int64s
+    axes = builder.int64s
     # K[..., i, j, k, l] = A[..., i, k] [j == l] + [i == k] B[..., l, j]
     a_term = builder.op(
         "Mul",
         [
-            builder.op("Unsqueeze", [a, unsqueeze([-3, -1])]),
-            builder.op("Unsqueeze", [la.identity(builder, n, dtype), unsqueeze([0, 2])]),
+            builder.op("Unsqueeze", [a, axes([-3, -1])]),
+            builder.op("Unsqueeze", [la.identity(builder, n, dtype), axes([0, 2])]),
         ],
     )
     b_transposed = la.transpose_last(builder, b, node.outputs[0].type.ndim)
     b_term = builder.op(
         "Mul",
         [
-            builder.op("Unsqueeze", [la.identity(builder, m, dtype), unsqueeze([1, 3])]),
-            builder.op("Unsqueeze", [b_transposed, unsqueeze([-4, -2])]),
+            builder.op("Unsqueeze", [la.identity(builder, m, dtype), axes([1, 3])]),
+            builder.op("Unsqueeze", [b_transposed, axes([-4, -2])]),
         ],
     )
     kron = builder.merge_dims(builder.merge_dims(builder.op("Add", [a_term, b_term]), -4, -2), -2)
-    rhs = builder.op("Unsqueeze", [builder.merge_dims(q, -2), unsqueeze([-1])])
+    rhs = builder.op("Unsqueeze", [builder.merge_dims(q, -2), axes([-1])])
     static = None if m.static is None or n.static is None else m.static * n.static
     order = la.size_of(builder, kron, -1, static)
     ndim = node.outputs[0].type.ndim
-    lu = la.lu_factor(builder, kron, order, ndim, dtype)
-    x = la.lu_solve(builder, lu, rhs, order, ndim, dtype, nan_if_singular=True)
+    x = la.solve_by_lu(builder, kron, rhs, order, ndim, dtype)
     return [builder.op("Reshape", [x, builder.shape(q)], {"allowzero": 1})]
 
 
