@@ -1282,16 +1282,12 @@ def _kve_temme(num: Num, mu: ir.Value, x: ir.Value) -> tuple[ir.Value, ir.Value]
     reciprocal_plus = num.add(even, num.mul(mu, odd))  # 1 / Gamma(1 + mu)
     reciprocal_minus = num.sub(even, num.mul(mu, odd))  # 1 / Gamma(1 - mu)
     zero_mu = num.eq(mu, 0.0)
-    pi_mu = num.where(zero_mu, 1.0, num.mul(mu, math.pi))
-    fact = num.where(zero_mu, 1.0, num.div(pi_mu, num.sin_pi(num.where(zero_mu, 1.0, mu))))
+    # pi mu / sin(pi mu) -> 1 and sinh(e) / e -> 1 at 0 (Where keeps the unselected 0/0 out).
+    fact = num.where(zero_mu, 1.0, num.div(num.mul(mu, math.pi), num.sin_pi(mu)))
     e = num.mul(mu, log_2_over_x)
     b = num.builder
     up, down = expm1(b, e, num.dtype), expm1(b, num.unary("Neg", e), num.dtype)
-    sinh_ratio = num.where(
-        num.eq(e, 0.0),
-        1.0,
-        num.div(num.mul(num.sub(up, down), 0.5), num.where(num.eq(e, 0.0), 1.0, e)),
-    )
+    sinh_ratio = num.where(num.eq(e, 0.0), 1.0, num.div(num.mul(num.sub(up, down), 0.5), e))
     cosh_e = num.add(1.0, num.mul(num.add(up, down), 0.5))
     ff = num.mul(
         fact, num.add(num.mul(gam1, cosh_e), num.mul(gam2, num.mul(sinh_ratio, log_2_over_x)))
