@@ -866,14 +866,18 @@ def near_multiple_of_identity(
 SYLVESTER_SIZES = [(1, 1), (2, 3), (5, 4), (7, 7)]
 
 
+def sylvester_problem(rng: np.random.Generator, m: int, n: int, dtype: str) -> list[np.ndarray]:
+    """A (m, m), B (n, n), Q (m, n) of a well-conditioned ``A X + X B = Q``."""
+    return [
+        near_multiple_of_identity(rng, (m, m), 1.0, dtype),
+        near_multiple_of_identity(rng, (n, n), 2.0, dtype),
+        rng.normal(size=(m, n)).astype(dtype),
+    ]
+
+
 @pytest.mark.parametrize(("m", "n"), SYLVESTER_SIZES)
 def test_solve_sylvester(m: int, n: int, floatX: str, symbolic: bool) -> None:
-    rng = np.random.default_rng(20 + m * n)
-    values = [
-        near_multiple_of_identity(rng, (m, m), 1.0, floatX),
-        near_multiple_of_identity(rng, (n, n), 2.0, floatX),
-        rng.normal(size=(m, n)).astype(floatX),
-    ]
+    values = sylvester_problem(np.random.default_rng(20 + m * n), m, n, floatX)
     a, b, q = (input_like(v, name, symbolic) for v, name in zip(values, "abq", strict=True))
     tol = tolerance(floatX, 10.0, m * n)
     compare_onnx_and_py([a, b, q], [ptla.solve_sylvester(a, b, q)], values, rtol=tol, atol=tol)
@@ -923,9 +927,7 @@ def test_sylvester_and_lyapunov_gradients(symbolic: bool) -> None:
     # Lyapunov solver's is its own inner graph differentiated).
     rng = np.random.default_rng(41)
     values = [
-        near_multiple_of_identity(rng, (3, 3), 1.0, "float64"),
-        near_multiple_of_identity(rng, (2, 2), 2.0, "float64"),
-        rng.normal(size=(3, 2)),
+        *sylvester_problem(rng, 3, 2, "float64"),
         near_multiple_of_identity(rng, (3, 3), 0.2, "float64"),
     ]
     a, b, q, t = (input_like(v, name, symbolic) for v, name in zip(values, "abqt", strict=True))
@@ -952,12 +954,7 @@ def test_solve_sylvester_empty(m: int, n: int, symbolic: bool) -> None:
 
 
 def test_solve_sylvester_non_finite_input_gives_nan(symbolic: bool) -> None:
-    rng = np.random.default_rng(42)
-    values = [
-        near_multiple_of_identity(rng, (3, 3), 1.0, "float64"),
-        near_multiple_of_identity(rng, (2, 2), 2.0, "float64"),
-        rng.normal(size=(3, 2)),
-    ]
+    values = sylvester_problem(np.random.default_rng(42), 3, 2, "float64")
     values[2][1, 0] = np.inf
     a, b, q = (input_like(v, name, symbolic) for v, name in zip(values, "abq", strict=True))
     model = export_onnx([a, b, q], [ptla.solve_sylvester(a, b, q)])
