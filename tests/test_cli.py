@@ -242,6 +242,7 @@ _MODULE = textwrap.dedent(
     not_a_graph = 42
     m = pt.matrix("m")
     projection = ([m], [m @ pytensor.shared(np.ones((4, 2)), name="p")])
+    draws = ([], [pt.random.normal(size=5, rng=pytensor.shared(np.random.default_rng(0)))])
     """
 )
 
@@ -264,6 +265,18 @@ def test_export_compiled_function(module_dir: Path, capsys: pytest.CaptureFixtur
         None, {"x": np.zeros(4)}
     )
     np.testing.assert_allclose(y, [1.0, 2.0, 3.0, 4.0])
+
+
+def test_export_no_portable_gives_the_same_draws_with_plain_shifts(module_dir: Path) -> None:
+    sizes, draws = [], []
+    for extra in ([], ["--no-portable"]):
+        out = str(module_dir / f"draws{len(extra)}.onnx")
+        assert main(["export", "cli_demo_module:draws", out, *extra]) == EXIT_OK
+        sizes.append(len(onnx.load(out).graph.node))
+        session = ort.InferenceSession(out, providers=["CPUExecutionProvider"])
+        draws.append(session.run(None, {"seed": np.array(3, np.int64)})[0])
+    assert sizes[1] < sizes[0]
+    np.testing.assert_array_equal(draws[0], draws[1])
 
 
 def test_export_pair_from_file_with_options(

@@ -459,6 +459,7 @@ def test_models_onnx_runtime_cannot_load_raise_a_converter_bug(tmp_path: Path) -
         ({"graph_name": ""}, ValueError, "graph_name must be a non-empty string"),
         ({"producer_name": None}, ValueError, "producer_name must be a non-empty string"),
         ({"op_from_graph": "flat"}, ValueError, "op_from_graph must be one of"),
+        ({"portable": "yes"}, TypeError, "portable must be a bool"),
     ],
 )
 def test_bad_options_are_refused_before_any_work(options, error, message, tmp_path: Path) -> None:

@@ -353,6 +353,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         verify=verify,
         provenance=args.provenance,
         ir_version=args.ir_version,
+        portable=args.portable,
     )
     info = model_summary(args.output)
     print(
@@ -489,6 +490,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         help="ONNX IR version to write (default: the oldest that holds the model, 8 for "
         "opset 18, which every runtime knowing the opset loads)",
+    )
+    p.add_argument(
+        "--no-portable",
+        dest="portable",
+        action="store_false",
+        help="faster forms that only ONNX Runtime and onnx.reference compute correctly (today "
+        "the random generator's right shifts; see docs/random.md)",
     )
     p.set_defaults(handler=cmd_export)
 

@@ -155,8 +155,12 @@ def convert_fgraph(
         ],
         output_names=[f"output_{i}" for i in range(len(fgraph.outputs))],
     )
+    # Only ONNX Runtime runs it: the faster, non-portable forms.
     model = build_model(
-        captured, opset=opset, graph_name=getattr(fgraph, "name", None) or "pytensor_function"
+        captured,
+        opset=opset,
+        graph_name=getattr(fgraph, "name", None) or "pytensor_function",
+        portable=False,
     )
     optimize(model)
     proto = ir.serde.serialize_model(model)

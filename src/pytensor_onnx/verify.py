@@ -495,7 +495,10 @@ def _first_divergence(
     )
     value_map: dict[Variable, ir.Value] = {}
     model = build_model(
-        captured, opset=export_kwargs.get("opset", DEFAULT_OPSET), value_map=value_map
+        captured,
+        opset=export_kwargs.get("opset", DEFAULT_OPSET),
+        value_map=value_map,
+        portable=export_kwargs.get("portable", True),
     )
     fgraph = captured.fgraph
     graph_input_names = {str(v.name) for v in model.graph.inputs}

@@ -18,6 +18,7 @@ import pytensor.tensor as pt
 import pytest
 import scipy.stats as st
 from onnx.reference import ReferenceEvaluator
+from onnx.reference.op_run import OpRun
 from pytensor.graph.replace import vectorize_graph
 
 from pytensor_onnx import export_onnx, verify
@@ -73,8 +74,10 @@ THREEFRY_KAT = [
 ]
 
 
-def _threefry_model(key: tuple[int, int], offset: int | None = None) -> Any:
-    builder = ONNXBuilder(OPSETS[0])
+def _threefry_model(
+    key: tuple[int, int], offset: int | None = None, *, portable: bool = True
+) -> Any:
+    builder = ONNXBuilder(OPSETS[0], options={"portable": portable})
     counters = []
     for name in ("c0", "c1"):
         value = ir.Value(name=name, type=ir.TensorType(ir.DataType.UINT32), shape=ir.Shape([None]))
@@ -129,6 +132,54 @@ def test_threefry_offset_adds_to_the_second_counter_word() -> None:
     got = ort_session(_threefry_model(key, offset)).run(None, {"c0": c0, "c1": c1})
     np.testing.assert_array_equal(got[0], want[0])
     np.testing.assert_array_equal(got[1], want[1])
+
+
+class BitShift(OpRun):
+    """``BitShift`` as OpenVINO's CPU plugin computes it on uint32 (measured with OpenVINO
+    2026.4): the words as int32, a right shift as a float32 division rounded toward zero.
+    Other dtypes shift exactly."""
+
+    op_domain = ""
+
+    def _run(self, x: np.ndarray, y: np.ndarray, direction: str | None = None) -> tuple[Any]:
+        if x.dtype != np.uint32 or direction == "LEFT":
+            return ((np.left_shift if direction == "LEFT" else np.right_shift)(x, y),)
+        quotient = x.view(np.int32).astype(np.float32) / np.exp2(y).astype(np.float32)
+        return (np.trunc(quotient).astype(np.int32).view(np.uint32),)
+
+
+@pytest.mark.parametrize("portable", [True, False])
+def test_portable_right_shifts_survive_float32_division(portable: bool) -> None:
+    # The portable form is exact where a runtime computes right shifts as float32 divisions
+    # of int32 (OpenVINO); the plain form is not, which shows that the emulation tells them
+    # apart.  In ONNX Runtime and onnx.reference both forms give Threefry's bits.
+    key = (0x01234567, 0x09ABCDEF)
+    rng = np.random.default_rng(1)
+    c0, c1 = (rng.integers(0, 2**32, 300, dtype=np.uint64).astype(np.uint32) for _ in range(2))
+    feeds = {"c0": c0, "c1": c1}
+    want = threefry_numpy(key, (c0, c1))
+    model = _threefry_model(key, portable=portable)
+    for got in (ort_session(model).run(None, feeds), ReferenceEvaluator(model).run(None, feeds)):
+        np.testing.assert_array_equal(got, want)
+    emulated = ReferenceEvaluator(model, new_ops=[BitShift]).run(None, feeds)
+    assert np.array_equal(emulated, want) == portable
+
+
+def test_portable_option_keeps_the_draws() -> None:
+    rng = pytensor.shared(np.random.default_rng(0))
+    draws = [pt.random.normal(size=(3, 50), rng=rng), pt.random.uniform(size=7, rng=rng)]
+    models = [export_onnx([], draws, portable=portable) for portable in (True, False)]
+    assert len(models[0].graph.node) > len(models[1].graph.node)
+    seed = {models[0].graph.input[0].name: np.array(2**40 + 3, np.int64)}
+    portable, plain = (ort_session(m).run(None, seed) for m in models)
+    for a, b in zip(portable, plain, strict=True):
+        np.testing.assert_array_equal(a, b)
+    exact, emulated = (
+        ReferenceEvaluator(models[0], new_ops=new_ops).run(None, seed)
+        for new_ops in ([], [BitShift])
+    )
+    for a, b in zip(emulated, exact, strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_uniform_draws_follow_the_documented_counter_layout() -> None:

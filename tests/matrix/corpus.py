@@ -407,11 +407,6 @@ KNOWN_LIMITS: dict[tuple[str, str], tuple[str, str]] = {
         r"output 7: max relative error nan",
         "OpenVINO gives 0 for the exported `sigmoid(nan)` (NaN is not propagated)",
     ),
-    ("random", "openvino"): (
-        r"output 0: max relative error inf",
-        "OpenVINO's CPU plugin computes uint32 as int32: its right shifts sign-extend words "
-        "of 2**31 and more, which breaks the Threefry rounds of the random generator",
-    ),
     ("mlp_newest_opset", "onnxruntime-node"): _NEWER_THAN_RUNTIME,
     ("mlp_newest_opset", "onnxruntime-web"): _NEWER_THAN_RUNTIME,
 }

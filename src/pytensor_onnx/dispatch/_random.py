@@ -45,6 +45,32 @@ THREEFRY_ROUNDS = 20
 Words = tuple[ir.Value, ir.Value]
 
 
+def shift_right(builder: ONNXBuilder, x: ir.Value, bits: int) -> ir.Value:
+    """The uint32 ``x`` shifted right by ``bits`` (``0 < bits < 32``), zero-filled.
+
+    Unless the export option ``portable`` is off, the shift is built so that OpenVINO's CPU
+    plugin computes it exactly too.  It computes uint32 as int32 and a right shift as a
+    float32 division, exact only for dividends of at most 24 significant bits, and
+    sign-extends.  So the bits that are shifted out are cleared first (of ``x & ~(2**8 - 1)``
+    and shorter masks, at most 24 bits remain), the low byte is shifted on its own where
+    ``bits < 8``, and the sign extension is masked off.  ``~mask`` is a ``BitwiseNot`` node:
+    OpenVINO misreads uint32 constants of ``2**31`` and more.  The values are the same in
+    every runtime that computes uint32 as ONNX specifies.
+    """
+    b = builder
+
+    def right(value: ir.Value) -> ir.Value:
+        return b.op("BitShift", [value, b.scalar(bits, "uint32")], {"direction": "RIGHT"})
+
+    if not b.options.get("portable", True):
+        return right(x)
+    low = b.scalar(2 ** max(bits, 8) - 1, "uint32")
+    shifted = right(b.op("BitwiseAnd", [x, b.op("BitwiseNot", [low])]))
+    if bits < 8:
+        shifted = b.op("BitwiseOr", [shifted, right(b.op("BitwiseAnd", [x, low]))])
+    return b.op("BitwiseAnd", [shifted, b.scalar(2 ** (32 - bits) - 1, "uint32")])
+
+
 def threefry2x32(
     builder: ONNXBuilder, key: Words, counter: Words, offset: ir.Value | None = None
 ) -> Words:
@@ -63,8 +89,7 @@ def threefry2x32(
 
     def rotate_left(x: ir.Value, r: int) -> ir.Value:
         left = builder.op("BitShift", [x, u32(r)], {"direction": "LEFT"})
-        right = builder.op("BitShift", [x, u32(32 - r)], {"direction": "RIGHT"})
-        return builder.op("BitwiseOr", [left, right])
+        return builder.op("BitwiseOr", [left, shift_right(builder, x, 32 - r)])
 
     k0, k1 = key
     schedule = (
@@ -86,11 +111,19 @@ def threefry2x32(
 
 
 def split_words(builder: ONNXBuilder, value: ir.Value) -> Words:
-    """The low and high uint32 words of an int64 value (two's complement)."""
-    low = builder.op("Cast", [value], {"to": ir.DataType.UINT32})
-    wide = builder.op("Cast", [value], {"to": ir.DataType.UINT64})
-    shifted = builder.op("BitShift", [wide, builder.scalar(32, "uint64")], {"direction": "RIGHT"})
-    return low, builder.op("Cast", [shifted], {"to": ir.DataType.UINT32})
+    """The low and high uint32 words of an int64 value (two's complement).
+
+    The low word is subtracted before the shift (unless the export option ``portable`` is
+    off): OpenVINO reads int64 as int32, and the float32 division it makes of a right shift
+    would round values of ``[2**31 - 64, 2**31)`` up to a high word of 1.
+    """
+    b = builder
+    low = b.op("Cast", [value], {"to": ir.DataType.UINT32})
+    wide = b.op("Cast", [value], {"to": ir.DataType.UINT64})
+    if b.options.get("portable", True):
+        wide = b.op("Sub", [wide, b.op("Cast", [low], {"to": ir.DataType.UINT64})])
+    shifted = b.op("BitShift", [wide, b.scalar(32, "uint64")], {"direction": "RIGHT"})
+    return low, b.op("Cast", [shifted], {"to": ir.DataType.UINT32})
 
 
 #: Bits of a counter's second word below an element index's high word: the word of a draw.
@@ -205,8 +238,8 @@ class RandomStream:
         if self.dtype == "float32":
             return _float32_uniform(b, high, open_interval)
         high_bits = 27 if not open_interval else 26
-        top = b.op("BitShift", [high, b.scalar(32 - high_bits, "uint32")], {"direction": "RIGHT"})
-        bottom = b.op("BitShift", [low, b.scalar(6, "uint32")], {"direction": "RIGHT"})
+        top = shift_right(b, high, 32 - high_bits)
+        bottom = shift_right(b, low, 6)
         k = b.op(
             "Add",
             [
@@ -234,7 +267,7 @@ def _float32_uniform(builder: ONNXBuilder, bits: ir.Value, open_interval: bool) 
     strictly inside ``(0, 1)`` from the top 23 (``(2 k + 1) / 2**24``); exact."""
     b = builder
     kept = 23 if open_interval else 24
-    shifted = b.op("BitShift", [bits, b.scalar(32 - kept, "uint32")], {"direction": "RIGHT"})
+    shifted = shift_right(b, bits, 32 - kept)
     k = b.cast(shifted, "float32", "uint32")
     if open_interval:
         k = b.op("Add", [b.op("Mul", [k, b.scalar(2.0, "float32")]), b.scalar(1.0, "float32")])
