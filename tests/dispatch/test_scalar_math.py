@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pytensor
@@ -18,7 +19,7 @@ import pytensor.tensor as pt
 import pytest
 import scipy.special as sp
 
-from pytensor_onnx import DEFAULT_OPSET, UnsupportedOpError, export_onnx
+from pytensor_onnx import DEFAULT_OPSET, UnsupportedOpError, export_onnx, runtimes
 from pytensor_onnx.dispatch._numerics import FEW_ELEMENTS
 from tests.compare import compare_onnx_and_py, input_like, ort_session
 
@@ -907,6 +908,28 @@ def test_kve_gradient_and_hsgp_spectral_density(symbolic: bool) -> None:
     v, x = input_like(v_value, "v", symbolic), input_like(x_value, "x", symbolic)
     cost = (pt.kve(v, x) + (x / 2) ** v * pt.kv(v, x)).sum()
     compare_onnx_and_py([v, x], [cost, pytensor.grad(cost, x)], [v_value, x_value], rtol=1e-12)
+
+
+@pytest.mark.parametrize("runtime", ["onnxruntime", "onnx.reference", "openvino"])
+def test_kve_of_constant_orders_on_static_sizes(runtime: str, tmp_path: Path) -> None:
+    # PyMC's HSGP form: a constant order, arguments of static size (and the reverse).  Every
+    # carried value of the loops starts with the result's shape (OpenVINO fails a loop whose
+    # values change shape), and Steed's loop also stops once its sum stops changing
+    # (OpenVINO computes float64 in float32, where float64's tolerance is never reached, and
+    # the loop ran until its terms overflowed).
+    if runtime == "openvino":
+        pytest.importorskip("openvino")
+    x_value = np.array([0.5, 1.9, 2.0, 3.0, 10.0, 60.0])
+    v_value = np.array([0.0, 0.3, 1.5, 2.5, 7.2, 0.5])
+    x, v = pt.vector("x", shape=(6,)), pt.vector("v", shape=(6,))
+    outputs = [pt.kve(0.3, x), pt.kve(2.0, x), pt.kv(2.5, x), pt.kve(v, 3.0)]
+    path = tmp_path / "kve.onnx"
+    export_onnx([x, v], outputs, path)
+    got = runtimes.run(runtime, path, {"x": x_value, "v": v_value})
+    want = [sp.kve(0.3, x_value), sp.kve(2.0, x_value), sp.kv(2.5, x_value), sp.kve(v_value, 3.0)]
+    rtol = 1e-5 if runtime == "openvino" else 1e-13
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_allclose(g, w, rtol=rtol)
 
 
 @pytest.mark.parametrize(

@@ -1320,10 +1320,12 @@ def _kve_steed(num: Num, mu: ir.Value, x: ir.Value) -> tuple[ir.Value, ir.Value]
     """``e^x K_mu(x)`` and ``e^x K_(mu+1)(x)`` for ``|mu| <= 1/2`` and ``x >= 2``: Steed's
     continued fraction CF2 with Temme's normalization sum (Temme 1975; Press et al.,
     Numerical Recipes, 6.7)."""
-    a1 = num.sub(0.25, num.mul(mu, mu))
-    b0 = num.mul(num.add(x, 1.0), 2.0)
+    # Every carried value starts with the broadcast shape of mu and x, which the steps give
+    # it (OpenVINO fails a Loop whose carried values change shape, with static shapes).
+    zeros = num.mul(num.add(mu, x), 0.0)
+    a1 = num.add(zeros, num.sub(0.25, num.mul(mu, mu)))
+    b0 = num.add(zeros, num.mul(num.add(x, 1.0), 2.0))
     d0 = num.div(1.0, b0)
-    zeros = num.mul(x, 0.0)
 
     def step(body: Num, state: list[ir.Value]) -> tuple[list[ir.Value], ir.Value]:
         i, a, c, q1, q2, q, b, d, delh, h, s = state
@@ -1338,8 +1340,13 @@ def _kve_steed(num: Num, mu: ir.Value, x: ir.Value) -> tuple[ir.Value, ir.Value]
         delh = body.mul(body.sub(body.mul(b, d), 1.0), delh)
         h = body.add(h, delh)
         change = body.mul(q, delh)
-        s = body.add(s, change)
-        more = body.gt(body.unary("Abs", change), body.mul(body.unary("Abs", s), body.eps))
+        s, previous = body.add(s, change), s
+        # Also stop once the sum no longer changes: a runtime that computes float64 models
+        # in float32 (OpenVINO) never gets below float64's eps, and c and q overflow.
+        more = body.both(
+            body.gt(body.unary("Abs", change), body.mul(body.unary("Abs", s), body.eps)),
+            body.ne(s, previous),
+        )
         return [i, a, c, q1, q2, q, b, d, delh, h, s], more
 
     state = [
@@ -1383,7 +1390,7 @@ def kve64(num: Num, v: ir.Value, x: ir.Value) -> ir.Value:
     k0 = num.where(series, num.mul(k0_series, scale), k0_steed)
     k1 = num.where(series, num.mul(k1_series, scale), k1_steed)
     x_safe = num.where(positive, x, 1.0)
-    zeros = num.mul(x_safe, 0.0)
+    zeros = num.mul(num.add(x_safe, n), 0.0)  # the shape of the result, as for Steed's loop
 
     def step(body: Num, state: list[ir.Value]) -> tuple[list[ir.Value], ir.Value]:
         m, previous, current = state
