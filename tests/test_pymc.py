@@ -385,6 +385,37 @@ def test_prior_predictive_matches_pymc_in_distribution() -> None:
     _within_monte_carlo_error(a[:, None], prior["a"][:, None])
 
 
+def test_mixture_predictive_draws_match_pymc_in_distribution() -> None:
+    # PyMC's mixture random variable cannot be vectorized over draws as it is (PyTensor's
+    # fallback refuses its generator input): the exports inline it, and the vectorized
+    # component choice becomes a batched advanced index.
+    import xarray as xr
+
+    with pm.Model() as model:
+        w = pm.Dirichlet("w", np.ones(2))
+        mu = pm.Normal("mu", np.array([-2.0, 2.0]), 1.0, shape=2)
+        pm.NormalMixture("y", w=w, mu=mu, sigma=0.5, observed=np.zeros(3))
+    rng = np.random.default_rng(3)
+    weights = rng.dirichlet([8.0, 4.0], (2, 1000))
+    means = rng.normal([-2.0, 2.0], 0.1, (2, 1000, 2))
+    posterior = xr.Dataset(
+        {"w": (("chain", "draw", "w_dim"), weights), "mu": (("chain", "draw", "mu_dim"), means)}
+    )
+    onnx_model = pmx.export_posterior_predictive(model, posterior, var_names=["y"])
+    (draws,) = ort_session(onnx_model).run(None, {"seed": np.array(4)})
+    with model:
+        expected = pm.sample_posterior_predictive(
+            posterior, random_seed=1, progressbar=False, return_inferencedata=False
+        )["y"].reshape(-1, 3)
+    assert draws.shape == (2000, 3)
+    _within_monte_carlo_error(draws, expected)
+    prior_model = pmx.export_prior_predictive(model, draws=4000, var_names=["y"])
+    (prior_draws,) = ort_session(prior_model).run(None, {"seed": np.array(5)})
+    with model:
+        prior = pm.sample_prior_predictive(4000, random_seed=2, return_inferencedata=False)
+    _within_monte_carlo_error(prior_draws, prior["y"])
+
+
 def test_posterior_predictive_of_a_gp_conditional() -> None:
     import xarray as xr
 

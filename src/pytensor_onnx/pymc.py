@@ -29,12 +29,16 @@ import numpy as np
 import onnx
 import pytensor
 import pytensor.tensor as pt
+from pytensor.compile.builders import OpFromGraph
 from pytensor.compile.sharedvalue import SharedVariable
 from pytensor.graph.basic import Variable
-from pytensor.graph.replace import graph_replace, vectorize_graph
+from pytensor.graph.replace import _vectorize_node, graph_replace, vectorize_graph
 from pytensor.graph.traversal import ancestors, applys_between, graph_inputs
+from pytensor.tensor.blockwise import vectorize_node_fallback
 from pytensor.tensor.random.op import default_rng
 from pytensor.tensor.random.rewriting.basic import local_rv_size_lift
+from pytensor.tensor.random.type import RandomGeneratorType
+from pytensor.tensor.rewriting.ofg import inline_ofg_node
 
 from pytensor_onnx.export import PathLike, export_onnx
 
@@ -365,6 +369,31 @@ def _named_in(outputs: Sequence[Variable], variables: Sequence[Variable]) -> lis
     return [var for var in ancestors(outputs) if var.owner is not None and var.name in names]
 
 
+def _inline_unvectorizable_rvs(outputs: list[Variable]) -> list[Variable]:
+    """``outputs`` with every symbolic random variable that PyTensor cannot vectorize replaced
+    by its inner graph, whose random variables vectorize.
+
+    Such are PyMC's ``SymbolicRandomVariable``s without a vectorization of their own, e.g.
+    ``NormalMixture``'s: the fallback (a ``Blockwise``) refuses generator inputs.
+    ``pm.sample_posterior_predictive`` does not meet them, as it draws one posterior draw at a
+    time.
+    """
+    while True:
+        replacements: dict[Variable, Variable] = {}
+        for node in applys_between(graph_inputs(outputs), outputs):
+            if (
+                isinstance(node.op, OpFromGraph)
+                and _vectorize_node.dispatch(type(node.op)) is vectorize_node_fallback
+                and any(isinstance(var.type, RandomGeneratorType) for var in node.inputs)
+            ):
+                for old, new in zip(node.outputs, inline_ofg_node(node), strict=True):
+                    new.name = old.name
+                    replacements[old] = new
+        if not replacements:
+            return outputs
+        outputs = list(graph_replace(outputs, replacements, strict=False))
+
+
 def export_posterior_predictive(
     model: pm.Model,
     idata: Any,
@@ -408,6 +437,7 @@ def export_posterior_predictive(
     """
     data = _data_inputs(model, data_as_inputs)
     outputs = _sizes_lifted(_lengths_from_data(model, _model_vars(model, var_names), data))
+    outputs = _inline_unvectorizable_rvs(outputs)
     posterior = getattr(idata, "posterior", idata)
     # Free variables without posterior draws (e.g. a GP conditional added after sampling) are
     # drawn, as pm.sample_posterior_predictive draws them.
@@ -452,6 +482,10 @@ def export_prior_predictive(
     """
     data = _data_inputs(model, data_as_inputs)
     outputs = _lengths_from_data(model, _model_vars(model, var_names), data)
+    inlined = _inline_unvectorizable_rvs(outputs)
+    if inlined is not outputs:
+        # The inner graphs size their draws explicitly: as for the posterior predictive.
+        outputs = _sizes_lifted(inlined)
     # A draw axis in front of every root random variable (one without random ancestors),
     # which vectorize_graph carries to everything drawn from them.
     rvs = _named_in(outputs, model.basic_RVs)

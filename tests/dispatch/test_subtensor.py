@@ -126,6 +126,25 @@ def test_advanced_subtensor(name: str, floatX: str, symbolic: bool) -> None:
     compare_onnx_and_py([x, *indices], [fn(x, *indices)], [value, *index_values])
 
 
+def test_batched_advanced_indexing_with_two_index_arrays(floatX: str, symbolic: bool) -> None:
+    # A Blockwise of x[i, j], as vectorizing a PyMC mixture over draws builds: each batch
+    # entry picks its own elements (negative indices included), in a loop over the batch.
+    from pytensor.graph.replace import vectorize_graph
+    from pytensor.tensor.blockwise import Blockwise
+
+    core_x, core_i, core_j = pt.matrix("cx", dtype=floatX), pt.lvector("ci"), pt.lvector("cj")
+    rng = np.random.default_rng(2)
+    values = [
+        rng.normal(size=(4, 3, 5)).astype(floatX),
+        np.array([[0, 2, -1], [1, 1, 0], [2, -3, 1], [0, 0, 0]]),
+        np.array([[4, 0, -5], [3, 2, 1], [0, -1, 2], [1, 1, 1]]),
+    ]
+    x, i, j = (input_like(v, name, symbolic) for v, name in zip(values, "xij", strict=True))
+    out = vectorize_graph(core_x[core_i, core_j], {core_x: x, core_i: i, core_j: j})
+    assert isinstance(out.owner.op, Blockwise)
+    compare_onnx_and_py([x, i, j], [out], values)
+
+
 def test_newaxis_with_array() -> None:
     value = _data((5, 4), "float64")
     x = input_like(value, "x", symbolic=True)

@@ -26,6 +26,7 @@ from pytensor_onnx.dispatch import linalg as la
 from pytensor_onnx.dispatch._numerics import work_dtype
 from pytensor_onnx.dispatch.basic import UnsupportedOpError, onnx_funcify, optional_classes
 from pytensor_onnx.dispatch.blockwise import onnx_funcify_blockwise
+from pytensor_onnx.dispatch.scan import blockwise_loop
 
 Values = Sequence[ir.Value]
 Converter = Callable[[Any, Apply, ONNXBuilder], Values]
@@ -426,7 +427,9 @@ def _batched_take_rows(core_op: Op, node: Apply, builder: ONNXBuilder) -> Values
     """``Blockwise`` of ``x[idx]`` with one integer vector ``idx`` (rows picked per batch).
 
     PyTensor's rewrite that reuses one LU factorization for several solves (``lu_solve``)
-    permutes the right-hand sides this way, batched when the solve is.
+    permutes the right-hand sides this way, batched when the solve is.  Other advanced
+    indexing (e.g. of vectorized PyMC mixtures) runs the core converter in a loop over the
+    batch.
     """
     x_var, idx_var = node.inputs[0], node.inputs[-1]
     batch = node.op.batch_ndim(node)
@@ -437,9 +440,7 @@ def _batched_take_rows(core_op: Op, node: Apply, builder: ONNXBuilder) -> Values
         or idx_var.type.ndim != batch + 1
         or not str(idx_var.type.dtype).startswith(("int", "uint"))
     ):
-        raise UnsupportedOpError.for_node(
-            node, "only the batched x[int_vector] form of advanced indexing is converted here"
-        )
+        return blockwise_loop(node, builder)
     core_ndim = x_var.type.ndim - batch
     x = builder.input(node, 0)
     idx = builder.input(node, 1, "int64")
