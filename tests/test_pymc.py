@@ -416,6 +416,25 @@ def test_mixture_predictive_draws_match_pymc_in_distribution() -> None:
     _within_monte_carlo_error(prior_draws, prior["y"])
 
 
+def test_predictive_exports_keep_root_symbolic_random_variables() -> None:
+    # PyMC's HalfCauchy is a symbolic random variable too; as a root it is resized (prior)
+    # or replaced by its draws (posterior), not inlined (its inner Abs cannot be resized).
+    import xarray as xr
+
+    with pm.Model() as model:
+        tau = pm.HalfCauchy("tau", 2.0)
+        pm.Normal("y", 0.0, tau, observed=np.zeros(3))
+    prior_model = pmx.export_prior_predictive(model, draws=4000, var_names=["tau", "y"])
+    tau_draws, y_draws = ort_session(prior_model).run(None, {"seed": np.array(3)})
+    assert tau_draws.shape == (4000,) and y_draws.shape == (4000, 3)
+    assert abs(np.median(tau_draws) - 2.0) < 0.25  # the median of HalfCauchy(2) is 2
+    posterior = xr.Dataset({"tau": (("chain", "draw"), np.full((2, 500), 0.5))})
+    onnx_model = pmx.export_posterior_predictive(model, posterior, var_names=["y"])
+    (draws,) = ort_session(onnx_model).run(None, {"seed": np.array(3)})
+    assert draws.shape == (1000, 3)
+    assert abs(draws.std() - 0.5) < 0.05
+
+
 def test_posterior_predictive_of_a_gp_conditional() -> None:
     import xarray as xr
 

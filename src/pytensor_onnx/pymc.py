@@ -31,7 +31,7 @@ import pytensor
 import pytensor.tensor as pt
 from pytensor.compile.builders import OpFromGraph
 from pytensor.compile.sharedvalue import SharedVariable
-from pytensor.graph.basic import Variable
+from pytensor.graph.basic import Apply, Variable
 from pytensor.graph.replace import _vectorize_node, graph_replace, vectorize_graph
 from pytensor.graph.traversal import ancestors, applys_between, graph_inputs
 from pytensor.tensor.blockwise import vectorize_node_fallback
@@ -374,7 +374,9 @@ def _inline_unvectorizable_rvs(outputs: list[Variable]) -> list[Variable]:
     by its inner graph, whose random variables vectorize.
 
     Such are PyMC's ``SymbolicRandomVariable``s without a vectorization of their own, e.g.
-    ``NormalMixture``'s: the fallback (a ``Blockwise``) refuses generator inputs.
+    ``NormalMixture``'s, drawn from other random variables (whose draws give them batched
+    inputs): the fallback (a ``Blockwise``) refuses generator inputs.  Others, e.g. a root
+    ``HalfCauchy``, stay: they are resized or replaced by posterior draws, not vectorized.
     ``pm.sample_posterior_predictive`` does not meet them, as it draws one posterior draw at a
     time.
     """
@@ -385,6 +387,7 @@ def _inline_unvectorizable_rvs(outputs: list[Variable]) -> list[Variable]:
                 isinstance(node.op, OpFromGraph)
                 and _vectorize_node.dispatch(type(node.op)) is vectorize_node_fallback
                 and any(isinstance(var.type, RandomGeneratorType) for var in node.inputs)
+                and _drawn_from_random_variables(node)
             ):
                 for old, new in zip(node.outputs, inline_ofg_node(node), strict=True):
                     new.name = old.name
@@ -392,6 +395,16 @@ def _inline_unvectorizable_rvs(outputs: list[Variable]) -> list[Variable]:
         if not replacements:
             return outputs
         outputs = list(graph_replace(outputs, replacements, strict=False))
+
+
+def _drawn_from_random_variables(node: Apply) -> bool:
+    """Whether a parameter of ``node`` (not its generator) depends on a random draw."""
+    parameters = [var for var in node.inputs if not isinstance(var.type, RandomGeneratorType)]
+    return any(
+        isinstance(var.type, RandomGeneratorType)
+        for apply in applys_between(graph_inputs(parameters), parameters)
+        for var in apply.inputs
+    )
 
 
 def export_posterior_predictive(
@@ -482,10 +495,8 @@ def export_prior_predictive(
     """
     data = _data_inputs(model, data_as_inputs)
     outputs = _lengths_from_data(model, _model_vars(model, var_names), data)
-    inlined = _inline_unvectorizable_rvs(outputs)
-    if inlined is not outputs:
-        # The inner graphs size their draws explicitly: as for the posterior predictive.
-        outputs = _sizes_lifted(inlined)
+    # Sizes lifted as for the posterior predictive: a size does not extend by the draw axis.
+    outputs = _sizes_lifted(_inline_unvectorizable_rvs(outputs))
     # A draw axis in front of every root random variable (one without random ancestors),
     # which vectorize_graph carries to everything drawn from them.
     rvs = _named_in(outputs, model.basic_RVs)
