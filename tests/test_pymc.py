@@ -418,7 +418,8 @@ def test_mixture_predictive_draws_match_pymc_in_distribution() -> None:
 
 def test_predictive_exports_keep_root_symbolic_random_variables() -> None:
     # PyMC's HalfCauchy is a symbolic random variable too; as a root it is resized (prior)
-    # or replaced by its draws (posterior), not inlined (its inner Abs cannot be resized).
+    # or replaced by its draws (posterior), not inlined (its inner Abs cannot be resized),
+    # and so are roots that are mixtures or hurdles, and what they are made of.
     import xarray as xr
 
     with pm.Model() as model:
@@ -433,6 +434,18 @@ def test_predictive_exports_keep_root_symbolic_random_variables() -> None:
     (draws,) = ort_session(onnx_model).run(None, {"seed": np.array(3)})
     assert draws.shape == (1000, 3)
     assert abs(draws.std() - 0.5) < 0.05
+    # Roots made of other random variables (a mixture of a point mass and a Poisson, a
+    # hurdle over a truncated Poisson): P(0) = 0.7 + 0.3 exp(-4) and 0.7.
+    for make, zero in [
+        (lambda: pm.ZeroInflatedPoisson("v", 0.3, 4.0), 0.7 + 0.3 * np.exp(-4.0)),
+        (lambda: pm.HurdlePoisson("v", 0.3, 3.0), 0.7),
+    ]:
+        with pm.Model() as root_model:
+            make()
+        exported = pmx.export_prior_predictive(root_model, draws=4000, var_names=["v"])
+        (counts,) = ort_session(exported).run(None, {"seed": np.array(6)})
+        assert counts.shape == (4000,)
+        assert abs(np.mean(counts == 0) - zero) < 0.04
 
 
 def test_posterior_predictive_of_a_gp_conditional() -> None:

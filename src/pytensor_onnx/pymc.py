@@ -22,7 +22,7 @@ PyMC's parameter checks (``CheckParameterValue``) follow the policy of
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from typing import Any
 
 import numpy as np
@@ -31,7 +31,7 @@ import pytensor
 import pytensor.tensor as pt
 from pytensor.compile.builders import OpFromGraph
 from pytensor.compile.sharedvalue import SharedVariable
-from pytensor.graph.basic import Apply, Variable
+from pytensor.graph.basic import Variable
 from pytensor.graph.replace import _vectorize_node, graph_replace, vectorize_graph
 from pytensor.graph.traversal import ancestors, applys_between, graph_inputs
 from pytensor.tensor.blockwise import vectorize_node_fallback
@@ -333,24 +333,28 @@ def _lengths_from_data(
     return graph_replace(list(outputs), lengths, strict=False) if lengths else list(outputs)
 
 
-def _sizes_lifted(outputs: Sequence[Variable]) -> list[Variable]:
+def _sizes_lifted(outputs: Sequence[Variable], keep: Set[str] = frozenset()) -> list[Variable]:
     """``outputs`` with the parameters of every random variable with an explicit size
     (``dims``, ``shape=...``, an observed variable's data shape) broadcast to that size and
     the size removed (PyTensor's ``local_rv_size_lift``): ``vectorize_graph`` cannot extend
-    a size by the draw axes, but it extends the parameters."""
+    a size by the draw axes, but it extends the parameters.  The variables named in ``keep``
+    and what they are made of are left as they are."""
     outputs = list(outputs)
     # One variable at a time: PyTensor 2's graph_replace fails on replacements that depend on
     # each other.
-    while lifted := _one_size_lifted(outputs):
+    while lifted := _one_size_lifted(outputs, keep):
         outputs = graph_replace(outputs, lifted, strict=False)
     return outputs
 
 
-def _one_size_lifted(outputs: Sequence[Variable]) -> dict[Variable, Variable]:
+def _one_size_lifted(outputs: Sequence[Variable], keep: Set[str]) -> dict[Variable, Variable]:
     """The replacement that lifts the size of one random variable of ``outputs`` (empty if
     none has a size), keeping the names (free variables are found by name)."""
     in_graph = set(ancestors(outputs))
+    protected = _made_of(outputs, keep)
     for node in applys_between(graph_inputs(outputs), outputs):
+        if any(out in protected for out in node.outputs):
+            continue
         new = local_rv_size_lift.transform(None, node)  # None for other Ops and no size
         if new:
             lifted = {}
@@ -369,25 +373,27 @@ def _named_in(outputs: Sequence[Variable], variables: Sequence[Variable]) -> lis
     return [var for var in ancestors(outputs) if var.owner is not None and var.name in names]
 
 
-def _inline_unvectorizable_rvs(outputs: list[Variable]) -> list[Variable]:
+def _inline_unvectorizable_rvs(outputs: list[Variable], keep: Set[str]) -> list[Variable]:
     """``outputs`` with every symbolic random variable that PyTensor cannot vectorize replaced
-    by its inner graph, whose random variables vectorize.
+    by its inner graph, whose random variables vectorize, except those named in ``keep``
+    and what they are made of.
 
     Such are PyMC's ``SymbolicRandomVariable``s without a vectorization of their own, e.g.
-    ``NormalMixture``'s, drawn from other random variables (whose draws give them batched
-    inputs): the fallback (a ``Blockwise``) refuses generator inputs.  Others, e.g. a root
-    ``HalfCauchy``, stay: they are resized or replaced by posterior draws, not vectorized.
-    ``pm.sample_posterior_predictive`` does not meet them, as it draws one posterior draw at a
-    time.
+    ``NormalMixture``'s: the fallback (a ``Blockwise``) refuses generator inputs.  The
+    model's roots and what they are made of (``keep``: e.g. a ``HalfCauchy`` or a
+    ``HurdlePoisson`` drawn from no other variable) stay, as they are resized or replaced by
+    posterior draws, not vectorized.  ``pm.sample_posterior_predictive`` does not meet them,
+    as it draws one posterior draw at a time.
     """
     while True:
         replacements: dict[Variable, Variable] = {}
+        protected = _made_of(outputs, keep)
         for node in applys_between(graph_inputs(outputs), outputs):
             if (
                 isinstance(node.op, OpFromGraph)
                 and _vectorize_node.dispatch(type(node.op)) is vectorize_node_fallback
                 and any(isinstance(var.type, RandomGeneratorType) for var in node.inputs)
-                and _drawn_from_random_variables(node)
+                and not any(out in protected for out in node.outputs)
             ):
                 for old, new in zip(node.outputs, inline_ofg_node(node), strict=True):
                     new.name = old.name
@@ -397,14 +403,18 @@ def _inline_unvectorizable_rvs(outputs: list[Variable]) -> list[Variable]:
         outputs = list(graph_replace(outputs, replacements, strict=False))
 
 
-def _drawn_from_random_variables(node: Apply) -> bool:
-    """Whether a parameter of ``node`` (not its generator) depends on a random draw."""
-    parameters = [var for var in node.inputs if not isinstance(var.type, RandomGeneratorType)]
-    return any(
-        isinstance(var.type, RandomGeneratorType)
-        for apply in applys_between(graph_inputs(parameters), parameters)
-        for var in apply.inputs
-    )
+def _root_names(model: pm.Model, outputs: Sequence[Variable]) -> set[str]:
+    """The names of the model's random variables in ``outputs``' graph that are drawn from
+    no other random variable of the model (the ones a draw axis is put in front of)."""
+    rvs = _named_in(outputs, model.basic_RVs)
+    return {str(rv.name) for rv in rvs if not set(rvs) & set(ancestors(rv.owner.inputs))}
+
+
+def _made_of(outputs: Sequence[Variable], names: Set[str]) -> set[Variable]:
+    """The variables named in ``names`` in ``outputs``' graph and all they are made of (found
+    anew after every ``graph_replace``, which in PyTensor 2 clones the whole graph)."""
+    named = [var for var in ancestors(outputs) if var.owner is not None and var.name in names]
+    return set(ancestors(named))
 
 
 def export_posterior_predictive(
@@ -450,7 +460,7 @@ def export_posterior_predictive(
     """
     data = _data_inputs(model, data_as_inputs)
     outputs = _sizes_lifted(_lengths_from_data(model, _model_vars(model, var_names), data))
-    outputs = _inline_unvectorizable_rvs(outputs)
+    outputs = _inline_unvectorizable_rvs(outputs, keep=_root_names(model, outputs))
     posterior = getattr(idata, "posterior", idata)
     # Free variables without posterior draws (e.g. a GP conditional added after sampling) are
     # drawn, as pm.sample_posterior_predictive draws them.
@@ -495,13 +505,17 @@ def export_prior_predictive(
     """
     data = _data_inputs(model, data_as_inputs)
     outputs = _lengths_from_data(model, _model_vars(model, var_names), data)
-    # Sizes lifted as for the posterior predictive: a size does not extend by the draw axis.
-    outputs = _sizes_lifted(_inline_unvectorizable_rvs(outputs))
     # A draw axis in front of every root random variable (one without random ancestors),
-    # which vectorize_graph carries to everything drawn from them.
-    rvs = _named_in(outputs, model.basic_RVs)
-    roots = [rv for rv in rvs if not set(rvs) & set(ancestors(rv.owner.inputs))]
-    replacements = {rv: change_dist_size(rv, new_size=(draws,), expand=True) for rv in roots}
+    # which vectorize_graph carries to everything drawn from them.  The other random
+    # variables' sizes are lifted, as for the posterior predictive (a size does not extend by
+    # the draw axis); the roots keep theirs, which change_dist_size extends.
+    roots = _root_names(model, outputs)
+    outputs = _sizes_lifted(_inline_unvectorizable_rvs(outputs, keep=roots), keep=roots)
+    replacements = {
+        rv: change_dist_size(rv, new_size=(draws,), expand=True)
+        for rv in _named_in(outputs, model.basic_RVs)
+        if rv.name in roots
+    }
     vectorized = vectorize_graph(outputs, replace=replacements)
     return _export_draws(model, vectorized, var_names, path, data_as_inputs, export_kwargs)
 
