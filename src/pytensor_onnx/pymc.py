@@ -22,7 +22,7 @@ PyMC's parameter checks (``CheckParameterValue``) follow the policy of
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence, Set
+from collections.abc import Collection, Mapping, Sequence, Set
 from typing import Any
 
 import numpy as np
@@ -366,10 +366,9 @@ def _one_size_lifted(outputs: Sequence[Variable], keep: Set[str]) -> dict[Variab
     return {}
 
 
-def _named_in(outputs: Sequence[Variable], variables: Sequence[Variable]) -> list[Variable]:
-    """The variables of ``outputs``' graph named as ``variables`` (after a graph_replace,
-    which clones what it rebuilds, the model's own variables may not be in it)."""
-    names = {var.name for var in variables}
+def _named_in(outputs: Sequence[Variable], names: Collection[str | None]) -> list[Variable]:
+    """The variables of ``outputs``' graph with one of ``names`` (after a graph_replace, which
+    clones what it rebuilds, the model's own variables may not be in it)."""
     return [var for var in ancestors(outputs) if var.owner is not None and var.name in names]
 
 
@@ -406,15 +405,14 @@ def _inline_unvectorizable_rvs(outputs: list[Variable], keep: Set[str]) -> list[
 def _root_names(model: pm.Model, outputs: Sequence[Variable]) -> set[str]:
     """The names of the model's random variables in ``outputs``' graph that are drawn from
     no other random variable of the model (the ones a draw axis is put in front of)."""
-    rvs = _named_in(outputs, model.basic_RVs)
+    rvs = _named_in(outputs, {rv.name for rv in model.basic_RVs})
     return {str(rv.name) for rv in rvs if not set(rvs) & set(ancestors(rv.owner.inputs))}
 
 
 def _made_of(outputs: Sequence[Variable], names: Set[str]) -> set[Variable]:
     """The variables named in ``names`` in ``outputs``' graph and all they are made of (found
     anew after every ``graph_replace``, which in PyTensor 2 clones the whole graph)."""
-    named = [var for var in ancestors(outputs) if var.owner is not None and var.name in names]
-    return set(ancestors(named))
+    return set(ancestors(_named_in(outputs, names)))
 
 
 def export_posterior_predictive(
@@ -464,7 +462,9 @@ def export_posterior_predictive(
     posterior = getattr(idata, "posterior", idata)
     # Free variables without posterior draws (e.g. a GP conditional added after sampling) are
     # drawn, as pm.sample_posterior_predictive draws them.
-    with_draws = _named_in(outputs, [rv for rv in model.free_RVs if rv.name in posterior.data_vars])
+    with_draws = _named_in(
+        outputs, {rv.name for rv in model.free_RVs if rv.name in posterior.data_vars}
+    )
     vectorized = vectorize_over_posterior(
         outputs, posterior, with_draws, sample_dims=("chain", "draw")
     )
@@ -512,9 +512,7 @@ def export_prior_predictive(
     roots = _root_names(model, outputs)
     outputs = _sizes_lifted(_inline_unvectorizable_rvs(outputs, keep=roots), keep=roots)
     replacements = {
-        rv: change_dist_size(rv, new_size=(draws,), expand=True)
-        for rv in _named_in(outputs, model.basic_RVs)
-        if rv.name in roots
+        rv: change_dist_size(rv, new_size=(draws,), expand=True) for rv in _named_in(outputs, roots)
     }
     vectorized = vectorize_graph(outputs, replace=replacements)
     return _export_draws(model, vectorized, var_names, path, data_as_inputs, export_kwargs)
