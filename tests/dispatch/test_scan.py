@@ -6,6 +6,7 @@ Every model is exported once with a symbolic sequence length and run at two leng
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,7 +19,7 @@ from pytensor.graph.basic import Variable
 from pytensor.scan.op import Scan
 from pytensor.scan.utils import until
 
-from pytensor_onnx import UnsupportedOpError, export_onnx
+from pytensor_onnx import UnsupportedOpError, export_onnx, runtimes
 from tests.compare import OPSETS, REFERENCE_MODE, assert_matches, ort_session, run_onnx
 
 
@@ -481,6 +482,37 @@ def test_known_length_nested_scan(floatX: str) -> None:
     model = compare_at_lengths([xs], [nested_scan(xs)], values)
     assert iteration_ops(model) == ["Scan", "Scan"]
     assert_scan_bodies_self_contained(model)
+
+
+@pytest.mark.parametrize("runtime", ["onnxruntime", "onnx.reference", "openvino"])
+def test_scan_bodies_that_read_no_scan_input_run_every_step(runtime: str, tmp_path: Path) -> None:
+    """A constant ``n_steps`` without sequences, and a static cumulative product long enough
+    for a ``Scan`` of halving rounds: OpenVINO dropped the unread step number and ran one
+    step (a silent wrong value); every body output now reads it."""
+    if runtime == "openvino":
+        pytest.importorskip("openvino")
+    x0 = pt.dvector("x0")
+    steps = pytensor.scan(
+        lambda x: x * 0.9 + 1.0, outputs_info=[x0], n_steps=20, return_updates=False
+    )
+    long = pt.dvector("long", shape=(5000,))
+    outputs = [steps[-1], steps.sum(0), pt.cumprod(long)]
+    path = tmp_path / "steps.onnx"
+    model = export_onnx([x0, long], outputs, path)
+    assert iteration_ops(model) == ["Scan", "Scan"]
+    for node in model.graph.node:
+        if node.op_type == "Scan":
+            attributes = {a.name: a for a in node.attribute}
+            body, n_scan_inputs = attributes["body"].g, attributes["num_scan_inputs"].i
+            read = {name for n in body.node for name in n.input}
+            assert any(v.name in read for v in body.input[-n_scan_inputs:])
+    values = [np.array([1.0, -2.0]), _rng(4).uniform(0.9995, 1.0005, 5000)]
+    want = pytensor.function([x0, long], outputs, mode=REFERENCE_MODE)(*values)
+    got = runtimes.run(runtime, path, dict(zip(["x0", "long"], values, strict=True)))
+    # OpenVINO computes in float32: verify's float32 tolerance.
+    rtol = 1e-4 if runtime == "openvino" else 1e-12
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_allclose(g, w, rtol=rtol)
 
 
 def test_known_length_of_zero_stays_a_loop(floatX: str) -> None:

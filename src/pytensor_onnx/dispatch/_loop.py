@@ -232,6 +232,33 @@ class LoopBody:
         else:
             self.inner.graph.extend(nodes)
 
+    def _read_iteration(self) -> None:
+        """Make every output of a ``Scan`` body that reads none of its scan inputs depend on
+        the step number, without changing its value.
+
+        OpenVINO drops a scan input that the body does not read and then runs one step only;
+        tract refuses such a ``Scan``.  Each output is multiplied by ``iteration > -1`` (true)
+        cast to its dtype (``And`` for booleans), which neither can fold away.
+        """
+        body = self.inner
+        valid = body.op("Greater", [self.iteration, body.scalar(-1, "int64")])
+        factors: dict[ir.DataType, ir.Value] = {}
+
+        def keep(value: ir.Value) -> ir.Value:
+            dtype = value.dtype
+            assert dtype is not None  # carried and per-step values are typed
+            if dtype == ir.DataType.BOOL:
+                result = body.op("And", [value, valid])
+            else:
+                if dtype not in factors:
+                    factors[dtype] = body.cast(valid, dtype.numpy().name, "bool")
+                result = body.op("Mul", [value, factors[dtype]])
+            result.type, result.shape = value.type, value.shape
+            return result
+
+        self._carried_out = [keep(v) for v in self._carried_out]
+        self._scan_out = [keep(v) for v in self._scan_out]
+
     def _build_scan(
         self, trip_count: ir.Value, captured: dict[ir.Value, list[tuple[ir.Node, int]]]
     ) -> list[ir.Value]:
@@ -256,6 +283,8 @@ class LoopBody:
                 node.replace_input_with(index, inner)
         if constants:
             self._prepend(constants)
+        if not self.iteration.uses() and not any(v.uses() for _, v in self._sequences):
+            self._read_iteration()
         inputs = self.inner.graph.inputs
         inputs.clear()
         inputs.extend(
