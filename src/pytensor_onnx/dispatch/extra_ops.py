@@ -85,16 +85,17 @@ def cumprod(
     axes = builder.int64s([axis])
 
     def step(body: ONNXBuilder, k: ir.Value, state: list[ir.Value]) -> list[ir.Value]:
-        y, shift = state
+        [y] = state
+        # Round k multiplies by the entries 2**k places back (a table: no carried shift).
+        shift = body.op("Gather", [body.int64s([2**j for j in range(63)]), k])
         # Pads over every axis (ONNXBuilder.axis_pads: an axes input breaks ONNX Runtime).
         pads = body.axis_pads(rank, axis, body.op("Reshape", [shift, body.int64s([1])]), 0)
         padded = body.typed_op("Pad", [y, pads, one], dtype, data=[0, 2])
-        shifted = body.op("Slice", [padded, body.int64s([0]), length, axes])
-        product = body.op("Mul", [y, shifted])
-        return [product, body.op("Mul", [shift, body.scalar(2, "int64")])]
+        # The length from the body's own value: nothing to pass in from the enclosing graph.
+        shifted = body.op("Slice", [padded, body.int64s([0]), body.dim(y, axis), axes])
+        return [body.op("Mul", [y, shifted])]
 
-    state = [Carry(x, dtype), Carry(builder.scalar(1, "int64"), "int64")]
-    [result, _], _ = fori_loop(builder, count, state, [], step, "cumprod")
+    [result], _ = fori_loop(builder, count, [Carry(x, dtype)], [], step, "cumprod")
     return result
 
 
