@@ -1,10 +1,11 @@
 """ONNX ``Scan`` against ONNX ``Loop`` for the same PyTensor scan, in ONNX Runtime (issue #12).
 
-A scan whose length is known when exporting (static sequence shapes or a constant
-``n_steps``) and that has no ``until`` is written as an ONNX ``Scan``; one of unknown length
-stays a ``Loop`` (ONNX Runtime fails a ``Scan`` of zero steps).  This script exports each
-workload twice, with the sequence length static and with it unknown, so the two models
-compute the same thing with the two constructions, and times them in ONNX Runtime (one
+A scan without ``until`` is written as an ONNX ``Scan``: with its length as the ``Scan``'s
+length when that is known when exporting, and guarded (``max(n, 1)`` steps, the results of a
+zero-step scan selected after it) when it is known only at run time.  A scan with ``until``
+stays a ``Loop``.  This script exports each workload three times: with the sequence length
+static (``Scan``), unknown (guarded ``Scan``) and unknown with an ``until`` that never holds
+(``Loop``, the form unknown lengths took before), and times them in ONNX Runtime (one
 intra-op thread, interleaved medians).
 
 Usage: ``python benchmarks/bench_scan.py [--steps 1000 10000 100000]``.  Not part of
@@ -22,6 +23,7 @@ import numpy as np
 import onnxruntime as ort
 import pytensor
 import pytensor.tensor as pt
+from pytensor.scan.utils import until
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -29,15 +31,26 @@ from common import emit, interleaved_call_times
 
 from pytensor_onnx import export_onnx
 
-Workload = Callable[[int | None], tuple[list[pt.TensorVariable], list[pt.TensorVariable]]]
+Built = tuple[list[pt.TensorVariable], list[pt.TensorVariable]]
+Workload = Callable[[int | None, bool], Built]
 
 
-def ar1(length: int | None) -> tuple[list[pt.TensorVariable], list[pt.TensorVariable]]:
+def _never(value: pt.TensorVariable) -> until:
+    """An ``until`` that never holds on finite values: it makes the scan a ``Loop``."""
+    return until(pt.isnan(value))
+
+
+def ar1(length: int | None, loop: bool) -> Built:
     """``x[t] = phi * x[t-1] + eps[t]``: one scalar state, one sequence."""
     x0, phi = pt.dscalar("x0"), pt.dscalar("phi")
     eps = pt.tensor("eps", dtype="float64", shape=(length,))
+
+    def step(e, prev, p):
+        new = p * prev + e
+        return (new, _never(new)) if loop else new
+
     xs = pytensor.scan(
-        lambda e, prev, p: p * prev + e,
+        step,
         sequences=[eps],
         outputs_info=[x0],
         non_sequences=[phi],
@@ -46,7 +59,7 @@ def ar1(length: int | None) -> tuple[list[pt.TensorVariable], list[pt.TensorVari
     return [x0, phi, eps], [xs]
 
 
-def local_level(length: int | None) -> tuple[list[pt.TensorVariable], list[pt.TensorVariable]]:
+def local_level(length: int | None, loop: bool) -> Built:
     """A Kalman filter of a local-level model: two scalar states, two per-step outputs."""
     y = pt.tensor("y", dtype="float64", shape=(length,))
     q, r = pt.dscalar("q"), pt.dscalar("r")
@@ -57,7 +70,8 @@ def local_level(length: int | None) -> tuple[list[pt.TensorVariable], list[pt.Te
         new_mean = mean + gain * (obs - mean)
         new_var = (1 - gain) * prior_var
         loglik = -0.5 * (pt.log(2 * np.pi * (prior_var + r)) + (obs - mean) ** 2 / (prior_var + r))
-        return new_mean, new_var, loglik
+        outputs = [new_mean, new_var, loglik]
+        return (outputs, _never(loglik)) if loop else outputs
 
     (means, _, logliks) = pytensor.scan(
         step,
@@ -90,30 +104,34 @@ def main() -> None:
         for steps in args.steps:
             values = make_values(steps, rng)
             calls = {}
-            for construction, length in [("Scan", steps), ("Loop", None)]:
-                inputs, outputs = workload(length)
+            forms = [("Scan", steps, False), ("guarded Scan", None, False), ("Loop", None, True)]
+            for form, length, loop in forms:
+                inputs, outputs = workload(length, loop)
                 model = export_onnx(inputs, outputs)
                 ops = {node.op_type for node in model.graph.node}
+                construction = form.split()[-1]
                 assert construction in ops, f"{name}: expected a {construction}, got {ops}"
                 session = ort.InferenceSession(
                     model.SerializeToString(), options, providers=["CPUExecutionProvider"]
                 )
                 feeds = {i.name: v for i, v in zip(model.graph.input, values, strict=True)}
-                calls[construction] = lambda s=session, f=feeds: s.run(None, f)
+                calls[form] = lambda s=session, f=feeds: s.run(None, f)
             results = {k: call() for k, call in calls.items()}
-            for got, want in zip(results["Scan"], results["Loop"], strict=True):
-                np.testing.assert_allclose(got, want, rtol=1e-12)
+            for form in ("guarded Scan", "Loop"):
+                for got, want in zip(results[form], results["Scan"], strict=True):
+                    np.testing.assert_allclose(got, want, rtol=1e-12)
             times = interleaved_call_times(calls)
             row = {
                 "workload": name,
                 "steps": steps,
                 "scan_ms": round(times["Scan"] * 1e3, 3),
+                "guarded_scan_ms": round(times["guarded Scan"] * 1e3, 3),
                 "loop_ms": round(times["Loop"] * 1e3, 3),
             }
             rows.append(row)
             print(
                 f"{name:12s} {steps:7d} steps: Scan {row['scan_ms']:9.3f} ms, "
-                f"Loop {row['loop_ms']:9.3f} ms ({times['Loop'] / times['Scan']:.2f}x)"
+                f"guarded Scan {row['guarded_scan_ms']:9.3f} ms, Loop {row['loop_ms']:9.3f} ms"
             )
     emit({"benchmark": "scan_vs_loop", "rows": rows})
 

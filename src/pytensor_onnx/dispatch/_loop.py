@@ -58,6 +58,12 @@ class LoopBody:
     scan
         Build an ONNX ``Scan`` (no condition allowed) instead of a ``Loop`` where it can: for
         a constant, positive trip count and a body whose outputs have known ranks.
+    any_count
+        With ``scan``, also for a count known only at run time (or zero): the ``Scan`` then
+        runs ``max(count, 1)`` steps (see :meth:`_build_guarded_scan`), so the body must
+        compute without error on its initial values and sequence entries of zeros, which
+        the loop bodies of ``Scan`` Ops do; bodies that index data by the step number (the
+        column steps of a factorization of size ``count``) do not.
 
     Attributes
     ----------
@@ -69,9 +75,12 @@ class LoopBody:
         The 0-d bool condition the body receives.
     """
 
-    def __init__(self, builder: ONNXBuilder, name: str, *, scan: bool = False) -> None:
+    def __init__(
+        self, builder: ONNXBuilder, name: str, *, scan: bool = False, any_count: bool = False
+    ) -> None:
         self.outer = builder
         self.scan = scan
+        self.any_count = any_count
         self._sequences: list[tuple[ir.Value, ir.Value]] = []
         self.inner = ONNXBuilder(
             builder.opset, builder.names.claim(name), parent=builder, names=builder.names
@@ -154,17 +163,17 @@ class LoopBody:
         for carried_in, carried_out in zip(self._carried_in, self._carried_out, strict=True):
             # The carried value keeps its type; a next value of unknown type takes it.
             carried_out.type = carried_out.type or carried_in.type
-        if self.scan:
-            # ONNX Runtime fails a Scan of zero steps ("Invalid dim0_offset"), and guarding it
-            # with an If breaks tract and OpenVINO: only a known, positive count is a Scan.
+        if self.scan and trip_count is not None:
             captured = self._captured()
-            if (
-                trip_count is not None
-                and (count := _constant_tensor(trip_count)) is not None
-                and int(count.numpy()) > 0
-                and self._scan_shapes_known(captured)
-            ):
-                return self._build_scan(trip_count, captured)
+            if self._scan_shapes_known(captured):
+                if not self.iteration.uses() and not any(v.uses() for _, v in self._sequences):
+                    self._read_iteration()
+                    captured = self._captured()  # now with the constant it added
+                count = _constant_tensor(trip_count)
+                if count is not None and int(count.numpy()) > 0:
+                    return self._build_scan(trip_count, captured)
+                if self.any_count:
+                    return self._build_guarded_scan(trip_count, captured)
         self._sequences_as_gathers()
         condition = self._condition_out if self._condition_out is not None else self.condition
         outputs = [
@@ -200,7 +209,11 @@ class LoopBody:
     def _scan_shapes_known(self, captured: Iterable[ir.Value]) -> bool:
         """Whether every value the ``Scan`` body would output has a known rank (ONNX
         Runtime refuses ``Scan`` bodies with shapeless outputs; a ``Loop`` is built then)."""
-        for carried_in, carried_out in zip(self._carried_in, self._carried_out, strict=True):
+        carried = zip(self._initial, self._carried_in, self._carried_out, strict=True)
+        for initial, carried_in, carried_out in carried:
+            if carried_in.shape is None and _infer_type(initial, self.outer.opset):
+                # A Scan's state keeps its shape (ONNX Runtime checks it at every step).
+                carried_in.shape = initial.shape
             if carried_out.shape is None:
                 if carried_in.shape is None:
                     return False
@@ -251,7 +264,7 @@ class LoopBody:
                 result = body.op("And", [value, valid])
             else:
                 if dtype not in factors:
-                    factors[dtype] = body.cast(valid, dtype.numpy().name, "bool")
+                    factors[dtype] = body.cast(valid, _dtype_name(value), "bool")
                 result = body.op("Mul", [value, factors[dtype]])
             result.type, result.shape = value.type, value.shape
             return result
@@ -259,9 +272,61 @@ class LoopBody:
         self._carried_out = [keep(v) for v in self._carried_out]
         self._scan_out = [keep(v) for v in self._scan_out]
 
-    def _build_scan(
+    def _build_guarded_scan(
         self, trip_count: ir.Value, captured: dict[ir.Value, list[tuple[ir.Node, int]]]
     ) -> list[ir.Value]:
+        """A ``Scan`` for a count known only at run time (or not positive).
+
+        ONNX Runtime fails a ``Scan`` of zero steps ("Invalid dim0_offset"), and guarding it
+        with an ``If`` breaks tract and OpenVINO.  So the ``Scan`` runs ``max(count, 1)``
+        steps, sequences padded with one row of zeros for a step that does not count; where
+        the count is not positive, the carried values keep their initial values and the
+        per-step outputs are cut to no rows.  The extra step happens only then.
+        """
+        host = self.outer
+        zero, one = host.scalar(0, "int64"), host.scalar(1, "int64")
+        # Counts are never negative (loop counts are sizes; PyTensor refuses a negative
+        # n_steps, and a negative count fails this Scan's length check).  The count itself,
+        # not its maximum with 0, bounds the Slices: tract then sees that the per-step
+        # outputs have the count's length, and it follows Max (not Where) of dimensions.
+        ran = host.op("Greater", [trip_count, zero])
+        steps = host.op("Max", [trip_count, one])
+        counted = trip_count
+        padded = []
+        for outer, inner in self._sequences:
+            # The rows the steps read, then `steps - counted` (0 or 1) rows of zeros.
+            rows = host.op("Slice", [outer, host.int64s([0]), _as_1d(host, counted)])
+            extra = _as_1d(host, host.op("Sub", [steps, counted]))
+            row_shape = host.op("Shape", [outer], {"start": 1})
+            assert inner.dtype is not None  # typed by sequence()
+            filler = host.op(
+                "ConstantOfShape",
+                [host.op("Concat", [extra, row_shape], {"axis": 0})],
+                {"value": ir.Tensor(np.zeros(1, dtype=inner.dtype.numpy()))},
+            )
+            padded.append(host.op("Concat", [rows, filler], {"axis": 0}))
+        results = self._build_scan(steps, captured, sequences=padded)
+        n_carried = len(self._initial)
+        finals = [
+            host.typed_op("Where", [ran, final, initial], _dtype_name(final), data=[1, 2])
+            for final, initial in zip(results[:n_carried], self._initial, strict=True)
+        ]
+        stacked = [
+            host.op("Slice", [out, host.int64s([0]), _as_1d(host, counted), host.int64s([0])])
+            for out in results[n_carried:]
+        ]
+        for value, like in zip([*finals, *stacked], results, strict=True):
+            value.type, value.shape = like.type, like.shape
+        return [*finals, *stacked]
+
+    def _build_scan(
+        self,
+        trip_count: ir.Value,
+        captured: dict[ir.Value, list[tuple[ir.Node, int]]],
+        sequences: list[ir.Value] | None = None,
+    ) -> list[ir.Value]:
+        """The ``Scan`` node for ``trip_count`` steps; ``sequences`` are the scan inputs if
+        already cut to that length (else each sequence's first ``trip_count`` rows)."""
         if self._condition_out is not None or self.condition.uses():
             raise RuntimeError("LoopBody: a Scan has no loop condition")
         captured_outer, captured_in, constants = [], [], []
@@ -283,8 +348,6 @@ class LoopBody:
                 node.replace_input_with(index, inner)
         if constants:
             self._prepend(constants)
-        if not self.iteration.uses() and not any(v.uses() for _, v in self._sequences):
-            self._read_iteration()
         inputs = self.inner.graph.inputs
         inputs.clear()
         inputs.extend(
@@ -297,11 +360,12 @@ class LoopBody:
         host = self.outer
         zero, one = host.scalar(0, "int64"), host.scalar(1, "int64")
         steps = host.op("Range", [zero, trip_count, one])
-        end = host.op("Reshape", [trip_count, host.int64s([1])])
-        sequences = [
-            host.op("Slice", [value, host.int64s([0]), end, host.int64s([0])])
-            for value, _ in self._sequences
-        ]
+        if sequences is None:
+            end = _as_1d(host, trip_count)
+            sequences = [
+                host.op("Slice", [value, host.int64s([0]), end, host.int64s([0])])
+                for value, _ in self._sequences
+            ]
         node = ir.Node(
             "",
             "Scan",
@@ -322,8 +386,19 @@ class LoopBody:
         return [*node.outputs[:n_carried], *node.outputs[n_carried + len(captured_in) :]]
 
 
+def _dtype_name(value: ir.Value) -> str:
+    """The NumPy name of a typed value's dtype (``"float64"``, ``"uint16"``...)."""
+    assert value.dtype is not None
+    return value.dtype.numpy().name
+
+
+def _as_1d(builder: ONNXBuilder, scalar: ir.Value) -> ir.Value:
+    """A 0-d int64 value as a one-element 1-D value (a ``Slice`` bound, a shape entry)."""
+    return builder.op("Reshape", [scalar, builder.int64s([1])])
+
+
 #: How far :func:`_infer_type` walks up producers whose outputs have no type.
-_INFER_DEPTH = 8
+_INFER_DEPTH = 64
 
 
 def _infer_type(value: ir.Value, opset: int, depth: int = 0) -> bool:
@@ -339,18 +414,22 @@ def _infer_type(value: ir.Value, opset: int, depth: int = 0) -> bool:
         or any(attr.type == ir.AttributeType.GRAPH for attr in node.attributes.values())
     ):
         return False
-    input_types = {}
+    input_types, input_data = {}, {}
     for v in node.inputs:
         if v is None:
             continue
         if v.name is None or not _infer_type(v, opset, depth + 1):
             return False
         input_types[v.name] = ir.serde.serialize_value(v).type
+        if (tensor := _constant_tensor(v)) is not None:
+            # Axes, shapes and other constant inputs decide the output's rank.
+            input_data[v.name] = ir.serde.serialize_tensor(tensor)
     try:
         inferred = onnx.shape_inference.infer_node_outputs(
             onnx.defs.get_schema(node.op_type, opset, node.domain),
             ir.serde.serialize_node(node),
             input_types,
+            input_data,
         )
     except (onnx.defs.SchemaError, onnx.shape_inference.InferenceError):
         return False

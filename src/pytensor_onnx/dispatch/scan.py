@@ -1,10 +1,13 @@
-"""Converters for ``pytensor.scan``: the Scan Op becomes one ONNX ``Loop``.
+"""Converters for ``pytensor.scan``: the Scan Op becomes one ONNX ``Scan`` or ``Loop``.
 
-Why ``Loop`` and not ONNX ``Scan``: PyTensor's Scan has while-loop conditions (``until``),
-a symbolic number of steps independent of the sequence lengths, recurrences over several
-past steps (mit-sot) and the read-modify-write buffers of gradients (mit-mot).  ONNX
-``Scan`` has no condition, no trip count and only one-step state; ``Loop`` has all three
-(trip count ``M``, condition, loop-carried values of any kind).
+A scan without ``until`` is an ONNX ``Scan`` (its body outputs need known ranks), with a
+guard for lengths known only at run time (:class:`~pytensor_onnx.dispatch._loop.LoopBody`,
+``any_count``); a scan with ``until`` is a ``Loop``.  PyTensor's Scan has while-loop
+conditions, a symbolic number of steps independent of the sequence lengths, recurrences over
+several past steps (mit-sot) and the read-modify-write buffers of gradients (mit-mot); the
+mapping below is written for ``Loop`` (trip count ``M``, condition, loop-carried values),
+and ``LoopBody`` turns it into a ``Scan`` (carried values become state, sequences scan
+inputs).
 
 The mapping (``k`` is the number of past steps an output reads, ``-min(taps)``):
 
@@ -139,6 +142,11 @@ def _cut_history(
     )
 
 
+def _static_shape(shape: tuple[int | None, ...]) -> list[int] | None:
+    """``shape`` if every dimension is known, else ``None``."""
+    return None if None in shape else [d for d in shape if d is not None]
+
+
 def _static_length(buffer: Variable) -> int | None:
     """The static length of axis 0 of an outer ``buffer``, if known."""
     if isinstance(buffer, Constant):
@@ -195,7 +203,8 @@ def _scan(op: Scan, node: Apply, builder: ONNXBuilder) -> Values:
         _check_same_shape(node, old, new, "loop-carried")
 
     n_steps = _trip_count(builder, node)
-    body = LoopBody(builder, f"{op.name or 'scan'}_body", scan=not info.as_while)
+    scan = not info.as_while
+    body = LoopBody(builder, f"{op.name or 'scan'}_body", scan=scan, any_count=scan)
     sub = body.inner
     step = body.iteration
 
@@ -238,10 +247,13 @@ def _scan(op: Scan, node: Apply, builder: ONNXBuilder) -> Values:
     ]
     for inner, value in zip(untraced_inner, untraced_carried, strict=True):
         sub.bind(inner, value)
-    for new in nit_new:
-        # The shape of the last step's value, to undo the flattening of scan outputs.
-        ndim = len(variable_shape(new))
-        body.carry(builder.const(np.zeros(ndim, dtype=np.int64)), "step_shape", "int64", (ndim,))
+    # The step shape of each nit-sot, to undo the flattening of scan outputs: static, or the
+    # last step's, carried (OpenVINO and tract fail on a carried empty shape of 0-d steps).
+    nit_static = [variable_shape(new) for new in nit_new]
+    for shape in nit_static:
+        if None in shape:
+            zeros = builder.const(np.zeros(len(shape), dtype=np.int64))
+            body.carry(zeros, "step_shape", "int64", (len(shape),))
 
     convert_nodes(fgraph.toposort(), sub)
 
@@ -266,8 +278,9 @@ def _scan(op: Scan, node: Apply, builder: ONNXBuilder) -> Values:
             body.scan_out(sub.value(new), variable_dtype(new))
     for new in untraced_new:
         body.carry_out(sub.value(new))
-    for new in nit_new:
-        body.carry_out(sub.shape(sub.value(new)))
+    for new, shape in zip(nit_new, nit_static, strict=True):
+        if None in shape:
+            body.carry_out(sub.shape(sub.value(new)))
         body.scan_out(sub.value(new), variable_dtype(new))
     if until is not None:
         stop = sub.cast(sub.value(until), "bool", variable_dtype(until))
@@ -279,7 +292,10 @@ def _scan(op: Scan, node: Apply, builder: ONNXBuilder) -> Values:
     outputs: list[ir.Value] = [next(results) for _ in mit_mot]
     finals = [[next(results) for _ in range(out.depth)] for out in window_outs]
     untraced_final = [next(results) for _ in untraced]
-    nit_shapes = [next(results) for _ in nit_new]
+    nit_shapes = [
+        builder.int64s(known) if (known := _static_shape(shape)) is not None else next(results)
+        for shape in nit_static
+    ]
     histories = [next(results) if keep else None for keep in keeps_history]
     nit_histories = [next(results) for _ in nit_new]
 
@@ -304,9 +320,9 @@ def _scan(op: Scan, node: Apply, builder: ONNXBuilder) -> Values:
         full = builder.op("Concat", [initial, new_values], {"axis": 0})
         store = _length(builder, buffer)
         outputs.append(_cut_history(builder, full, store, n_steps, steps_run, dtype))
-    for size_var, shape, history in zip(nit_sizes, nit_shapes, nit_histories, strict=True):
+    for size_var, step_shape, history in zip(nit_sizes, nit_shapes, nit_histories, strict=True):
         store = builder.cast(builder.value(size_var), "int64", variable_dtype(size_var))
-        new_values = unstack(builder, history, count, shape)
+        new_values = unstack(builder, history, count, step_shape)
         outputs.append(_cut_history(builder, new_values, store, n_steps, steps_run, next(dtypes)))
     outputs.extend(untraced_final)
 
