@@ -291,20 +291,13 @@ class LoopBody:
         # outputs have the count's length, and it follows Max (not Where) of dimensions.
         ran = host.op("Greater", [trip_count, zero])
         steps = host.op("Max", [trip_count, one])
-        counted = trip_count
+        end = as_1d(host, trip_count)
+        # The rows the steps read, then `steps - count` (0 or 1) rows of zeros.
+        extra = as_1d(host, host.op("Sub", [steps, trip_count]))
         padded = []
         for outer, inner in self._sequences:
-            # The rows the steps read, then `steps - counted` (0 or 1) rows of zeros.
-            rows = host.op("Slice", [outer, host.int64s([0]), _as_1d(host, counted)])
-            extra = _as_1d(host, host.op("Sub", [steps, counted]))
-            row_shape = host.op("Shape", [outer], {"start": 1})
-            assert inner.dtype is not None  # typed by sequence()
-            filler = host.op(
-                "ConstantOfShape",
-                [host.op("Concat", [extra, row_shape], {"axis": 0})],
-                {"value": ir.Tensor(np.zeros(1, dtype=inner.dtype.numpy()))},
-            )
-            padded.append(host.op("Concat", [rows, filler], {"axis": 0}))
+            rows = host.op("Slice", [outer, host.int64s([0]), end])
+            padded.append(append_zero_rows(host, rows, extra, _dtype_name(inner)))
         results = self._build_scan(steps, captured, sequences=padded)
         n_carried = len(self._initial)
         finals = [
@@ -312,7 +305,7 @@ class LoopBody:
             for final, initial in zip(results[:n_carried], self._initial, strict=True)
         ]
         stacked = [
-            host.op("Slice", [out, host.int64s([0]), _as_1d(host, counted), host.int64s([0])])
+            host.op("Slice", [out, host.int64s([0]), end, host.int64s([0])])
             for out in results[n_carried:]
         ]
         for value, like in zip([*finals, *stacked], results, strict=True):
@@ -361,7 +354,7 @@ class LoopBody:
         zero, one = host.scalar(0, "int64"), host.scalar(1, "int64")
         steps = host.op("Range", [zero, trip_count, one])
         if sequences is None:
-            end = _as_1d(host, trip_count)
+            end = as_1d(host, trip_count)
             sequences = [
                 host.op("Slice", [value, host.int64s([0]), end, host.int64s([0])])
                 for value, _ in self._sequences
@@ -392,9 +385,23 @@ def _dtype_name(value: ir.Value) -> str:
     return value.dtype.numpy().name
 
 
-def _as_1d(builder: ONNXBuilder, scalar: ir.Value) -> ir.Value:
+def as_1d(builder: ONNXBuilder, scalar: ir.Value) -> ir.Value:
     """A 0-d int64 value as a one-element 1-D value (a ``Slice`` bound, a shape entry)."""
     return builder.op("Reshape", [scalar, builder.int64s([1])])
+
+
+def append_zero_rows(
+    builder: ONNXBuilder, value: ir.Value, count: ir.Value, dtype: str
+) -> ir.Value:
+    """``value`` (of ``dtype``) followed along axis 0 by ``count`` (a one-element 1-D int64
+    value) rows of zeros."""
+    row_shape = builder.op("Shape", [value], {"start": 1})
+    zeros = builder.op(
+        "ConstantOfShape",
+        [builder.op("Concat", [count, row_shape], {"axis": 0})],
+        {"value": ir.Tensor(np.zeros(1, dtype=dtype))},
+    )
+    return builder.op("Concat", [value, zeros], {"axis": 0})
 
 
 #: How far :func:`_infer_type` walks up producers whose outputs have no type.
@@ -612,6 +619,8 @@ __all__ = [
     "Step",
     "Steps",
     "any_true",
+    "append_zero_rows",
+    "as_1d",
     "fori_loop",
     "unstack",
     "while_any",

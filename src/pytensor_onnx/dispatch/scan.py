@@ -43,7 +43,7 @@ from pytensor.tensor.basic import get_scalar_constant_value
 from pytensor.tensor.exceptions import NotScalarConstantError
 
 from pytensor_onnx.builder import ONNXBuilder, onnx_dtype, variable_dtype, variable_shape
-from pytensor_onnx.dispatch._loop import LoopBody, unstack
+from pytensor_onnx.dispatch._loop import LoopBody, append_zero_rows, as_1d, unstack
 from pytensor_onnx.dispatch.basic import UnsupportedOpError, convert_nodes, onnx_funcify, thaw
 from pytensor_onnx.rewrite import rewrite_for_onnx
 
@@ -97,10 +97,6 @@ def _length(builder: ONNXBuilder, value: ir.Value) -> ir.Value:
     return _scalar_at(builder, builder.shape(value), 0)
 
 
-def _as_1d(builder: ONNXBuilder, scalar: ir.Value) -> ir.Value:
-    return builder.op("Reshape", [scalar, builder.int64s([1])])
-
-
 def _cut_history(
     builder: ONNXBuilder,
     history: ir.Value,
@@ -118,12 +114,7 @@ def _cut_history(
     length = _length(builder, history)
     zero = builder.scalar(0, "int64")
     pad = builder.op("Max", [builder.op("Sub", [store, length]), zero])
-    elem_shape = builder.op("Shape", [history], {"start": 1})
-    zeros_shape = builder.op("Concat", [_as_1d(builder, pad), elem_shape], {"axis": 0})
-    zeros = builder.op(
-        "ConstantOfShape", [zeros_shape], {"value": ir.Tensor(np.zeros(1, dtype=dtype))}
-    )
-    padded = builder.op("Concat", [history, zeros], {"axis": 0})
+    padded = append_zero_rows(builder, history, as_1d(builder, pad), dtype)
     start = builder.op("Max", [builder.op("Sub", [length, store]), zero])
     if steps_run is None:
         end = builder.op("Add", [start, store])
@@ -138,7 +129,7 @@ def _cut_history(
             ],
         )
     return builder.op(
-        "Slice", [padded, _as_1d(builder, start), _as_1d(builder, end), builder.int64s([0])]
+        "Slice", [padded, as_1d(builder, start), as_1d(builder, end), builder.int64s([0])]
     )
 
 
@@ -249,11 +240,12 @@ def _scan(op: Scan, node: Apply, builder: ONNXBuilder) -> Values:
         sub.bind(inner, value)
     # The step shape of each nit-sot, to undo the flattening of scan outputs: static, or the
     # last step's, carried (OpenVINO and tract fail on a carried empty shape of 0-d steps).
-    nit_static = [variable_shape(new) for new in nit_new]
-    for shape in nit_static:
-        if None in shape:
-            zeros = builder.const(np.zeros(len(shape), dtype=np.int64))
-            body.carry(zeros, "step_shape", "int64", (len(shape),))
+    nit_static = [_static_shape(variable_shape(new)) for new in nit_new]
+    for new, known in zip(nit_new, nit_static, strict=True):
+        if known is None:
+            ndim = len(variable_shape(new))
+            zeros = builder.const(np.zeros(ndim, dtype=np.int64))
+            body.carry(zeros, "step_shape", "int64", (ndim,))
 
     convert_nodes(fgraph.toposort(), sub)
 
@@ -278,8 +270,8 @@ def _scan(op: Scan, node: Apply, builder: ONNXBuilder) -> Values:
             body.scan_out(sub.value(new), variable_dtype(new))
     for new in untraced_new:
         body.carry_out(sub.value(new))
-    for new, shape in zip(nit_new, nit_static, strict=True):
-        if None in shape:
+    for new, known in zip(nit_new, nit_static, strict=True):
+        if known is None:
             body.carry_out(sub.shape(sub.value(new)))
         body.scan_out(sub.value(new), variable_dtype(new))
     if until is not None:
@@ -292,10 +284,7 @@ def _scan(op: Scan, node: Apply, builder: ONNXBuilder) -> Values:
     outputs: list[ir.Value] = [next(results) for _ in mit_mot]
     finals = [[next(results) for _ in range(out.depth)] for out in window_outs]
     untraced_final = [next(results) for _ in untraced]
-    nit_shapes = [
-        builder.int64s(known) if (known := _static_shape(shape)) is not None else next(results)
-        for shape in nit_static
-    ]
+    nit_shapes = [next(results) if known is None else builder.int64s(known) for known in nit_static]
     histories = [next(results) if keep else None for keep in keeps_history]
     nit_histories = [next(results) for _ in nit_new]
 
@@ -374,7 +363,7 @@ def blockwise_loop(node: Apply, builder: ONNXBuilder) -> list[ir.Value]:
             "Shape", [value], {"start": len(variable_shape(node.inputs[i])) - len(op.inputs_sig[i])}
         )
         full = builder.op("Concat", [batch_shape, core_shape], {"axis": 0})
-        flat_shape = builder.op("Concat", [_as_1d(builder, count), core_shape], {"axis": 0})
+        flat_shape = builder.op("Concat", [as_1d(builder, count), core_shape], {"axis": 0})
         flat = builder.op(
             "Reshape", [builder.op("Expand", [value, full]), flat_shape], {"allowzero": 1}
         )
