@@ -241,7 +241,9 @@ _MODULE = textwrap.dedent(
     graph = ([x], [y, y.sum()])
     not_a_graph = 42
     m = pt.matrix("m")
-    projection = ([m], [m @ pytensor.shared(np.ones((4, 2)), name="p")])
+    p = pytensor.shared(np.ones((4, 2)), name="p")
+    projection = ([m], [m @ p])
+    rows_of_four = ([m], [m.reshape((-1, 4)) @ p])
     draws = ([], [pt.random.normal(size=5, rng=pytensor.shared(np.random.default_rng(0)))])
     """
 )
@@ -444,14 +446,16 @@ def test_license_is_an_spdx_expression_with_its_file() -> None:
 def test_export_verify_with_given_inputs(
     module_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # m @ p with p of shape (4, 2): random inputs with unknown dims of length 3 cannot fit.
+    # m @ p with p of shape (4, 2): m is exported with 4 columns, so random inputs fit.
     out = str(module_dir / "p.onnx")
-    assert main(["export", "cli_demo_module:projection", out, "--verify"]) == EXIT_FAILED
+    assert main(["export", "cli_demo_module:projection", out, "--verify"]) == EXIT_OK
+    # m reshaped to rows of 4: random inputs with unknown dims of length 3 cannot fit.
+    assert main(["export", "cli_demo_module:rows_of_four", out, "--verify"]) == EXIT_FAILED
     capsys.readouterr()
     np.save(tmp_path / "m.npy", np.ones((5, 4)))
     args = [
         "export",
-        "cli_demo_module:projection",
+        "cli_demo_module:rows_of_four",
         out,
         "--verify-input",
         f"m={tmp_path / 'm.npy'}",

@@ -102,7 +102,7 @@ def test_output_dims_named_after_equal_input_dims() -> None:
         for o in model.graph.output
     ]
     assert dims[0][0] == "x_dim0"
-    assert dims[1] == ["x_dim1", "x_dim0"]
+    assert dims[1] == [4, "x_dim0"]  # x's columns must match w's 4 rows (tests/test_dims.py)
 
 
 def test_invalid_names_are_sanitized_and_unnamed_get_defaults() -> None:

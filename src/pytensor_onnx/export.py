@@ -35,6 +35,7 @@ from pytensor_onnx.builder import (
     onnx_dtype,
     variable_dtype,
 )
+from pytensor_onnx.dims import input_dims
 from pytensor_onnx.dispatch import convert_nodes
 from pytensor_onnx.dispatch.ifelse import sink_into_branches
 from pytensor_onnx.inspect import annotate_provenance
@@ -384,12 +385,12 @@ def build_model(
     )
     names = NameRegistry()
     n_inputs = len(captured.input_names)
-    for var, name in zip(fgraph.inputs[:n_inputs], captured.input_names, strict=True):
-        claimed = names.claim(name)
-        dims: list[str | int] = [
-            d if d is not None else f"{claimed}_dim{i}"
-            for i, d in enumerate(getattr(var.type, "shape", ()))
-        ]
+    inputs = fgraph.inputs[:n_inputs]
+    claimed_names = [names.claim(name) for name in captured.input_names]
+    initializers = zip(fgraph.inputs[n_inputs:], captured.initializers, strict=True)
+    fixed = {var: np.shape(array) for var, (_, array) in initializers}
+    all_dims = input_dims(fgraph, inputs, claimed_names, fixed)
+    for var, claimed, dims in zip(inputs, claimed_names, all_dims, strict=True):
         value = ir.Value(
             name=claimed, type=ir.TensorType(onnx_dtype(variable_dtype(var))), shape=ir.Shape(dims)
         )

@@ -404,15 +404,6 @@ KNOWN_LIMITS: dict[tuple[str, str], tuple[str, str]] = {
         r"StridedSlice",
         "tract cannot slice with a step along a dimension of unknown length",
     ),
-    ("matmul", "tract"): (
-        r"MatMulInference",
-        "tract cannot broadcast batch dimensions of unknown length in `MatMul`",
-    ),
-    ("shapes", "tract"): (
-        r"Impossible to unify Sym\(x_dim0\) with Sym\(y_dim0\)",
-        "tract needs dimensions that must be equal (here stacked inputs) to carry the same "
-        "name; the exported inputs have independent unknown dimensions",
-    ),
     ("sorting", "tract"): (
         r"Undetermined symbol in expression: x_dim0|Impossible to unify I64 with TDim",
         "tract cannot evaluate `TopK` whose `k` is a dimension of unknown length, nor type "

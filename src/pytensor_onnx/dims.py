@@ -1,0 +1,203 @@
+"""The input dimensions a PyTensor graph requires to be equal, for naming them in ONNX.
+
+An exported input's dimension of unknown size gets a symbolic name (``x_dim0``).  Two inputs
+whose dimensions the graph combines without broadcasting (``x + y`` of two vectors, the
+inner dimensions of a matrix product, the rows of a ``concatenate`` along columns) must have
+equal sizes, or PyTensor itself refuses them ("Runtime broadcasting not allowed", a shape
+mismatch).  Giving such dimensions one name states that in the model's signature, and some
+runtimes need it: tract cannot broadcast two independently named dimensions (an unknown
+size might be 1), so it refused the exported ``a @ b`` of two batches and the ``stack`` of
+two matrices until they shared names.  A dimension that the graph ties to a static size
+gets that size.
+
+Only rules PyTensor enforces at run time are used: ``Elemwise`` and the batch dimensions of
+``Blockwise`` (no runtime broadcasting), the core dimensions a ``Blockwise`` signature
+names with one letter, the axes that ``DimShuffle`` moves and ``Subtensor`` takes whole,
+``Join``'s non-joined axes and the matched dimensions of ``Dot`` and ``BatchedDot``.
+Dimensions PyTensor cannot prove equal keep their own names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+
+from pytensor.graph.basic import Apply, Constant, Variable
+from pytensor.graph.fg import FunctionGraph
+from pytensor.tensor.basic import Join
+from pytensor.tensor.blas import BatchedDot
+from pytensor.tensor.blockwise import Blockwise
+from pytensor.tensor.elemwise import DimShuffle, Elemwise
+from pytensor.tensor.math import Dot
+from pytensor.tensor.subtensor import Subtensor
+from pytensor.tensor.type import TensorType
+
+#: A dimension: a variable and an axis.
+Dim = tuple[Variable, int]
+
+
+class _Size(int):
+    """A static size as a member of a class of dimensions."""
+
+
+class _Classes:
+    """Union-find over dimensions; a static size is a member, so dimensions tied to the
+    same size join one class."""
+
+    def __init__(self) -> None:
+        self._parent: dict[Hashable, Hashable] = {}
+
+    def find(self, key: Hashable) -> Hashable:
+        parent = self._parent.setdefault(key, key)
+        if parent != key:
+            parent = self._parent[key] = self.find(parent)
+        return parent
+
+    def union(self, keys: Iterable[Hashable]) -> None:
+        roots = [self.find(key) for key in keys]
+        for root in roots[1:]:
+            self._parent[root] = roots[0]
+
+    def union_dims(self, dims: Iterable[Dim]) -> None:
+        """Join ``dims`` (tensor dimensions), each with its static size if it has one."""
+        keys: list[Hashable] = []
+        for var, axis in dims:
+            keys.append((var, axis))
+            size = var.type.shape[axis]
+            if size is not None:
+                keys.append(_Size(size))
+        self.union(keys)
+
+    def sizes(self) -> dict[Hashable, int]:
+        """The static size of each class that has one, by its root."""
+        return {self.find(key): int(key) for key in self._parent if isinstance(key, _Size)}
+
+
+def _elementwise(
+    classes: _Classes, inputs: Sequence[Variable], outputs: Sequence[Variable], ndim: int
+) -> None:
+    """The first ``ndim`` axes of ``inputs`` and ``outputs`` broadcast without runtime
+    broadcasting: per axis, the inputs not statically of size 1 and the outputs are equal."""
+    for axis in range(ndim):
+        dims = [(var, axis) for var in inputs if var.type.shape[axis] != 1]
+        classes.union_dims([*dims, *((out, axis) for out in outputs)])
+
+
+def _blockwise(classes: _Classes, node: Apply) -> None:
+    op = node.op
+    batch = node.outputs[0].type.ndim - len(op.outputs_sig[0])
+    _elementwise(classes, node.inputs, node.outputs, batch)
+    letters: dict[str, list[Dim]] = {}
+    signatures = zip([*op.inputs_sig, *op.outputs_sig], [*node.inputs, *node.outputs], strict=True)
+    for signature, var in signatures:
+        for position, letter in enumerate(signature):
+            if letter.isidentifier():
+                letters.setdefault(letter, []).append((var, batch + position))
+    for dims in letters.values():
+        classes.union_dims(dims)
+
+
+def _join(classes: _Classes, node: Apply) -> None:
+    axis = getattr(node.op, "axis", None)
+    tensors = list(node.inputs)
+    if axis is None:  # PyTensor 2.x: the axis is the first input
+        first = tensors.pop(0)
+        if not isinstance(first, Constant):
+            return
+        axis = int(first.data)
+    out = node.outputs[0]
+    axis %= out.type.ndim
+    for other in range(out.type.ndim):
+        if other != axis:
+            classes.union_dims([(var, other) for var in [*tensors, out]])
+
+
+def _dot(classes: _Classes, node: Apply) -> None:
+    x, y = node.inputs
+    out = node.outputs[0]
+    if not (1 <= x.type.ndim <= 2 and 1 <= y.type.ndim <= 2):
+        return
+    classes.union_dims([(x, x.type.ndim - 1), (y, 0)])
+    if x.type.ndim == 2:
+        classes.union_dims([(x, 0), (out, 0)])
+    if y.type.ndim == 2:
+        classes.union_dims([(y, 1), (out, out.type.ndim - 1)])
+
+
+def _batched_dot(classes: _Classes, node: Apply) -> None:
+    x, y = node.inputs
+    out = node.outputs[0]
+    if not x.type.ndim == y.type.ndim == out.type.ndim == 3:
+        return
+    classes.union_dims([(x, 0), (y, 0), (out, 0)])
+    classes.union_dims([(x, 2), (y, 1)])
+    classes.union_dims([(x, 1), (out, 1)])
+    classes.union_dims([(y, 2), (out, 2)])
+
+
+def _subtensor(classes: _Classes, node: Apply) -> None:
+    """Axes taken whole (``:``) or not indexed keep their dimension."""
+    inp, out = node.inputs[0], node.outputs[0]
+    entries = list(node.op.idx_list)
+    entries += [slice(None)] * (inp.type.ndim - len(entries))
+    out_axis = 0
+    for axis, entry in enumerate(entries):
+        if isinstance(entry, slice):
+            if entry == slice(None):
+                classes.union_dims([(inp, axis), (out, out_axis)])
+            out_axis += 1
+
+
+def _constrain(classes: _Classes, node: Apply) -> None:
+    op = node.op
+    if isinstance(op, Elemwise):
+        _elementwise(classes, node.inputs, node.outputs, node.outputs[0].type.ndim)
+    elif isinstance(op, Blockwise) and all(
+        isinstance(var.type, TensorType) for var in [*node.inputs, *node.outputs]
+    ):
+        _blockwise(classes, node)
+    elif isinstance(op, DimShuffle):
+        (inp,), (out,) = node.inputs, node.outputs
+        for axis, source in enumerate(op.new_order):
+            if source != "x":
+                classes.union_dims([(out, axis), (inp, source)])
+    elif isinstance(op, Join):
+        _join(classes, node)
+    elif isinstance(op, Dot):
+        _dot(classes, node)
+    elif isinstance(op, BatchedDot):
+        _batched_dot(classes, node)
+    elif isinstance(op, Subtensor):
+        _subtensor(classes, node)
+
+
+def input_dims(
+    fgraph: FunctionGraph,
+    inputs: Sequence[Variable],
+    names: Sequence[str],
+    fixed: Mapping[Variable, tuple[int, ...]],
+) -> list[list[str | int]]:
+    """The ONNX dimensions of ``inputs`` (inputs of ``fgraph`` named ``names``).
+
+    A static size stays; a dimension of unknown size is the static size the graph ties it
+    to (through static types or through the inputs of ``fixed`` shapes: the model's
+    initializers), else the name of the first input dimension it must equal
+    (``{name}_dim{axis}``, in input order), so equal dimensions share one name.
+    """
+    classes = _Classes()
+    for node in fgraph.toposort():
+        _constrain(classes, node)
+    for var, shape in fixed.items():
+        for axis, size in enumerate(shape):
+            classes.union([(var, axis), _Size(size)])
+    named: dict[Hashable, str | int] = dict(classes.sizes())
+    result: list[list[str | int]] = []
+    for var, name in zip(inputs, names, strict=True):
+        dims: list[str | int] = []
+        for axis, size in enumerate(getattr(var.type, "shape", ())):
+            if size is not None:
+                dims.append(size)
+                continue
+            root = classes.find((var, axis))
+            dims.append(named.setdefault(root, f"{name}_dim{axis}"))
+        result.append(dims)
+    return result
