@@ -3,8 +3,10 @@
 3. Median call latency of the same compiled graph in ``mode="ONNX"``, in PyTensor's default
    backend (C VM on PyTensor 2.x, Numba on 3.x) and with the Python linker (``fast_run``
    rewrites without elementwise fusion), for: the MLP
-   forward pass (batch 1 and 256, float32), an elementwise-heavy float64 graph, and a
-   PyMC-style logistic-regression log-density with its gradient (N=10,000 observations).
+   forward pass (batch 1 and 256, float32), an elementwise-heavy float64 graph, a
+   PyMC-style logistic-regression log-density with its gradient (N=10,000 observations),
+   and, where PyMC is installed, the log-density and gradient of two PyMC models (an
+   eight-schools-like hierarchical model, 1,000 observations; a linear regression, 10,000).
    For the MLP, the model from ``export_onnx`` (weights as initializers) is timed too.
 4. Per-call overhead of ``mode="ONNX"`` over ``InferenceSession.run`` on the very session the
    mode compiled: the linker's thunk alone, and ``fn(...)`` with and without ``trust_input``.
@@ -17,6 +19,7 @@ All ONNX Runtime sessions use ``--threads`` intra-op threads (default 1); run wi
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 import time
 from collections.abc import Callable
@@ -32,6 +35,10 @@ from common import MLP_SIZES, emit, interleaved_call_times, pytensor_mlp
 LOGREG_N = 10_000
 LOGREG_D = 10
 ELEMWISE_SIZE = 100_000
+HIER_N = 1_000
+HIER_GROUPS = 8
+LINREG_N = 10_000
+LINREG_D = 5
 
 #: A benchmark graph: inputs, outputs, and one value per input.
 Graph = tuple[list[Any], list[Any], list[np.ndarray]]
@@ -104,6 +111,50 @@ def logistic_regression_graph() -> Graph:
     return [beta], [logp, pytensor.grad(logp, beta)], [rng.normal(size=LOGREG_D)]
 
 
+def _pymc_logp_grad(model: Any) -> Graph:
+    """A PyMC model's joint log-density and its gradient in every value variable (what a
+    sampler such as nutpie evaluates), at the model's initial point."""
+    import pytensor
+
+    values = model.value_vars
+    logp = model.logp()
+    point = model.initial_point()
+    return values, [logp, *pytensor.grad(logp, values)], [point[v.name] for v in values]
+
+
+def hierarchical_graph() -> Graph:
+    """An eight-schools-like hierarchical normal model with 1,000 observations in 8 groups
+    (non-centered group effects indexed by an integer group vector)."""
+    import pymc as pm
+
+    rng = np.random.default_rng(2)
+    group = rng.integers(0, HIER_GROUPS, HIER_N)
+    sigma = rng.uniform(5.0, 20.0, HIER_N)
+    y = rng.normal(5.0 + rng.normal(0.0, 3.0, HIER_GROUPS)[group], sigma)
+    with pm.Model() as model:
+        mu = pm.Normal("mu", 0.0, 5.0)
+        tau = pm.HalfCauchy("tau", 5.0)
+        theta = pm.Normal("theta", 0.0, 1.0, shape=HIER_GROUPS)
+        pm.Normal("obs", mu + tau * theta[group], sigma, observed=y)
+    return _pymc_logp_grad(model)
+
+
+def linear_regression_graph() -> Graph:
+    """A PyMC linear regression (5 predictors, intercept, half-normal noise scale) on
+    10,000 observations."""
+    import pymc as pm
+
+    rng = np.random.default_rng(3)
+    data = rng.normal(size=(LINREG_N, LINREG_D))
+    y = data @ rng.normal(size=LINREG_D) + rng.normal(size=LINREG_N)
+    with pm.Model() as model:
+        beta = pm.Normal("beta", 0.0, 1.0, shape=LINREG_D)
+        alpha = pm.Normal("alpha", 0.0, 1.0)
+        sigma = pm.HalfNormal("sigma", 1.0)
+        pm.Normal("y", alpha + pm.math.dot(data, beta), sigma, observed=y)
+    return _pymc_logp_grad(model)
+
+
 def mlp_graph(batch: int) -> Graph:
     """The MLP forward pass on a float32 batch."""
     x, probabilities, _ = pytensor_mlp("float32")
@@ -116,6 +167,8 @@ WORKLOADS: dict[str, Callable[[], Graph]] = {
     "MLP forward, batch 256": lambda: mlp_graph(256),
     f"elementwise, {ELEMWISE_SIZE:,} float64": elementwise_graph,
     f"logistic regression logp+grad, N={LOGREG_N:,}": logistic_regression_graph,
+    f"PyMC hierarchical logp+grad, {HIER_N:,} obs": hierarchical_graph,
+    f"PyMC linear regression logp+grad, {LINREG_N:,} obs": linear_regression_graph,
 }
 
 
@@ -128,6 +181,8 @@ def compare_backends(threads: int) -> list[dict[str, Any]]:
 
     rows = []
     for workload, make in WORKLOADS.items():
+        if workload.startswith("PyMC") and importlib.util.find_spec("pymc") is None:
+            continue
         inputs, outputs, values = make()
         row: dict[str, Any] = {"workload": workload, "compile": {}}
         calls: dict[str, Callable[[], Any]] = {}
