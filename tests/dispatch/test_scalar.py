@@ -243,6 +243,16 @@ def test_integer_power_is_exact(dtype: str, symbolic: bool) -> None:
     compare_onnx_and_py([a, b], [a**b], [x, y])
 
 
+@pytest.mark.parametrize("dtype", ["int64", "uint8"])
+def test_integer_power_of_an_empty_array_by_a_scalar(dtype: str, symbolic: bool) -> None:
+    # Found by fuzzing: the loop states were Expands of the length-1 exponent to the static
+    # shape (0,), and ONNX Runtime 1.32 refused the model ("Inferred=1 Declared=0").
+    x = np.zeros(0, dtype=dtype)
+    a = input_like(x, "a", symbolic)
+    b = pt.scalar("b", dtype=dtype)
+    compare_onnx_and_py([a, b], [a**b], [x, np.array(3, dtype=dtype)])
+
+
 @pytest.mark.parametrize("dtype", ["int64", "int32", "int8", "uint8", "uint64"])
 @pytest.mark.parametrize("exponent", [0, 1, 2, 3, 4])
 def test_integer_power_by_a_constant_is_unrolled(dtype: str, exponent: int, symbolic: bool) -> None:

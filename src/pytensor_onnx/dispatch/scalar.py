@@ -152,8 +152,11 @@ def _int_pow(builder: ONNXBuilder, xs: list[ir.Value], dtype: str) -> ir.Value:
         x = builder.cast(xs[0], wide, dtype)
         return builder.cast(_int_pow_by_constant(builder, x, exponent, wide), dtype, wide)
     x, y = (builder.cast(v, wide, dtype) for v in xs)
-    shape = builder.shape(builder.op("Add", [x, y]))
     one, two, zero = (builder.scalar(v, wide) for v in (1, 2, 0))
+    # The loop states broadcast to x + y by adding zeros of that shape: ONNX Runtime 1.32
+    # refuses a Scan whose state starts as an ``Expand`` of a length-1 input-dependent value
+    # (here the exponent) to a static shape with a 0 ("Inferred=1 Declared=0").
+    zeros = builder.op("Mul", [builder.op("Add", [x, y]), zero])
 
     def step(b: ONNXBuilder, k: ir.Value, state: list[ir.Value]) -> list[ir.Value]:
         result, base, exponent = state
@@ -162,9 +165,9 @@ def _int_pow(builder: ONNXBuilder, xs: list[ir.Value], dtype: str) -> ir.Value:
         return [result, b.op("Mul", [base, base]), b.op("Div", [exponent, two])]
 
     start = [
-        builder.op("Expand", [one, shape]),
-        builder.op("Expand", [x, shape]),
-        builder.op("Expand", [builder.op("Max", [y, zero]), shape]),
+        builder.op("Add", [one, zeros]),
+        builder.op("Add", [x, zeros]),
+        builder.op("Add", [builder.op("Max", [y, zero]), zeros]),
     ]
     steps = Steps(builder.scalar(_INT_POW_STEPS, "int64"), _INT_POW_STEPS)
     (result, _, _), _ = fori_loop(builder, steps, [Carry(v, wide) for v in start], [], step, "pow")
