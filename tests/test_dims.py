@@ -83,3 +83,15 @@ def test_shared_names_run(dtype: str) -> None:
         rng.normal(size=(0, 5)).astype(dtype),
     ]
     compare_onnx_and_py([a, b, y], [pt.concatenate([(a @ b)[0], y]), pt.stack([a, a * 2])], values)
+
+
+def test_reductions_and_shape_preserving_ops_carry_dims() -> None:
+    x, y, z, w = pt.matrix("x"), pt.vector("y"), pt.matrix("z"), pt.vector("w")
+    outs = [x.sum(axis=1) + y, pt.special.softmax(x, axis=-1) * z, pt.argmax(z, axis=0) + w]
+    model = export_onnx([x, y, z, w], outs)
+    assert _input_dims(model) == {
+        "x": ["x_dim0", "x_dim1"],
+        "y": ["x_dim0"],
+        "z": ["x_dim0", "x_dim1"],
+        "w": ["x_dim1"],
+    }

@@ -12,7 +12,8 @@ gets that size.
 
 Only rules PyTensor enforces at run time are used: ``Elemwise`` and the batch dimensions of
 ``Blockwise`` (no runtime broadcasting), the core dimensions a ``Blockwise`` signature
-names with one letter, the axes that ``DimShuffle`` moves and ``Subtensor`` takes whole,
+names with one letter, the axes that ``DimShuffle`` moves, ``Subtensor`` takes whole and
+reductions keep, the axes of shape-preserving ops (``Softmax``, ``CumOp``, ...),
 ``Join``'s non-joined axes and the matched dimensions of ``Dot`` and ``BatchedDot``.
 Dimensions PyTensor cannot prove equal keep their own names.
 """
@@ -26,8 +27,11 @@ from pytensor.graph.fg import FunctionGraph
 from pytensor.tensor.basic import Join
 from pytensor.tensor.blas import BatchedDot
 from pytensor.tensor.blockwise import Blockwise
-from pytensor.tensor.elemwise import DimShuffle, Elemwise
-from pytensor.tensor.math import Dot
+from pytensor.tensor.elemwise import CAReduce, DimShuffle, Elemwise
+from pytensor.tensor.extra_ops import CumOp
+from pytensor.tensor.math import Argmax, Dot
+from pytensor.tensor.shape import SpecifyShape
+from pytensor.tensor.special import LogSoftmax, Softmax
 from pytensor.tensor.subtensor import Subtensor
 from pytensor.tensor.type import TensorType
 
@@ -147,6 +151,19 @@ def _subtensor(classes: _Classes, node: Apply) -> None:
             out_axis += 1
 
 
+def _reduction(classes: _Classes, node: Apply) -> None:
+    """The axes a reduction keeps are the output's, in order."""
+    inp, out = node.inputs[0], node.outputs[0]
+    reduced = range(inp.type.ndim) if node.op.axis is None else node.op.axis
+    kept = [axis for axis in range(inp.type.ndim) if axis not in reduced]
+    for out_axis, axis in enumerate(kept):
+        classes.union_dims([(inp, axis), (out, out_axis)])
+
+
+#: Ops whose first output has the shape of their first input.
+_SAME_SHAPE = (CumOp, LogSoftmax, Softmax, SpecifyShape)
+
+
 def _constrain(classes: _Classes, node: Apply) -> None:
     op = node.op
     if isinstance(op, Elemwise):
@@ -168,6 +185,12 @@ def _constrain(classes: _Classes, node: Apply) -> None:
         _batched_dot(classes, node)
     elif isinstance(op, Subtensor):
         _subtensor(classes, node)
+    elif isinstance(op, CAReduce | Argmax):
+        _reduction(classes, node)
+    elif isinstance(op, _SAME_SHAPE):
+        inp, out = node.inputs[0], node.outputs[0]
+        for axis in range(out.type.ndim):
+            classes.union_dims([(inp, axis), (out, axis)])
 
 
 def input_dims(
