@@ -207,7 +207,7 @@ def input_dims(
     (``{name}_dim{axis}``, in input order), so equal dimensions share one name.
     """
     classes = _Classes()
-    for node in fgraph.toposort():
+    for node in fgraph.apply_nodes:  # the classes do not depend on the order
         _constrain(classes, node)
     for var, shape in fixed.items():
         for axis, size in enumerate(shape):
