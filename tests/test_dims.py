@@ -58,6 +58,13 @@ def test_blockwise_signature_ties_core_dims() -> None:
     assert dims["b"] == ["a_dim1", "b_dim1"]
 
 
+def test_core_op_signature_ties_core_dims() -> None:
+    # A core op applied to values of its signature's ranks ("(m,m),(m,n)->(m,n)").
+    a, b = pt.matrix("a"), pt.matrix("b")
+    model = export_onnx([a, b], [pt.linalg.cholesky(a), pt.linalg.solve(a, b)])
+    assert _input_dims(model) == {"a": ["a_dim0", "a_dim0"], "b": ["a_dim0", "b_dim1"]}
+
+
 def test_initializer_shapes_fix_sizes() -> None:
     x = pt.matrix("x")
     w = pytensor.shared(np.ones((4, 3)), name="w")  # type shape (None, None)

@@ -11,10 +11,11 @@ two matrices until they shared names.  A dimension that the graph ties to a stat
 gets that size.
 
 Only rules PyTensor enforces at run time are used: ``Elemwise`` and the batch dimensions of
-``Blockwise`` (no runtime broadcasting), the core dimensions a ``Blockwise`` signature
-names with one letter, the axes that ``DimShuffle`` moves, ``Subtensor`` takes whole and
-reductions keep, the axes of shape-preserving ops (``Softmax``, ``CumOp``, ...),
-``Join``'s non-joined axes and the matched dimensions of ``Dot`` and ``BatchedDot``.
+``Blockwise`` (no runtime broadcasting), the core dimensions that one letter names in the
+signature of a ``Blockwise`` or of a core op (``Cholesky``: ``(m,m)->(m,m)``), the axes
+that ``DimShuffle`` moves, ``Subtensor`` takes whole and reductions keep, the axes of
+shape-preserving ops (``Softmax``, ``CumOp``, ...), ``Join``'s non-joined axes and the
+matched dimensions of ``Dot`` and ``BatchedDot``.
 Dimensions PyTensor cannot prove equal keep their own names.
 """
 
@@ -34,6 +35,7 @@ from pytensor.tensor.shape import SpecifyShape
 from pytensor.tensor.special import LogSoftmax, Softmax
 from pytensor.tensor.subtensor import Subtensor
 from pytensor.tensor.type import TensorType
+from pytensor.tensor.utils import _parse_gufunc_signature
 
 #: A dimension: a variable and an axis.
 Dim = tuple[Variable, int]
@@ -90,9 +92,28 @@ def _blockwise(classes: _Classes, node: Apply) -> None:
     op = node.op
     batch = node.outputs[0].type.ndim - len(op.outputs_sig[0])
     _elementwise(classes, node.inputs, node.outputs, batch)
+    _signature(classes, node, [*op.inputs_sig, *op.outputs_sig], batch)
+
+
+def _core(classes: _Classes, node: Apply, signature: str) -> None:
+    """A core op with a gufunc signature (``Cholesky``'s ``(m,m)->(m,m)``), applied to
+    values of exactly the signature's ranks."""
+    inputs_sig, outputs_sig = _parse_gufunc_signature(signature)
+    sigs = [*inputs_sig, *outputs_sig]
+    variables = [*node.inputs, *node.outputs]
+    if len(sigs) == len(variables) and all(
+        var.type.ndim == len(sig) for sig, var in zip(sigs, variables, strict=True)
+    ):
+        _signature(classes, node, sigs, 0)
+
+
+def _signature(
+    classes: _Classes, node: Apply, signatures: Sequence[Sequence[str]], batch: int
+) -> None:
+    """The core dimensions that one letter of a signature names are equal (after ``batch``
+    leading batch dimensions)."""
     letters: dict[str, list[Dim]] = {}
-    signatures = zip([*op.inputs_sig, *op.outputs_sig], [*node.inputs, *node.outputs], strict=True)
-    for signature, var in signatures:
+    for signature, var in zip(signatures, [*node.inputs, *node.outputs], strict=True):
         for position, letter in enumerate(signature):
             if letter.isidentifier():
                 letters.setdefault(letter, []).append((var, batch + position))
@@ -172,6 +193,10 @@ def _constrain(classes: _Classes, node: Apply) -> None:
         isinstance(var.type, TensorType) for var in [*node.inputs, *node.outputs]
     ):
         _blockwise(classes, node)
+    elif (signature := getattr(op, "gufunc_signature", None)) and all(
+        isinstance(var.type, TensorType) for var in [*node.inputs, *node.outputs]
+    ):
+        _core(classes, node, signature)
     elif isinstance(op, DimShuffle):
         (inp,), (out,) = node.inputs, node.outputs
         for axis, source in enumerate(op.new_order):
