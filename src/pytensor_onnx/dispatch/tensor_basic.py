@@ -242,6 +242,17 @@ def _extract_diag(op: ExtractDiag, node: Apply, builder: ONNXBuilder) -> Values:
     )
     length = builder.op("Max", [length, builder.int64s([0])])
     index = int64_range(builder, builder.scalar(0, "int64"), scalar_from_vector(builder, length))
+    if ndim == 2:
+        one = builder.int64s([1])
+        # Entry k is x[row0 + k, col0 + k]: a GatherND of (row, column) pairs.  tract cannot
+        # multiply a range of unknown length by a dimension, as the flat positions below do.
+        pairs = [
+            builder.op("Unsqueeze", [builder.op("Add", [index, builder.int64s([first])]), one])
+            for first in (row0, col0)
+        ]
+        return [builder.op("GatherND", [x, builder.op("Concat", pairs, {"axis": 1})])]
+    # Batches: flat positions row * cols + col along the merged matrix axes (a GatherND with
+    # batch dimensions fails in onnx.reference on an empty batch).
     flat_index = builder.op(
         "Add",
         [
@@ -249,7 +260,6 @@ def _extract_diag(op: ExtractDiag, node: Apply, builder: ONNXBuilder) -> Values:
             builder.op("Add", [index, builder.int64s([col0])]),
         ],
     )
-    # Merge the two diagonal axes and gather along the merged axis.
     leading = builder.op("Shape", [x], {"end": ndim - 2})
     merged = builder.op("Mul", [rows, cols])
     flat_shape = builder.op("Concat", [leading, merged], {"axis": 0})
