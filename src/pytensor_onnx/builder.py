@@ -202,6 +202,7 @@ class ONNXBuilder:
         self._values: dict[Variable, ir.Value] = {}
         self._constants: dict[tuple[str, tuple[int, ...], bytes], ir.Value] = {}
         self._streams = 0
+        self._anchor: ir.Value | None = None
         #: The static number of elements of the elementwise node being converted, if known
         #: (see :meth:`elementwise`).
         self.elementwise_size: int | None = None
@@ -535,6 +536,37 @@ class ONNXBuilder:
         while builder.parent is not None:
             builder = builder.parent
         return builder
+
+    def dimension_anchor(self) -> ir.Value | None:
+        """An empty bool tensor whose dimensions after the first are the main graph's
+        named input dimensions, each once (``None`` if it has none); made once, in the main
+        graph.
+
+        Every ``Scan`` passes it through its body (see ``dispatch._loop.LoopBody``): tract
+        resolves the sizes in a body from the shapes of the body's inputs, and cannot invert
+        expressions such as a size rounded up to a block (``32 * ((n + 31) / 32)``).
+        """
+        root = self.root
+        if root._anchor is None:
+            pieces: list[ir.Value] = []
+            seen: set[str] = set()
+            for value in root.graph.inputs:
+                axes = []
+                for axis, dim in enumerate(value.shape or ()):
+                    if isinstance(dim, ir.SymbolicDim) and dim.value and dim.value not in seen:
+                        seen.add(dim.value)
+                        axes.append(axis)
+                if axes:
+                    shape = root.op("Shape", [value])
+                    pieces.append(root.op("Gather", [shape, root.int64s(axes)]))
+            if not pieces:
+                return None
+            root._anchor = root.op(
+                "ConstantOfShape",
+                [root.op("Concat", [root.int64s([0]), *pieces], {"axis": 0})],
+                {"value": ir.Tensor(np.zeros(1, dtype=bool))},
+            )
+        return root._anchor
 
     # ----------------------------------------------------------------- helpers
     def cast(self, value: ir.Value, to: str, from_: str | None = None) -> ir.Value:

@@ -19,6 +19,7 @@ import onnx
 import onnx_ir as ir
 import onnx_ir.passes.common as ir_passes
 import pytensor
+from onnx_ir.traversal import RecursiveGraphIterator
 from pytensor.compile import Function
 from pytensor.compile.sharedvalue import SharedVariable
 from pytensor.graph.basic import Constant, Variable
@@ -381,6 +382,11 @@ def build_model(
             "op_from_graph": op_from_graph,
             "float32": captured.float32,
             "portable": portable,
+            # Whether the graph computes in float64 anywhere (a float32 graph's model holds
+            # no float64 tensor, for runtimes without float64).
+            "float64": any(
+                getattr(var.type, "dtype", None) == "float64" for var in fgraph.variables
+            ),
         },
     )
     names = NameRegistry()
@@ -450,8 +456,29 @@ def build_model(
     # failure is raised by check_model instead, once, as an InvalidModelError.
     with _quiet_logger("onnx_ir"):
         ir_passes.ShapeInferencePass(data_prop=False)(model)
+    _forget_invented_dims(model)
     model.ir_version = minimum_ir_version(model)
     return model
+
+
+def _forget_invented_dims(model: ir.Model) -> None:
+    """Drop the names ONNX shape inference invents (``unk__3``) from subgraph inputs.
+
+    Such a name states nothing, but tract takes it for a new symbol of the loop body and
+    cannot unify it with the enclosing graph's dimension expressions.
+    """
+    for node in RecursiveGraphIterator(model.graph):
+        for attr in node.attributes.values():
+            if attr.type != ir.AttributeType.GRAPH:
+                continue
+            for value in attr.as_graph().inputs:
+                if value.shape is not None and any(map(_invented, value.shape)):
+                    value.shape = ir.Shape([None if _invented(d) else d for d in value.shape])
+
+
+def _invented(dim: object) -> bool:
+    """Whether ``dim`` is a dimension named by shape inference (``unk__N``)."""
+    return isinstance(dim, ir.SymbolicDim) and (dim.value or "").startswith("unk__")
 
 
 def feeds_by_name(model: onnx.ModelProto, values: Mapping[str, object]) -> dict[str, object]:

@@ -11,7 +11,7 @@ from onnx.reference import ReferenceEvaluator
 from pytensor.tensor import extra_ops
 
 from pytensor_onnx import UnsupportedOpError, export_onnx
-from tests.compare import compare_onnx_and_py, input_like, ort_session
+from tests.compare import all_nodes, compare_onnx_and_py, input_like, ort_session
 
 RNG = np.random.default_rng(11)
 
@@ -33,6 +33,20 @@ def test_cumprod_lengths(length: int, symbolic: bool) -> None:
     value = RNG.uniform(0.5, 1.5, size=(2, length)) * RNG.choice([-1.0, 1.0], size=(2, length))
     x = input_like(value, "x", symbolic)
     compare_onnx_and_py([x], [pt.cumprod(x, axis=1)], [value], rtol=1e-13)
+
+
+@pytest.mark.parametrize("axis", [0, 1, 2])
+def test_cumprod_of_unknown_length_portable_and_fast(axis: int) -> None:
+    # The default (portable) shift is a Gather of rows along the axis moved to the front
+    # (tract runs it); portable=False pads with ones and slices (faster in ONNX Runtime).
+    value = RNG.uniform(0.5, 1.5, size=(3, 37, 4)) * RNG.choice([-1.0, 1.0], size=(3, 37, 4))
+    x = input_like(value, "x", symbolic=True)
+    out = pt.cumprod(x, axis=axis)
+    portable = compare_onnx_and_py([x], [out], [value], rtol=1e-13)
+    fast = compare_onnx_and_py([x], [out], [value], rtol=1e-13, portable=False)
+    assert not _pads(portable.graph) and _pads(fast.graph)
+    for model in (portable, fast):
+        assert "Loop" not in {node.op_type for node in all_nodes(model)}
 
 
 def test_cumulative_int64() -> None:

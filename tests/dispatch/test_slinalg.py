@@ -19,11 +19,11 @@ import pytest
 import scipy.linalg
 from pytensor.tensor.blockwise import Blockwise
 
-from pytensor_onnx import export_onnx
+from pytensor_onnx import export_onnx, runtimes
 from pytensor_onnx.dispatch import UnsupportedOpError
 from pytensor_onnx.export import capture
 from pytensor_onnx.precision import float64_tensors
-from tests.compare import compare_onnx_and_py, input_like, ort_session, run_onnx
+from tests.compare import all_nodes, compare_onnx_and_py, input_like, ort_session, run_onnx
 
 SIZES = [1, 2, 5, 32, pytest.param(100, marks=pytest.mark.slow)]
 #: Relative agreement per unit of condition number (float64), a few hundred ulps.
@@ -1079,3 +1079,40 @@ def test_linear_control_solvers_in_float32_models() -> None:
         assert result.dtype == np.float32
         np.testing.assert_allclose(result, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
     assert got[3].dtype == np.float32 and np.all(np.isfinite(got[3]))
+
+
+@pytest.mark.parametrize("n", [0, 1, 5, 40, 70])
+def test_blocked_algorithms_of_unknown_size_are_scans(n: int, floatX: str) -> None:
+    # Factorizations and solves of unknown size loop over blocks in ONNX Scans (no Loop),
+    # so that tract runs them; an empty matrix is factored as one identity block and cut.
+    rng = np.random.default_rng(60 + n)
+    m = rng.normal(size=(n, n))
+    a_value = (m @ m.T + n * np.eye(n) + np.eye(n)).astype(floatX)
+    b_value = rng.normal(size=(n, 3)).astype(floatX)
+    a, b = pt.matrix("a", dtype=floatX), pt.matrix("b", dtype=floatX)
+    outs = [
+        ptla.cholesky(a),
+        ptla.solve_triangular(a, b, lower=True),
+        ptla.solve_triangular(a, b, lower=False),
+        ptla.solve(a, b),
+        ptla.det(a),
+        ptla.inv(a),
+        pt.cumprod(pt.tanh(a), axis=0),
+    ]
+    tol = 1e-10 if floatX == "float64" else 2e-3
+    model = compare_onnx_and_py([a, b], outs, [a_value, b_value], rtol=tol, atol=tol)
+    ops = [node.op_type for node in all_nodes(model)]
+    assert "Scan" in ops and "Loop" not in ops
+    # The two inputs share their size (Cholesky's signature), named once.
+    assert [d.dim_param for d in model.graph.input[0].type.tensor_type.shape.dim] == [
+        "a_dim0",
+        "a_dim0",
+    ]
+    # In tract: float64 graphs only (the loops pass sizes into their bodies as float64,
+    # which float32 models do not hold); one size, as tract optimizes these models slowly
+    # (it aborts on 0x0 matrices).
+    if floatX == "float64" and n == 40 and runtimes.is_available("tract"):
+        expected = pytensor.function([a, b], outs)(a_value, b_value)
+        got = runtimes.run("tract", model, {"a": a_value, "b": b_value}, timeout=600)
+        for result, want in zip(got, expected, strict=True):
+            np.testing.assert_allclose(result, want, rtol=tol, atol=tol)

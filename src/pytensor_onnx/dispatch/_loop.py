@@ -5,9 +5,14 @@ iterates.
 sequences, per-step outputs) and appends the node; everything that iterates goes through
 it.  A loop without condition and with a known, positive number of steps becomes an ONNX
 ``Scan`` (``LoopBody(..., scan=True)``): runtimes without ``Loop`` (tract) run it, and ONNX
-Runtime runs it 1.2-2x faster (``benchmarks/bench_scan.py``).  Its body is self-contained: values
-of enclosing graphs that it reads become pass-through state (OpenVINO's ``Scan`` import
-miscounts the inputs of bodies that read enclosing scopes), sequences become scan inputs.
+Runtime runs it 1.2-2x faster (``benchmarks/bench_scan.py``); so does one whose count is known
+only at run time, where its steps can run on empty data (a guarded ``Scan``, see
+:meth:`LoopBody._build_guarded_scan`).  Its body is self-contained: values of enclosing graphs
+that it reads become pass-through state (OpenVINO's ``Scan`` import miscounts the inputs of
+bodies that read enclosing scopes), sequences become scan inputs.  For tract, integers
+computed from shapes pass into the body as float64 (:meth:`LoopBody._float_carrier`), and
+every ``Scan`` passes the model's named input dimensions through
+(:meth:`ONNXBuilder.dimension_anchor`).
 Two drivers cover the common shapes of iteration:
 
 * :func:`fori_loop`: a fixed number of steps ``k = 0 .. count-1`` (column steps of the
@@ -124,10 +129,14 @@ class LoopBody:
         (the PyTensor variable ``like`` types it): a scan input of a ``Scan``, which
         :meth:`build` turns into a ``Gather`` in a ``Loop``."""
         shape = variable_shape(like) if isinstance(like.type, TensorType) else None
+        return self.sequence_of(outer, variable_dtype(like), shape)
+
+    def sequence_of(self, outer: ir.Value, dtype: str, shape: ShapeLike) -> ir.Value:
+        """:meth:`sequence` for entries of ``dtype`` and ``shape`` (``None``: unknown)."""
         value = ir.Value(
             name=self.inner.names.claim("sequence"),
-            type=ir.TensorType(onnx_dtype(variable_dtype(like))),
-            shape=None if shape is None else ir.Shape(shape),
+            type=ir.TensorType(onnx_dtype(dtype)),
+            shape=shape if shape is None or isinstance(shape, ir.Shape) else ir.Shape(shape),
         )
         self._sequences.append((outer, value))
         self.inner.graph.inputs.append(value)  # reordered by build
@@ -312,6 +321,41 @@ class LoopBody:
             value.type, value.shape = like.type, like.shape
         return [*finals, *stacked]
 
+    def _float_carrier(self, value: ir.Value) -> bool:
+        """Whether the int64 ``value`` of the enclosing graph enters the ``Scan`` body as
+        float64 (and is cast back to int64 there).
+
+        tract types integers computed from shapes as dimensions, which do not unify with a
+        body's int64 input; float64 holds them exactly (below 2**53) and unifies.  Only in
+        graphs that compute in float64 anyway: a float32 graph's model holds no float64
+        tensor (tract refuses its loops over sizes known only at run time).
+        """
+        options = self.outer.options
+        return bool(options.get("float64")) and not options.get("float32") and _from_shapes(value)
+
+    def _carry_as_float(
+        self, casts: list[ir.Node]
+    ) -> tuple[list[ir.Value], list[ir.Value], list[int]]:
+        """The ``Scan``'s initial and body-output carried values, with those for which
+        :meth:`_float_carrier` holds carried as float64, and their indices.  The casts back
+        to int64 at the start of the body are appended to ``casts``."""
+        double = ir.TensorType(ir.DataType.DOUBLE)
+        initial, carried_out, as_float = list(self._initial), list(self._carried_out), []
+        for k, (start, carried_in) in enumerate(zip(initial, self._carried_in, strict=True)):
+            if not self._float_carrier(start):
+                continue
+            as_float.append(k)
+            initial[k] = self.outer.cast(start, "float64")
+            uses = list(carried_in.uses())
+            node = _cast_node(carried_in, ir.DataType.INT64)
+            for user, index in uses:
+                user.replace_input_with(index, node.outputs[0])
+            casts.append(node)
+            initial[k].type = carried_in.type = double
+            carried_out[k] = self.inner.cast(carried_out[k], "float64")
+            carried_out[k].type, carried_out[k].shape = double, carried_in.shape
+        return initial, carried_out, as_float
+
     def _build_scan(
         self,
         trip_count: ir.Value,
@@ -322,6 +366,9 @@ class LoopBody:
         already cut to that length (else each sequence's first ``trip_count`` rows)."""
         if self._condition_out is not None or self.condition.uses():
             raise RuntimeError("LoopBody: a Scan has no loop condition")
+        anchor = self.outer.dimension_anchor()
+        if anchor is not None:
+            captured.setdefault(anchor, [])
         captured_outer, captured_in, constants = [], [], []
         for outer, uses in captured.items():
             tensor = _constant_tensor(outer)
@@ -329,16 +376,23 @@ class LoopBody:
                 # Copied into the body: runtimes want constant shapes and axes.
                 node = ir.Node("", "Constant", [], attributes=[ir.AttrTensor("value", tensor)])
                 constants.append(node)
-                inner = node.outputs[0]
+                inner = read = node.outputs[0]
                 inner.type, inner.shape = outer.type, outer.shape
             else:
-                inner = ir.Value(
+                inner = read = ir.Value(
                     name=self.inner.names.claim("captured"), type=outer.type, shape=outer.shape
                 )
+                if self._float_carrier(outer):
+                    outer = self.outer.cast(outer, "float64")
+                    outer.type = inner.type = ir.TensorType(ir.DataType.DOUBLE)
+                    node = _cast_node(inner, ir.DataType.INT64)
+                    constants.append(node)
+                    read = node.outputs[0]
                 captured_outer.append(outer)
                 captured_in.append(inner)
             for node, index in uses:
-                node.replace_input_with(index, inner)
+                node.replace_input_with(index, read)
+        initial, carried_out, as_float = self._carry_as_float(constants)
         if constants:
             self._prepend(constants)
         inputs = self.inner.graph.inputs
@@ -346,9 +400,7 @@ class LoopBody:
         inputs.extend(
             [*self._carried_in, *captured_in, self.iteration, *(v for _, v in self._sequences)]
         )
-        outputs = [
-            self.inner.add_output(v) for v in [*self._carried_out, *captured_in, *self._scan_out]
-        ]
+        outputs = [self.inner.add_output(v) for v in [*carried_out, *captured_in, *self._scan_out]]
         self.inner.name_values()
         host = self.outer
         zero, one = host.scalar(0, "int64"), host.scalar(1, "int64")
@@ -362,7 +414,7 @@ class LoopBody:
         node = ir.Node(
             "",
             "Scan",
-            [*self._initial, *captured_outer, steps, *sequences],
+            [*initial, *captured_outer, steps, *sequences],
             attributes=[
                 ir.AttrGraph("body", self.inner.graph),
                 ir.AttrInt64("num_scan_inputs", 1 + len(sequences)),
@@ -376,7 +428,37 @@ class LoopBody:
             # States keep their shape; per-step outputs come stacked: (steps, flat size).
             is_state = k < n_carried + len(captured_in)
             result.shape = body_out.shape if is_state else ir.Shape([None, None])
-        return [*node.outputs[:n_carried], *node.outputs[n_carried + len(captured_in) :]]
+        finals = list(node.outputs[:n_carried])
+        for k in as_float:
+            finals[k] = host.cast(finals[k], "int64")
+            finals[k].type, finals[k].shape = self._initial[k].type, node.outputs[k].shape
+        return [*finals, *node.outputs[n_carried + len(captured_in) :]]
+
+
+def _cast_node(value: ir.Value, to: ir.DataType) -> ir.Node:
+    """A ``Cast`` node of ``value`` to ``to`` (not yet in a graph), its output typed."""
+    node = ir.Node("", "Cast", [value], attributes=[ir.AttrInt64("to", to)])
+    node.outputs[0].type, node.outputs[0].shape = ir.TensorType(to), value.shape
+    return node
+
+
+def _from_shapes(value: ir.Value) -> bool:
+    """Whether the int64 ``value`` is computed from a ``Shape`` or ``Size`` (only through
+    int64 values)."""
+    if value.dtype != ir.DataType.INT64:
+        return False
+    seen, stack = {value}, [value]
+    while stack:
+        node = stack.pop().producer()
+        if node is None:
+            continue
+        if node.op_type in ("Shape", "Size"):
+            return True
+        for v in node.inputs:
+            if v is not None and v not in seen and v.dtype == ir.DataType.INT64:
+                seen.add(v)
+                stack.append(v)
+    return False
 
 
 def _dtype_name(value: ir.Value) -> str:
@@ -534,20 +616,29 @@ def fori_loop(
     name: str,
     *,
     unroll: bool = False,
+    any_count: bool = False,
+    sequences: Sequence[Carry] = (),
 ) -> tuple[list[ir.Value], list[ir.Value]]:
     """Run ``step`` for ``k = 0 .. count-1`` and return the final state and the scan outputs.
 
     ``step(builder, k, state)`` returns the new state followed by one value per entry of
-    ``scans``; those per-step values come back stacked along a new first axis.  Unrolled
+    ``scans``; those per-step values come back stacked along a new first axis.  The
+    ``state`` it receives ends with step ``k``'s entry of each of ``sequences`` (values at
+    least ``count`` long along their first axis: scan inputs, where reading a captured
+    value by ``k`` would make ONNX Runtime copy it at every step of a ``Scan``).  Unrolled
     into ``builder``'s graph when ``count`` is static and at most :data:`UNROLL_MAX` (or
-    static and ``unroll``), else an ONNX ``Scan``.
+    static and ``unroll``), else an ONNX ``Scan`` if the count is static, or with
+    ``any_count`` (see :class:`LoopBody`: the step must then also compute without error at
+    ``k = 0`` when the count is 0), else an ONNX ``Loop``.
     """
     n_state = len(state)
     if count.static is not None and (unroll or count.static <= UNROLL_MAX):
         values = [c.value for c in state]
         per_step: list[list[ir.Value]] = [[] for _ in scans]
         for index in range(count.static):
-            results = step(builder, builder.scalar(index, "int64"), values)
+            k = builder.scalar(index, "int64")
+            entries = [builder.op("Gather", [seq.value, k]) for seq in sequences]
+            results = step(builder, k, [*values, *entries])
             values = results[:n_state]
             for stack, value in zip(per_step, results[n_state:], strict=True):
                 stack.append(builder.op("Unsqueeze", [value, builder.int64s([0])]))
@@ -565,8 +656,15 @@ def fori_loop(
             stacked = [builder.op("Concat", stack, {"axis": 0}) for stack in per_step]
         return values, stacked
 
-    body = LoopBody(builder, name, scan=True)
+    body = LoopBody(builder, name, scan=True, any_count=any_count)
+    for c in state:
+        _infer_type(c.value, builder.opset)
     carried = [body.carry(c.value, f"{name}_state", c.dtype, c.value.shape) for c in state]
+    for seq in sequences:
+        _infer_type(seq.value, builder.opset)
+        shape = seq.value.shape
+        entry_shape = None if shape is None else ir.Shape(list(shape)[1:])
+        carried.append(body.sequence_of(seq.value, seq.dtype, entry_shape))
     results = step(body.inner, body.iteration, carried)
     for value, carry in zip(results[:n_state], state, strict=True):
         value.dtype = onnx_dtype(carry.dtype)

@@ -2,8 +2,12 @@
 
 * ``CumOp``: cumsum is ONNX ``CumSum``; ONNX has no cumulative product, so cumprod is a
   log-depth (Hillis-Steele) scan: ``ceil(log2 n)`` rounds of ``y *= shift(y, 2**r)``, the shift
-  being a ``Pad`` with ones and a ``Slice``.  Each element is still the product of exactly its
-  prefix (signs, zeros, inf and NaN behave as in NumPy); only the rounding order differs.
+  being a ``Gather`` of the rows ``2**r`` places back along the (transposed-to-front) axis,
+  and ones before the start.  With ``portable=False`` it is a ``Pad`` with ones and a
+  ``Slice``, 1.3-1.5x faster in ONNX Runtime for unknown lengths (measured on 10^6
+  entries), but tract cannot pad by an amount known only at run time.  Each element is still the
+  product of exactly its prefix (signs, zeros, inf and NaN behave as in NumPy); only the
+  rounding order differs.
 * ``SearchsortedOp``: a vectorized bisection (``ceil(log2(n + 1))`` rounds of ``Gather`` and a
   NaN-aware comparison, NaN sorting last as in NumPy).
 * ``Unique``: ONNX ``Unique`` with ``sorted=1`` (flattened or along an axis).
@@ -79,23 +83,44 @@ def cumprod(
     """Cumulative product of ``x`` (of rank ``rank``) along ``axis`` by a log-depth scan (see
     module docs)."""
     axis %= rank
+    portable = builder.options.get("portable", True)
+    if portable and axis != 0:
+        # The portable shift gathers along the axis: whole rows along the first axis are
+        # fast copies in ONNX Runtime, single entries along a later axis are not.
+        perm = [axis, *(d for d in range(rank) if d != axis)]
+        moved = builder.op("Transpose", [x], {"perm": perm})
+        result = cumprod(builder, moved, 0, dtype, static_length, rank=rank)
+        return builder.op("Transpose", [result], {"perm": [int(d) for d in np.argsort(perm)]})
     length = builder.dim(x, axis)
     count = _halving_rounds(builder, length, static_length)
     one = builder.scalar(1, dtype)
-    axes = builder.int64s([axis])
 
     def step(body: ONNXBuilder, k: ir.Value, state: list[ir.Value]) -> list[ir.Value]:
         [y] = state
         # Round k multiplies by the entries 2**k places back (a table: no carried shift).
         shift = body.op("Gather", [body.int64s([2**j for j in range(63)]), k])
-        # Pads over every axis (ONNXBuilder.axis_pads: an axes input breaks ONNX Runtime).
-        pads = body.axis_pads(rank, axis, body.op("Reshape", [shift, body.int64s([1])]), 0)
-        padded = body.typed_op("Pad", [y, pads, one], dtype, data=[0, 2])
         # The length from the body's own value: nothing to pass in from the enclosing graph.
-        shifted = body.op("Slice", [padded, body.int64s([0]), body.dim(y, axis), axes])
-        return [body.op("Mul", [y, shifted])]
+        if not portable:
+            # Ones padded in front, then the first `length` entries; pads over every axis
+            # (ONNXBuilder.axis_pads: an axes input breaks ONNX Runtime).
+            pads = body.axis_pads(rank, axis, body.op("Reshape", [shift, body.int64s([1])]), 0)
+            padded = body.typed_op("Pad", [y, pads, one], dtype, data=[0, 2])
+            axes = body.int64s([axis])
+            shifted = body.op("Slice", [padded, body.int64s([0]), body.dim(y, axis), axes])
+            return [body.op("Mul", [y, shifted])]
+        # Entry i reads entry i - shift, or 1 before the start: a Gather keeps y's shape
+        # (tract needs constant Pad amounts and static Slice lengths).
+        length = body.op("Squeeze", [body.dim(y, 0), body.int64s([0])])
+        source = body.op("Sub", [_arange(body, length), shift])
+        before = body.op("Less", [source, body.scalar(0, "int64")])
+        index = body.op("Max", [source, body.scalar(0, "int64")])
+        shifted = body.op("Gather", [y, index], {"axis": 0})
+        if rank > 1:
+            before = body.op("Unsqueeze", [before, body.int64s(list(range(1, rank)))])
+        return [body.op("Mul", [y, body.op("Where", [before, one, shifted])])]
 
-    [result], _ = fori_loop(builder, count, [Carry(x, dtype)], [], step, "cumprod")
+    # Any count: a step on an empty axis reads nothing.
+    [result], _ = fori_loop(builder, count, [Carry(x, dtype)], [], step, "cumprod", any_count=True)
     return result
 
 

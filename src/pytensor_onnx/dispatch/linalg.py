@@ -91,18 +91,18 @@ def unstack_to(builder: ONNXBuilder, stacked: ir.Value, ndim: int, axis: int) ->
 
 
 def reverse_first(builder: ONNXBuilder, x: ir.Value) -> ir.Value:
-    """``x[::-1]`` along the first axis."""
-    big = np.iinfo(np.int64).max
-    return builder.op(
-        "Slice",
-        [
-            x,
-            builder.int64s([-1]),
-            builder.int64s([-big]),
-            builder.int64s([0]),
-            builder.int64s([-1]),
-        ],
-    )
+    """``x[::-1]`` along the first axis: a ``Gather`` of ``n-1, ..., 0`` (tract cannot
+    slice with a step along a dimension of unknown length).
+
+    The indices are ``(n - 1) - arange(n)``, not a ``Range`` down to -1: ONNX Runtime
+    rewrites a ``Gather`` of a ``Range`` into a ``Slice``, which reads the -1 as the last
+    index and returns nothing.
+    """
+    length = builder.op("Squeeze", [builder.op("Shape", [x], {"end": 1}), builder.int64s([0])])
+    one = builder.scalar(1, "int64")
+    arange = builder.op("Range", [builder.scalar(0, "int64"), length, one])
+    index = builder.op("Sub", [builder.op("Sub", [length, one]), arange])
+    return builder.op("Gather", [x, index])
 
 
 # ------------------------------------------------------------------------ helpers
@@ -301,6 +301,8 @@ class IdentityPadding:
         :data:`BLOCK` as a 0-d int64 value.
     size
         ``N``'s :class:`Size` (``arange`` and ``rows`` over the padded axes).
+    blocks
+        The positions of each block, ``arange(N)`` as a ``(N / BLOCK, BLOCK)`` table.
     """
 
     matrix: ir.Value
@@ -308,6 +310,78 @@ class IdentityPadding:
     count: Size
     block: ir.Value
     size: Size
+    blocks: ir.Value
+
+
+@dataclass(frozen=True)
+class Block:
+    """One block of :data:`BLOCK` positions of a padded axis, read in a loop step.
+
+    Its positions come from a table by the step number, not from ``step * BLOCK``: a
+    ``Gather`` keeps every block's length static, and tract's ``Scan`` optimizer
+    mis-shapes the arithmetic it moves out of the body when the step number feeds it.
+
+    Attributes
+    ----------
+    index
+        The block's positions, shape ``(BLOCK,)``.
+    first
+        Its first position, 0-d.
+    start, stop
+        Its first and one-past-last positions, shape ``(1,)``.
+    """
+
+    index: ir.Value
+    first: ir.Value
+    start: ir.Value
+    stop: ir.Value
+
+    @classmethod
+    def at(cls, builder: ONNXBuilder, table: ir.Value, j: ir.Value) -> Block:
+        """Row ``j`` (0-d int64) of a table of blocks (:attr:`IdentityPadding.blocks`)."""
+        index = builder.op("Gather", [table, j])
+        first = builder.op("Gather", [index, builder.scalar(0, "int64")])
+        start = unsqueeze(builder, first, 0)
+        return cls(index, first, start, builder.op("Add", [start, builder.int64s([BLOCK])]))
+
+    def take(self, builder: ONNXBuilder, x: ir.Value, axis: int) -> ir.Value:
+        """The block's entries of ``x`` along the negative ``axis``."""
+        return builder.op("Gather", [x, self.index], {"axis": axis})
+
+
+def append_zeros(
+    builder: ONNXBuilder, x: ir.Value, count: ir.Value, axis: int, dtype: str
+) -> ir.Value:
+    """``x`` with ``count`` (a one-element 1-D int64 value) zeros appended along the
+    negative ``axis``: a ``Concat``, since tract refuses a ``Pad`` whose amounts depend on
+    an unknown dimension."""
+    before = builder.op("Shape", [x], {"end": axis})
+    pieces = [before, count]
+    if axis != -1:
+        pieces.append(builder.op("Shape", [x], {"start": axis + 1}))
+    zeros = builder.op(
+        "ConstantOfShape",
+        [builder.op("Concat", pieces, {"axis": 0})],
+        {"value": ir.Tensor(np.zeros(1, dtype=dtype))},
+    )
+    return builder.op("Concat", [x, zeros], {"axis": axis})
+
+
+def place_block(
+    builder: ONNXBuilder, block: ir.Value, start: ir.Value, big: Size, axis: int
+) -> ir.Value:
+    """``block`` (:data:`BLOCK` long along the negative ``axis``) spread over ``big``'s
+    positions: position ``r`` holds the block's entry ``r - start``, clamped to the block.
+
+    Only positions ``start .. start + BLOCK - 1`` are meaningful; callers mask the rest.
+    A ``Gather``, where a ``Pad`` by ``start`` would depend on the step (tract needs
+    constant pads).
+    """
+    offset = builder.op("Sub", [big.arange, start])
+    index = builder.op(
+        "Clip", [offset, builder.scalar(0, "int64"), builder.scalar(BLOCK - 1, "int64")]
+    )
+    return builder.op("Gather", [block, index], {"axis": axis})
 
 
 def _identity_padding(
@@ -316,25 +390,45 @@ def _identity_padding(
     """``a`` padded to a multiple of :data:`BLOCK` with an identity block (see the class)."""
     nb = BLOCK
     block = builder.scalar(nb, "int64")
+    # At least one block, so that every loop step has a block to read (an empty matrix is
+    # factored as one identity block, then cut back to nothing).
     count = builder.op(
-        "Div", [builder.op("Add", [n.value, builder.scalar(nb - 1, "int64")]), block]
-    )
-    padded = builder.op("Mul", [count, block])
-    pad = unsqueeze(builder, builder.op("Sub", [padded, n.value]), 0)
-    pads = builder.op("Concat", [builder.int64s([0] * (2 * ndim - 2)), pad, pad], {"axis": 0})
-    arange = builder.op("Range", [builder.scalar(0, "int64"), padded, builder.scalar(1, "int64")])
-    big = Size(padded, None, arange, unsqueeze(builder, arange, 1))
-    matrix = builder.op("Pad", [a, pads])
-    extra_diagonal = builder.op(
-        "And",
+        "Max",
         [
-            compare(builder, "Equal", big.rows, big.arange),
-            compare(builder, "GreaterOrEqual", big.rows, n.value),
+            builder.op(
+                "Div", [builder.op("Add", [n.value, builder.scalar(nb - 1, "int64")]), block]
+            ),
+            builder.scalar(1, "int64"),
         ],
     )
-    matrix = where(builder, extra_diagonal, builder.scalar(1, dtype), matrix)
+    padded = builder.op("Mul", [count, block])
+    zero, one = builder.scalar(0, "int64"), builder.scalar(1, "int64")
+    extra = builder.op("Sub", [padded, n.value])
+    arange = builder.op("Range", [zero, padded, one])
+    big = Size(padded, None, arange, unsqueeze(builder, arange, 1))
+    # [[a, 0], [0, I]], assembled by Concat (tract mis-evaluated a Where of an identity
+    # mask over the padded matrix: the padding's diagonal came out 0).
+    pad = unsqueeze(builder, extra, 0)
+    corner_range = builder.op("Range", [zero, extra, one])
+    corner = Size(extra, None, corner_range, unsqueeze(builder, corner_range, 1))
+    batch = builder.op("Shape", [a], {"end": -2})
+    left = builder.op(
+        "ConstantOfShape",
+        [builder.op("Concat", [batch, pad, unsqueeze(builder, n.value, 0)], {"axis": 0})],
+        {"value": ir.Tensor(np.zeros(1, dtype=dtype))},
+    )
+    right = builder.op(
+        "Expand",
+        [identity(builder, corner, dtype), builder.op("Concat", [batch, pad, pad], {"axis": 0})],
+    )
+    bottom = builder.op("Concat", [left, right], {"axis": -1})
+    matrix = builder.op("Concat", [append_zeros(builder, a, pad, -1, dtype), bottom], {"axis": -2})
+    # Not a Reshape of `arange`: ONNX Runtime's shape inference of a Loop body containing
+    # it once refused the model ("incompatible shapes").
+    firsts = builder.op("Mul", [builder.op("Range", [zero, count, one]), block])
+    blocks = builder.op("Add", [unsqueeze(builder, firsts, 1), builder.int64s(list(range(nb)))])
     # Only the count's value is used by fori_loop; its index helpers are never read.
-    return IdentityPadding(matrix, padded, Size(count, None, arange, big.rows), block, big)
+    return IdentityPadding(matrix, padded, Size(count, None, arange, big.rows), block, big, blocks)
 
 
 def cholesky_blocked(builder: ONNXBuilder, a: ir.Value, n: Size, ndim: int, dtype: str) -> ir.Value:
@@ -342,7 +436,7 @@ def cholesky_blocked(builder: ONNXBuilder, a: ir.Value, n: Size, ndim: int, dtyp
 
     The matrix is symmetrized from its lower triangle and padded with an identity block to
     a multiple of the block size (its factor is the factor of ``a`` padded the same way).
-    Each ``Loop`` step factors the diagonal block (unrolled :func:`cholesky_unblocked`),
+    Each step (of an ONNX ``Scan``) factors the diagonal block (unrolled :func:`cholesky_unblocked`),
     solves for the panel below it (unrolled :func:`solve_triangular`) and applies the
     trailing update ``W -= P P^T`` as one ``MatMul``, so the O(n³) work runs in GEMMs.
     """
@@ -350,17 +444,17 @@ def cholesky_blocked(builder: ONNXBuilder, a: ir.Value, n: Size, ndim: int, dtyp
     lower_part = compare(builder, "GreaterOrEqual", n.rows, n.arange)
     sym = where(builder, lower_part, a, transpose_last(builder, a, ndim))
     padding = _identity_padding(builder, sym, n, ndim, dtype)
-    padded, block, big = padding.value, padding.block, padding.size
+    padded, big = padding.value, padding.size
     small = size_of(builder, a, -1, nb)
     zero = builder.scalar(0, dtype)
 
     def step(b: ONNXBuilder, j: ir.Value, state: list[ir.Value]) -> list[ir.Value]:
         (work,) = state
-        start = unsqueeze(b, b.op("Mul", [j, block]), 0)
-        stop = b.op("Add", [start, b.int64s([nb])])
-        panel = b.op("Slice", [work, start, stop, b.int64s([-1])])
-        diag_block = b.op("Slice", [panel, start, stop, b.int64s([-2])])
-        factor = cholesky_unblocked(b, diag_block, small, ndim, dtype)
+        block = Block.at(b, padding.blocks, j)
+        start, stop = block.start, block.stop
+        panel = block.take(b, work, -1)
+        diag_block = block.take(b, panel, -2)
+        factor = cholesky_unblocked(b, diag_block, small, ndim, dtype, unroll=True)
         solved = solve_triangular(
             b,
             factor,
@@ -373,17 +467,7 @@ def cholesky_blocked(builder: ONNXBuilder, a: ir.Value, n: Size, ndim: int, dtyp
             unroll=True,
         )
         below = transpose_last(b, solved, ndim)
-        after = b.op("Sub", [padded, b.op("Squeeze", [stop, b.int64s([0])])])
-        batch_zeros = b.int64s([0] * (ndim - 2))
-        placement = [
-            batch_zeros,
-            start,
-            b.int64s([0]),
-            batch_zeros,
-            unsqueeze(b, after, 0),
-            b.int64s([0]),
-        ]
-        placed = b.op("Pad", [factor, b.op("Concat", placement, {"axis": 0})])
+        placed = place_block(b, factor, start, big, -2)
         in_block = b.op(
             "And",
             [compare(b, "GreaterOrEqual", big.rows, start), compare(b, "Less", big.rows, stop)],
@@ -410,6 +494,7 @@ def cholesky_blocked(builder: ONNXBuilder, a: ir.Value, n: Size, ndim: int, dtyp
         [ScanOut(dtype, panel_shape)],
         step,
         "cholesky_blocks",
+        any_count=True,
     )
     # (blocks, ..., N, nb) -> (..., N, blocks, nb) -> (..., N, N), then drop the padding.
     order = [*range(1, ndim), 0, ndim]
@@ -546,7 +631,7 @@ def _solve_triangular_blocked(
     """Blocked substitution (LAPACK ``trsm``) with :data:`BLOCK`-row blocks.
 
     ``a`` is padded with an identity block and ``b`` (already broadcast) with zero rows to a
-    multiple of the block size.  Each ``Loop`` step solves one diagonal block (unrolled
+    multiple of the block size.  Each ``Scan`` step solves one diagonal block (unrolled
     :func:`solve_triangular`) and removes its contribution from the remaining rows with one
     GEMM; blocks run forward for lower systems and backward for upper ones.
     """
@@ -558,19 +643,34 @@ def _solve_triangular_blocked(
     small = size_of(builder, a, -1, nb)
     zero = builder.scalar(0, dtype)
     extra_rows = unsqueeze(builder, builder.op("Sub", [padding.value, n.value]), 0)
-    batch_zeros = builder.int64s([0] * (ndim - 2))
-    row_pads = [batch_zeros, builder.int64s([0, 0]), batch_zeros, extra_rows, builder.int64s([0])]
-    rhs = builder.op("Pad", [b, builder.op("Concat", row_pads, {"axis": 0})])
-    last = builder.op("Sub", [padding.count.value, builder.scalar(1, "int64")])
+    rhs = append_zeros(builder, b, extra_rows, -2, dtype)
+
+    # The matrix's column panels (blocks, ..., N, nb), read by the steps as a sequence.
+    split = builder.op(
+        "Concat",
+        [
+            builder.op("Shape", [padding.matrix], {"end": -1}),
+            unsqueeze(builder, padding.count.value, 0),
+            builder.int64s([nb]),
+        ],
+        {"axis": 0},
+    )
+    panels = builder.op(
+        "Transpose",
+        [builder.op("Reshape", [padding.matrix, split], {"allowzero": 1})],
+        {"perm": [ndim - 1, *range(ndim - 1), ndim]},
+    )
+    # Blocks run forward for lower systems and backward for upper ones.
+    table = padding.blocks
+    if not lower:
+        table, panels = reverse_first(builder, table), reverse_first(builder, panels)
 
     def step(bld: ONNXBuilder, i: ir.Value, state: list[ir.Value]) -> list[ir.Value]:
-        (residual,) = state
-        j = i if lower else bld.op("Sub", [last, i])
-        start = unsqueeze(bld, bld.op("Mul", [j, padding.block]), 0)
-        stop = bld.op("Add", [start, bld.int64s([nb])])
-        columns = bld.op("Slice", [padding.matrix, start, stop, bld.int64s([-1])])
-        diagonal_block = bld.op("Slice", [columns, start, stop, bld.int64s([-2])])
-        rows = bld.op("Slice", [residual, start, stop, bld.int64s([-2])])
+        residual, columns = state
+        block = Block.at(bld, table, i)
+        start, stop = block.start, block.stop
+        diagonal_block = block.take(bld, columns, -2)
+        rows = block.take(bld, residual, -2)
         x_block = solve_triangular(
             bld,
             diagonal_block,
@@ -602,6 +702,8 @@ def _solve_triangular_blocked(
         [ScanOut(dtype, block_shape)],
         step,
         "trsolve_blocks",
+        any_count=True,
+        sequences=[Carry(panels, dtype)],
     )
     if not lower:
         blocks = reverse_first(builder, blocks)
@@ -734,7 +836,10 @@ def _lu_step(
     last = ndim - 2  # of the column, rank ndim - 1
     best = b.op("ReduceMax", [magnitude, b.int64s([last])], {"keepdims": 1})
     ties = compare(b, "Equal", magnitude, best)
-    row = b.op("ArgMin", [where(b, ties, position, beyond)], {"axis": last, "keepdims": 1})
+    # Compared as floats (exact below 2**24 rows): tract types these positions as
+    # dimensions, and its ArgMin of dimensions returns a dimension where ONNX says int64.
+    candidates = b.cast(where(b, ties, position, beyond), dtype, "int64")
+    row = b.op("ArgMin", [candidates], {"axis": last, "keepdims": 1})
     row_position = unsqueeze(b, b.op("GatherND", [position, row], {"batch_dims": ndim - 2}), -1)
     # LAPACK swaps the rows at positions step_index and row_position.
     position = where(b, compare(b, "Equal", position, step_index), row_position, position)
@@ -766,7 +871,7 @@ def _lu_factor_blocked(
 
     The matrix is padded with an identity block to a multiple of the block size (padded rows
     are zero in the real columns, so they never win a pivot search before the real rows
-    run out).  Each ``Loop`` step factors a panel with unrolled :func:`_lu_step`s over all
+    run out).  Each ``Scan`` step factors a panel with unrolled :func:`_lu_step`s over all
     rows, computes the pivot rows' trailing part ``U12 = L11^-1 W[pivots, :]`` (unrolled
     unit-lower solve) and applies ``W -= L_panel @ U12`` as one GEMM.
     """
@@ -783,10 +888,9 @@ def _lu_factor_blocked(
 
     def step(b: ONNXBuilder, j: ir.Value, state: list[ir.Value]) -> list[ir.Value]:
         work, position = state
-        first = b.op("Mul", [j, padding.block])
-        start = unsqueeze(b, first, 0)
-        stop = b.op("Add", [start, b.int64s([nb])])
-        panel = b.op("Slice", [work, start, stop, b.int64s([-1])])
+        block = Block.at(b, padding.blocks, j)
+        first, start, stop = block.first, block.start, block.stop
+        panel = block.take(b, work, -1)
         u11, l_block, pivots, rows = [], [], [], []
         for k in range(nb):
             local = b.scalar(k, "int64")
@@ -818,12 +922,7 @@ def _lu_factor_blocked(
         )
         u12 = where(b, compare(b, "GreaterOrEqual", big.arange, stop), u12, zero)
         work = b.op("Sub", [work, b.op("MatMul", [lower, u12])])
-        after = unsqueeze(
-            b, b.op("Sub", [padding.value, b.op("Add", [first, b.scalar(nb, "int64")])]), 0
-        )
-        batch_zeros = b.int64s([0] * batch_dims)
-        placement = [batch_zeros, b.int64s([0]), start, batch_zeros, b.int64s([0]), after]
-        placed = b.op("Pad", [u11_block, b.op("Concat", placement, {"axis": 0})])
+        placed = place_block(b, u11_block, start, big, -1)
         in_block = b.op(
             "And",
             [compare(b, "GreaterOrEqual", big.arange, start), compare(b, "Less", big.arange, stop)],
@@ -846,6 +945,7 @@ def _lu_factor_blocked(
         ],
         step,
         "lu_blocks",
+        any_count=True,
     )
     square = builder.op("Concat", [batch, padded, padded], {"axis": 0})
     vector = builder.op("Concat", [batch, padded], {"axis": 0})
