@@ -436,7 +436,7 @@ def cholesky_blocked(builder: ONNXBuilder, a: ir.Value, n: Size, ndim: int, dtyp
 
     The matrix is symmetrized from its lower triangle and padded with an identity block to
     a multiple of the block size (its factor is the factor of ``a`` padded the same way).
-    Each step (of an ONNX ``Scan``) factors the diagonal block (unrolled :func:`cholesky_unblocked`),
+    Each ``Scan`` step factors the diagonal block (unrolled :func:`cholesky_unblocked`),
     solves for the panel below it (unrolled :func:`solve_triangular`) and applies the
     trailing update ``W -= P P^T`` as one ``MatMul``, so the O(n³) work runs in GEMMs.
     """
