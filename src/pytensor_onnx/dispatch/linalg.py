@@ -297,8 +297,6 @@ class IdentityPadding:
         ``N`` as a 0-d int64 value.
     count
         The number of blocks ``N / BLOCK`` (only its ``value`` is meaningful).
-    block
-        :data:`BLOCK` as a 0-d int64 value.
     size
         ``N``'s :class:`Size` (``arange`` and ``rows`` over the padded axes).
     blocks
@@ -308,7 +306,6 @@ class IdentityPadding:
     matrix: ir.Value
     value: ir.Value
     count: Size
-    block: ir.Value
     size: Size
     blocks: ir.Value
 
@@ -428,7 +425,7 @@ def _identity_padding(
     firsts = builder.op("Mul", [builder.op("Range", [zero, count, one]), block])
     blocks = builder.op("Add", [unsqueeze(builder, firsts, 1), builder.int64s(list(range(nb)))])
     # Only the count's value is used by fori_loop; its index helpers are never read.
-    return IdentityPadding(matrix, padded, Size(count, None, arange, big.rows), block, big, blocks)
+    return IdentityPadding(matrix, padded, Size(count, None, arange, big.rows), big, blocks)
 
 
 def cholesky_blocked(builder: ONNXBuilder, a: ir.Value, n: Size, ndim: int, dtype: str) -> ir.Value:
