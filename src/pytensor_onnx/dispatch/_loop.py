@@ -69,6 +69,11 @@ class LoopBody:
         compute without error on its initial values and sequence entries of zeros, which
         the loop bodies of ``Scan`` Ops do; bodies that index data by the step number (the
         column steps of a factorization of size ``count``) do not.
+    float_sizes
+        With ``scan``, pass the integers computed from shapes that the body reads, and the
+        carried values added with ``position``, as float64 (see :meth:`_float_carrier`).
+        Only for bodies whose such integers are the converter's own sizes and positions,
+        never user data (float64 is exact only below 2**53).
 
     Attributes
     ----------
@@ -81,11 +86,19 @@ class LoopBody:
     """
 
     def __init__(
-        self, builder: ONNXBuilder, name: str, *, scan: bool = False, any_count: bool = False
+        self,
+        builder: ONNXBuilder,
+        name: str,
+        *,
+        scan: bool = False,
+        any_count: bool = False,
+        float_sizes: bool = False,
     ) -> None:
         self.outer = builder
         self.scan = scan
         self.any_count = any_count
+        self.float_sizes = float_sizes
+        self._positions: set[int] = set()
         self._sequences: list[tuple[ir.Value, ir.Value]] = []
         self.inner = ONNXBuilder(
             builder.opset, builder.names.claim(name), parent=builder, names=builder.names
@@ -107,11 +120,22 @@ class LoopBody:
         self.inner.graph.inputs.append(value)
         return value
 
-    def carry(self, initial: ir.Value, name: str, dtype: str, shape: ShapeLike = None) -> ir.Value:
+    def carry(
+        self,
+        initial: ir.Value,
+        name: str,
+        dtype: str,
+        shape: ShapeLike = None,
+        *,
+        position: bool = False,
+    ) -> ir.Value:
         """Add a loop-carried value starting at ``initial``; return its in-body value.
 
-        ``shape`` is the value's shape if it is the same at every step (``None``: unknown).
+        ``shape`` is the value's shape if it is the same at every step (``None``: unknown);
+        ``position`` marks int64 sizes or positions (see :class:`Carry`).
         """
+        if position:
+            self._positions.add(len(self._initial))
         value = self._graph_input(name, dtype, shape)
         self._initial.append(initial)
         self._carried_in.append(value)
@@ -322,27 +346,34 @@ class LoopBody:
         return [*finals, *stacked]
 
     def _float_carrier(self, value: ir.Value) -> bool:
-        """Whether the int64 ``value`` of the enclosing graph enters the ``Scan`` body as
-        float64 (and is cast back to int64 there).
+        """Whether the int64 ``value`` of the enclosing graph, read by the body, enters the
+        ``Scan`` body as float64 (and is cast back to int64 there).
 
         tract types integers computed from shapes as dimensions, which do not unify with a
-        body's int64 input; float64 holds them exactly (below 2**53) and unifies.  Only in
-        graphs that compute in float64 anyway: a float32 graph's model holds no float64
-        tensor (tract refuses its loops over sizes known only at run time).
+        body's int64 input; float64 holds them exactly (below 2**53) and unifies.  Only with
+        ``float_sizes``, and in graphs that compute in float64 anyway: a float32 graph's
+        model holds no float64 tensor (tract refuses its loops over sizes known only at run
+        time).
         """
+        return self._floats_allowed() and _from_shapes(value)
+
+    def _floats_allowed(self) -> bool:
         options = self.outer.options
-        return bool(options.get("float64")) and not options.get("float32") and _from_shapes(value)
+        return self.float_sizes and bool(options.get("float64")) and not options.get("float32")
 
     def _carry_as_float(
         self, casts: list[ir.Node]
     ) -> tuple[list[ir.Value], list[ir.Value], list[int]]:
-        """The ``Scan``'s initial and body-output carried values, with those for which
-        :meth:`_float_carrier` holds carried as float64, and their indices.  The casts back
-        to int64 at the start of the body are appended to ``casts``."""
+        """The ``Scan``'s initial and body-output carried values, with the positions (see
+        :meth:`carry`) carried as float64 where :meth:`_floats_allowed`, and their indices.
+        The casts back to int64 at the start of the body are appended to ``casts``."""
         double = ir.TensorType(ir.DataType.DOUBLE)
-        initial, carried_out, as_float = list(self._initial), list(self._carried_out), []
+        initial, carried_out = list(self._initial), list(self._carried_out)
+        as_float: list[int] = []
+        if not self._floats_allowed():
+            return initial, carried_out, as_float
         for k, (start, carried_in) in enumerate(zip(initial, self._carried_in, strict=True)):
-            if not self._float_carrier(start):
+            if k not in self._positions:
                 continue
             as_float.append(k)
             initial[k] = self.outer.cast(start, "float64")
@@ -442,9 +473,39 @@ def _cast_node(value: ir.Value, to: ir.DataType) -> ir.Node:
     return node
 
 
+#: Ops whose int64 output values come from all their inputs' values, or from the listed
+#: inputs only (the others are shapes, indices or conditions).
+_VALUES_FROM_ALL = frozenset(
+    {"Add", "Sub", "Mul", "Div", "Mod", "Max", "Min", "Neg", "Abs", "Range", "Concat"}
+)
+_VALUES_FROM: dict[str, tuple[int, ...]] = {
+    **dict.fromkeys(
+        (
+            "Cast",
+            "Identity",
+            "Squeeze",
+            "Unsqueeze",
+            "Reshape",
+            "Expand",
+            "Tile",
+            "Transpose",
+            "Flatten",
+            "Gather",
+            "GatherElements",
+            "GatherND",
+            "Slice",
+            "Clip",
+        ),
+        (0,),
+    ),
+    "Where": (1, 2),
+}
+
+
 def _from_shapes(value: ir.Value) -> bool:
-    """Whether the int64 ``value`` is computed from a ``Shape`` or ``Size`` (only through
-    int64 values)."""
+    """Whether the int64 ``value``'s entries are computed from a ``Shape`` or ``Size``
+    (through int64 arithmetic and data movement; not, say, a ``ConstantOfShape`` whose
+    shape comes from one)."""
     if value.dtype != ir.DataType.INT64:
         return False
     seen, stack = {value}, [value]
@@ -454,7 +515,13 @@ def _from_shapes(value: ir.Value) -> bool:
             continue
         if node.op_type in ("Shape", "Size"):
             return True
-        for v in node.inputs:
+        if node.op_type in _VALUES_FROM_ALL:
+            sources = list(node.inputs)
+        else:
+            sources = [
+                node.inputs[i] for i in _VALUES_FROM.get(node.op_type, ()) if i < len(node.inputs)
+            ]
+        for v in sources:
             if v is not None and v not in seen and v.dtype == ir.DataType.INT64:
                 seen.add(v)
                 stack.append(v)
@@ -571,10 +638,15 @@ def unstack(
 # ------------------------------------------------------------------------------ fori_loop
 @dataclass(frozen=True)
 class Carry:
-    """A value threaded through a loop, with its dtype (needed to type the loop body)."""
+    """A value threaded through a loop, with its dtype (needed to type the loop body).
+
+    ``position`` marks int64 values that stay sizes or positions computed from shapes
+    (below 2**53): a ``Scan`` with ``float_sizes`` carries them as float64, for tract.
+    """
 
     value: ir.Value
     dtype: str
+    position: bool = False
 
 
 @dataclass(frozen=True)
@@ -617,6 +689,7 @@ def fori_loop(
     *,
     unroll: bool = False,
     any_count: bool = False,
+    float_sizes: bool = False,
     sequences: Sequence[Carry] = (),
 ) -> tuple[list[ir.Value], list[ir.Value]]:
     """Run ``step`` for ``k = 0 .. count-1`` and return the final state and the scan outputs.
@@ -629,7 +702,8 @@ def fori_loop(
     into ``builder``'s graph when ``count`` is static and at most :data:`UNROLL_MAX` (or
     static and ``unroll``), else an ONNX ``Scan`` if the count is static, or with
     ``any_count`` (see :class:`LoopBody`: the step must then also compute without error at
-    ``k = 0`` when the count is 0), else an ONNX ``Loop``.
+    ``k = 0`` when the count is 0), else an ONNX ``Loop``.  ``float_sizes``: see
+    :class:`LoopBody`.
     """
     n_state = len(state)
     if count.static is not None and (unroll or count.static <= UNROLL_MAX):
@@ -656,10 +730,13 @@ def fori_loop(
             stacked = [builder.op("Concat", stack, {"axis": 0}) for stack in per_step]
         return values, stacked
 
-    body = LoopBody(builder, name, scan=True, any_count=any_count)
+    body = LoopBody(builder, name, scan=True, any_count=any_count, float_sizes=float_sizes)
     for c in state:
         _infer_type(c.value, builder.opset)
-    carried = [body.carry(c.value, f"{name}_state", c.dtype, c.value.shape) for c in state]
+    carried = [
+        body.carry(c.value, f"{name}_state", c.dtype, c.value.shape, position=c.position)
+        for c in state
+    ]
     for seq in sequences:
         _infer_type(seq.value, builder.opset)
         shape = seq.value.shape

@@ -117,7 +117,8 @@ def cumprod(
         shifted = body.op("Gather", [y, index], {"axis": 0})
         if rank > 1:
             before = body.op("Unsqueeze", [before, body.int64s(list(range(1, rank)))])
-        return [body.op("Mul", [y, body.op("Where", [before, one, shifted])])]
+        ones_before = body.typed_op("Where", [before, one, shifted], dtype, data=[1, 2])
+        return [body.op("Mul", [y, ones_before])]
 
     # Any count: a step on an empty axis reads nothing.
     [result], _ = fori_loop(builder, count, [Carry(x, dtype)], [], step, "cumprod", any_count=True)

@@ -492,6 +492,7 @@ def cholesky_blocked(builder: ONNXBuilder, a: ir.Value, n: Size, ndim: int, dtyp
         step,
         "cholesky_blocks",
         any_count=True,
+        float_sizes=True,
     )
     # (blocks, ..., N, nb) -> (..., N, blocks, nb) -> (..., N, N), then drop the padding.
     order = [*range(1, ndim), 0, ndim]
@@ -700,6 +701,7 @@ def _solve_triangular_blocked(
         step,
         "trsolve_blocks",
         any_count=True,
+        float_sizes=True,
         sequences=[Carry(panels, dtype)],
     )
     if not lower:
@@ -933,7 +935,7 @@ def _lu_factor_blocked(
     _, (u_blocks, l_blocks, pivot_blocks, row_blocks) = fori_loop(
         builder,
         padding.count,
-        [Carry(padding.matrix, dtype), Carry(position0, "int64")],
+        [Carry(padding.matrix, dtype), Carry(position0, "int64", position=True)],
         [
             ScanOut(dtype, builder.op("Concat", [batch, width, padded], {"axis": 0})),
             ScanOut(dtype, builder.op("Concat", [batch, padded, width], {"axis": 0})),
@@ -943,6 +945,7 @@ def _lu_factor_blocked(
         step,
         "lu_blocks",
         any_count=True,
+        float_sizes=True,
     )
     square = builder.op("Concat", [batch, padded, padded], {"axis": 0})
     vector = builder.op("Concat", [batch, padded], {"axis": 0})
