@@ -9,10 +9,10 @@ Runtime runs it 1.2-2x faster (``benchmarks/bench_scan.py``); so does one whose 
 only at run time, where its steps can run on empty data (a guarded ``Scan``, see
 :meth:`LoopBody._build_guarded_scan`).  Its body is self-contained: values of enclosing graphs
 that it reads become pass-through state (OpenVINO's ``Scan`` import miscounts the inputs of
-bodies that read enclosing scopes), sequences become scan inputs.  For tract, integers
-computed from shapes pass into the body as float64 (:meth:`LoopBody._float_carrier`), and
-every ``Scan`` passes the model's named input dimensions through
-(:meth:`ONNXBuilder.dimension_anchor`).
+bodies that read enclosing scopes), sequences become scan inputs.  For tract, the loops
+that opt in (``float_sizes``) pass the integers computed from shapes that their bodies read
+into the body as float64 (:meth:`LoopBody._float_carrier`), and every ``Scan`` passes the
+model's named input dimensions through (:meth:`ONNXBuilder.dimension_anchor`).
 Two drivers cover the common shapes of iteration:
 
 * :func:`fori_loop`: a fixed number of steps ``k = 0 .. count-1`` (column steps of the
