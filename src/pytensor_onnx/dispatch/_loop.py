@@ -489,7 +489,6 @@ _VALUES_FROM: dict[str, tuple[int, ...]] = {
             "Expand",
             "Tile",
             "Transpose",
-            "Flatten",
             "Gather",
             "GatherElements",
             "GatherND",
