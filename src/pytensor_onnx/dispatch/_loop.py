@@ -157,13 +157,8 @@ class LoopBody:
 
     def sequence_of(self, outer: ir.Value, dtype: str, shape: ShapeLike) -> ir.Value:
         """:meth:`sequence` for entries of ``dtype`` and ``shape`` (``None``: unknown)."""
-        value = ir.Value(
-            name=self.inner.names.claim("sequence"),
-            type=ir.TensorType(onnx_dtype(dtype)),
-            shape=shape if shape is None or isinstance(shape, ir.Shape) else ir.Shape(shape),
-        )
+        value = self._graph_input("sequence", dtype, shape)  # reordered by build
         self._sequences.append((outer, value))
-        self.inner.graph.inputs.append(value)  # reordered by build
         return value
 
     def carry_out(self, value: ir.Value) -> None:
