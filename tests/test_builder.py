@@ -90,3 +90,29 @@ def test_pad_axis_between_transposes(axis: int, symbolic_count: bool) -> None:
     expected = np.pad(value, pad_width, constant_values=-1.0)
     for got in run_onnx(model, {"x": value, "count": np.array([2])}):
         np.testing.assert_array_equal(got[0], expected)
+
+
+@pytest.mark.parametrize("axis", [0, 1, -1, -2])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("rows", [0, 3])
+def test_append_zeros_along_any_axis(axis: int, dtype: str, rows: int) -> None:
+    # The input's dims are unknown, and so may be 0; the count is only known at run time.
+    builder = ONNXBuilder(18, "g")
+    onnx_type = ir.TensorType(onnx_dtype(dtype))
+    x = ir.Value(name="x", type=onnx_type, shape=ir.Shape(["a", "b", "c"]))
+    count = ir.Value(name="count", type=ir.TensorType(ir.DataType.INT64), shape=ir.Shape([1]))
+    builder.graph.inputs.extend([x, count])
+    out = builder.add_output(builder.append_zeros(x, count, axis, dtype))
+    out.name, out.dtype = "y", onnx_type.dtype
+    builder.graph.opset_imports[""] = 18
+    model = ir.serde.serialize_model(ir.Model(builder.graph, ir_version=8))
+    value = np.arange(rows * 2 * 4, dtype=dtype).reshape(rows, 2, 4) - np.array(np.inf, dtype)
+    value[..., 0] = np.nan
+    pad_width = [(0, 0)] * 3
+    pad_width[axis] = (0, 2)
+    expected = np.pad(value, pad_width)
+    for got in run_onnx(model, {"x": value, "count": np.array([2])}):
+        assert got[0].dtype == np.dtype(dtype)
+        np.testing.assert_array_equal(got[0], expected)
+    assert_portable(model)
+    assert "Pad" not in {node.op_type for node in all_nodes(model)}  # tract needs constant pads

@@ -630,6 +630,24 @@ class ONNXBuilder:
         ``value``'s dtype; default zero) added along ``axis`` (see :meth:`axis_pads`)."""
         return self.op("Pad", [value, self.axis_pads(rank, axis, before, after), constant])
 
+    def append_zeros(self, value: ir.Value, count: ir.Value, axis: int, dtype: str) -> ir.Value:
+        """``value`` (of ``dtype``) with ``count`` (a one-element 1-D int64 value) zeros
+        appended along ``axis`` (negative: from the end; the rank need not be known).
+
+        A ``Concat``, where :meth:`pad_axis` is a ``Pad``: tract refuses a ``Pad`` whose
+        amounts depend on an unknown dimension.
+        """
+        pieces = [] if axis == 0 else [self.op("Shape", [value], {"end": axis})]
+        pieces.append(count)
+        if axis != -1:
+            pieces.append(self.op("Shape", [value], {"start": axis + 1}))
+        zeros = self.op(
+            "ConstantOfShape",
+            [self.op("Concat", pieces, {"axis": 0})],
+            {"value": ir.Tensor(np.zeros(1, dtype=dtype))},
+        )
+        return self.op("Concat", [value, zeros], {"axis": axis})
+
     def merge_dims(self, value: ir.Value, start: int, stop: int | None = None) -> ir.Value:
         """``value`` with its axes ``start:stop`` merged into one (``stop=None``: to the end).
 

@@ -325,7 +325,7 @@ class LoopBody:
         padded = []
         for outer, inner in self._sequences:
             rows = host.op("Slice", [outer, host.int64s([0]), end])
-            padded.append(append_zero_rows(host, rows, extra, _dtype_name(inner)))
+            padded.append(host.append_zeros(rows, extra, 0, _dtype_name(inner)))
         results = self._build_scan(steps, captured, sequences=padded)
         n_carried = len(self._initial)
         finals = [
@@ -531,20 +531,6 @@ def _dtype_name(value: ir.Value) -> str:
 def as_1d(builder: ONNXBuilder, scalar: ir.Value) -> ir.Value:
     """A 0-d int64 value as a one-element 1-D value (a ``Slice`` bound, a shape entry)."""
     return builder.op("Reshape", [scalar, builder.int64s([1])])
-
-
-def append_zero_rows(
-    builder: ONNXBuilder, value: ir.Value, count: ir.Value, dtype: str
-) -> ir.Value:
-    """``value`` (of ``dtype``) followed along axis 0 by ``count`` (a one-element 1-D int64
-    value) rows of zeros."""
-    row_shape = builder.op("Shape", [value], {"start": 1})
-    zeros = builder.op(
-        "ConstantOfShape",
-        [builder.op("Concat", [count, row_shape], {"axis": 0})],
-        {"value": ir.Tensor(np.zeros(1, dtype=dtype))},
-    )
-    return builder.op("Concat", [value, zeros], {"axis": 0})
 
 
 #: How far :func:`_infer_type` walks up producers whose outputs have no type.
@@ -788,7 +774,6 @@ __all__ = [
     "Step",
     "Steps",
     "any_true",
-    "append_zero_rows",
     "as_1d",
     "fori_loop",
     "unstack",

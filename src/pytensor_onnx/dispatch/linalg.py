@@ -346,24 +346,6 @@ class Block:
         return builder.op("Gather", [x, self.index], {"axis": axis})
 
 
-def append_zeros(
-    builder: ONNXBuilder, x: ir.Value, count: ir.Value, axis: int, dtype: str
-) -> ir.Value:
-    """``x`` with ``count`` (a one-element 1-D int64 value) zeros appended along the
-    negative ``axis``: a ``Concat``, since tract refuses a ``Pad`` whose amounts depend on
-    an unknown dimension."""
-    before = builder.op("Shape", [x], {"end": axis})
-    pieces = [before, count]
-    if axis != -1:
-        pieces.append(builder.op("Shape", [x], {"start": axis + 1}))
-    zeros = builder.op(
-        "ConstantOfShape",
-        [builder.op("Concat", pieces, {"axis": 0})],
-        {"value": ir.Tensor(np.zeros(1, dtype=dtype))},
-    )
-    return builder.op("Concat", [x, zeros], {"axis": axis})
-
-
 def place_block(
     builder: ONNXBuilder, block: ir.Value, start: ir.Value, big: Size, axis: int
 ) -> ir.Value:
@@ -419,7 +401,7 @@ def _identity_padding(
         [identity(builder, corner, dtype), builder.op("Concat", [batch, pad, pad], {"axis": 0})],
     )
     bottom = builder.op("Concat", [left, right], {"axis": -1})
-    matrix = builder.op("Concat", [append_zeros(builder, a, pad, -1, dtype), bottom], {"axis": -2})
+    matrix = builder.op("Concat", [builder.append_zeros(a, pad, -1, dtype), bottom], {"axis": -2})
     # Not a Reshape of `arange`: ONNX Runtime's shape inference of a Loop body containing
     # it once refused the model ("incompatible shapes").
     firsts = builder.op("Mul", [builder.op("Range", [zero, count, one]), block])
@@ -641,7 +623,7 @@ def _solve_triangular_blocked(
     small = size_of(builder, a, -1, nb)
     zero = builder.scalar(0, dtype)
     extra_rows = unsqueeze(builder, builder.op("Sub", [padding.value, n.value]), 0)
-    rhs = append_zeros(builder, b, extra_rows, -2, dtype)
+    rhs = builder.append_zeros(b, extra_rows, -2, dtype)
 
     # The matrix's column panels (blocks, ..., N, nb), read by the steps as a sequence.
     split = builder.op(

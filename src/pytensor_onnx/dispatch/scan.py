@@ -43,7 +43,7 @@ from pytensor.tensor.basic import get_scalar_constant_value
 from pytensor.tensor.exceptions import NotScalarConstantError
 
 from pytensor_onnx.builder import ONNXBuilder, onnx_dtype, variable_dtype, variable_shape
-from pytensor_onnx.dispatch._loop import LoopBody, append_zero_rows, as_1d, unstack
+from pytensor_onnx.dispatch._loop import LoopBody, as_1d, unstack
 from pytensor_onnx.dispatch.basic import UnsupportedOpError, convert_nodes, onnx_funcify, thaw
 from pytensor_onnx.rewrite import rewrite_for_onnx
 
@@ -114,7 +114,7 @@ def _cut_history(
     length = _length(builder, history)
     zero = builder.scalar(0, "int64")
     pad = builder.op("Max", [builder.op("Sub", [store, length]), zero])
-    padded = append_zero_rows(builder, history, as_1d(builder, pad), dtype)
+    padded = builder.append_zeros(history, as_1d(builder, pad), 0, dtype)
     start = builder.op("Max", [builder.op("Sub", [length, store]), zero])
     if steps_run is None:
         end = builder.op("Add", [start, store])
