@@ -221,7 +221,12 @@ def _run_in_child(
     if child.returncode == _EXIT_UNAVAILABLE:
         raise RuntimeUnavailable(message)
     if child.returncode < 0:
-        raise RuntimeError(f"the process running the model died from signal {-child.returncode}")
+        # What the runtime printed as it died (tract: the panic's place and assertion).
+        said = [line for line in child.stderr.decode(errors="replace").splitlines() if line]
+        detail = f": {' '.join(said[:2])}" if said else ""
+        raise RuntimeError(
+            f"the process running the model died from signal {-child.returncode}{detail}"
+        )
     if child.returncode != 0:
         raise RuntimeError(message or f"the process running the model exited {child.returncode}")
     with np.load(workdir / "outputs.npz", allow_pickle=False) as outputs:

@@ -116,9 +116,11 @@ def _compare(prepared: Prepared, outputs: list[np.ndarray], computes_as: str | N
 
 
 def run_python(prepared: Prepared, runtime: str) -> Outcome:
-    """``prepared`` in one of :data:`PYTHON_RUNTIMES`."""
+    """``prepared`` in one of :data:`PYTHON_RUNTIMES`: in a child process (with a time
+    limit), since a runtime may abort on a model (tract panics on a negative ``GatherND``
+    index) and take the whole matrix down with it."""
     try:
-        outputs = runtimes.run(runtime, prepared.path, prepared.feeds)
+        outputs = runtimes.run(runtime, prepared.path, prepared.feeds, timeout=600)
     except runtimes.RuntimeFailure as err:
         return Outcome("error", str(err).removeprefix(f"{runtime}: "))
     return _compare(prepared, outputs, runtimes.COMPUTES_FLOAT64_AS.get(runtime))
