@@ -102,3 +102,53 @@ def test_reductions_and_shape_preserving_ops_carry_dims() -> None:
         "z": ["x_dim0", "x_dim1"],
         "w": ["x_dim1"],
     }
+
+
+def test_scan_steps_tie_outer_and_inner_dims() -> None:
+    # An RNN: the rows of xs, the state and W's rows are one size, through the inner graph.
+    w, h0, xs = pt.matrix("w"), pt.vector("h0"), pt.matrix("xs")
+    v, ys = pt.matrix("v"), pt.matrix("ys")
+    hs = pytensor.scan(
+        lambda x, h, w: pt.tanh(w @ h + x),
+        sequences=[xs],
+        outputs_info=[h0],
+        non_sequences=[w],
+        return_updates=False,
+    )
+    # A two-tap state (mit-sot) and a per-step output (nit-sot) of a free length.
+    pairs, sums = pytensor.scan(
+        lambda y, a, b: [a + b * y, y.sum() + a.sum()],
+        sequences=[ys],
+        outputs_info=[{"initial": v, "taps": [-2, -1]}, None],
+        return_updates=False,
+    )
+    model = export_onnx([w, h0, xs, v, ys], [hs, pairs, sums])
+    assert _input_dims(model) == {
+        "w": ["w_dim0", "w_dim0"],
+        "h0": ["w_dim0"],
+        "xs": ["xs_dim0", "w_dim0"],
+        "v": ["v_dim0", "v_dim1"],
+        "ys": ["ys_dim0", "v_dim1"],
+    }
+
+
+def test_scans_with_one_inner_graph_tie_apart() -> None:
+    # Two equal scans of unrelated inputs (PyTensor 3 shares their frozen inner graph's
+    # variables): their sizes stay free of each other.
+    x, y = pt.vector("x"), pt.vector("y")
+    h0, g0 = pt.vector("h0"), pt.vector("g0")
+
+    def cumulative(seq, start):
+        return pytensor.scan(
+            lambda s, h: h + s, sequences=[seq], outputs_info=[start], return_updates=False
+        )
+
+    model = export_onnx(
+        [x, h0, y, g0], [cumulative(x[:, None] * h0, h0), cumulative(y[:, None] * g0, g0)]
+    )
+    assert _input_dims(model) == {
+        "x": ["x_dim0"],
+        "h0": ["h0_dim0"],
+        "y": ["y_dim0"],
+        "g0": ["g0_dim0"],
+    }

@@ -14,8 +14,11 @@ Only rules PyTensor enforces at run time are used: ``Elemwise`` and the batch di
 ``Blockwise`` (no runtime broadcasting), the core dimensions that one letter names in the
 signature of a ``Blockwise`` or of a core op (``Cholesky``: ``(m,m)->(m,m)``), the axes
 that ``DimShuffle`` moves, ``Subtensor`` takes whole and reductions keep, the axes of
-shape-preserving ops (``Softmax``, ``CumOp``, ...), ``Join``'s non-joined axes and the
-matched dimensions of ``Dot`` and ``BatchedDot``.
+shape-preserving ops (``Softmax``, ``CumOp``, ``IncSubtensor``, ...), ``Join``'s
+non-joined axes, the matched dimensions of ``Dot`` and ``BatchedDot``, the sizes ``Alloc``
+and ``AllocEmpty`` take from ``Shape_i``, and a ``Scan``'s steps: a sequence's entries
+(its rows), a recurrent state and the value each step writes into it, and a non-sequence
+are the same inside the inner graph as outside, whose own rules then apply.
 Dimensions PyTensor cannot prove equal keep their own names.
 """
 
@@ -23,19 +26,22 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 
-from pytensor.graph.basic import Apply, Constant, Variable
+from pytensor.graph.basic import Apply, Constant, Variable, clone_get_equiv
 from pytensor.graph.fg import FunctionGraph
-from pytensor.tensor.basic import Join
+from pytensor.scan.op import Scan
+from pytensor.tensor import subtensor
+from pytensor.tensor.basic import Alloc, AllocEmpty, Join
 from pytensor.tensor.blas import BatchedDot
 from pytensor.tensor.blockwise import Blockwise
 from pytensor.tensor.elemwise import CAReduce, DimShuffle, Elemwise
 from pytensor.tensor.extra_ops import CumOp
 from pytensor.tensor.math import Argmax, Dot
-from pytensor.tensor.shape import SpecifyShape
+from pytensor.tensor.shape import Shape_i, SpecifyShape
 from pytensor.tensor.special import LogSoftmax, Softmax
-from pytensor.tensor.subtensor import Subtensor
 from pytensor.tensor.type import TensorType
 from pytensor.tensor.utils import _parse_gufunc_signature
+
+from pytensor_onnx.dispatch.basic import optional_classes, thaw
 
 #: A dimension: a variable and an axis.
 Dim = tuple[Variable, int]
@@ -181,8 +187,79 @@ def _reduction(classes: _Classes, node: Apply) -> None:
         classes.union_dims([(inp, axis), (out, out_axis)])
 
 
+def _value(var: Variable) -> Hashable:
+    """The key of a scalar integer's value, as a member of a class of dimensions."""
+    return ("value", var)
+
+
+def _steps(classes: _Classes, outer: Variable, inners: Iterable[Variable]) -> None:
+    """Each of ``inners`` is one step's entry of ``outer`` (its axes are ``outer``'s after
+    the first)."""
+    for inner in inners:
+        for axis in range(inner.type.ndim):
+            classes.union_dims([(outer, axis + 1), (inner, axis)])
+
+
+def _same_dims(classes: _Classes, variables: Sequence[Variable]) -> None:
+    for axis in range(variables[0].type.ndim):
+        classes.union_dims([(var, axis) for var in variables])
+
+
+def _scan(classes: _Classes, node: Apply) -> None:
+    """A ``Scan``'s outer values and their entries in a copy of its inner graph with inputs
+    of its own (PyTensor's inner graphs share their nominal input variables, PyTensor 3
+    freezes them, and one op may serve several nodes), whose own dimensions are then tied
+    by the same rules.
+
+    A recurrent state's new value has the state's shape (PyTensor refuses an inner graph
+    whose state and new value have incompatible types).  Gradient scans' mit-mot outputs
+    and untraced states (which may change shape) are left alone.
+    """
+    op, info = node.op, node.op.info
+    graph = thaw(op.fgraph)
+    inner_in = [var.type() for var in graph.inputs]
+    copies = clone_get_equiv(
+        graph.inputs,
+        graph.outputs,
+        copy_inputs=False,
+        memo=dict(zip(graph.inputs, inner_in, strict=True)),
+    )
+    inner_out = [copies[var] for var in graph.outputs]
+    for outer, seq in zip(op.outer_seqs(node.inputs), op.inner_seqs(inner_in), strict=True):
+        _steps(classes, outer, [seq])
+    taps = iter([*op.inner_mitsot(inner_in), *op.inner_sitsot(inner_in)])
+    slices = [*info.mit_sot_in_slices, *info.sit_sot_in_slices]
+    states = zip(
+        [*op.outer_mitsot(node.inputs), *op.outer_sitsot(node.inputs)],
+        [*op.outer_mitsot_outs(node.outputs), *op.outer_sitsot_outs(node.outputs)],
+        [*op.inner_mitsot_outs(inner_out), *op.inner_sitsot_outs(inner_out)],
+        slices,
+        strict=True,
+    )
+    for buffer, history, new, read in states:
+        _same_dims(classes, [buffer, history])
+        _steps(classes, buffer, [new, *(next(taps) for _ in read)])
+    nit_sot = zip(op.outer_nitsot_outs(node.outputs), op.inner_nitsot_outs(inner_out), strict=True)
+    for outer, new in nit_sot:
+        _steps(classes, outer, [new])
+    non_seqs = zip(op.outer_non_seqs(node.inputs), op.inner_non_seqs(inner_in), strict=True)
+    for outer, value in non_seqs:
+        if isinstance(outer.type, TensorType):
+            _same_dims(classes, [outer, value])
+    for inner_node in copies.values():
+        if isinstance(inner_node, Apply):
+            _constrain(classes, inner_node)
+
+
 #: Ops whose first output has the shape of their first input.
-_SAME_SHAPE = (CumOp, LogSoftmax, Softmax, SpecifyShape)
+_SAME_SHAPE = (
+    CumOp,
+    LogSoftmax,
+    Softmax,
+    SpecifyShape,
+    # AdvancedIncSubtensor1 was merged into AdvancedIncSubtensor in PyTensor 3.
+    *optional_classes(subtensor, "IncSubtensor", "AdvancedIncSubtensor", "AdvancedIncSubtensor1"),
+)
 
 
 def _constrain(classes: _Classes, node: Apply) -> None:
@@ -208,14 +285,22 @@ def _constrain(classes: _Classes, node: Apply) -> None:
         _dot(classes, node)
     elif isinstance(op, BatchedDot):
         _batched_dot(classes, node)
-    elif isinstance(op, Subtensor):
+    elif isinstance(op, subtensor.Subtensor):
         _subtensor(classes, node)
     elif isinstance(op, CAReduce | Argmax):
         _reduction(classes, node)
     elif isinstance(op, _SAME_SHAPE):
-        inp, out = node.inputs[0], node.outputs[0]
-        for axis in range(out.type.ndim):
-            classes.union_dims([(inp, axis), (out, axis)])
+        _same_dims(classes, [node.inputs[0], node.outputs[0]])
+    elif isinstance(op, Shape_i):
+        classes.union([_value(node.outputs[0]), (node.inputs[0], op.i)])
+    elif isinstance(op, Alloc | AllocEmpty):
+        out = node.outputs[0]
+        sizes = node.inputs[-out.type.ndim :] if out.type.ndim else []
+        for axis, size in enumerate(sizes):
+            classes.union_dims([(out, axis)])
+            classes.union([(out, axis), _value(size)])
+    elif isinstance(op, Scan):
+        _scan(classes, node)
 
 
 def input_dims(
