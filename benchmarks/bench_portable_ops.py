@@ -6,6 +6,10 @@ other nodes (``builder.PORTABLE_REPLACEMENTS``) because tract has no float64 ``I
 operator and its replacement, exported by the builder itself, on ``--size`` float64 values
 (one intra-op thread, interleaved medians) and prints the difference per million values.
 
+It also times the portable forms chosen per converter against ``portable=False`` exports:
+slices with a step along an axis of unknown size are a ``Gather`` of their positions (tract
+slices such an axis with step 1 only).
+
 Usage: ``python benchmarks/bench_portable_ops.py [--size 1000000]``.  Not part of
 ``run_all.py``; the numbers are recorded in ``docs/deployment.md``.
 """
@@ -20,12 +24,14 @@ import numpy as np
 import onnx
 import onnx_ir as ir
 import onnxruntime as ort
+import pytensor.tensor as pt
 from onnx import TensorProto, helper
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import emit, interleaved_call_times
 
+from pytensor_onnx import export_onnx
 from pytensor_onnx.builder import PORTABLE_REPLACEMENTS, ONNXBuilder
 
 #: Operator -> (attributes, number of inputs).
@@ -98,7 +104,38 @@ def main() -> None:
             f"{op_type:15s} native {per_million['native']:6.2f} ms, "
             f"portable {per_million['portable']:6.2f} ms per 1e6 float64 values"
         )
+    rows.extend(_time_exports(values[0], options))
     emit({"benchmark": "portable_ops", "size": args.size, "rows": rows})
+
+
+def _time_exports(values: np.ndarray, options: ort.SessionOptions) -> list[dict[str, object]]:
+    """Graphs whose converters choose a portable form, exported both ways."""
+    x = pt.matrix("x")
+    width = 1000
+    matrix = values[: values.size // width * width].reshape(-1, width)
+    graphs = {"reversed rows": x[::-1], "every other column": x[:, ::2], "x[-2::-3]": x[-2::-3]}
+    rows = []
+    for name, out in graphs.items():
+        calls = {}
+        for kind, flag in [("native", False), ("portable", True)]:
+            model = export_onnx([x], [out], portable=flag)
+            session = ort.InferenceSession(
+                model.SerializeToString(), options, providers=["CPUExecutionProvider"]
+            )
+            calls[kind] = lambda s=session: s.run(None, {"x": matrix})
+        per_million = {k: t * 1e9 / matrix.size for k, t in interleaved_call_times(calls).items()}
+        rows.append(
+            {
+                "op": name,
+                "native_ms_per_1e6": round(per_million["native"], 3),
+                "portable_ms_per_1e6": round(per_million["portable"], 3),
+            }
+        )
+        print(
+            f"{name:20s} Slice {per_million['native']:6.2f} ms, "
+            f"Gather {per_million['portable']:6.2f} ms per 1e6 float64 values"
+        )
+    return rows
 
 
 if __name__ == "__main__":

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
+import onnx
 import pytensor
 import pytensor.tensor as pt
 import pytest
+from onnx.reference import ReferenceEvaluator
 
-from pytensor_onnx import export_onnx
-from tests.compare import compare_onnx_and_py, input_like, ort_session
+from pytensor_onnx import export_onnx, runtimes
+from tests.compare import all_nodes, compare_onnx_and_py, input_like, ort_session
 
 RNG = np.random.default_rng(42)
 
@@ -66,6 +69,43 @@ def test_symbolic_slice_bounds(start: int | None, stop: int | None, step: int) -
     inputs = [x, a, b, c]
     values = [value, np.int64(start or 0), np.int64(stop or 0), np.int64(step)]
     compare_onnx_and_py(inputs, [x[start_v:stop_v:c]], values)
+
+
+def _strided_slices(model: onnx.ModelProto) -> list[str]:
+    return [
+        node.name for node in all_nodes(model) if node.op_type == "Slice" and len(node.input) == 5
+    ]
+
+
+@pytest.mark.parametrize("runtime", ["onnxruntime", "onnx.reference", "tract"])
+def test_steps_along_unknown_sizes_are_gathers(runtime: str, tmp_path: Path) -> None:
+    """tract slices an axis of unknown size with step 1 only: other steps gather their
+    positions (computed as Python's ``slice.indices`` does), unless ``portable=False``."""
+    if not runtimes.is_available(runtime):
+        pytest.skip(f"{runtime} is not installed")
+    x, k = pt.matrix("x"), pt.lscalar("k")
+    outs = [x[::-1], x[1:-1:2, ::-2], x[-100::3], x[k::-1], x[:, ::k]]
+    path = tmp_path / "strided.onnx"
+    model = export_onnx([x, k], outs, path)
+    assert not _strided_slices(model)
+    assert _strided_slices(export_onnx([x, k], outs, portable=False))
+    fn = pytensor.function([x, k], outs)
+    for n, k_value in [(0, -1), (1, 2), (7, -3), (7, 4)]:
+        values = [_data((n, 5), "float64"), np.array(k_value)]
+        got = runtimes.run(runtime, path, {"x": values[0], "k": values[1]})
+        for g, w in zip(got, fn(*values), strict=True):
+            assert g.shape == w.shape
+            np.testing.assert_array_equal(g, w)
+
+
+def test_zero_step_along_unknown_size_is_an_error() -> None:
+    x, k = pt.vector("x"), pt.lscalar("k")
+    model = export_onnx([x, k], [x[::k]])
+    feeds = {"x": np.arange(3.0), "k": np.array(0)}
+    with pytest.raises(Exception, match="delta in Range operator can not be zero"):
+        ort_session(model).run(None, feeds)
+    with pytest.raises(ZeroDivisionError):
+        ReferenceEvaluator(model).run(None, feeds)
 
 
 def test_symbolic_bounds_from_shape_run_at_several_sizes() -> None:

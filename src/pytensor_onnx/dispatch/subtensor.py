@@ -170,6 +170,11 @@ def _vector(builder: ONNXBuilder, entries: Sequence[int | ir.Value]) -> ir.Value
     return parts[0] if len(parts) == 1 else builder.op("Concat", parts, {"axis": 0})
 
 
+def _int64(builder: ONNXBuilder, value: int | ir.Value) -> ir.Value:
+    """``value`` as a 0-d int64 value (a constant for a Python int)."""
+    return builder.scalar(value, "int64") if isinstance(value, int) else value
+
+
 def _by_step_sign(
     builder: ONNXBuilder, step: int | ir.Value, if_positive: int, if_negative: int
 ) -> int | ir.Value:
@@ -203,15 +208,15 @@ def _slice_bounds(
         if negative:
             return 0, 0, step
     dim_value = builder.op("Squeeze", [builder.dim(data, axis), builder.int64s([0])])
-    start_value = builder.scalar(start, "int64") if isinstance(start, int) else start
+    start_value = _int64(builder, start)
     adjusted = builder.op("Add", [start_value, dim_value])
     bad = builder.op("Less", [adjusted, builder.scalar(0, "int64")])
     if not negative:
-        step_value = builder.scalar(step, "int64") if isinstance(step, int) else step
+        step_value = _int64(builder, step)
         backwards = builder.op("Less", [step_value, builder.scalar(0, "int64")])
         bad = builder.op("And", [bad, backwards])
     zero = builder.scalar(0, "int64")
-    stop_value = builder.scalar(stop, "int64") if isinstance(stop, int) else stop
+    stop_value = _int64(builder, stop)
     return (
         builder.op("Where", [bad, zero, start_value]),
         builder.op("Where", [bad, zero, stop_value]),
@@ -219,30 +224,89 @@ def _slice_bounds(
     )
 
 
+def _strided_positions(builder: ONNXBuilder, data: ir.Value, axis: int, item: _Item) -> ir.Value:
+    """The positions the slice ``item`` takes along ``axis`` of ``data``, from ``start`` by
+    ``step`` towards ``stop``, with the bounds clamped as Python's ``slice.indices`` does
+    (into ``[0, n]`` for a positive step, ``[-1, n - 1]`` for a negative one)."""
+    zero = builder.scalar(0, "int64")
+    n = builder.op("Squeeze", [builder.dim(data, axis), builder.int64s([0])])
+    raw_step = item.step
+    assert raw_step is not None
+    step = _int64(builder, raw_step)
+    lower = _int64(builder, _by_step_sign(builder, raw_step, 0, -1))
+    upper = builder.op("Add", [n, lower])  # n or n - 1
+
+    def clamped(bound: Bound, if_positive: ir.Value, if_negative: ir.Value) -> ir.Value:
+        if bound is None:
+            if isinstance(raw_step, int):
+                return if_positive if raw_step > 0 else if_negative
+            backwards = builder.op("Less", [step, zero])
+            return builder.op("Where", [backwards, if_negative, if_positive])
+        value = _int64(builder, bound)
+        from_end = builder.op("Less", [value, zero])
+        value = builder.op("Where", [from_end, builder.op("Add", [value, n]), value])
+        return builder.op("Min", [builder.op("Max", [value, lower]), upper])
+
+    start = clamped(item.start, lower, upper)
+    stop = clamped(item.stop, upper, lower)
+    # ceil((stop - start) / step) positions, start + step * Range(0, count): ONNX Runtime 1.32
+    # rewrites a Gather of a Range that counts down to -1 into a Slice that takes nothing,
+    # and tract 0.23 cannot size a Range that counts down.  A step of 0 (refused by
+    # PyTensor) makes the Range's own step 0, an error, never an integer division by 0.
+    toward_zero = _int64(builder, _by_step_sign(builder, raw_step, 1, -1))
+    one = builder.scalar(1, "int64")
+    if isinstance(raw_step, int):
+        divisor, unit = step, one
+    else:
+        nonzero = builder.op("Not", [builder.op("Equal", [step, zero])])
+        divisor = builder.op("Where", [nonzero, step, one])
+        unit = builder.op("Cast", [nonzero], {"to": ir.DataType.INT64})
+    span = builder.op(
+        "Sub", [builder.op("Add", [stop, step]), builder.op("Add", [start, toward_zero])]
+    )
+    count = builder.op("Max", [builder.op("Div", [span, divisor]), zero])
+    offsets = builder.op("Mul", [builder.op("Range", [zero, count, unit]), step])
+    return builder.op("Add", [offsets, start])
+
+
 def _apply_slices(
     builder: ONNXBuilder, data: ir.Value, items: Sequence[_Item], shape: Sequence[int | None]
 ) -> ir.Value:
+    """``data`` sliced by the slice ``items``: one ``Slice``, and in portable exports a
+    ``Gather`` of the positions of each slice with a step along an axis of unknown size
+    (tract slices such an axis with step 1 only)."""
     starts, stops, steps, axes = [], [], [], []
+    strided: list[int] = []
     for axis, item in enumerate(items):
         if item.kind != "slice" or item.is_full_slice:
+            continue
+        if (
+            builder.options.get("portable", True)
+            and shape[axis] is None
+            and item.step not in (None, 1)
+        ):
+            strided.append(axis)
             continue
         start, stop, step = _slice_bounds(builder, data, axis, item, shape[axis])
         starts.append(start)
         stops.append(stop)
         steps.append(step)
         axes.append(axis)
-    if not axes:
-        return data
-    return builder.op(
-        "Slice",
-        [
-            data,
-            _vector(builder, starts),
-            _vector(builder, stops),
-            builder.int64s(axes),
-            _vector(builder, steps),
-        ],
-    )
+    if axes:
+        data = builder.op(
+            "Slice",
+            [
+                data,
+                _vector(builder, starts),
+                _vector(builder, stops),
+                builder.int64s(axes),
+                _vector(builder, steps),
+            ],
+        )
+    for axis in strided:
+        positions = _strided_positions(builder, data, axis, items[axis])
+        data = builder.op("Gather", [data, positions], {"axis": axis})
+    return data
 
 
 def _gather_arrays(
