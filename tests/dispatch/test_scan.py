@@ -553,6 +553,51 @@ def test_unknown_length_is_a_guarded_scan(runtime: str, tmp_path: Path) -> None:
             np.testing.assert_allclose(g, w, rtol=rtol)
 
 
+@pytest.mark.parametrize("runtime", ["onnxruntime", "onnx.reference", "openvino", "tract"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_recurrence_of_unknown_sizes_runs_everywhere(
+    runtime: str, dtype: str, tmp_path: Path
+) -> None:
+    """An RNN step ``tanh(w @ h + x)`` with every size unknown, and its gradient (a reverse
+    scan over the reversed sequences): tract needs the state, the rows of ``xs`` and ``w``'s
+    rows to share one name to type the inner graph, and the gradient's sizes as float64."""
+    if not runtimes.is_available(runtime):
+        pytest.skip(f"{runtime} is not installed")
+    w, h0 = pt.matrix("w", dtype=dtype), pt.vector("h0", dtype=dtype)
+    xs = pt.matrix("xs", dtype=dtype)
+    hs = pytensor.scan(
+        lambda x, h, w: pt.tanh(w @ h + x),
+        sequences=[xs],
+        outputs_info=[h0],
+        non_sequences=[w],
+        return_updates=False,
+    )
+    outputs = [hs]
+    # tract cannot type the gradient scan of a float32 model (which holds no float64 tensor
+    # to pass sizes in), nor size the reversed sequences of PyTensor 2's gradient, which are
+    # sliced by bounds computed at run time.
+    if runtime != "tract" or (dtype == "float64" and not pytensor.__version__.startswith("2.")):
+        outputs += pytensor.grad((hs**2).sum(), [w, h0])
+    path = tmp_path / "rnn.onnx"
+    export_onnx([w, h0, xs], outputs, path)
+    fn = pytensor.function([w, h0, xs], outputs, mode=REFERENCE_MODE)
+    tolerance = 1e-4 if runtime == "openvino" or dtype == "float32" else 1e-12
+    for n, steps in [(3, 0), (1, 1), (4, 6)]:
+        rng = _rng(n)
+        values = [
+            (rng.normal(size=(n, n)) / n).astype(dtype),
+            rng.normal(size=n).astype(dtype),
+            rng.normal(size=(steps, n)).astype(dtype),
+        ]
+        got = runtimes.run(runtime, path, dict(zip(["w", "h0", "xs"], values, strict=True)))
+        # No steps: no states and zero gradients (PyTensor 2.38's gradient scan fails then).
+        no_steps = [np.zeros_like(values[k]) for k in (2, 0, 1)][: len(outputs)]
+        wanted = fn(*values) if steps else no_steps
+        for g, want in zip(got, wanted, strict=True):
+            assert g.shape == want.shape
+            np.testing.assert_allclose(g, want, rtol=tolerance, atol=tolerance)
+
+
 def test_until_stays_a_loop() -> None:
     start = pt.dscalar("start")
     doubled = pytensor.scan(

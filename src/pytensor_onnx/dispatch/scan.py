@@ -195,7 +195,9 @@ def _scan(op: Scan, node: Apply, builder: ONNXBuilder) -> Values:
 
     n_steps = _trip_count(builder, node)
     scan = not info.as_while
-    body = LoopBody(builder, f"{op.name or 'scan'}_body", scan=scan, any_count=scan)
+    body = LoopBody(
+        builder, f"{op.name or 'scan'}_body", scan=scan, any_count=scan, float_sizes=True
+    )
     sub = body.inner
     step = body.iteration
 
@@ -209,8 +211,10 @@ def _scan(op: Scan, node: Apply, builder: ONNXBuilder) -> Values:
     for var, inner in zip(non_seqs, non_seq_inner, strict=True):
         sub.bind(inner, builder.value(var))
 
-    # mit-mot: carried buffers read at (pos + tap) % len and written at pos + out_tap.
-    mit_mot_state: list[tuple[ir.Value, ir.Value]] = []
+    # mit-mot: carried buffers read at (pos + tap) % len and written at (pos + out_tap) % len
+    # (the writes stay in range on a guarded Scan's extra step, whose result is dropped,
+    # when there are no steps and the buffer holds none).
+    mit_mot_state: list[tuple[ir.Value, ir.Value, ir.Value]] = []
     for out in mit_mot:
         buffer = body.carry_like(builder.value(out.buffer), "mit_mot_buffer", out.buffer)
         store = _length(builder, builder.value(out.buffer))
@@ -218,7 +222,7 @@ def _scan(op: Scan, node: Apply, builder: ONNXBuilder) -> Values:
         for tap, inner in zip(out.taps, out.inner_inputs, strict=True):
             index = sub.op("Mod", [sub.op("Add", [pos, sub.scalar(tap, "int64")]), store])
             sub.bind(inner, _scalar_at(sub, buffer, index))
-        mit_mot_state.append((buffer, pos))
+        mit_mot_state.append((buffer, pos, store))
 
     # sit-sot / mit-sot: a shift register of the `depth` most recent values.
     windows: list[list[ir.Value]] = []
@@ -245,18 +249,17 @@ def _scan(op: Scan, node: Apply, builder: ONNXBuilder) -> Values:
         if known is None:
             ndim = len(variable_shape(new))
             zeros = builder.const(np.zeros(ndim, dtype=np.int64))
-            body.carry(zeros, "step_shape", "int64", (ndim,))
+            body.carry(zeros, "step_shape", "int64", (ndim,), position=True)
 
     convert_nodes(fgraph.toposort(), sub)
 
     # Next carried values, in the order they were added.
     mit_mot_iter = iter(mit_mot_new)
-    for group, (buffer, pos) in zip(info.mit_mot_out_slices, mit_mot_state, strict=True):
+    for group, (buffer, pos, store) in zip(info.mit_mot_out_slices, mit_mot_state, strict=True):
         for out_tap in group:
             value = sub.value(next(mit_mot_iter))
-            index = sub.op(
-                "Reshape", [sub.op("Add", [pos, sub.scalar(out_tap, "int64")]), sub.int64s([1, 1])]
-            )
+            written = sub.op("Mod", [sub.op("Add", [pos, sub.scalar(out_tap, "int64")]), store])
+            index = sub.op("Reshape", [written, sub.int64s([1, 1])])
             update = sub.op("Unsqueeze", [value, sub.int64s([0])])
             buffer = sub.op("ScatterND", [buffer, index, update])
         body.carry_out(buffer)
