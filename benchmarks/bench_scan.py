@@ -8,8 +8,13 @@ static (``Scan``), unknown (guarded ``Scan``) and unknown with an ``until`` that
 (``Loop``, the form unknown lengths took before), and times them in ONNX Runtime (one
 intra-op thread, interleaved medians).
 
-Usage: ``python benchmarks/bench_scan.py [--steps 1000 10000 100000]``.  Not part of
-``run_all.py``; the numbers are recorded in ``docs/control_flow.md``.
+It then times an RNN step ``tanh(w @ h + x)`` (``--rnn-size`` units, 100 steps) whose
+weight is a shared variable, which the export makes an initializer of the ``Scan`` body,
+against the same model with the weight fed as an input (passed through the ``Scan`` as state,
+which ONNX Runtime copies at every step) and against PyTensor's compiled function.
+
+Usage: ``python benchmarks/bench_scan.py [--steps 1000 10000 100000] [--rnn-size 1000]``.
+Not part of ``run_all.py``; the numbers are recorded in ``docs/control_flow.md``.
 """
 
 from __future__ import annotations
@@ -95,6 +100,7 @@ WORKLOADS: dict[str, tuple[Workload, Callable[[int, np.random.Generator], list[n
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, nargs="+", default=[1_000, 10_000, 100_000])
+    parser.add_argument("--rnn-size", type=int, default=1_000)
     args = parser.parse_args()
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
@@ -134,6 +140,36 @@ def main() -> None:
                 f"guarded Scan {row['guarded_scan_ms']:9.3f} ms, Loop {row['loop_ms']:9.3f} ms"
             )
     emit({"benchmark": "scan_vs_loop", "rows": rows})
+    _rnn_weights(args.rnn_size, options, rng)
+
+
+def _rnn_weights(size: int, options: ort.SessionOptions, rng: np.random.Generator) -> None:
+    """The RNN of the module docs with its weight in the body and passed through."""
+    weight = rng.normal(size=(size, size)) / np.sqrt(size)
+    h0, xs, w_input = pt.dvector("h0"), pt.dmatrix("xs"), pt.dmatrix("w")
+    feeds = {"h0": rng.normal(size=size), "xs": rng.normal(size=(100, size))}
+    calls = {}
+    for form, w in [("in the body", pytensor.shared(weight, name="w")), ("passed on", w_input)]:
+        hs = pytensor.scan(
+            lambda x, h, w: pt.tanh(w @ h + x),
+            sequences=[xs],
+            outputs_info=[h0],
+            non_sequences=[w],
+            return_updates=False,
+        )
+        inputs = [h0, xs] if form == "in the body" else [h0, xs, w_input]
+        model = export_onnx(inputs, [hs])
+        session = ort.InferenceSession(
+            model.SerializeToString(), options, providers=["CPUExecutionProvider"]
+        )
+        form_feeds = feeds if form == "in the body" else {**feeds, "w": weight}
+        calls[form] = lambda s=session, f=form_feeds: s.run(None, f)
+        if form == "in the body":
+            fn = pytensor.function([h0, xs], hs)
+            calls["PyTensor"] = lambda fn=fn: fn(feeds["h0"], feeds["xs"])
+    times = {k: round(t * 1e3, 3) for k, t in interleaved_call_times(calls).items()}
+    print(", ".join(f"RNN weight {k}: {t} ms" for k, t in times.items()))
+    emit({"benchmark": "scan_rnn_weight", "size": size, "steps": 100, "ms": times})
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ from pytensor_onnx.builder import (
 )
 from pytensor_onnx.dims import input_dims
 from pytensor_onnx.dispatch import convert_nodes
+from pytensor_onnx.dispatch._loop import sink_weights_into_scans
 from pytensor_onnx.dispatch.ifelse import sink_into_branches
 from pytensor_onnx.inspect import annotate_provenance
 from pytensor_onnx.optimize import PARAMETER, optimize
@@ -429,6 +430,7 @@ def build_model(
         value.dtype = onnx_dtype(variable_dtype(var))
         value.shape = ir.Shape(getattr(var.type, "shape", ()))
     sink_into_branches(builder.graph)
+    sink_weights_into_scans(builder.graph)
     builder.graph.opset_imports.update(builder.opset_imports)
 
     model = ir.Model(

@@ -249,7 +249,8 @@ def model_summary(model: onnx.ModelProto | ir.Model | PathLike) -> ModelSummary:
     for node in ir.traversal.RecursiveGraphIterator(graph):
         histogram[f"{node.domain}::{node.op_type}" if node.domain else node.op_type] += 1
     initializers = []
-    for name, value in graph.initializers.items():
+    # Subgraphs too: a Scan body holds the weights only it reads.
+    for name, value in (item for g in ir_model.graphs() for item in g.initializers.items()):
         tensor = value.const_value
         if tensor is None:
             continue

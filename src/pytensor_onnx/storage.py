@@ -36,11 +36,18 @@ AUTO_EXTERNAL_DATA_BYTES = 2**30
 DEFAULT_EXTERNAL_DATA_THRESHOLD = 1024
 
 
+def _initializers(model: ir.Model) -> Iterator[tuple[str, ir.Value]]:
+    """The initializers of ``model``'s graphs (a ``Scan`` body holds the weights only it
+    reads), by name."""
+    for graph in model.graphs():
+        yield from graph.initializers.items()
+
+
 def initializer_bytes(model: ir.Model) -> int:
-    """The number of bytes held by the initializers of ``model``'s main graph."""
+    """The number of bytes held by the initializers of ``model``'s graphs."""
     return sum(
         value.const_value.nbytes
-        for value in model.graph.initializers.values()
+        for _, value in _initializers(model)
         if value.const_value is not None
     )
 
@@ -53,7 +60,7 @@ def external_data_name(path: PathLike, model: ir.Model, threshold: int) -> str:
     so replacing the model file is the one step that switches from the old pair to the new.
     """
     digest = hashlib.blake2b(digest_size=8)
-    for name, value in model.graph.initializers.items():
+    for name, value in _initializers(model):
         tensor = value.const_value
         if tensor is not None and tensor.nbytes >= threshold:
             digest.update(name.encode())
@@ -72,7 +79,7 @@ def _own_data_files(path: Path) -> set[str]:
     pattern = re.compile(re.escape(path.name) + r"(\.[0-9a-f]{16})?\.data")
     locations = {
         entry.value
-        for tensor in model.graph.initializer
+        for tensor in _all_tensors(model)
         for entry in tensor.external_data
         if entry.key == "location"
     }

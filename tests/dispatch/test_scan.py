@@ -19,6 +19,7 @@ from pytensor.graph.basic import Variable
 from pytensor.scan.op import Scan
 from pytensor.scan.utils import until
 
+import pytensor_onnx
 from pytensor_onnx import UnsupportedOpError, export_onnx, runtimes
 from tests.compare import OPSETS, REFERENCE_MODE, assert_matches, ort_session, run_onnx
 
@@ -596,6 +597,52 @@ def test_recurrence_of_unknown_sizes_runs_everywhere(
         for g, want in zip(got, wanted, strict=True):
             assert g.shape == want.shape
             np.testing.assert_allclose(g, want, rtol=tolerance, atol=tolerance)
+
+
+def _body_initializers(model: onnx.ModelProto) -> list[str]:
+    return [
+        tensor.name
+        for node in model.graph.node
+        if node.op_type == "Scan"
+        for attr in node.attribute
+        if attr.name == "body"
+        for tensor in attr.g.initializer
+    ]
+
+
+@pytest.mark.parametrize("external_data", [False, True])
+def test_weights_only_a_scan_reads_live_in_its_body(tmp_path: Path, external_data: bool) -> None:
+    """A weight passed through a ``Scan`` is copied at every step by ONNX Runtime; one that
+    nothing else reads becomes an initializer of the body (once in the file, also in the
+    external data file), one read outside too stays in the main graph."""
+    rng = _rng(5)
+    w = pytensor.shared(rng.normal(size=(40, 40)) / 8, name="w")
+    u = pytensor.shared(rng.normal(size=(40, 40)) / 8, name="u")
+    h0, xs = pt.dvector("h0"), pt.dmatrix("xs")
+    hs = pytensor.scan(
+        lambda x, h, w, u: pt.tanh(w @ h + u @ x),
+        sequences=[xs],
+        outputs_info=[h0],
+        non_sequences=[w, u],
+        return_updates=False,
+    )
+    outputs = [hs, (hs @ u).sum()]
+    path = tmp_path / "rnn.onnx"
+    options = {"external_data": True, "external_data_threshold": 1024} if external_data else {}
+    model = export_onnx([h0, xs], outputs, path, **options)
+    assert [t.name for t in model.graph.initializer] == ["u"]
+    assert _body_initializers(model) == ["w"]
+    summary = pytensor_onnx.model_summary(path)
+    assert sorted(i.name for i in summary.initializers) == ["u", "w"]
+    if external_data:
+        assert all(i.external for i in summary.initializers)
+    fn = pytensor.function([h0, xs], outputs, mode=REFERENCE_MODE)
+    values = [rng.normal(size=40), rng.normal(size=(6, 40))]
+    feeds = {"h0": values[0], "xs": values[1]}
+    for runtime in ("onnxruntime", "onnx.reference"):
+        got = runtimes.run(runtime, path, feeds)
+        for g, want in zip(got, fn(*values), strict=True):
+            assert_matches(g, want, None, None, runtime)
 
 
 def test_until_stays_a_loop() -> None:
