@@ -152,3 +152,24 @@ def test_scans_with_one_inner_graph_tie_apart() -> None:
         "y": ["y_dim0"],
         "g0": ["g0_dim0"],
     }
+
+
+def test_nested_scan_states_tie_to_weights() -> None:
+    # The inner scan keeps only its last state (PyTensor 3 makes it an untraced state): its
+    # initial value, the outer state, still has the weight's size, as do the sequences' rows.
+    w = pytensor.shared(np.ones((40, 40)), name="w")
+    xs, h0 = pt.tensor3("xs"), pt.vector("h0")
+
+    def block(x_block, h):
+        inner = pytensor.scan(
+            lambda x, g, w: pt.tanh(w @ g + x),
+            sequences=[x_block],
+            outputs_info=[h],
+            non_sequences=[w],
+            return_updates=False,
+        )
+        return inner[-1]
+
+    hs = pytensor.scan(block, sequences=[xs], outputs_info=[h0], return_updates=False)
+    model = export_onnx([h0, xs], [hs])
+    assert _input_dims(model) == {"h0": [40], "xs": ["xs_dim0", "xs_dim1", 40]}

@@ -213,7 +213,7 @@ def _scan(classes: _Classes, node: Apply) -> None:
 
     A recurrent state's new value has the state's shape (PyTensor refuses an inner graph
     whose state and new value have incompatible types).  Gradient scans' mit-mot outputs
-    and untraced states (which may change shape) are left alone.
+    are left alone.
     """
     op, info = node.op, node.op.info
     graph = thaw(op.fgraph)
@@ -242,6 +242,19 @@ def _scan(classes: _Classes, node: Apply) -> None:
     nit_sot = zip(op.outer_nitsot_outs(node.outputs), op.inner_nitsot_outs(inner_out), strict=True)
     for outer, new in nit_sot:
         _steps(classes, outer, [new])
+    # An untraced state (no history) may change shape from step to step; the first step
+    # reads the initial value and the last step gives the final one.
+    untraced = zip(
+        op.outer_untraced_sit_sot(node.inputs),
+        op.inner_untraced_sit_sot(inner_in),
+        op.inner_untraced_sit_sot_outs(inner_out),
+        op.outer_untraced_sit_sot_outs(node.outputs),
+        strict=True,
+    )
+    for initial, first, last, final in untraced:
+        if isinstance(initial.type, TensorType):
+            _same_dims(classes, [initial, first])
+            _same_dims(classes, [last, final])
     non_seqs = zip(op.outer_non_seqs(node.inputs), op.inner_non_seqs(inner_in), strict=True)
     for outer, value in non_seqs:
         if isinstance(outer.type, TensorType):

@@ -604,7 +604,8 @@ def sink_weights_into_scans(graph: ir.Graph) -> None:
     graph that it reads are passed through as state, and ONNX Runtime copies state at every
     step: a 1000x1000 weight matrix made 100 steps of ``tanh(w @ h + x)`` 2.7x slower
     (``benchmarks/bench_scan.py``).  Only initializers that nothing else reads move, so the
-    file holds each weight once.  Run once the whole graph is built.
+    file holds each weight once; those a nested ``Scan`` alone reads move on into its body.
+    Run once the whole graph is built.
     """
     for node in list(graph):
         if node.op_type != "Scan" or node.domain != "":
@@ -624,6 +625,7 @@ def sink_weights_into_scans(graph: ir.Graph) -> None:
         ]
         if moved:
             _sink_states(graph, node, body, moved)
+        sink_weights_into_scans(body)  # a Scan in the body may read them alone
 
 
 def _passed_on(body: ir.Graph, k: int) -> bool:
