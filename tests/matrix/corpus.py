@@ -248,6 +248,32 @@ def _scan(length: int | None) -> Callable[[], Built]:
     return build
 
 
+def _scan_rnn() -> Built:
+    w, h0, xs = pt.matrix("w"), pt.vector("h0"), pt.matrix("xs")
+    hs, _ = pytensor.scan(
+        lambda x, h, w: pt.tanh(w @ h + x),
+        sequences=[xs],
+        outputs_info=[h0],
+        non_sequences=[w],
+    )
+    rng = _rng(11)
+    values = [rng.normal(size=(6, 6)) / 3, rng.normal(size=6), rng.normal(size=(9, 6))]
+    return [w, h0, xs], [hs], values
+
+
+def _scan_rnn_weights() -> Built:
+    rng = _rng(12)
+    w = pytensor.shared(rng.normal(size=(6, 6)) / 3, name="w")
+    h0, xs = pt.vector("h0"), pt.matrix("xs")
+    hs, _ = pytensor.scan(
+        lambda x, h, w: pt.tanh(w @ h + x),
+        sequences=[xs],
+        outputs_info=[h0],
+        non_sequences=[w],
+    )
+    return [h0, xs], [hs], [rng.normal(size=6), rng.normal(size=(9, 6))]
+
+
 def _scan_until() -> Built:
     x = pt.scalar("x")
     values, _ = pytensor.scan(
@@ -346,6 +372,8 @@ CASES: tuple[Case, ...] = (
     Case("matmul", "math, blockwise", _matmul),
     Case("scan_ar1", "scan, unknown length (guarded Scan)", _scan(None)),
     Case("scan_ar1_fixed_length", "scan, known length (Scan)", _scan(20)),
+    Case("scan_rnn", "scan, recurrence of unknown sizes (Scan)", _scan_rnn),
+    Case("scan_rnn_weights", "scan, weights in the body (Scan)", _scan_rnn_weights),
     Case("scan_until", "scan with until (Loop)", _scan_until),
     Case("ifelse", "ifelse (If)", _ifelse),
     Case("op_from_graph", "builders (inlined)", _op_from_graph),
@@ -397,8 +425,9 @@ KNOWN_LIMITS: dict[tuple[str, str], tuple[str, str]] = {
         "tract's `Max` does not propagate NaN (`maximum(x, nan)` gives `x`)",
     ),
     ("indexing", "tract"): (
-        r"StridedSlice",
-        "tract cannot slice with a step along a dimension of unknown length",
+        r"panicked at core/src/ops/array/(gather|scatter)_nd\.rs",
+        "tract aborts on a negative index in `GatherND` and `ScatterND` (here `x[idx, idx]` "
+        "and `inc_subtensor(x[idx], 1)` with `idx` holding -1), which ONNX allows",
     ),
     ("sorting", "tract"): (
         r"Undetermined symbol in expression: x_dim0|Impossible to unify I64 with TDim",
