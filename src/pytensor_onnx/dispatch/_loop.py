@@ -618,6 +618,7 @@ def sink_weights_into_scans(graph: ir.Graph) -> None:
             if _passed_on(body, k)
             and (outer := node.inputs[k]) is not None
             and outer.is_initializer()
+            and not outer.is_graph_input()  # a default the caller may override
             and outer.const_value is not None
             and len(outer.uses()) == 1
             and not node.outputs[k].uses()
