@@ -8,7 +8,8 @@ operator and its replacement, exported by the builder itself, on ``--size`` floa
 
 It also times the portable forms chosen per converter against ``portable=False`` exports:
 slices with a step along an axis of unknown size are a ``Gather`` of their positions (tract
-slices such an axis with step 1 only).
+slices such an axis with step 1 only), and ``GatherND``/``ScatterND`` indices are counted
+from the start (tract aborts on negative ones).
 
 Usage: ``python benchmarks/bench_portable_ops.py [--size 1000000]``.  Not part of
 ``run_all.py``; the numbers are recorded in ``docs/deployment.md``.
@@ -26,6 +27,7 @@ import onnx_ir as ir
 import onnxruntime as ort
 import pytensor.tensor as pt
 from onnx import TensorProto, helper
+from pytensor.graph.traversal import graph_inputs
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -109,20 +111,31 @@ def main() -> None:
 
 
 def _time_exports(values: np.ndarray, options: ort.SessionOptions) -> list[dict[str, object]]:
-    """Graphs whose converters choose a portable form, exported both ways."""
-    x = pt.matrix("x")
+    """Graphs whose converters choose a portable form, exported both ways, timed per 10**6
+    entries of the matrix they read."""
+    x, idx = pt.matrix("x"), pt.lvector("idx")
     width = 1000
     matrix = values[: values.size // width * width].reshape(-1, width)
-    graphs = {"reversed rows": x[::-1], "every other column": x[:, ::2], "x[-2::-3]": x[-2::-3]}
+    positions = np.random.default_rng(1).integers(-width, width, size=1000)
+    graphs = {
+        "reversed rows": x[::-1],
+        "every other column": x[:, ::2],
+        "x[-2::-3]": x[-2::-3],
+        # Negative indices of GatherND/ScatterND counted from the start (Gather of a Range).
+        "x[idx, idx]": x[idx, idx],
+        "inc_subtensor(x[idx], 1)": pt.inc_subtensor(x[idx], 1.0),
+    }
     rows = []
     for name, out in graphs.items():
+        inputs = [x, idx] if idx in graph_inputs([out]) else [x]
+        feeds = {"x": matrix, "idx": positions} if len(inputs) == 2 else {"x": matrix}
         calls = {}
         for kind, flag in [("native", False), ("portable", True)]:
-            model = export_onnx([x], [out], portable=flag)
+            model = export_onnx(inputs, [out], portable=flag)
             session = ort.InferenceSession(
                 model.SerializeToString(), options, providers=["CPUExecutionProvider"]
             )
-            calls[kind] = lambda s=session: s.run(None, {"x": matrix})
+            calls[kind] = lambda s=session, f=feeds: s.run(None, f)
         per_million = {k: t * 1e9 / matrix.size for k, t in interleaved_call_times(calls).items()}
         rows.append(
             {
@@ -132,8 +145,8 @@ def _time_exports(values: np.ndarray, options: ort.SessionOptions) -> list[dict[
             }
         )
         print(
-            f"{name:20s} Slice {per_million['native']:6.2f} ms, "
-            f"Gather {per_million['portable']:6.2f} ms per 1e6 float64 values"
+            f"{name:25s} portable=False {per_million['native']:6.2f} ms, "
+            f"portable {per_million['portable']:6.2f} ms per 1e6 float64 values"
         )
     return rows
 

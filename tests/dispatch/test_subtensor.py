@@ -98,6 +98,31 @@ def test_steps_along_unknown_sizes_are_gathers(runtime: str, tmp_path: Path) -> 
             np.testing.assert_array_equal(g, w)
 
 
+@pytest.mark.parametrize("runtime", ["onnxruntime", "onnx.reference", "tract"])
+def test_negative_indices_of_several_arrays_and_updates(runtime: str, tmp_path: Path) -> None:
+    """``GatherND``/``ScatterND`` get their indices counted from the start in portable
+    exports (tract aborts on negative ones, which ONNX allows)."""
+    if not runtimes.is_available(runtime):
+        pytest.skip(f"{runtime} is not installed")
+    x, idx = pt.matrix("x"), pt.lvector("idx")
+    outs = [
+        x[idx, idx],
+        x[idx, -1:],
+        pt.inc_subtensor(x[idx], 1.0),
+        pt.set_subtensor(x[idx, idx], -5.0),
+        pt.inc_subtensor(x[idx, 0], 2.0, ignore_duplicates=True),
+    ]
+    path = tmp_path / "negative.onnx"
+    export_onnx([x, idx], outs, path)
+    fn = pytensor.function([x, idx], outs)
+    for n, index in [(4, [0, -1, 2, -4]), (1, [-1, -1]), (3, [])]:
+        values = [_data((n, n), "float64"), np.array(index, dtype="int64")]
+        got = runtimes.run(runtime, path, {"x": values[0], "idx": values[1]})
+        for g, w in zip(got, fn(*values), strict=True):
+            assert g.shape == w.shape
+            np.testing.assert_array_equal(g, w)
+
+
 def test_zero_step_along_unknown_size_is_an_error() -> None:
     x, k = pt.vector("x"), pt.lscalar("k")
     model = export_onnx([x, k], [x[::k]])

@@ -309,6 +309,19 @@ def _apply_slices(
     return data
 
 
+def _nonnegative(builder: ONNXBuilder, positions: ir.Value, data: ir.Value, axis: int) -> ir.Value:
+    """``positions`` along ``axis`` of ``data`` with negative ones counted from the end, in
+    portable exports: tract aborts on negative ``GatherND``/``ScatterND`` indices (ONNX
+    allows them).  A ``Gather`` of ``arange(n)``, since tract's ``Gather`` takes negative
+    indices and it cannot evaluate an index computed from a shape (``i + n``); out-of-range
+    positions still fail."""
+    if not builder.options.get("portable", True):
+        return positions
+    length = builder.op("Squeeze", [builder.dim(data, axis), builder.int64s([0])])
+    zero, one = builder.scalar(0, "int64"), builder.scalar(1, "int64")
+    return builder.op("Gather", [builder.op("Range", [zero, length, one]), positions])
+
+
 def _gather_arrays(
     builder: ONNXBuilder, data: ir.Value, arrays: list[tuple[int, _Item]], ndim: int
 ) -> ir.Value:
@@ -324,6 +337,7 @@ def _gather_arrays(
     if axes != list(range(len(axes))):
         data = builder.op("Transpose", [data], {"perm": axes + rest})
     values = [item.array for _, item in arrays if item.array is not None]
+    values = [_nonnegative(builder, v, data, k) for k, v in enumerate(values)]
     total = values[0]
     for value in values[1:]:
         total = builder.op("Add", [total, value])
@@ -380,6 +394,7 @@ def _scatter(
 ) -> ir.Value:
     """Write ``updates`` (shape ``positions.shape + target.shape[1:]``) into the slices
     ``target[positions]`` (int64 positions along the first axis, negative allowed)."""
+    positions = _nonnegative(builder, positions, target, 0)
     index = builder.op("Unsqueeze", [positions, builder.int64s([-1])])
     if not set_instead_of_inc and (accumulate or not may_repeat):
         return builder.op("ScatterND", [target, index, updates], {"reduction": "add"})
