@@ -4,13 +4,17 @@ Every indexing Op is first turned into a list of :class:`_Item` (one per indexed
 the data after ``newaxis`` insertion), then :func:`index_tensor` builds the ONNX graph:
 
 * slices become one ``Slice`` node (ONNX clamps out-of-range bounds like Python does, except
-  a backwards slice starting before the first element, which is fixed up explicitly);
+  a backwards slice starting before the first element, which is fixed up explicitly); in
+  portable exports a slice with a step along an axis of unknown size is a ``Gather`` of its
+  positions instead (tract slices such an axis with step 1 only);
 * ``newaxis`` becomes ``Unsqueeze``;
 * boolean masks become integer index arrays through ``NonZero``;
 * a single integer index (scalar or array) is a ``Gather`` on its axis, which is NumPy's rule
   for where the indexed dims go; several index arrays are broadcast, the indexed axes are
   transposed to the front and taken with ``GatherND``, and the result dims are moved back to
-  the first indexed axis when the advanced indices are consecutive (NumPy's placement rule).
+  the first indexed axis when the advanced indices are consecutive (NumPy's placement rule);
+  in portable exports ``GatherND`` and ``ScatterND`` get their indices counted from the start
+  (tract aborts on negative ones).
 
 Increments and assignments index an ``arange`` shaped like ``x`` with the same function to get
 the flat position of every selected element, then scatter into the flattened ``x`` with
@@ -260,7 +264,7 @@ def _strided_positions(builder: ONNXBuilder, data: ir.Value, axis: int, item: _I
     else:
         nonzero = builder.op("Not", [builder.op("Equal", [step, zero])])
         divisor = builder.op("Where", [nonzero, step, one])
-        unit = builder.op("Cast", [nonzero], {"to": ir.DataType.INT64})
+        unit = builder.cast(nonzero, "int64", "bool")
     span = builder.op(
         "Sub", [builder.op("Add", [stop, step]), builder.op("Add", [start, toward_zero])]
     )
