@@ -424,11 +424,6 @@ KNOWN_LIMITS: dict[tuple[str, str], tuple[str, str]] = {
         r"output 4: max relative error nan",
         "tract's `Max` does not propagate NaN (`maximum(x, nan)` gives `x`)",
     ),
-    ("indexing", "tract"): (
-        r"panicked at core/src/ops/array/(gather|scatter)_nd\.rs",
-        "tract aborts on a negative index in `GatherND` and `ScatterND` (here `x[idx, idx]` "
-        "and `inc_subtensor(x[idx], 1)` with `idx` holding -1), which ONNX allows",
-    ),
     ("sorting", "tract"): (
         r"Undetermined symbol in expression: x_dim0|Impossible to unify I64 with TDim",
         "tract cannot evaluate `TopK` whose `k` is a dimension of unknown length, nor type "
