@@ -588,6 +588,10 @@ class ONNXBuilder:
             attributes["end"] = axis + 1
         return self.op("Shape", [value], attributes)
 
+    def axis_length(self, value: ir.Value, axis: int) -> ir.Value:
+        """The length of ``value`` along ``axis`` as a 0-d int64 tensor."""
+        return self.op("Squeeze", [self.dim(value, axis), self.int64s([0])])
+
     def axis_pads(
         self, rank: int, axis: int, before: int | ir.Value, after: int | ir.Value
     ) -> ir.Value:

@@ -371,7 +371,7 @@ def _fill_where(builder: ONNXBuilder, node: Apply, mask: ir.Value) -> ir.Value:
 
 def _axis_index(builder: ONNXBuilder, a: ir.Value, axis: int, ndim: int) -> ir.Value:
     """The index along ``axis`` of every element of ``a``, broadcastable to ``a``."""
-    n = builder.op("Squeeze", [builder.dim(a, axis), builder.int64s([0])])
+    n = builder.axis_length(a, axis)
     index = _arange(builder, n)
     other = [d for d in range(ndim) if d != axis]
     return builder.op("Unsqueeze", [index, builder.int64s(other)]) if other else index

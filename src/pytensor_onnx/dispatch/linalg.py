@@ -75,7 +75,7 @@ def size_of(builder: ONNXBuilder, x: ir.Value, axis: int, static: int | None) ->
         value = builder.scalar(static, "int64")
         arange = builder.const(np.arange(static, dtype=np.int64))
     else:
-        value = builder.op("Squeeze", [builder.dim(x, axis), builder.int64s([0])])
+        value = builder.axis_length(x, axis)
         arange = builder.op(
             "Range", [builder.scalar(0, "int64"), value, builder.scalar(1, "int64")]
         )

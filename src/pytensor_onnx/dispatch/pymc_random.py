@@ -232,9 +232,7 @@ def _interpolated(op: RandomVariable, node: Apply, builder: ONNXBuilder) -> list
             builder, cdf, p, side="left", dtype="float64", static_length=static
         )
         # Rounding in a CDF that ends just below 1 must not step off the lattice.
-        last = builder.op(
-            "Sub", [builder.op("Squeeze", [builder.dim(x, 0)]), builder.scalar(2, "int64")]
-        )
+        last = builder.op("Sub", [builder.axis_length(x, 0), builder.scalar(2, "int64")])
         below = builder.op("Sub", [insertion, builder.scalar(1, "int64")])
         i = num.clamp(below, builder.scalar(0, "int64"), last)
         j = builder.op("Add", [i, builder.scalar(1, "int64")])

@@ -260,7 +260,7 @@ def _tridiagonal_order(
 ) -> tuple[ir.Value, int | None]:
     """The order ``n`` of the tridiagonal matrices of a node whose input 1 is the diagonal."""
     static = node.inputs[1].type.shape[-1]
-    value = builder.op("Squeeze", [builder.dim(d, -1), builder.int64s([0])])
+    value = builder.axis_length(d, -1)
     return value, static
 
 

@@ -211,7 +211,7 @@ def _slice_bounds(
             return start, stop, step
         if negative:
             return 0, 0, step
-    dim_value = builder.op("Squeeze", [builder.dim(data, axis), builder.int64s([0])])
+    dim_value = builder.axis_length(data, axis)
     start_value = _int64(builder, start)
     adjusted = builder.op("Add", [start_value, dim_value])
     bad = builder.op("Less", [adjusted, builder.scalar(0, "int64")])
@@ -233,7 +233,7 @@ def _strided_positions(builder: ONNXBuilder, data: ir.Value, axis: int, item: _I
     ``step`` towards ``stop``, with the bounds clamped as Python's ``slice.indices`` does
     (into ``[0, n]`` for a positive step, ``[-1, n - 1]`` for a negative one)."""
     zero = builder.scalar(0, "int64")
-    n = builder.op("Squeeze", [builder.dim(data, axis), builder.int64s([0])])
+    n = builder.axis_length(data, axis)
     raw_step = item.step
     assert raw_step is not None
     step = _int64(builder, raw_step)
@@ -321,7 +321,7 @@ def _nonnegative(builder: ONNXBuilder, positions: ir.Value, data: ir.Value, axis
     positions still fail."""
     if not builder.options.get("portable", True):
         return positions
-    length = builder.op("Squeeze", [builder.dim(data, axis), builder.int64s([0])])
+    length = builder.axis_length(data, axis)
     zero, one = builder.scalar(0, "int64"), builder.scalar(1, "int64")
     return builder.op("Gather", [builder.op("Range", [zero, length, one]), positions])
 
