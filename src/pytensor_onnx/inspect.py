@@ -21,6 +21,8 @@ import onnx
 import onnx_ir as ir
 from pytensor.graph.basic import Apply, Variable
 
+from pytensor_onnx.storage import all_initializers
+
 PathLike = str | os.PathLike[str]
 
 #: Node metadata keys written by :func:`annotate_provenance`.
@@ -249,8 +251,7 @@ def model_summary(model: onnx.ModelProto | ir.Model | PathLike) -> ModelSummary:
     for node in ir.traversal.RecursiveGraphIterator(graph):
         histogram[f"{node.domain}::{node.op_type}" if node.domain else node.op_type] += 1
     initializers = []
-    # Subgraphs too: a Scan body holds the weights only it reads.
-    for name, value in (item for g in ir_model.graphs() for item in g.initializers.items()):
+    for name, value in all_initializers(ir_model):
         tensor = value.const_value
         if tensor is None:
             continue

@@ -36,9 +36,9 @@ AUTO_EXTERNAL_DATA_BYTES = 2**30
 DEFAULT_EXTERNAL_DATA_THRESHOLD = 1024
 
 
-def _initializers(model: ir.Model) -> Iterator[tuple[str, ir.Value]]:
-    """The initializers of ``model``'s graphs (a ``Scan`` body holds the weights only it
-    reads), by name."""
+def all_initializers(model: ir.Model) -> Iterator[tuple[str, ir.Value]]:
+    """The initializers of ``model``'s graph and subgraphs (a ``Scan`` body holds the
+    weights only it reads), by name."""
     for graph in model.graphs():
         yield from graph.initializers.items()
 
@@ -47,7 +47,7 @@ def initializer_bytes(model: ir.Model) -> int:
     """The number of bytes held by the initializers of ``model``'s graphs."""
     return sum(
         value.const_value.nbytes
-        for _, value in _initializers(model)
+        for _, value in all_initializers(model)
         if value.const_value is not None
     )
 
@@ -60,7 +60,7 @@ def external_data_name(path: PathLike, model: ir.Model, threshold: int) -> str:
     so replacing the model file is the one step that switches from the old pair to the new.
     """
     digest = hashlib.blake2b(digest_size=8)
-    for name, value in _initializers(model):
+    for name, value in all_initializers(model):
         tensor = value.const_value
         if tensor is not None and tensor.nbytes >= threshold:
             digest.update(name.encode())
@@ -610,6 +610,7 @@ __all__ = [
     "MAX_NODES",
     "MAX_SUBGRAPH_DEPTH",
     "PROTOBUF_LIMIT_BYTES",
+    "all_initializers",
     "check_external_data_locations",
     "check_model_file",
     "check_untrusted_model",
