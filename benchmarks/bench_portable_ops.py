@@ -85,27 +85,11 @@ def main() -> None:
     rows = []
     for op_type, (attributes, n_inputs) in CASES.items():
         feeds = {f"x{i}": values[i] for i in range(n_inputs)}
-        calls = {}
-        for kind, build in [("native", native), ("portable", portable)]:
-            session = ort.InferenceSession(
-                build(op_type, attributes, n_inputs).SerializeToString(),
-                options,
-                providers=["CPUExecutionProvider"],
-            )
-            calls[kind] = lambda s=session, f=feeds: s.run(None, f)
-        times = interleaved_call_times(calls)
-        per_million = {k: t * 1e9 / args.size for k, t in times.items()}  # ms per 1e6
-        rows.append(
-            {
-                "op": op_type,
-                "native_ms_per_1e6": round(per_million["native"], 3),
-                "portable_ms_per_1e6": round(per_million["portable"], 3),
-            }
-        )
-        print(
-            f"{op_type:15s} native {per_million['native']:6.2f} ms, "
-            f"portable {per_million['portable']:6.2f} ms per 1e6 float64 values"
-        )
+        models = {
+            kind: build(op_type, attributes, n_inputs)
+            for kind, build in [("native", native), ("portable", portable)]
+        }
+        rows.append(_time_pair(op_type, models, feeds, args.size, options))
     rows.extend(_time_exports(values[0], options))
     emit({"benchmark": "portable_ops", "size": args.size, "rows": rows})
 
@@ -116,7 +100,8 @@ def _time_exports(values: np.ndarray, options: ort.SessionOptions) -> list[dict[
     x, idx = pt.matrix("x"), pt.lvector("idx")
     width = 1000
     matrix = values[: values.size // width * width].reshape(-1, width)
-    positions = np.random.default_rng(1).integers(-width, width, size=1000)
+    bound = min(matrix.shape)  # valid along both axes, counted from either end
+    positions = np.random.default_rng(1).integers(-bound, bound, size=1000)
     graphs = {
         "reversed rows": x[::-1],
         "every other column": x[:, ::2],
@@ -129,26 +114,39 @@ def _time_exports(values: np.ndarray, options: ort.SessionOptions) -> list[dict[
     for name, out in graphs.items():
         inputs = [x, idx] if idx in graph_inputs([out]) else [x]
         feeds = {"x": matrix, "idx": positions} if len(inputs) == 2 else {"x": matrix}
-        calls = {}
-        for kind, flag in [("native", False), ("portable", True)]:
-            model = export_onnx(inputs, [out], portable=flag)
-            session = ort.InferenceSession(
-                model.SerializeToString(), options, providers=["CPUExecutionProvider"]
-            )
-            calls[kind] = lambda s=session, f=feeds: s.run(None, f)
-        per_million = {k: t * 1e9 / matrix.size for k, t in interleaved_call_times(calls).items()}
-        rows.append(
-            {
-                "op": name,
-                "native_ms_per_1e6": round(per_million["native"], 3),
-                "portable_ms_per_1e6": round(per_million["portable"], 3),
-            }
-        )
-        print(
-            f"{name:25s} portable=False {per_million['native']:6.2f} ms, "
-            f"portable {per_million['portable']:6.2f} ms per 1e6 float64 values"
-        )
+        models = {
+            kind: export_onnx(inputs, [out], portable=flag)
+            for kind, flag in [("native", False), ("portable", True)]
+        }
+        rows.append(_time_pair(name, models, feeds, matrix.size, options))
     return rows
+
+
+def _time_pair(
+    name: str,
+    models: dict[str, onnx.ModelProto],
+    feeds: dict[str, np.ndarray],
+    size: int,
+    options: ort.SessionOptions,
+) -> dict[str, object]:
+    """Time the ``"native"`` and ``"portable"`` models interleaved; print and return their
+    times per 10**6 of ``size`` values."""
+    calls = {}
+    for kind, model in models.items():
+        session = ort.InferenceSession(
+            model.SerializeToString(), options, providers=["CPUExecutionProvider"]
+        )
+        calls[kind] = lambda s=session: s.run(None, feeds)
+    per_million = {k: t * 1e9 / size for k, t in interleaved_call_times(calls).items()}
+    print(
+        f"{name:25s} native {per_million['native']:6.2f} ms, "
+        f"portable {per_million['portable']:6.2f} ms per 1e6 float64 values"
+    )
+    return {
+        "op": name,
+        "native_ms_per_1e6": round(per_million["native"], 3),
+        "portable_ms_per_1e6": round(per_million["portable"], 3),
+    }
 
 
 if __name__ == "__main__":
