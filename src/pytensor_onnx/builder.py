@@ -308,19 +308,27 @@ class ONNXBuilder:
         ``k`` is a 1-element int64 value.  onnxruntime-web 1.30 traps ("divide by zero") in
         ``TopK`` with ``k > 0`` of an input that is empty along another axis (a batch of no
         rows): unless those axes are known not to be empty, an ``If`` gives an empty input
-        its empty results without ``TopK`` (about 1.5 µs in ONNX Runtime 1.32).
+        its empty results without ``TopK`` (about 1.5 µs in ONNX Runtime 1.32).  tract types
+        a ``k`` computed from dimensions of unknown length as a dimension, which its ``TopK``
+        cannot evaluate: outside the ``If``, such a ``k`` goes through a ``Cast`` to uint64
+        and back, which tract computes when the model runs.
         """
         attributes = {"axis": axis, "largest": int(largest), "sorted": 1}
-        others = None
+        others = length = None
         if x.shape is not None:
             others = [d for i, d in enumerate(x.shape) if i != axis % len(x.shape)]
+            length = x.shape[axis]
         if others is not None and all(isinstance(d, int) and d > 0 for d in others):
+            if k.const_value is None and not isinstance(length, int):
+                k = self.cast(self.cast(k, "uint64", "int64"), "int64", "uint64")
             values, indices = self.op_multi("TopK", [x, k], attributes, num_outputs=2)
             return values, indices
 
         def empty(b: ONNXBuilder) -> list[ir.Value]:
             values = b.op("Slice", [x, b.int64s([0]), k, b.int64s([axis])])
-            return [values, b.cast(values, "int64", dtype)]
+            # Not a Cast of ``values``: tract types an int64 made by a Cast as a dimension.
+            zero = ir.Tensor(np.zeros(1, dtype=np.int64))
+            return [values, b.op("ConstantOfShape", [b.shape(values)], {"value": zero})]
 
         def top(b: ONNXBuilder) -> list[ir.Value]:
             return list(b.op_multi("TopK", [x, k], attributes, num_outputs=2))

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytensor
 import pytensor.tensor as pt
 import pytest
 
-from pytensor_onnx import export_onnx
+from pytensor_onnx import export_onnx, runtimes
 from tests.compare import all_nodes, compare_onnx_and_py, input_like
 
 RNG = np.random.default_rng(3)
@@ -74,3 +76,26 @@ def test_sort_gradient(floatX: str, symbolic: bool) -> None:
     weights = np.arange(5, dtype=floatX)
     grad = pytensor.grad((pt.sort(x, axis=1) * weights).sum() + pt.sort(x, axis=0)[0].sum(), x)
     compare_onnx_and_py([x], [grad], [value])
+
+
+@pytest.mark.parametrize("runtime", ["onnxruntime", "onnx.reference", "openvino", "tract"])
+def test_sorts_of_unknown_length_run_everywhere(runtime: str, tmp_path: Path) -> None:
+    """A vector of unknown length, and a batch of unknown size along an axis of known length:
+    tract evaluates neither a ``TopK`` whose ``k`` is a dimension of unknown length nor the
+    empty-batch ``If`` with an int64 ``Cast`` in one branch.  No NaN and no ties: tract and
+    OpenVINO do not sort NaN last, OpenVINO does not keep ties in index order
+    (docs/deployment.md)."""
+    if not runtimes.is_available(runtime):
+        pytest.skip(f"{runtime} is not installed")
+    x = pt.vector("x")
+    m = pt.tensor("m", shape=(None, 4))
+    outs = [pt.sort(x), pt.argsort(x), x - pt.sort(x)[::-1], pt.sort(m, axis=1), pt.argsort(m)]
+    path = tmp_path / "sort.onnx"
+    export_onnx([x, m], outs, path)
+    fn = pytensor.function([x, m], outs)
+    for n, rows in [(6, 3), (0, 0), (1, 1)]:
+        values = [RNG.permutation(n) - n / 2, RNG.normal(size=(rows, 4))]
+        got = runtimes.run(runtime, path, {"x": values[0], "m": values[1]})
+        for g, want in zip(got, fn(*values), strict=True):
+            assert g.shape == want.shape
+            np.testing.assert_allclose(g, want, rtol=1e-6)
