@@ -425,10 +425,11 @@ KNOWN_LIMITS: dict[tuple[str, str], tuple[str, str]] = {
         "tract's `Max` does not propagate NaN (`maximum(x, nan)` gives `x`)",
     ),
     ("sorting", "tract"): (
-        r"Undetermined symbol in expression: x_dim0|Impossible to unify I64 with TDim",
-        "tract cannot evaluate `TopK` whose `k` is a dimension of unknown length, nor type "
-        "the `If` that gives an input of unknown batch size its empty result when the batch "
-        "is empty (onnxruntime-web traps on a `TopK` of no rows)",
+        r"Undetermined symbol in expression: m_dim1",
+        "tract cannot evaluate a `TopK` whose `k` is a dimension of unknown length inside the "
+        "`If` that gives an input of unknown batch size its empty result when the batch is "
+        "empty (onnxruntime-web traps on a `TopK` of no rows); it sorts vectors of unknown "
+        "length, and batches of unknown size along an axis of known length",
     ),
     ("elementwise_float64", "openvino"): (
         r"output 0: max relative error nan",
