@@ -8,8 +8,10 @@ operator and its replacement, exported by the builder itself, on ``--size`` floa
 
 It also times the portable forms chosen per converter against ``portable=False`` exports:
 slices with a step along an axis of unknown size are a ``Gather`` of their positions (tract
-slices such an axis with step 1 only), and ``GatherND``/``ScatterND`` indices are counted
-from the start (tract aborts on negative ones).
+slices such an axis with step 1 only), ``GatherND``/``ScatterND`` indices are counted
+from the start (tract aborts on negative ones), and entries of a vector of unknown length are
+a ``Gather`` rather than a ``GatherElements`` (``onnx.reference`` fails on the latter beyond
+64 entries).
 
 Usage: ``python benchmarks/bench_portable_ops.py [--size 1000000]``.  Not part of
 ``run_all.py``; the numbers are recorded in ``docs/deployment.md``.
@@ -114,12 +116,30 @@ def _time_exports(values: np.ndarray, options: ort.SessionOptions) -> list[dict[
     for name, out in graphs.items():
         inputs = [x, idx] if idx in graph_inputs([out]) else [x]
         feeds = {"x": matrix, "idx": positions} if len(inputs) == 2 else {"x": matrix}
-        models = {
-            kind: export_onnx(inputs, [out], portable=flag)
-            for kind, flag in [("native", False), ("portable", True)]
-        }
-        rows.append(_time_pair(name, models, feeds, matrix.size, options))
+        rows.append(_time_export_pair(name, inputs, out, feeds, matrix.size, options))
+    # Entries of a vector of unknown length (GatherElements without portable, else Gather),
+    # timed per 10**6 indices, e.g. group effects taken per observation.
+    v = pt.vector("v")
+    groups = np.random.default_rng(2).integers(-1000, 1000, size=values.size)
+    feeds = {"v": values[:1000], "idx": groups}
+    rows.append(_time_export_pair("v[idx]", [v, idx], v[idx], feeds, groups.size, options))
     return rows
+
+
+def _time_export_pair(
+    name: str,
+    inputs: list[pt.TensorVariable],
+    out: pt.TensorVariable,
+    feeds: dict[str, np.ndarray],
+    size: int,
+    options: ort.SessionOptions,
+) -> dict[str, object]:
+    """Time the ``portable=False`` and default exports of ``inputs -> out``."""
+    models = {
+        kind: export_onnx(inputs, [out], portable=flag)
+        for kind, flag in [("native", False), ("portable", True)]
+    }
+    return _time_pair(name, models, feeds, size, options)
 
 
 def _time_pair(

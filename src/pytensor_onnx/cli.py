@@ -495,8 +495,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-portable",
         dest="portable",
         action="store_false",
-        help="faster forms that only ONNX Runtime and onnx.reference compute correctly (today "
-        "the random generator's right shifts; see docs/random.md)",
+        help="faster forms for ONNX Runtime that other runtimes cannot run or compute "
+        "differently (see docs/deployment.md, Portable operators)",
     )
     p.set_defaults(handler=cmd_export)
 

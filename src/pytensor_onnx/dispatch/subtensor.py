@@ -10,11 +10,12 @@ the data after ``newaxis`` insertion), then :func:`index_tensor` builds the ONNX
 * ``newaxis`` becomes ``Unsqueeze``;
 * boolean masks become integer index arrays through ``NonZero``;
 * a single integer index (scalar or array) is a ``Gather`` on its axis, which is NumPy's rule
-  for where the indexed dims go; several index arrays are broadcast, the indexed axes are
-  transposed to the front and taken with ``GatherND``, and the result dims are moved back to
-  the first indexed axis when the advanced indices are consecutive (NumPy's placement rule);
-  in portable exports ``GatherND`` and ``ScatterND`` get their indices counted from the start
-  (tract aborts on negative ones).
+  for where the indexed dims go (an array indexing a vector is a faster ``GatherElements``
+  where every runtime runs it, see :func:`_take`); several index arrays are broadcast, the
+  indexed axes are transposed to the front and taken with ``GatherND``, and the result dims
+  are moved back to the first indexed axis when the advanced indices are consecutive (NumPy's
+  placement rule); in portable exports ``GatherND`` and ``ScatterND`` get their indices
+  counted from the start (tract aborts on negative ones).
 
 Increments and assignments index an ``arange`` shaped like ``x`` with the same function to get
 the flat position of every selected element, then scatter into the flattened ``x`` with
@@ -326,6 +327,33 @@ def _nonnegative(builder: ONNXBuilder, positions: ir.Value, data: ir.Value, axis
     return builder.op("Gather", [builder.op("Range", [zero, length, one]), positions])
 
 
+#: onnx.reference computes ``GatherElements`` with ``np.choose``, which takes at most 32
+#: choices (64 with NumPy 2): the longest vector a portable export takes entries of that way.
+_REFERENCE_CHOICES = 32
+
+
+def _take(builder: ONNXBuilder, data: ir.Value, item: _Item, axis: int) -> ir.Value:
+    """``data``'s entries at the index array ``item`` along ``axis``: a ``Gather``, except
+    from a vector by an array, which is a ``GatherElements`` of the flattened indices where
+    every runtime runs it: ONNX Runtime 1.32 takes about 7.5 ns per index in ``Gather`` and
+    0.6 ns in ``GatherElements`` (``benchmarks/bench_portable_ops.py``).  That is in exports
+    with ``portable=False``, and in portable ones from vectors of at most
+    :data:`_REFERENCE_CHOICES` entries, since ``onnx.reference`` fails on longer ones.
+    """
+    indices = item.array
+    assert indices is not None
+    length = None if data.shape is None or len(data.shape) != 1 else data.shape[0]
+    short = isinstance(length, int) and length <= _REFERENCE_CHOICES
+    portable = builder.options.get("portable", True)
+    if item.ndim == 0 or data.shape is None or len(data.shape) != 1 or (portable and not short):
+        return builder.op("Gather", [data, indices], {"axis": axis})
+    if item.ndim == 1:
+        return builder.op("GatherElements", [data, indices], {"axis": 0})
+    flat = builder.op("Reshape", [indices, builder.int64s([-1])])
+    taken = builder.op("GatherElements", [data, flat], {"axis": 0})
+    return builder.op("Reshape", [taken, builder.shape(indices)])
+
+
 def _gather_arrays(
     builder: ONNXBuilder, data: ir.Value, arrays: list[tuple[int, _Item]], ndim: int
 ) -> ir.Value:
@@ -334,7 +362,7 @@ def _gather_arrays(
         # One index array (its dims replace its axis), or only scalars (each removes its
         # axis): plain Gathers, from the last axis so that earlier axes keep their numbers.
         for axis, item in sorted(arrays, key=lambda a: -a[0]):
-            data = builder.op("Gather", [data, item.array], {"axis": axis})
+            data = _take(builder, data, item, axis)
         return data
     axes = [axis for axis, _ in arrays]
     rest = [d for d in range(ndim) if d not in axes]
