@@ -147,6 +147,33 @@ def test_arrays_indexing_a_short_static_vector_are_gather_elements(
             np.testing.assert_allclose(g, w, rtol=1e-6)
 
 
+@pytest.mark.parametrize("runtime", ["onnxruntime", "onnx.reference", "openvino", "tract"])
+def test_increments_of_a_vector_are_scatter_elements(runtime: str, tmp_path: Path) -> None:
+    """``inc_subtensor`` of a vector of unknown length (the gradient of ``theta[group]``) is
+    one ``ScatterElements`` with ``reduction="add"``: negative, repeated, 2-D and no
+    indices, in every runtime, without counting the indices from the start."""
+    if not runtimes.is_available(runtime):
+        pytest.skip(f"{runtime} is not installed")
+    x, idx, rows = pt.vector("x"), pt.lvector("idx"), pt.lmatrix("rows")
+    outs = [
+        pt.inc_subtensor(x[idx], pt.arange(idx.shape[0], dtype="float64") + 1.0),
+        pt.inc_subtensor(x[rows], 2.0),
+        pt.grad((x[idx] ** 2).sum(), x),
+    ]
+    path = tmp_path / "inc.onnx"
+    model = export_onnx([x, idx, rows], outs, path)
+    ops = [n.op_type for n in all_nodes(model)]
+    assert ops.count("ScatterElements") == 3 and "ScatterND" not in ops and "Range" in ops
+    fn = pytensor.function([x, idx, rows], outs)
+    cases = [(5, [0, -1, 4, 4, -5, 2], [[1, -2], [1, 1]]), (3, [], np.zeros((0, 2)))]
+    for n, index, matrix in cases:
+        values = [_data((n,), "float64"), np.array(index, "int64"), np.array(matrix, "int64")]
+        got = runtimes.run(runtime, path, dict(zip(["x", "idx", "rows"], values, strict=True)))
+        for g, w in zip(got, fn(*values), strict=True):
+            assert g.shape == w.shape
+            np.testing.assert_allclose(g, w, rtol=1e-6)
+
+
 def test_arrays_indexing_a_vector_of_any_length_without_portable() -> None:
     """With ``portable=False`` every vector is taken from with ``GatherElements`` (which
     ``onnx.reference`` cannot run beyond 64 entries, so only ONNX Runtime runs this)."""
