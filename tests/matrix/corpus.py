@@ -190,6 +190,10 @@ def _booleans() -> Built:
 def _indexing() -> Built:
     x = pt.matrix("x")
     idx = pt.lvector("idx")
+    # Vectors: GatherElements from one of known length, Gather from one of unknown length,
+    # and ScatterElements for the increments of both.
+    v = pt.vector("v", shape=(8,))
+    w = pt.vector("w")
     outs = [
         x[1:-1:2],
         x[idx],
@@ -197,8 +201,14 @@ def _indexing() -> Built:
         x[idx, idx],
         pt.set_subtensor(x[0, 1:], 0.0),
         pt.inc_subtensor(x[idx], 1.0),
+        v[idx],
+        w[idx],
+        pt.inc_subtensor(v[idx], 1.0),
+        pt.inc_subtensor(w[idx], w[idx]),
     ]
-    return [x, idx], outs, [_rng(3).normal(size=(6, 3)), np.array([0, -1, 2], dtype="int64")]
+    rng = _rng(3)
+    values = [rng.normal(size=(6, 3)), np.array([0, -1, 2, 2], dtype="int64")]
+    return [x, idx, v, w], outs, [*values, rng.normal(size=8), rng.normal(size=5)]
 
 
 def _shapes() -> Built:
