@@ -174,6 +174,16 @@ def test_increments_of_a_vector_are_scatter_elements(runtime: str, tmp_path: Pat
             np.testing.assert_allclose(g, w, rtol=1e-6)
 
 
+def test_static_length_from_pytensor_chooses_gather_elements() -> None:
+    """A vector whose length PyTensor knows statically (a slice of PyMC's raveled parameter
+    vector) is taken from with ``GatherElements`` too."""
+    x, idx = pt.vector("x"), pt.lvector("idx")
+    theta = pt.specify_shape(x[2:10], (8,))
+    value = [_data((12,), "float64"), np.array([0, -1, 7, 7, 3])]
+    model = compare_onnx_and_py([x, idx], [theta[idx], pt.grad(theta[idx].sum(), x)], value)
+    assert "GatherElements" in {n.op_type for n in all_nodes(model)}
+
+
 def test_arrays_indexing_a_vector_of_any_length_without_portable() -> None:
     """With ``portable=False`` every vector is taken from with ``GatherElements`` (which
     ``onnx.reference`` cannot run beyond 64 entries, so only ONNX Runtime runs this)."""

@@ -332,21 +332,19 @@ def _nonnegative(builder: ONNXBuilder, positions: ir.Value, data: ir.Value, axis
 _REFERENCE_CHOICES = 32
 
 
-def _take(builder: ONNXBuilder, data: ir.Value, item: _Item, axis: int) -> ir.Value:
-    """``data``'s entries at the index array ``item`` along ``axis``: a ``Gather``, except
-    from a vector by an array, which is a ``GatherElements`` of the flattened indices where
-    every runtime runs it: ONNX Runtime 1.32 takes 11.7 ms per 10**6 indices in ``Gather``
-    and 0.70 ms in ``GatherElements`` (``benchmarks/bench_portable_ops.py``).  That is in exports
-    with ``portable=False``, and in portable ones from vectors of at most
+def _take(builder: ONNXBuilder, data: ir.Value, item: _Item, length: int | None) -> ir.Value:
+    """Entries of the vector ``data`` (of static ``length``) at the index array ``item``: a
+    ``Gather``, or a ``GatherElements`` of the flattened indices where every runtime runs
+    it: ONNX Runtime 1.32 takes 11.7 ms per 10**6 indices in ``Gather`` and 0.70 ms in
+    ``GatherElements`` (``benchmarks/bench_portable_ops.py``).  That is in exports with
+    ``portable=False``, and in portable ones from vectors of at most
     :data:`_REFERENCE_CHOICES` entries, since ``onnx.reference`` fails on longer ones.
     """
     indices = item.array
     assert indices is not None
-    length = None if data.shape is None or len(data.shape) != 1 else data.shape[0]
-    short = isinstance(length, int) and length <= _REFERENCE_CHOICES
-    portable = builder.options.get("portable", True)
-    if item.ndim == 0 or data.shape is None or len(data.shape) != 1 or (portable and not short):
-        return builder.op("Gather", [data, indices], {"axis": axis})
+    short = length is not None and length <= _REFERENCE_CHOICES
+    if builder.options.get("portable", True) and not short:
+        return builder.op("Gather", [data, indices], {"axis": 0})
     if item.ndim == 1:
         return builder.op("GatherElements", [data, indices], {"axis": 0})
     flat = builder.op("Reshape", [indices, builder.int64s([-1])])
@@ -355,14 +353,22 @@ def _take(builder: ONNXBuilder, data: ir.Value, item: _Item, axis: int) -> ir.Va
 
 
 def _gather_arrays(
-    builder: ONNXBuilder, data: ir.Value, arrays: list[tuple[int, _Item]], ndim: int
+    builder: ONNXBuilder,
+    data: ir.Value,
+    arrays: list[tuple[int, _Item]],
+    shape: Sequence[int | None],
 ) -> ir.Value:
-    """Take the integer index arrays ``(axis, item)`` from ``data`` as NumPy does."""
+    """Take the integer index arrays ``(axis, item)`` from ``data`` (of static ``shape``
+    along the indexed axes) as NumPy does."""
+    ndim = len(shape)
     if len(arrays) == 1 or all(item.ndim == 0 for _, item in arrays):
         # One index array (its dims replace its axis), or only scalars (each removes its
         # axis): plain Gathers, from the last axis so that earlier axes keep their numbers.
         for axis, item in sorted(arrays, key=lambda a: -a[0]):
-            data = _take(builder, data, item, axis)
+            if ndim == 1 and item.ndim > 0:
+                data = _take(builder, data, item, shape[0])
+            else:
+                data = builder.op("Gather", [data, item.array], {"axis": axis})
         return data
     axes = [axis for axis, _ in arrays]
     rest = [d for d in range(ndim) if d not in axes]
@@ -411,7 +417,7 @@ def index_tensor(
     arrays = [(axis, item) for axis, item in enumerate(padded) if item.kind == "array"]
     if not arrays:
         return x
-    return _gather_arrays(builder, x, arrays, len(full_shape))
+    return _gather_arrays(builder, x, arrays, full_shape)
 
 
 def _scatter(
