@@ -308,20 +308,37 @@ class ONNXBuilder:
         ``k`` is a 1-element int64 value.  onnxruntime-web 1.30 traps ("divide by zero") in
         ``TopK`` with ``k > 0`` of an input that is empty along another axis (a batch of no
         rows): unless those axes are known not to be empty, an ``If`` gives an empty input
-        its empty results without ``TopK`` (about 1.5 µs in ONNX Runtime 1.32).  tract types
-        a ``k`` computed from dimensions of unknown length as a dimension, which its ``TopK``
-        cannot evaluate: outside the ``If``, such a ``k`` goes through a ``Cast`` to uint64
-        and back, which tract computes when the model runs.
+        its empty results without ``TopK`` (about 1.5 µs in ONNX Runtime 1.32).
+
+        tract types a ``k`` computed from dimensions of unknown length as a dimension, which
+        its ``TopK`` cannot evaluate.  In portable exports such a ``k`` goes through a
+        ``Cast`` to uint64 and back, which tract computes when the model runs; its results
+        then have a length of their own, which inside the ``If`` a ``Slice`` to ``k`` makes
+        the length of the other branch's results again (a copy: 2-8 % of a sort of 10**6
+        float64 values in ONNX Runtime).
         """
         attributes = {"axis": axis, "largest": int(largest), "sorted": 1}
         others = length = None
         if x.shape is not None:
             others = [d for i, d in enumerate(x.shape) if i != axis % len(x.shape)]
             length = x.shape[axis]
+        computed_k = (
+            bool(self.options.get("portable", True))
+            and k.const_value is None
+            and not isinstance(length, int)
+        )
+
+        def top(b: ONNXBuilder, *, same_length: bool) -> list[ir.Value]:
+            if not computed_k:
+                return list(b.op_multi("TopK", [x, k], attributes, num_outputs=2))
+            count = b.cast(b.cast(k, "uint64", "int64"), "int64", "uint64")
+            results = b.op_multi("TopK", [x, count], attributes, num_outputs=2)
+            if not same_length:
+                return list(results)
+            return [b.op("Slice", [r, b.int64s([0]), k, b.int64s([axis])]) for r in results]
+
         if others is not None and all(isinstance(d, int) and d > 0 for d in others):
-            if k.const_value is None and not isinstance(length, int):
-                k = self.cast(self.cast(k, "uint64", "int64"), "int64", "uint64")
-            values, indices = self.op_multi("TopK", [x, k], attributes, num_outputs=2)
+            values, indices = top(self, same_length=False)
             return values, indices
 
         def empty(b: ONNXBuilder) -> list[ir.Value]:
@@ -330,12 +347,13 @@ class ONNXBuilder:
             zero = ir.Tensor(np.zeros(1, dtype=np.int64))
             return [values, b.op("ConstantOfShape", [b.shape(values)], {"value": zero})]
 
-        def top(b: ONNXBuilder) -> list[ir.Value]:
-            return list(b.op_multi("TopK", [x, k], attributes, num_outputs=2))
-
         is_empty = self.op("Equal", [self.op("Size", [x]), self.scalar(0, "int64")])
         values, indices = self.if_then_else(
-            is_empty, empty, top, (dtype, "int64"), names=("empty", "top_k")
+            is_empty,
+            empty,
+            lambda b: top(b, same_length=True),
+            (dtype, "int64"),
+            names=("empty", "top_k"),
         )
         return values, indices
 

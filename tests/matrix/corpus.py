@@ -434,13 +434,6 @@ KNOWN_LIMITS: dict[tuple[str, str], tuple[str, str]] = {
         r"output 4: max relative error nan",
         "tract's `Max` does not propagate NaN (`maximum(x, nan)` gives `x`)",
     ),
-    ("sorting", "tract"): (
-        r"Undetermined symbol in expression: m_dim1",
-        "tract cannot evaluate a `TopK` whose `k` is a dimension of unknown length inside the "
-        "`If` that gives an input of unknown batch size its empty result when the batch is "
-        "empty (onnxruntime-web traps on a `TopK` of no rows); it sorts vectors of unknown "
-        "length, and batches of unknown size along an axis of known length",
-    ),
     ("elementwise_float64", "openvino"): (
         r"output 0: max relative error nan",
         "OpenVINO's `Exp` returns the largest float32 (3.4e38) for `exp(inf)`, not inf",
