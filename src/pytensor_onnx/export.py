@@ -713,8 +713,8 @@ def export_onnx(
         alike.  ``False``: faster forms for ONNX Runtime that other runtimes cannot run or
         compute differently: the random generator's plain right shifts (OpenVINO computes
         them as float32 divisions; the same draws in up to a quarter less time), strided
-        slices along axes of unknown size and negative ``GatherND``/``ScatterND`` indices
-        (tract), and entries of a vector of any length taken by ``GatherElements``
+        slices along axes of unknown size, negative ``GatherND``/``ScatterND`` indices and
+        sorts along axes of unknown length (tract), and entries of a vector of any length taken by ``GatherElements``
         (``onnx.reference`` fails beyond 64 entries; 17x faster than ``Gather`` in ONNX
         Runtime).  ``mode="ONNX"`` builds the ``False`` forms.
 
