@@ -714,9 +714,9 @@ def export_onnx(
         compute differently: the random generator's plain right shifts (OpenVINO computes
         them as float32 divisions; the same draws in up to a quarter less time), strided
         slices along axes of unknown size, negative ``GatherND``/``ScatterND`` indices and
-        sorts along axes of unknown length (tract), and entries of a vector of any length taken by ``GatherElements``
-        (``onnx.reference`` fails beyond 64 entries; 17x faster than ``Gather`` in ONNX
-        Runtime).  ``mode="ONNX"`` builds the ``False`` forms.
+        sorts along axes of unknown length (tract), and entries of a vector of any length
+        taken by ``GatherElements`` (``onnx.reference`` fails beyond 64 entries; 17x faster
+        than ``Gather`` in ONNX Runtime).  ``mode="ONNX"`` builds the ``False`` forms.
 
     Returns
     -------
