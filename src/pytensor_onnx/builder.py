@@ -322,11 +322,7 @@ class ONNXBuilder:
         if x.shape is not None:
             others = [d for i, d in enumerate(x.shape) if i != axis % len(x.shape)]
             length = x.shape[axis]
-        computed_k = (
-            bool(self.options.get("portable", True))
-            and k.const_value is None
-            and not isinstance(length, int)
-        )
+        computed_k = self.portable and k.const_value is None and not isinstance(length, int)
 
         def top(b: ONNXBuilder, *, same_length: bool) -> list[ir.Value]:
             if not computed_k:
@@ -554,6 +550,12 @@ class ONNXBuilder:
             yield
         finally:
             root.elementwise_size = saved
+
+    @property
+    def portable(self) -> bool:
+        """Whether to build the constructions every runtime computes alike (the export
+        option ``portable``, on by default) rather than ONNX Runtime's faster forms."""
+        return bool(self.options.get("portable", True))
 
     @property
     def root(self) -> ONNXBuilder:

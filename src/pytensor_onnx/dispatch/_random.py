@@ -62,7 +62,7 @@ def shift_right(builder: ONNXBuilder, x: ir.Value, bits: int) -> ir.Value:
     def right(value: ir.Value) -> ir.Value:
         return b.op("BitShift", [value, b.scalar(bits, "uint32")], {"direction": "RIGHT"})
 
-    if not b.options.get("portable", True):
+    if not b.portable:
         return right(x)
     low = b.scalar(2 ** max(bits, 8) - 1, "uint32")
     shifted = right(b.op("BitwiseAnd", [x, b.op("BitwiseNot", [low])]))
@@ -120,7 +120,7 @@ def split_words(builder: ONNXBuilder, value: ir.Value) -> Words:
     b = builder
     low = b.op("Cast", [value], {"to": ir.DataType.UINT32})
     wide = b.op("Cast", [value], {"to": ir.DataType.UINT64})
-    if b.options.get("portable", True):
+    if b.portable:
         wide = b.op("Sub", [wide, b.op("Cast", [low], {"to": ir.DataType.UINT64})])
     shifted = b.op("BitShift", [wide, b.scalar(32, "uint64")], {"direction": "RIGHT"})
     return low, b.op("Cast", [shifted], {"to": ir.DataType.UINT32})

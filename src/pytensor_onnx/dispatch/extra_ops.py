@@ -83,7 +83,7 @@ def cumprod(
     """Cumulative product of ``x`` (of rank ``rank``) along ``axis`` by a log-depth scan (see
     module docs)."""
     axis %= rank
-    portable = builder.options.get("portable", True)
+    portable = builder.portable
     if portable and axis != 0:
         # The portable shift gathers along the axis: whole rows along the first axis are
         # fast copies in ONNX Runtime, single entries along a later axis are not.

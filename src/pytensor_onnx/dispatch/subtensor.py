@@ -285,11 +285,7 @@ def _apply_slices(
     for axis, item in enumerate(items):
         if item.kind != "slice" or item.is_full_slice:
             continue
-        if (
-            builder.options.get("portable", True)
-            and shape[axis] is None
-            and item.step not in (None, 1)
-        ):
+        if builder.portable and shape[axis] is None and item.step not in (None, 1):
             strided.append(axis)
             continue
         start, stop, step = _slice_bounds(builder, data, axis, item, shape[axis])
@@ -320,7 +316,7 @@ def _nonnegative(builder: ONNXBuilder, positions: ir.Value, data: ir.Value, axis
     allows them).  A ``Gather`` of ``arange(n)``, since tract's ``Gather`` takes negative
     indices and it cannot evaluate an index computed from a shape (``i + n``); out-of-range
     positions still fail."""
-    if not builder.options.get("portable", True):
+    if not builder.portable:
         return positions
     length = builder.axis_length(data, axis)
     zero, one = builder.scalar(0, "int64"), builder.scalar(1, "int64")
@@ -343,7 +339,7 @@ def _take(builder: ONNXBuilder, data: ir.Value, item: _Item, length: int | None)
     indices = item.array
     assert indices is not None
     short = length is not None and length <= _REFERENCE_CHOICES
-    if builder.options.get("portable", True) and not short:
+    if builder.portable and not short:
         return builder.op("Gather", [data, indices], {"axis": 0})
     if item.ndim == 1:
         return builder.op("GatherElements", [data, indices], {"axis": 0})
